@@ -1,0 +1,256 @@
+"""Noise processes x_t = alpha(t) x_0 + sigma(t) eps and the conversions between
+the quantities a network can predict.
+
+Every process here is described by two functions of time, ``alpha(t)`` (signal scale)
+and ``sigma(t)`` (noise scale); EDM's "sigma(t) = t, alpha = 1" is one of them, the VP
+processes have alpha^2 + sigma^2 = 1 and the VE process has alpha = 1 (Karras et al.
+2022, Sec. 2, Table 1). The conversions between the noise prediction eps, the clean
+estimate x_0 (= the denoiser output D), and the score are written once, below, with the
+optional VP scaling alpha. For alpha = 1 they reduce to the identity
+``D(x, sigma) = x + sigma^2 * score(x, sigma)`` (Gaussian score paper, Eq. 4).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+TensorLike = Tensor | float
+
+# --------------------------------------------------------------------------------------
+# Conversions (the only place these identities are written)
+# --------------------------------------------------------------------------------------
+
+
+def denoiser_to_score(d: Tensor, x: Tensor, sigma: TensorLike, alpha: TensorLike = 1.0) -> Tensor:
+    """score = (alpha * D - x) / sigma^2 for x = alpha x0 + sigma eps (Gaussian score, Eq. 4)."""
+    return (alpha * d - x) / sigma**2
+
+
+def score_to_denoiser(s: Tensor, x: Tensor, sigma: TensorLike, alpha: TensorLike = 1.0) -> Tensor:
+    """D = (x + sigma^2 * score) / alpha (Tweedie's formula)."""
+    return (x + sigma**2 * s) / alpha
+
+
+def eps_to_denoiser(eps: Tensor, x: Tensor, sigma: TensorLike, alpha: TensorLike = 1.0) -> Tensor:
+    """x0 = (x - sigma eps) / alpha (DDPM, Ho et al. 2020, Eq. 4 rearranged)."""
+    return (x - sigma * eps) / alpha
+
+
+def denoiser_to_eps(d: Tensor, x: Tensor, sigma: TensorLike, alpha: TensorLike = 1.0) -> Tensor:
+    """eps = (x - alpha x0) / sigma."""
+    return (x - alpha * d) / sigma
+
+
+def eps_to_score(eps: Tensor, sigma: TensorLike) -> Tensor:
+    """score = -eps / sigma."""
+    return -eps / sigma
+
+
+def score_to_eps(s: Tensor, sigma: TensorLike) -> Tensor:
+    """eps = -sigma * score."""
+    return -sigma * s
+
+
+def _as_tensor(t: TensorLike, dtype: torch.dtype = torch.float64) -> Tensor:
+    return t if isinstance(t, Tensor) else torch.tensor(t, dtype=dtype)
+
+
+# --------------------------------------------------------------------------------------
+# Continuous-time processes
+# --------------------------------------------------------------------------------------
+
+
+class Schedule:
+    """A noise process given by alpha(t) and sigma(t) on t in [t_min, t_max].
+
+    Subclasses implement ``alpha``, ``sigma`` and their time derivatives; everything else
+    (the EDM-equivalent noise level sigma/alpha, the PF-ODE drift) is derived here.
+    """
+
+    t_min: float = 0.0
+    t_max: float = 1.0
+
+    def alpha(self, t: TensorLike) -> Tensor:
+        raise NotImplementedError
+
+    def sigma(self, t: TensorLike) -> Tensor:
+        raise NotImplementedError
+
+    def dalpha(self, t: TensorLike) -> Tensor:
+        raise NotImplementedError
+
+    def dsigma(self, t: TensorLike) -> Tensor:
+        raise NotImplementedError
+
+    def sigma_edm(self, t: TensorLike) -> Tensor:
+        """Noise level of the equivalent unscaled (EDM) process, sigma(t) / alpha(t)."""
+        return self.sigma(t) / self.alpha(t)
+
+    def pf_ode_drift(self, x: Tensor, t: TensorLike, score: Tensor) -> Tensor:
+        """dx/dt of the probability-flow ODE for x_t = alpha x_0 + sigma eps.
+
+        dx/dt = (alpha'/alpha) x - sigma^2 (sigma'/sigma - alpha'/alpha) * score
+        (Karras et al. 2022, Eq. 4 with s = alpha, written with the score of p_t).
+        """
+        a, s = self.alpha(t), self.sigma(t)
+        da, ds = self.dalpha(t), self.dsigma(t)
+        return (da / a) * x - s**2 * (ds / s - da / a) * score
+
+
+@dataclass(frozen=True)
+class EDM(Schedule):
+    """EDM's process, sigma(t) = t, alpha = 1 (Karras et al. 2022, Table 1)."""
+
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    rho: float = 7.0
+
+    @property
+    def t_min(self) -> float:  # type: ignore[override]
+        return self.sigma_min
+
+    @property
+    def t_max(self) -> float:  # type: ignore[override]
+        return self.sigma_max
+
+    def alpha(self, t: TensorLike) -> Tensor:
+        return torch.ones_like(_as_tensor(t))
+
+    def sigma(self, t: TensorLike) -> Tensor:
+        return _as_tensor(t) * 1.0
+
+    def dalpha(self, t: TensorLike) -> Tensor:
+        return torch.zeros_like(_as_tensor(t))
+
+    def dsigma(self, t: TensorLike) -> Tensor:
+        return torch.ones_like(_as_tensor(t))
+
+    def sigma_steps(self, n: int, dtype: torch.dtype = torch.float64) -> Tensor:
+        """The n rho-spaced noise levels sigma_0 = sigma_max > ... > sigma_{n-1} = sigma_min,
+        followed by a final 0 (Karras et al. 2022, Eq. 5); length n + 1."""
+        if n < 2:
+            raise ValueError(f"EDM.sigma_steps needs n >= 2 steps, got n={n}")
+        i = torch.arange(n, dtype=dtype)
+        inv = 1.0 / self.rho
+        s = (
+            self.sigma_max**inv + i / (n - 1) * (self.sigma_min**inv - self.sigma_max**inv)
+        ) ** self.rho
+        return torch.cat([s, torch.zeros(1, dtype=dtype)])
+
+
+@dataclass(frozen=True)
+class VE(Schedule):
+    """Variance-exploding SDE of score_sde: sigma(t) = sigma_min (sigma_max/sigma_min)^t,
+    alpha = 1, t in [eps, 1] (Song et al. 2021, Eq. 30). sigma_max = 50 for CIFAR-10,
+    90 for CelebA-64."""
+
+    sigma_min: float = 0.01
+    sigma_max: float = 50.0
+    t_min: float = 1e-5
+    t_max: float = 1.0
+
+    def alpha(self, t: TensorLike) -> Tensor:
+        return torch.ones_like(_as_tensor(t))
+
+    def sigma(self, t: TensorLike) -> Tensor:
+        return self.sigma_min * (self.sigma_max / self.sigma_min) ** _as_tensor(t)
+
+    def dalpha(self, t: TensorLike) -> Tensor:
+        return torch.zeros_like(_as_tensor(t))
+
+    def dsigma(self, t: TensorLike) -> Tensor:
+        return self.sigma(t) * math.log(self.sigma_max / self.sigma_min)
+
+    def discrete_sigmas(self, n: int, dtype: torch.dtype = torch.float64) -> Tensor:
+        """The n geometric noise levels sigma_max ... sigma_min of score_sde's discretisation."""
+        return torch.exp(
+            torch.linspace(math.log(self.sigma_max), math.log(self.sigma_min), n, dtype=dtype)
+        )
+
+
+@dataclass(frozen=True)
+class VPLinear(Schedule):
+    """Continuous VP SDE with linear beta(t) = beta_min + t (beta_max - beta_min)
+    (Song et al. 2021, Eq. 32; the continuous limit of DDPM's linear 1e-4..0.02, T=1000).
+
+    alpha(t) = exp(-t^2 (beta_max - beta_min)/4 - t beta_min/2), sigma = sqrt(1 - alpha^2).
+    """
+
+    beta_min: float = 0.1
+    beta_max: float = 20.0
+    t_min: float = 1e-3
+    t_max: float = 1.0
+
+    def beta(self, t: TensorLike) -> Tensor:
+        return self.beta_min + _as_tensor(t) * (self.beta_max - self.beta_min)
+
+    def alpha(self, t: TensorLike) -> Tensor:
+        t = _as_tensor(t)
+        return torch.exp(-0.25 * t**2 * (self.beta_max - self.beta_min) - 0.5 * t * self.beta_min)
+
+    def sigma(self, t: TensorLike) -> Tensor:
+        return torch.sqrt(-torch.expm1(2.0 * torch.log(self.alpha(t))))
+
+    def dalpha(self, t: TensorLike) -> Tensor:
+        return -0.5 * self.beta(t) * self.alpha(t)
+
+    def dsigma(self, t: TensorLike) -> Tensor:
+        a = self.alpha(t)
+        return -a * self.dalpha(t) / self.sigma(t)
+
+
+# --------------------------------------------------------------------------------------
+# Discrete DDPM processes
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DiscreteVP:
+    """A discrete DDPM process given by its betas; step n = 1..T has
+    alpha_bar_n = prod_{i<=n} (1 - beta_i), alpha = sqrt(alpha_bar), sigma = sqrt(1 - alpha_bar)
+    (Ho et al. 2020, Eq. 4). Index 0 is the clean data (alpha_bar_0 = 1)."""
+
+    betas: Tensor
+
+    @property
+    def T(self) -> int:
+        return int(self.betas.shape[0])
+
+    @property
+    def alpha_bar(self) -> Tensor:
+        """alpha_bar_n for n = 0..T (length T + 1, alpha_bar_0 = 1)."""
+        ab = torch.cumprod(1.0 - self.betas, dim=0)
+        return torch.cat([torch.ones(1, dtype=ab.dtype), ab])
+
+    def alpha(self, n: Tensor | int) -> Tensor:
+        return self.alpha_bar[n].sqrt()
+
+    def sigma(self, n: Tensor | int) -> Tensor:
+        return (1.0 - self.alpha_bar[n]).sqrt()
+
+    def sigma_edm(self, n: Tensor | int) -> Tensor:
+        return self.sigma(n) / self.alpha(n)
+
+    @classmethod
+    def linear(
+        cls, T: int = 1000, beta_1: float = 1e-4, beta_T: float = 0.02, dtype=torch.float64
+    ) -> DiscreteVP:
+        """DDPM's linear schedule, beta from 1e-4 to 0.02 over T = 1000 steps."""
+        if T < 1:
+            raise ValueError(f"T must be >= 1, got {T}")
+        return cls(torch.linspace(beta_1, beta_T, T, dtype=dtype))
+
+    @classmethod
+    def cosine(cls, T: int = 1000, s: float = 0.008, max_beta: float = 0.999, dtype=torch.float64):
+        """Cosine schedule of Nichol & Dhariwal 2021, Eq. 17, betas clipped at 0.999."""
+        if T < 1:
+            raise ValueError(f"T must be >= 1, got {T}")
+        n = torch.arange(T + 1, dtype=dtype)
+        f = torch.cos((n / T + s) / (1 + s) * math.pi / 2) ** 2
+        ab = f / f[0]
+        betas = (1 - ab[1:] / ab[:-1]).clamp(max=max_beta)
+        return cls(betas)
