@@ -254,3 +254,25 @@ class DiscreteVP:
         ab = f / f[0]
         betas = (1 - ab[1:] / ab[:-1]).clamp(max=max_beta)
         return cls(betas)
+
+
+def discrete_timesteps(T: int, steps: int, spacing: str = "trailing") -> Tensor:
+    """``steps`` decreasing DDPM indices n_1 > ... > n_steps in 1..T, followed by 0 (the
+    clean data), for sampling a T-step DDPM with fewer steps (DDIM, Song et al. 2021, Sec. 4.2).
+
+    * ``"trailing"``: n_i = round(T - i T / steps), i = 0..steps-1; starts at n = T.
+    * ``"leading"``: n_i = (steps - i) * (T // steps) - (T // steps) + 1, i.e. 1, 1 + k, ...
+      with k = T // steps, the spacing of DDIM's released code (0-based t = 0, k, 2k, ...).
+
+    Both are diffusers' ``timestep_spacing`` of the same name shifted by one, because their
+    0-based index t means our n = t + 1. Returns a long tensor of length steps + 1.
+    """
+    if not 1 <= steps <= T:
+        raise ValueError(f"steps must be in 1..T={T}, got steps={steps}")
+    if spacing == "trailing":
+        n = torch.round(T - torch.arange(steps, dtype=torch.float64) * (T / steps)).long()
+    elif spacing == "leading":
+        n = torch.arange(steps - 1, -1, -1) * (T // steps) + 1
+    else:
+        raise ValueError(f"spacing must be 'trailing' or 'leading', got {spacing!r}")
+    return torch.cat([n, torch.zeros(1, dtype=torch.long)])
