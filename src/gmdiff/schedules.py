@@ -261,8 +261,8 @@ def discrete_timesteps(T: int, steps: int, spacing: str = "trailing") -> Tensor:
     clean data), for sampling a T-step DDPM with fewer steps (DDIM, Song et al. 2021, Sec. 4.2).
 
     * ``"trailing"``: n_i = round(T - i T / steps), i = 0..steps-1; starts at n = T.
-    * ``"leading"``: n_i = (steps - i) * (T // steps) - (T // steps) + 1, i.e. 1, 1 + k, ...
-      with k = T // steps, the spacing of DDIM's released code (0-based t = 0, k, 2k, ...).
+    * ``"leading"``: n_i = (steps - 1 - i) k + 1 with k = T // steps; ends at n = 1; the
+      spacing of DDIM's released code (0-based t = 0, k, 2k, ...).
 
     Both are diffusers' ``timestep_spacing`` of the same name shifted by one, because their
     0-based index t means our n = t + 1. Returns a long tensor of length steps + 1.

@@ -1,0 +1,55 @@
+"""Networks: raw ``F(x, c_noise)`` modules and preconditioning wrappers that turn them
+into denoisers ``D(x, sigma)`` (see :mod:`gmdiff.nets.precond`)."""
+
+from gmdiff.nets.configs import (
+    CONFIGS,
+    PUBLISHED_PARAMS,
+    ParamRow,
+    build_net,
+    count_params,
+    get_config,
+    param_count_table,
+)
+from gmdiff.nets.embeddings import GaussianFourierEmbedding, sinusoidal_embedding
+from gmdiff.nets.fir import FIRDownsampleConv, FIRResample, fir_kernel_2d
+from gmdiff.nets.layers import AttentionBlock, num_groups
+from gmdiff.nets.mlp import MLP, MLPConfig
+from gmdiff.nets.ncsnpp import NCSNpp, NCSNppConfig
+from gmdiff.nets.precond import (
+    Coefficients,
+    EDMPrecond,
+    Precond,
+    ScorePrecond,
+    VEPrecond,
+    VPPrecond,
+)
+from gmdiff.nets.unet import UNet, UNetConfig
+
+__all__ = [
+    "CONFIGS",
+    "MLP",
+    "PUBLISHED_PARAMS",
+    "AttentionBlock",
+    "Coefficients",
+    "EDMPrecond",
+    "FIRDownsampleConv",
+    "FIRResample",
+    "GaussianFourierEmbedding",
+    "MLPConfig",
+    "NCSNpp",
+    "NCSNppConfig",
+    "ParamRow",
+    "Precond",
+    "ScorePrecond",
+    "UNet",
+    "UNetConfig",
+    "VEPrecond",
+    "VPPrecond",
+    "build_net",
+    "count_params",
+    "fir_kernel_2d",
+    "get_config",
+    "num_groups",
+    "param_count_table",
+    "sinusoidal_embedding",
+]

@@ -1,0 +1,91 @@
+"""Named network configurations and their parameter counts against the papers.
+
+Paper configs:
+
+* ``ddpm_cifar10`` -- the DDPM CIFAR-10 U-Net (Ho et al. 2020, App. B: ch 128, ch_mult
+  (1, 2, 2, 2), 2 residual blocks, attention at 16x16, dropout 0.1), published with
+  35.7M parameters.
+* ``ncsnpp_cifar10_ve`` -- NCSN++ of score_sde's continuous VE CIFAR-10 model (Song et al.
+  2021, App. H; ``configs/ve/cifar10_ncsnpp_continuous.py``: nf 128, ch_mult (1, 2, 2, 2),
+  4 blocks, attention at 16). The paper states no parameter count for it, so the published
+  column is ``None``. Note: score_sde stores the frozen Fourier frequencies (128 values) as
+  a parameter, we store them as a buffer, so its ``parameters()`` count is ours + 128.
+
+Small configs for CPU chapters (not from a paper):
+
+* ``digits`` -- U-Net base 32, ch_mult (1, 2), one block per level, 8x8x1 (sklearn digits).
+* ``mnist`` -- U-Net base 16, ch_mult (1, 2, 2), two blocks, attention at 7x7, 28x28x1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from gmdiff.nets.mlp import MLP, MLPConfig
+from gmdiff.nets.ncsnpp import NCSNpp, NCSNppConfig
+from gmdiff.nets.unet import UNet, UNetConfig
+
+NetConfig = UNetConfig | NCSNppConfig | MLPConfig
+
+CONFIGS: dict[str, NetConfig] = {
+    "ddpm_cifar10": UNetConfig(),
+    "ncsnpp_cifar10_ve": NCSNppConfig(),
+    "digits": UNetConfig(
+        ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(), in_ch=1, resolution=8
+    ),
+    "mnist": UNetConfig(
+        ch=16, ch_mult=(1, 2, 2), num_res_blocks=2, attn_resolutions=(7,), in_ch=1, resolution=28
+    ),
+    "toy_mlp": MLPConfig(),
+}
+
+#: Published parameter counts of the paper configs (None where the paper states none).
+PUBLISHED_PARAMS: dict[str, int | None] = {
+    "ddpm_cifar10": 35_700_000,  # Ho et al. 2020, App. B: "35.7 million parameters"
+    "ncsnpp_cifar10_ve": None,  # not stated in Song et al. 2021
+}
+
+
+def get_config(name: str, **overrides: Any) -> NetConfig:
+    """The named config, with fields replaced by ``overrides`` (e.g. ``dropout=0.0``)."""
+    if name not in CONFIGS:
+        raise ValueError(f"unknown network config {name!r}; choose one of {sorted(CONFIGS)}")
+    try:
+        return replace(CONFIGS[name], **overrides)
+    except TypeError as err:
+        raise ValueError(f"bad override for config {name!r}: {err}") from None
+
+
+def build_net(config: NetConfig) -> nn.Module:
+    """Instantiate the raw network described by ``config``."""
+    if isinstance(config, UNetConfig):
+        return UNet(config)
+    if isinstance(config, NCSNppConfig):
+        return NCSNpp(config)
+    if isinstance(config, MLPConfig):
+        return MLP(config)
+    raise TypeError(f"no network for config of type {type(config).__name__}")
+
+
+def count_params(config: NetConfig) -> int:
+    """Number of trainable parameters of the network, built on the meta device (no memory,
+    no initialisation cost)."""
+    with torch.device("meta"):
+        net = build_net(config)
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+class ParamRow(NamedTuple):
+    name: str
+    ours: int
+    published: int | None
+
+
+def param_count_table() -> list[ParamRow]:
+    """Rows (config name, our parameter count, published count or None) for the paper
+    configs in :data:`PUBLISHED_PARAMS`."""
+    return [ParamRow(n, count_params(CONFIGS[n]), pub) for n, pub in PUBLISHED_PARAMS.items()]

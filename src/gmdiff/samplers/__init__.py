@@ -1,0 +1,27 @@
+"""Samplers with one signature,
+``sample(denoiser, schedule, x_T, steps, *, generator=None, callback=None, **options) -> x_0``,
+where ``denoiser(x, sigma)`` is E[x_0 | x] in unscaled (EDM) units and
+``callback(i, t, x_t, model_output)`` sees every step (see :mod:`gmdiff.samplers.base`).
+
+* ``euler``, ``heun`` (EDM): PF-ODE, Karras et al. 2022, Algorithm 1;
+* ``ddpm`` (DiscreteVP or a continuous Schedule): ancestral, Ho et al. 2020, Algorithm 2;
+* ``ddim`` (same): DDIM with eta, Song et al. 2021, Eq. 12;
+* ``dpm_solver_pp`` (same): DPM-Solver++ multistep, orders 1-3, Lu et al. 2022;
+* ``ve_pc`` (VE): predictor-corrector, Song et al. 2021 (score SDE), Algorithm 2.
+"""
+
+from gmdiff.samplers.ddpm import ddim, ddpm
+from gmdiff.samplers.dpm_solver import dpm_solver_pp
+from gmdiff.samplers.ode import euler, heun
+from gmdiff.samplers.pc import ve_pc
+
+SAMPLERS = {
+    "euler": euler,
+    "heun": heun,
+    "ddpm": ddpm,
+    "ddim": ddim,
+    "dpm_solver_pp": dpm_solver_pp,
+    "ve_pc": ve_pc,
+}
+
+__all__ = ["SAMPLERS", "ddim", "ddpm", "dpm_solver_pp", "euler", "heun", "ve_pc"]
