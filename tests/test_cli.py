@@ -1,0 +1,114 @@
+"""The gmdiff command line: train -> sample -> evaluate on the toy config, config checks."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from gmdiff.cli import _loss, _schedule, load_config, main
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+TOY = str(CONFIGS / "toy_gmm.yaml")
+
+
+def tiny(out_dir, steps: int = 4) -> list[str]:
+    return [
+        "--config", TOY,
+        "--set", f"out_dir={out_dir}",
+        "--set", f"train.steps={steps}",
+        "--set", "train.batch_size=64",
+        "--set", "train.log_every=2",
+        "--set", "model.overrides={embedding: fourier, width: 32, depth: 2}",
+        "--set", "sample.n=32",
+        "--set", "sample.steps=4",
+    ]  # fmt: skip
+
+
+def logged_steps(out: Path) -> list[int]:
+    return [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()]
+
+
+def test_train_sample_evaluate_and_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *tiny(out)]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 4
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["step"] == 4
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["train"]["steps"] == 4 and saved["model"]["overrides"]["width"] == 32
+    assert logged_steps(out) == [2, 4]
+
+    assert main(["sample", *tiny(out)]) == 0
+    x = torch.load(out / "samples.pt", weights_only=True)["samples"]
+    assert x.shape == (32, 2) and torch.isfinite(x).all()
+    assert main(["sample", *tiny(out)]) == 0  # same seed, same samples
+    assert torch.equal(torch.load(out / "samples.pt", weights_only=True)["samples"], x)
+
+    assert main(["evaluate", *tiny(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n"] == 32
+    assert metrics["sliced_wasserstein_2"] > 0 and metrics["nll_samples"] > metrics["nll_data"]
+
+    assert main(["train", *tiny(out, steps=6)]) == 0  # resumes from step 4
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 6
+    assert logged_steps(out) == [2, 4, 6]
+    assert main(["train", *tiny(out, steps=2), "--no-resume"]) == 0  # starts over
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 2
+    assert logged_steps(out) == [2]
+
+
+def test_unknown_and_mistyped_keys_are_named(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown config key\(s\) train.lr_max"):
+        main(["train", "--config", TOY, "--set", "train.lr_max=1"])
+    with pytest.raises(ValueError, match=r"unknown config key\(s\) sampling"):
+        main(["train", "--config", TOY, "--set", "sampling.steps=1"])
+    with pytest.raises(ValueError, match="train.steps must be of type int"):
+        main(["train", "--config", TOY, "--set", "train.steps=many"])
+    with pytest.raises(ValueError, match="data.options"):
+        main(["train", "--config", TOY, "--set", "data.options={radius: 2, rings: 3}"])
+    with pytest.raises(ValueError, match="sample.sampler = 'euler_maruyama'"):
+        cfg = str(tmp_path / "c.yaml")
+        raw = yaml.safe_load(Path(TOY).read_text())
+        raw["sample"]["sampler"] = "euler_maruyama"
+        raw["out_dir"] = str(tmp_path)
+        Path(cfg).write_text(yaml.safe_dump(raw))
+        main(["train", "--config", cfg, "--set", "train.steps=1"])  # trains
+        main(["sample", "--config", cfg])
+    with pytest.raises(ValueError, match="model.precond: vp"):
+        main(["train", "--config", TOY, "--set", "loss.name=eps",
+              "--set", "schedule.name=ddpm_linear", "--set", "schedule.options={}"])  # fmt: skip
+    with pytest.raises(FileNotFoundError, match="train first"):
+        main(["sample", "--config", TOY, "--set", f"out_dir={tmp_path / 'none'}"])
+    with pytest.raises(FileNotFoundError, match="gmdiff sample"):
+        main(["evaluate", "--config", TOY, "--set", f"out_dir={tmp_path / 'none'}"])
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_configs_validate(path):
+    cfg = load_config(path)
+    _loss(cfg, _schedule(cfg))
+    assert cfg.train.steps >= 1
+
+
+def test_paper_config_values():
+    ddpm = load_config(CONFIGS / "ddpm_cifar10.yaml")  # Ho et al. 2020, App. B
+    t = ddpm.train
+    assert (t.lr, t.batch_size, t.steps, t.warmup_steps, t.ema_decay, t.grad_clip) == (
+        2e-4,
+        128,
+        800_000,
+        5000,
+        0.9999,
+        1.0,
+    )
+    assert ddpm.data.hflip and ddpm.loss.name == "eps"
+
+
+def test_help_text(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert "train" in text and "sample" in text and "evaluate" in text and "--set" in text

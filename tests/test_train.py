@@ -1,0 +1,173 @@
+"""Trainer: exact resume, NaN detection, EMA, warm-up, batch sharding, 2-process DDP."""
+
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from torch import nn
+
+from gmdiff.losses import edm_loss
+from gmdiff.train import (
+    CHECKPOINT,
+    DistInfo,
+    TrainConfig,
+    Trainer,
+    _Batches,
+    load_checkpoint,
+)
+
+
+class TinyDenoiser(nn.Module):
+    """D(x, sigma) = x + MLP([x, log sigma]), with dropout so the global RNG matters."""
+
+    def __init__(self, dim: int = 2, hidden: int = 16):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(dim + 1, hidden), nn.SiLU(), nn.Dropout(0.1), nn.Linear(hidden, dim)
+        )
+
+    def forward(self, x, sigma):
+        return x + self.net(torch.cat([x, sigma.log()[:, None]], 1))
+
+
+def make_model(seed: int = 0) -> TinyDenoiser:
+    torch.manual_seed(seed)
+    return TinyDenoiser()
+
+
+DATA = torch.randn(100, 2, generator=torch.Generator().manual_seed(0))
+
+
+def config(**kw) -> TrainConfig:
+    base = {"steps": 20, "batch_size": 32, "lr": 1e-2, "warmup_steps": 3, "ema_decay": 0.9}
+    base["log_every"] = 5
+    return TrainConfig(**(base | kw))
+
+
+def states_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+class CrashAt:
+    """edm_loss that raises on its ``n``-th call, like a killed job."""
+
+    def __init__(self, n: int):
+        self.n, self.calls = n, 0
+
+    def __call__(self, model, x0, generator):
+        self.calls += 1
+        if self.calls == self.n:
+            raise KeyboardInterrupt("simulated interruption")
+        return edm_loss(model, x0, generator=generator)
+
+
+def test_interrupted_then_resumed_run_is_bit_identical(tmp_path):
+    full = Trainer(make_model(), edm_loss, DATA, config(), tmp_path / "full")
+    full.fit()
+
+    cut = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(make_model(), CrashAt(14), DATA, config(ckpt_every=10), cut).fit()
+    assert torch.load(cut / CHECKPOINT, weights_only=True)["step"] == 10
+    resumed = Trainer(make_model(seed=1), edm_loss, DATA, config(ckpt_every=10), cut)
+    resumed.fit()
+
+    assert resumed.step == full.step == 20
+    assert states_equal(resumed.model.state_dict(), full.model.state_dict())
+    assert states_equal(resumed.ema.state_dict(), full.ema.state_dict())
+    assert not states_equal(full.model.state_dict(), make_model().state_dict())
+    m = make_model(seed=2)
+    assert load_checkpoint(cut / CHECKPOINT, m) == 20
+    assert states_equal(m.state_dict(), full.ema.state_dict())
+    assert not list(cut.glob("*.tmp")), "temp files left behind"
+
+
+def test_nan_loss_names_the_step_and_keeps_last_checkpoint(tmp_path):
+    calls = []
+
+    def nan_at_7(model, x0, generator):
+        calls.append(1)
+        out = edm_loss(model, x0, generator=generator)
+        return out["loss"] * float("nan") if len(calls) == 8 else out  # 8th call = step 7
+
+    trainer = Trainer(make_model(), nan_at_7, DATA, config(ckpt_every=5), tmp_path)
+    with pytest.raises(FloatingPointError, match="step 7"):
+        trainer.fit()
+    state = torch.load(tmp_path / CHECKPOINT, weights_only=True)
+    assert state["step"] == 5
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_ema_warmup_and_history():
+    model = make_model()
+    p0 = {k: v.clone() for k, v in model.state_dict().items()}
+    t = Trainer(model, edm_loss, DATA, config(steps=1, ema_decay=0.75, log_every=1))
+    hist = t.fit()
+    p1 = t.model.state_dict()
+    for k, v in t.ema.state_dict().items():
+        torch.testing.assert_close(v, 0.75 * p0[k] + 0.25 * p1[k])
+    assert hist[0]["lr"] == pytest.approx(1e-2 / 3)
+
+    hist = Trainer(make_model(), edm_loss, DATA, config(steps=5, log_every=1)).fit()
+    assert [h["lr"] for h in hist] == pytest.approx([1e-2 / 3, 2e-2 / 3, 1e-2, 1e-2, 1e-2])
+
+
+def test_batches_epochs_and_sharding():
+    data = torch.arange(12)
+    single = _Batches(data, 4, DistInfo(), seed=3)
+    one_epoch = torch.cat([single(k, torch.Generator()) for k in range(3)])
+    assert sorted(one_epoch.tolist()) == list(range(12))  # without replacement
+    assert not torch.equal(single(3, torch.Generator()), single(0, torch.Generator()))
+    shards = [_Batches(data, 4, DistInfo(r, 2, r), seed=3) for r in (0, 1)]
+    for k in range(5):  # rank slices tile the single-process global batch
+        both = torch.cat([s(k, torch.Generator()) for s in shards])
+        assert torch.equal(both, single(k, torch.Generator()))
+
+    class ListDataset:  # a map-style dataset returning one example at a time
+        def __len__(self):
+            return len(data)
+
+        def __getitem__(self, i):
+            return data[i]
+
+    as_dataset = _Batches(ListDataset(), 4, DistInfo(), seed=3)
+    assert torch.equal(as_dataset(5, torch.Generator()), single(5, torch.Generator()))
+    with pytest.raises(ValueError, match="divisible"):
+        _Batches(data, 5, DistInfo(0, 2, 0), seed=0)
+
+
+def test_bad_config_values_are_named():
+    with pytest.raises(ValueError, match="ema_decay"):
+        TrainConfig(steps=1, batch_size=1, ema_decay=1.0)
+
+
+def _ddp_worker(rank: int, port: int, out: str) -> None:
+    import os
+
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        WORLD_SIZE="2",
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+    )
+    torch.set_num_threads(1)
+    trainer = Trainer(make_model(seed=rank), edm_loss, DATA, config(steps=6, device="cpu"), out)
+    assert trainer.info == DistInfo(rank, 2, rank)
+    trainer.fit()
+    torch.save(trainer.model.state_dict(), f"{out}/rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def test_two_process_gloo_ddp(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # fork: the children inherit the imported torch (a fresh import costs seconds here)
+    mp.start_processes(_ddp_worker, args=(port, str(tmp_path)), nprocs=2, start_method="fork")
+    w0, w1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert states_equal(w0, w1)
+    assert not states_equal(w0, make_model(seed=0).state_dict())
+    ckpt = torch.load(tmp_path / CHECKPOINT, weights_only=True)
+    assert ckpt["step"] == 6 and states_equal(ckpt["model"], w0)
