@@ -55,18 +55,27 @@ def test_score_and_denoiser_match_autograd(name, sigma):
 def test_gaussian_log_prob_matches_torch_distribution():
     m = random_models()["gaussian_lowrank"]
     x = torch.randn(10, 6, dtype=torch.float64)
-    cov = m.basis @ torch.diag(m.eigenvalues) @ m.basis.T + 0.3**2 * torch.eye(6, dtype=torch.float64)
+    cov = m.basis @ torch.diag(m.eigenvalues) @ m.basis.T + 0.3**2 * torch.eye(
+        6, dtype=torch.float64
+    )
     ref = torch.distributions.MultivariateNormal(m.mean, cov).log_prob(x)
     torch.testing.assert_close(m.log_prob(x, 0.3), ref, rtol=1e-12, atol=1e-12)
 
 
 def test_delta_mixture_equals_rank0_gmm():
     pts = torch.randn(7, 4, dtype=torch.float64)
-    gmm = GaussianMixture(pts, torch.zeros(7, 4, 0, dtype=torch.float64), torch.zeros(7, 0, dtype=torch.float64), torch.zeros(7, dtype=torch.float64))
+    gmm = GaussianMixture(
+        pts,
+        torch.zeros(7, 4, 0, dtype=torch.float64),
+        torch.zeros(7, 0, dtype=torch.float64),
+        torch.zeros(7, dtype=torch.float64),
+    )
     delta = DeltaMixture(pts, chunk=3)
     x = torch.randn(11, 4, dtype=torch.float64)
     for f in ("log_prob", "score", "denoiser"):
-        torch.testing.assert_close(getattr(delta, f)(x, 0.4), getattr(gmm, f)(x, 0.4), rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(
+            getattr(delta, f)(x, 0.4), getattr(gmm, f)(x, 0.4), rtol=1e-10, atol=1e-10
+        )
 
 
 class SigmaNotSquared(Gaussian):
@@ -87,7 +96,10 @@ class WrongSignScore(Gaussian):
 def test_planted_errors_are_caught():
     base = random_models()["gaussian_lowrank"]
     x = torch.randn(32, 6, dtype=torch.float64)
-    for cls, key in [(SigmaNotSquared, "denoiser_vs_tweedie"), (WrongSignScore, "score_vs_autograd")]:
+    for cls, key in [
+        (SigmaNotSquared, "denoiser_vs_tweedie"),
+        (WrongSignScore, "score_vs_autograd"),
+    ]:
         bad = cls(base.mean, base.basis, base.eigenvalues)
         assert score_errors(bad, x, 0.7)[key] > 1e-2
 

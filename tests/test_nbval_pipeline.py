@@ -21,7 +21,11 @@ def _write_pair(folder, name, source, printed):
     py = folder / f"{name}.py"
     py.write_text(source)
     nb = jupytext.read(py)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     for i, cell in enumerate(nb.cells, start=1):
         cell.outputs, cell.execution_count = [], i
     nb.cells[-1].outputs = [nbformat.v4.new_output("stream", name="stdout", text=printed)]
@@ -35,9 +39,26 @@ def test_nbval_catches_altered_output_and_stale_source(tmp_path):
     (tmp_path / "stale.py").write_text(SOURCE.replace("3 * 0.25", "3 * 0.5"))  # source edited
     report = tmp_path / "report.xml"
     subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "-p", "gmdiff.nbval_plugin",
-         "-p", "no:cacheprovider", f"--junitxml={report}", "--rootdir", str(tmp_path), str(tmp_path)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval",
+            "--nbval-current-env",
+            "-p",
+            "gmdiff.nbval_plugin",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={report}",
+            "--rootdir",
+            str(tmp_path),
+            str(tmp_path),
+        ],
+        check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     outcome = {}
     for case in ET.parse(report).iter("testcase"):

@@ -33,10 +33,10 @@ class StaleNotebook(pytest.Item):
     def runtest(self) -> None:
         raise AssertionError(self.detail)
 
-    def repr_failure(self, excinfo):  # noqa: D102
+    def repr_failure(self, excinfo):
         return str(excinfo.value)
 
-    def reportinfo(self):  # noqa: D102
+    def reportinfo(self):
         return self.path, 0, f"stale notebook {self.path.name}"
 
 
@@ -44,7 +44,7 @@ class JupytextNotebook(IPyNbFile):
     """nbval's notebook collector, reading the code from the ``.py`` and the expected
     outputs from the stored ``.ipynb``."""
 
-    def collect(self):  # noqa: D102
+    def collect(self):
         source = jupytext.read(self.path)
         stored_path = self.path.with_suffix(".ipynb")
         stored = nbformat.read(stored_path, as_version=4)

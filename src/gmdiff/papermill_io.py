@@ -21,7 +21,7 @@ JUPYTEXT_SUFFIXES = {".py", ".md"}
 class JupytextHandler(LocalHandler):
     """Read ``.py``/``.md`` notebooks through Jupytext; everything else as papermill does."""
 
-    def read(self, path: str) -> str:  # noqa: D102
+    def read(self, path: str) -> str:
         if Path(path).suffix in JUPYTEXT_SUFFIXES:
             return nbformat.writes(jupytext.read(path))
         return super().read(path)

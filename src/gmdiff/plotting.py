@@ -10,6 +10,11 @@ def style() -> None:
     """Apply the book's style: seaborn 'ticks', colour-blind palette, readable sizes."""
     sns.set_theme(style="ticks", palette="colorblind", context="notebook")
     mpl.rcParams.update(
-        {"figure.dpi": 100, "savefig.dpi": 150, "axes.grid": True, "grid.alpha": 0.3,
-         "figure.constrained_layout.use": True}
+        {
+            "figure.dpi": 100,
+            "savefig.dpi": 150,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "figure.constrained_layout.use": True,
+        }
     )

@@ -6,7 +6,9 @@ from gmdiff.analytic.pf_ode import (
     gaussian_endpoint,
     gaussian_state,
     integrate_pf_ode,
+    perturbation_gain,
     psi,
+    rotation_correction,
     scaled_score,
     xi,
 )
@@ -19,7 +21,9 @@ __all__ = [
     "gaussian_endpoint",
     "gaussian_state",
     "integrate_pf_ode",
+    "perturbation_gain",
     "psi",
+    "rotation_correction",
     "scaled_score",
     "xi",
 ]

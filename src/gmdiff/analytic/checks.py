@@ -9,7 +9,12 @@ import torch
 from torch import Tensor
 
 from gmdiff.analytic.gaussian import Gaussian
-from gmdiff.analytic.pf_ode import gaussian_denoiser_path, gaussian_state, integrate_pf_ode, scaled_score
+from gmdiff.analytic.pf_ode import (
+    gaussian_denoiser_path,
+    gaussian_state,
+    integrate_pf_ode,
+    scaled_score,
+)
 from gmdiff.schedules import Schedule, score_to_denoiser
 
 
@@ -36,7 +41,11 @@ def score_errors(model, x: Tensor, sigma: float) -> dict[str, float]:
 
 
 def pf_ode_errors(
-    g: Gaussian, schedule: Schedule, n: int = 4, seed: int = 0, n_times: int = 6,
+    g: Gaussian,
+    schedule: Schedule,
+    n: int = 4,
+    seed: int = 0,
+    n_times: int = 6,
     drop_alpha: bool = False,
 ) -> dict[str, float]:
     """GS-2: the closed-form trajectory (state and denoiser output) against scipy's RK45

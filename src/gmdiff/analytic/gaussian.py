@@ -29,7 +29,9 @@ def _sigma_col(sigma: Tensor | float, x: Tensor) -> Tensor:
     if s.ndim == 0:
         s = s.expand(x.shape[0])
     if s.shape != (x.shape[0],):
-        raise ValueError(f"sigma must be a scalar or have shape ({x.shape[0]},), got {tuple(s.shape)}")
+        raise ValueError(
+            f"sigma must be a scalar or have shape ({x.shape[0]},), got {tuple(s.shape)}"
+        )
     if torch.any(s <= 0):
         raise ValueError("sigma must be > 0 (the noised density is singular at sigma = 0)")
     return s[:, None]
@@ -141,7 +143,9 @@ class GaussianMixture:
         s2 = _sigma_col(sigma, x)[:, :, None] ** 2
         w = self.responsibilities(x, sigma)
         _, p = self._centered(x)
-        d_k = self.means[None] + torch.einsum("kdr,bkr->bkd", self.U, p * self.lam / (self.lam + s2))
+        d_k = self.means[None] + torch.einsum(
+            "kdr,bkr->bkd", self.U, p * self.lam / (self.lam + s2)
+        )
         return (w[..., None] * d_k).sum(1)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -180,8 +184,9 @@ class Gaussian(GaussianMixture):
 
     @classmethod
     def from_data(cls, x: Tensor, rank: int | None = None) -> Gaussian:
-        """Gaussian with the empirical mean and covariance of the rows of x."""
-        return cls.from_cov(x.mean(0), torch.cov(x.T).to(x.dtype), rank)
+        """Gaussian with the moments of the point cloud x (rows): mean and covariance
+        normalised by N, as in the paper's Eqs. 147-148."""
+        return cls.from_cov(x.mean(0), torch.cov(x.T, correction=0).to(x.dtype), rank)
 
     @classmethod
     def isotropic(cls, mean: Tensor) -> Gaussian:
@@ -210,7 +215,10 @@ class DeltaMixture:
     def _chunked(self, fn, x: Tensor, sigma: Tensor | float) -> Tensor:
         s = torch.as_tensor(sigma, dtype=x.dtype).expand(x.shape[0])
         return torch.cat(
-            [fn(x[i : i + self.chunk], s[i : i + self.chunk]) for i in range(0, x.shape[0], self.chunk)]
+            [
+                fn(x[i : i + self.chunk], s[i : i + self.chunk])
+                for i in range(0, x.shape[0], self.chunk)
+            ]
         )
 
     def log_prob(self, x: Tensor, sigma: Tensor | float) -> Tensor:
@@ -227,7 +235,9 @@ class DeltaMixture:
 
     def denoiser(self, x: Tensor, sigma: Tensor | float) -> Tensor:
         """D(x, sigma) = sum_i w_i y_i (Eq. 10, right)."""
-        return self._chunked(lambda xc, sc: torch.softmax(self._logits(xc, sc), 1) @ self.points, x, sigma)
+        return self._chunked(
+            lambda xc, sc: torch.softmax(self._logits(xc, sc), 1) @ self.points, x, sigma
+        )
 
     def score(self, x: Tensor, sigma: Tensor | float) -> Tensor:
         """s(x, sigma) = (1/sigma^2) sum_i w_i (y_i - x) (Eq. 10, left / Eq. 37)."""

@@ -31,7 +31,18 @@ def psi(sigma_t: Num, sigma_T: Num, lam: Tensor, alpha_t: Num = 1.0, alpha_T: Nu
 def xi(sigma_t: Num, sigma_T: Num, lam: Tensor, alpha_t: Num = 1.0, alpha_T: Num = 1.0) -> Tensor:
     """xi-bar(t, lam) = alpha_t lam / sqrt((alpha_t^2 lam + sigma_t^2)(alpha_T^2 lam + sigma_T^2)):
     the growth of the denoiser output along that axis (Eqs. 16, 20)."""
-    return alpha_t * lam / torch.sqrt((alpha_t**2 * lam + sigma_t**2) * (alpha_T**2 * lam + sigma_T**2))
+    return (
+        alpha_t
+        * lam
+        / torch.sqrt((alpha_t**2 * lam + sigma_t**2) * (alpha_T**2 * lam + sigma_T**2))
+    )
+
+
+def rotation_correction(alpha_t: Num, sigma_t: Num, lam: Tensor) -> Tensor:
+    """J(alpha_t; lam) = sqrt(sigma_t^2 + lam alpha_t^2) - alpha_t sqrt(lam) - sigma_t, the
+    per-axis coefficient of the departure from the rotation x_t = alpha_t x_0 + sigma_t x_T
+    (App. D.4, Eq. 104; exact for alpha_T = 0)."""
+    return torch.sqrt(sigma_t**2 + lam * alpha_t**2) - alpha_t * torch.sqrt(lam) - sigma_t
 
 
 def _split(g: Gaussian, x_T: Tensor, alpha_T: Num) -> tuple[Tensor, Tensor]:
@@ -59,6 +70,13 @@ def gaussian_denoiser_path(
     D(t) = mu + sum_k xi(t, lam_k) c_k(T) u_k."""
     c, _ = _split(g, x_T, alpha_T)
     return g.mean + (xi(sigma_t, sigma_T, g.eigenvalues, alpha_t, alpha_T) * c) @ g.basis.T
+
+
+def perturbation_gain(sigma_t: Num, lam: Tensor, alpha_t: Num = 1.0) -> Tensor:
+    """Gain sqrt(lam / (sigma_t^2 + lam alpha_t^2)) by which an on-manifold perturbation of
+    x_t along an axis of variance lam moves the endpoint x_0 (Eq. 23); it is
+    psi(0, lam) / psi(t, lam), written through :func:`psi`."""
+    return psi(0.0, sigma_t, lam, 1.0, alpha_t)
 
 
 def gaussian_endpoint(g: Gaussian, x_T: Tensor, sigma_T: Num, alpha_T: Num = 1.0) -> Tensor:
@@ -91,8 +109,13 @@ def integrate_pf_ode(
         return schedule.pf_ode_drift(x, tt, score(x, tt)).reshape(-1).numpy()
 
     sol = solve_ivp(
-        rhs, (t_T, float(t_eval[-1])), x_T.detach().double().reshape(-1).numpy(),
-        method="RK45", t_eval=t_eval, rtol=rtol, atol=atol,
+        rhs,
+        (t_T, float(t_eval[-1])),
+        x_T.detach().double().reshape(-1).numpy(),
+        method="RK45",
+        t_eval=t_eval,
+        rtol=rtol,
+        atol=atol,
     )
     if not sol.success:
         raise RuntimeError(f"solve_ivp failed: {sol.message}")
