@@ -202,6 +202,12 @@ class VPLinear(Schedule):
         a = self.alpha(t)
         return -a * self.dalpha(t) / self.sigma(t)
 
+    def t_of_sigma_edm(self, sigma_edm: TensorLike) -> Tensor:
+        """Inverse of sigma/alpha: the time t with sigma(t)/alpha(t) = sigma_edm,
+        t = (sqrt(b0^2 + 2 bd log(1 + sigma_edm^2)) - b0) / bd (Karras et al. 2022, Table 1)."""
+        b0, bd = self.beta_min, self.beta_max - self.beta_min
+        return (torch.sqrt(b0**2 + 2 * bd * torch.log1p(_as_tensor(sigma_edm) ** 2)) - b0) / bd
+
 
 # --------------------------------------------------------------------------------------
 # Discrete DDPM processes

@@ -170,8 +170,7 @@ class VPPrecond(Precond):
         """The schedule time of EDM noise level ``sigma``: continuous t in (0, 1] for
         VPLinear, the (fractional) DDPM index n - 1 in [0, T - 1] for DiscreteVP."""
         if isinstance(self.schedule, VPLinear):
-            b0, bd = self.schedule.beta_min, self.schedule.beta_max - self.schedule.beta_min
-            return (torch.sqrt(b0**2 + 2 * bd * torch.log1p(sigma**2)) - b0) / bd
+            return self.schedule.t_of_sigma_edm(sigma)
         grid = self.log_sigma_grid.to(torch.float64)
         ls = torch.log(sigma.to(torch.float64))
         lo, hi = grid[0].item(), grid[-1].item()
