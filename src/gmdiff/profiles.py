@@ -56,6 +56,75 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "fit_from_sigma": 40.0,
         },
     },
+    "gs_score_structure": {
+        # Trained networks from gmdiff.zoo (digits U-Net, toy GMM MLP) against exact scores.
+        "ci": {
+            "sigma_min": 0.02,
+            "sigma_max": 80.0,
+            "n_sigmas": 13,
+            "n_queries": 256,
+            "kmeans_ks": [10],
+            "heun_steps": 18,
+            "n_trajectories": 128,
+            "plane_digit": 2,
+            "plane_sigmas": [2.0, 0.3],
+            "plane_grid": 17,
+            "toy_n_points": 2000,
+        },
+        "full": {
+            "sigma_min": 0.002,
+            "sigma_max": 80.0,
+            "n_sigmas": 25,
+            "n_queries": 2048,
+            "kmeans_ks": [10, 100],
+            "heun_steps": 18,
+            "n_trajectories": 1024,
+            "plane_digit": 2,
+            "plane_sigmas": [2.0, 0.3, 0.1],
+            "plane_grid": 25,
+            "toy_n_points": 20000,
+        },
+    },
+    "gs_learning_dynamics": {
+        # GMM mode x rank sweep (GS-9) and training snapshots from gmdiff.zoo (GS-11).
+        "ci": {
+            "sweep_ks": [1, 2, 5, 10, 20, 50, 100, 200, 500],
+            "sweep_ranks": [1, 2, 4, 8, 16, 32, 64],
+            "sweep_sigmas": [0.05, 0.2, 1.0, 5.0],
+            "n_queries": 256,
+            "kmeans_ks": [10],
+            "curve_sigmas": [0.1, 0.5, 1.5, 10.0],
+            "snapshot_steps": [0, 25, 50, 100, 200, 300, 500, 750, 1000],
+            "toy_snapshot_steps": [0, 50, 100, 250, 500, 1000, 1500, 2500],
+        },
+        "full": {
+            "sweep_ks": [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
+            "sweep_ranks": [1, 4, 16, 64, 256, 1024],
+            "sweep_sigmas": [0.05, 0.1, 0.5, 1.0, 5.0, 10.0],
+            "n_queries": 1024,
+            "kmeans_ks": [10, 100],
+            "curve_sigmas": [0.1, 0.5, 1.5, 10.0],
+            "snapshot_steps": [0, 250, 500, 1000, 2500, 5000, 10000, 15000, 25000],
+            "toy_snapshot_steps": [0, 500, 1000, 2500, 5000, 10000, 25000, 50000],
+        },
+    },
+    "gms_anomalous_diffusion": {
+        # Exact densities and CPU simulation; sizes only change the KS sample and path length.
+        "ci": {"alphas": [1.0, 1.5, 1.8], "beta": 2.0, "alpha_path": 1.8, "n_steps": 1000, "n_ks": 2000},
+        "full": {"alphas": [0.5, 1.0, 1.5, 1.8], "beta": 2.0, "alpha_path": 1.8, "n_steps": 5000, "n_ks": 20000},
+    },
+    "gms_theorems": {
+        # Monte-Carlo sample sizes of the Thm. 1 and Eq. 13 checks (float64, CPU).
+        "ci": {"sigmas_bridge": [0.5, 1.0, 2.0], "n_bridge": 200000, "sigma_denoise": 1.0, "n_denoise": 200000},
+        "full": {"sigmas_bridge": [0.5, 1.0, 2.0], "n_bridge": 2000000, "sigma_denoise": 1.0, "n_denoise": 2000000},
+    },
+    "gs_teleportation": {
+        # Heun-18 with 0..skip steps teleported; zoo models (ci: CPU-trained, see gmdiff.zoo).
+        "ci": {"steps": 18, "n_gmm": 4000, "n_ode_ref": 300, "n_projections": 512, "n_floor": 5,
+               "gmm_skips": list(range(12)), "n_digits": 1000, "digit_skips": [0, 2, 4, 5, 6, 7, 8, 10]},
+        "full": {"steps": 18, "n_gmm": 20000, "n_ode_ref": 2000, "n_projections": 2048, "n_floor": 20,
+                 "gmm_skips": list(range(18)), "n_digits": 5000, "digit_skips": list(range(13))},
+    },
 }
 
 

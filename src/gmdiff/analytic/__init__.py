@@ -1,5 +1,12 @@
 """Exact scores, denoisers and PF-ODE solutions of tractable distributions."""
 
+from gmdiff.analytic.anomalous import sample_isotropic_sas, sample_stable, three_paths
+from gmdiff.analytic.bridge import (
+    gm_bridge_posterior,
+    gm_sgm_denoiser,
+    noise_scale_posterior,
+    ve_bridge_posterior,
+)
 from gmdiff.analytic.gaussian import DeltaMixture, Gaussian, GaussianMixture
 from gmdiff.analytic.pf_ode import (
     gaussian_denoiser_path,
@@ -20,10 +27,17 @@ __all__ = [
     "gaussian_denoiser_path",
     "gaussian_endpoint",
     "gaussian_state",
+    "gm_bridge_posterior",
+    "gm_sgm_denoiser",
     "integrate_pf_ode",
+    "noise_scale_posterior",
     "perturbation_gain",
     "psi",
     "rotation_correction",
+    "sample_isotropic_sas",
+    "sample_stable",
     "scaled_score",
+    "three_paths",
+    "ve_bridge_posterior",
     "xi",
 ]
