@@ -120,8 +120,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     },
     "gs_teleportation": {
         # Heun-18 with 0..skip steps teleported; zoo models (ci: CPU-trained, see gmdiff.zoo).
-        "ci": {"steps": 18, "n_gmm": 4000, "n_ode_ref": 300, "n_projections": 512, "n_floor": 5,
-               "gmm_skips": list(range(12)), "n_digits": 1000, "digit_skips": [0, 2, 4, 5, 6, 7, 8, 10]},
+        "ci": {"steps": 18, "n_gmm": 4000, "n_ode_ref": 500, "n_projections": 512, "n_floor": 5,
+               "gmm_skips": list(range(12)), "n_digits": 1000, "digit_skips": [0, 4, 5, 6, 7, 8, 10]},
         "full": {"steps": 18, "n_gmm": 20000, "n_ode_ref": 2000, "n_projections": 2048, "n_floor": 20,
                  "gmm_skips": list(range(18)), "n_digits": 5000, "digit_skips": list(range(13))},
     },

@@ -14,6 +14,7 @@ from gmdiff.samplers.ddpm import ddim, ddpm
 from gmdiff.samplers.dpm_solver import dpm_solver_pp
 from gmdiff.samplers.ode import euler, heun
 from gmdiff.samplers.pc import ve_pc
+from gmdiff.samplers.teleport import heun_nfe, teleport_heun
 
 SAMPLERS = {
     "euler": euler,
@@ -22,6 +23,17 @@ SAMPLERS = {
     "ddim": ddim,
     "dpm_solver_pp": dpm_solver_pp,
     "ve_pc": ve_pc,
+    "teleport_heun": teleport_heun,
 }
 
-__all__ = ["SAMPLERS", "ddim", "ddpm", "dpm_solver_pp", "euler", "heun", "ve_pc"]
+__all__ = [
+    "SAMPLERS",
+    "ddim",
+    "ddpm",
+    "dpm_solver_pp",
+    "euler",
+    "heun",
+    "heun_nfe",
+    "teleport_heun",
+    "ve_pc",
+]

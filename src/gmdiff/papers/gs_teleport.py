@@ -1,0 +1,190 @@
+"""Analytical teleportation (Gaussian score paper, Sec. 6, Alg. 1, App. A.7-A.8, B.8):
+the paper's Tables 1, 4, 5 and 6 as data, and the experiment behind the GS-12 chapter.
+
+The paper's rows: unconditional EDM models (VP, config F of Karras et al. 2022) sampled
+with EDM's Heun sampler, 18 steps (NFE 35) on CIFAR-10 and 40 steps (NFE 79) on FFHQ-64
+and AFHQv2-64; the first ``skip`` Heun steps are replaced by the Gaussian solution at
+sigma_skip = sigma_skip-index of EDM's schedule (App. A.7); quality is FID on 50,000
+samples from the seeds 0-49999 (App. A.8).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from gmdiff.analytic import Gaussian, GaussianMixture, integrate_pf_ode
+from gmdiff.samplers import heun_nfe, teleport_heun
+from gmdiff.samplers.base import Denoiser
+from gmdiff.schedules import EDM
+
+# (skip, NFE, sigma_skip, FID) exactly as printed in App. B.8.
+TABLE_4_FFHQ64: tuple[tuple[int, int, float, float], ...] = (
+    (0, 79, 80.0, 2.464),
+    (2, 75, 60.1, 2.489),
+    (4, 71, 44.6, 2.523),
+    (6, 67, 32.7, 2.561),
+    (8, 63, 23.6, 2.617),
+    (10, 59, 16.8, 2.681),
+    (12, 55, 11.7, 2.841),
+    (14, 51, 8.0, 3.243),
+    (16, 47, 5.4, 4.402),
+    (20, 39, 2.2, 15.451),
+)
+TABLE_5_AFHQV2_64: tuple[tuple[int, int, float, float], ...] = (
+    (0, 79, 80.0, 2.043),
+    (2, 75, 60.1, 2.029),
+    (4, 71, 44.6, 2.016),
+    (6, 67, 32.7, 2.003),
+    (8, 63, 23.6, 2.005),
+    (10, 59, 16.8, 2.026),
+    (12, 55, 11.7, 2.102),
+    (14, 51, 8.0, 2.359),
+    (16, 47, 5.4, 3.206),
+    (20, 39, 2.2, 14.442),
+)
+TABLE_6_CIFAR10: tuple[tuple[int, int, float, float], ...] = (
+    (0, 35, 80.0, 1.958),
+    (1, 33, 57.6, 1.955),
+    (2, 31, 40.8, 1.949),
+    (3, 29, 28.4, 1.940),
+    (4, 27, 19.4, 1.932),
+    (5, 25, 12.9, 1.934),
+    (6, 23, 8.4, 1.963),
+    (7, 21, 5.3, 2.123),
+    (8, 19, 3.3, 3.213),
+    (10, 15, 1.1, 23.947),
+    (12, 11, 0.3, 109.178),
+)
+
+#: Per dataset: its table, the Heun step count, and the table number in the paper.
+PAPER_TABLES: dict[str, dict] = {
+    "CIFAR-10": {"rows": TABLE_6_CIFAR10, "steps": 18, "table": 6},
+    "FFHQ-64": {"rows": TABLE_4_FFHQ64, "steps": 40, "table": 4},
+    "AFHQv2-64": {"rows": TABLE_5_AFHQV2_64, "steps": 40, "table": 5},
+}
+
+#: Table 1 (main text): the EDM baseline and two teleportation rows per dataset, as
+#: (dataset, row, NFE, noise sigma_skip, FID); every row is also a row of Tables 4-6.
+TABLE_1: tuple[tuple[str, str, int, float, float], ...] = (
+    ("FFHQ-64", "EDM baseline", 79, 80.0, 2.464),
+    ("FFHQ-64", "Teleportation", 67, 32.7, 2.561),
+    ("FFHQ-64", "Teleportation", 55, 11.7, 2.841),
+    ("AFHQ-64", "EDM baseline", 79, 80.0, 2.043),
+    ("AFHQ-64", "Teleportation", 59, 16.8, 2.026),
+    ("AFHQ-64", "Teleportation", 51, 8.0, 2.359),
+    ("CIFAR-10", "EDM baseline", 35, 80.0, 1.958),
+    ("CIFAR-10", "Teleportation", 25, 12.9, 1.934),
+    ("CIFAR-10", "Teleportation", 21, 5.3, 2.123),
+)
+
+#: GS-12's quantitative claim (Sec. 6): 15-30% of NFE saved at < 3% FID increase.
+CLAIM_NFE_SAVED = (15.0, 30.0)
+CLAIM_MAX_QUALITY_LOSS = 3.0
+
+
+def _with_changes(df: pd.DataFrame, quality: str) -> pd.DataFrame:
+    """Add 'NFE saved (%)' and '<quality> change (%)' relative to the skip-0 row."""
+    base = df.loc[df["skip"] == 0].iloc[0]
+    df["NFE saved (%)"] = 100.0 * (1.0 - df["NFE"] / base["NFE"])
+    df[f"{quality} change (%)"] = 100.0 * (df[quality] / base[quality] - 1.0)
+    return df
+
+
+def paper_table(dataset: str) -> pd.DataFrame:
+    """One of the paper's Tables 4-6 with NFE saved and FID change (%) vs skip 0."""
+    if dataset not in PAPER_TABLES:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(PAPER_TABLES)}")
+    rows = PAPER_TABLES[dataset]["rows"]
+    df = pd.DataFrame(rows, columns=["skip", "NFE", "sigma_skip", "FID"])
+    return _with_changes(df, "FID")
+
+
+def teleport_samples(
+    denoiser: Denoiser,
+    gaussian: Gaussian,
+    x_T: Tensor,
+    skips: Iterable[int],
+    *,
+    steps: int = 18,
+    schedule: EDM | None = None,
+) -> dict[int, Tensor]:
+    """Samples of :func:`gmdiff.samplers.teleport_heun` from the same ``x_T`` for every
+    ``skip`` (common random numbers, so that differences between skips are not sampling
+    noise), under ``torch.no_grad``."""
+    schedule = EDM() if schedule is None else schedule
+    out = {}
+    with torch.no_grad():
+        for s in skips:
+            out[int(s)] = teleport_heun(
+                denoiser, schedule, x_T, steps, gaussian=gaussian, skip=int(s)
+            )
+    return out
+
+
+def teleportation_table(
+    denoiser: Denoiser,
+    gaussian: Gaussian,
+    x_T: Tensor,
+    skips: Sequence[int],
+    quality_fn: Callable[[Tensor], float],
+    *,
+    steps: int = 18,
+    schedule: EDM | None = None,
+    samples: dict[int, Tensor] | None = None,
+    quality_name: str = "quality",
+) -> pd.DataFrame:
+    """GS-12: per ``skip``, sigma_skip, NFE (:func:`gmdiff.samplers.heun_nfe`), NFE saved
+    (%), ``quality_fn(samples)`` (lower is better, like FID) and its change (%) vs skip 0.
+
+    ``skips`` must contain 0 (the Heun baseline). ``samples`` may hold precomputed outputs
+    of :func:`teleport_samples` for these skips (to plot them too).
+    """
+    skips = [int(s) for s in skips]
+    if 0 not in skips:
+        raise ValueError(f"skips must include 0, the plain Heun baseline; got {skips}")
+    schedule = EDM() if schedule is None else schedule
+    if samples is None:
+        samples = teleport_samples(denoiser, gaussian, x_T, skips, steps=steps, schedule=schedule)
+    missing = [s for s in skips if s not in samples]
+    if missing:
+        raise ValueError(f"samples lack the skips {missing}")
+    sig = schedule.sigma_steps(steps)
+    df = pd.DataFrame(
+        {
+            "skip": skips,
+            "sigma_skip": [float(sig[s]) for s in skips],
+            "NFE": [heun_nfe(steps, s) for s in skips],
+            quality_name: [float(quality_fn(samples[s])) for s in skips],
+        }
+    )
+    return _with_changes(df, quality_name)
+
+
+def best_row(
+    table: pd.DataFrame, quality: str, max_loss: float = CLAIM_MAX_QUALITY_LOSS
+) -> pd.Series:
+    """The row of a teleportation table (ours or :func:`paper_table`) with the largest
+    'NFE saved (%)' among those whose ``quality`` worsens by less than ``max_loss``
+    percent (the skip-0 row when no other qualifies)."""
+    ok = table[table[f"{quality} change (%)"] < max_loss]
+    return ok.loc[ok["NFE saved (%)"].idxmax()]
+
+
+def exact_pf_ode_samples(
+    model: GaussianMixture, x_T: Tensor, schedule: EDM | None = None
+) -> Tensor:
+    """Reference endpoints of the exact model's PF-ODE from x_T at sigma_max: RK45
+    (scipy, rtol 1e-8) down to sigma_min, then D(x, sigma_min), the last step that Heun
+    and the hybrid also take (Karras et al. 2022, Alg. 1). Float64."""
+    schedule = EDM() if schedule is None else schedule
+    x = x_T.double()
+    at_min = integrate_pf_ode(
+        model.score, schedule, x, schedule.sigma_max, np.array([schedule.sigma_min]),
+        rtol=1e-8, atol=1e-10,
+    )[0]  # fmt: skip
+    return model.denoiser(at_min, schedule.sigma_min)
