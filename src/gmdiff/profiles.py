@@ -125,6 +125,30 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "full": {"steps": 18, "n_gmm": 20000, "n_ode_ref": 2000, "n_projections": 2048, "n_floor": 20,
                  "gmm_skips": list(range(18)), "n_digits": 5000, "digit_skips": list(range(13))},
     },
+    "gm_sgm_tables": {
+        # ci: 2-D ring (exact metric) + sklearn 8x8 digits (FD-digits), CPU, one thread.
+        "ci": {
+            "toy": {"steps": 1500, "batch": 256, "lr": 2e-3, "sigma_max": 4.0, "n": 2000,
+                    "iterations": [20, 50, 100, 200], "table3_iterations": [20, 50, 200],
+                    "betas": [1.5, 2.0, 3.0], "table5_steps": [20, 100]},
+            "images": {"dataset": "digits8x8", "net": "digits", "net_overrides": {"ch": 16},
+                       "sigma_data": 0.75, "sigma_max": 10.0, "steps": 1200, "batch": 64,
+                       "lr": 2e-3, "ema_decay": 0.999, "n": 400, "iterations": [20, 50, 100],
+                       "classifier_steps": 300, "metric": "FD-digits"},
+        },
+        # full: the paper's App. A.2 on CIFAR-10 (VE sigma_max = 50, NCSN++, batch 64;
+        # GM-SGM 550k iterations, SGM = the same recipe) with Inception FID on 50k samples.
+        "full": {
+            "toy": {"steps": 20000, "batch": 512, "lr": 1e-3, "sigma_max": 4.0, "n": 20000,
+                    "iterations": [20, 50, 100, 200, 500, 1000], "table3_iterations": [50, 200, 250, 500],
+                    "betas": [1.5, 2.0, 3.0], "table5_steps": [20, 100]},
+            "images": {"dataset": "cifar10", "net": "ncsnpp_cifar10_ve", "net_overrides": {},
+                       "sigma_data": 0.5, "sigma_max": 50.0, "steps": 550_000, "batch": 64,
+                       "lr": 2e-4, "ema_decay": 0.999, "n": 50_000,
+                       "iterations": [50, 100, 200, 250, 333, 400, 500, 1000],
+                       "classifier_steps": 0, "metric": "FID"},
+        },
+    },
 }
 
 

@@ -10,6 +10,7 @@ where ``denoiser(x, sigma)`` is E[x_0 | x] in unscaled (EDM) units and
 * ``ve_pc`` (VE): predictor-corrector, Song et al. 2021 (score SDE), Algorithm 2.
 """
 
+from gmdiff.samplers.adaptive import adaptive_sde
 from gmdiff.samplers.ddpm import ddim, ddpm
 from gmdiff.samplers.dpm_solver import dpm_solver_pp
 from gmdiff.samplers.ode import euler, heun
@@ -28,6 +29,7 @@ SAMPLERS = {
 
 __all__ = [
     "SAMPLERS",
+    "adaptive_sde",
     "ddim",
     "ddpm",
     "dpm_solver_pp",
