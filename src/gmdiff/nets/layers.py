@@ -67,3 +67,29 @@ class AttentionBlock(nn.Module):
         )
         h = self.proj(out.transpose(-1, -2).reshape(b, c, hgt, wdt))
         return (x + h) / math.sqrt(2.0) if self.skip_rescale else x + h
+
+
+def check_pyramid(cfg, width: int, name: str) -> None:
+    """Validate the fields that the U-Net and NCSN++ configs share (widths, dropout, and
+    that the resolution halves cleanly down the levels where attention is asked for)."""
+    if width < 1 or cfg.num_res_blocks < 1 or cfg.in_ch < 1 or not cfg.ch_mult:
+        raise ValueError(
+            f"{type(cfg).__name__} needs a base width, num_res_blocks, in_ch >= 1 and a "
+            f"non-empty ch_mult, got width={width}, num_res_blocks={cfg.num_res_blocks}, "
+            f"in_ch={cfg.in_ch}, ch_mult={cfg.ch_mult}"
+        )
+    if not 0.0 <= cfg.dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {cfg.dropout}")
+    n_down = len(cfg.ch_mult) - 1
+    if cfg.resolution % 2**n_down:
+        raise ValueError(
+            f"resolution={cfg.resolution} must be divisible by 2^(len(ch_mult)-1)="
+            f"{2**n_down}; pad the images or use fewer levels"
+        )
+    reachable = {cfg.resolution // 2**i for i in range(n_down + 1)}
+    bad = set(cfg.attn_resolutions) - reachable
+    if bad:
+        raise ValueError(
+            f"attn_resolutions {sorted(bad)} never occur; {name}'s resolutions are "
+            f"{sorted(reachable, reverse=True)}"
+        )

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gmdiff.nets.embeddings import sinusoidal_embedding
-from gmdiff.nets.layers import AttentionBlock, group_norm, zero_init
+from gmdiff.nets.layers import AttentionBlock, check_pyramid, group_norm, zero_init
 
 
 @dataclass(frozen=True)
@@ -49,27 +49,7 @@ class UNetConfig:
     num_heads: int = 1
 
     def __post_init__(self) -> None:
-        if self.ch < 1 or self.num_res_blocks < 1 or self.in_ch < 1 or not self.ch_mult:
-            raise ValueError(
-                f"UNetConfig needs ch, num_res_blocks, in_ch >= 1 and a non-empty ch_mult, "
-                f"got ch={self.ch}, num_res_blocks={self.num_res_blocks}, in_ch={self.in_ch}, "
-                f"ch_mult={self.ch_mult}"
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        n_down = len(self.ch_mult) - 1
-        if self.resolution % 2**n_down:
-            raise ValueError(
-                f"resolution={self.resolution} must be divisible by 2^(len(ch_mult)-1)="
-                f"{2**n_down}; pad the images or use fewer levels"
-            )
-        reachable = {self.resolution // 2**i for i in range(n_down + 1)}
-        bad = set(self.attn_resolutions) - reachable
-        if bad:
-            raise ValueError(
-                f"attn_resolutions {sorted(bad)} never occur; the U-Net's resolutions are "
-                f"{sorted(reachable, reverse=True)}"
-            )
+        check_pyramid(self, self.ch, "the U-Net")
 
 
 class ResBlock(nn.Module):
