@@ -115,7 +115,7 @@ class ScaleMixtureNoise:
 
     BETA = 3.0
 
-    def sample(self, x0, generator):
+    def sample(self, x0, generator, alpha=None, sigma=None):
         b = torch.where(torch.rand(x0.shape[0], generator=generator) < 0.5, 1.0, self.BETA)
         return b.to(x0.dtype)[:, None] * torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
 

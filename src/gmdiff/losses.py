@@ -4,13 +4,14 @@ loss, with a pluggable noise distribution and a hook for extra terms.
 Every loss has the same shape:
 
 1. draw a noise level per sample (a time t, a DDPM step n, or an EDM sigma);
-2. draw standardized noise ``z = noise.sample(x0, generator)`` and form
+2. draw standardized noise ``z = noise.sample(x0, generator, alpha, sigma)`` (a
+   :class:`gmdiff.noise.NoiseModel`) and form
    ``x_t = alpha x0 + sigma z``;
 3. regress the network output on a target derived from ``noise.score_target(z, sigma)``,
    the regression target for the score of x_t. For Gaussian noise this is the score of
    the Gaussian perturbation kernel, ``-z / sigma`` (Vincent 2011; Song et al. 2021, Eq. 7).
    A paper that trains with other noise (GM-SGM's Gaussian-mixture noise, Eqs. 9-11 and
-   A.5) supplies its own :class:`NoiseModel`; the losses turn its score target into a
+   A.5; DDGM's Gamma noise) supplies its own noise model; the losses turn its score target into a
    denoiser or eps target with the conversions of :mod:`gmdiff.schedules`;
 4. add any ``extra_terms`` (GM-DDPM's component classifier, SMD's terms): callables that
    see a :class:`LossContext` and return one value per sample (or a scalar).
@@ -27,11 +28,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch
 from torch import Tensor
 
+from gmdiff.noise import GaussianNoise, NoiseModel
 from gmdiff.schedules import (
     VE,
     DiscreteVP,
@@ -42,31 +43,6 @@ from gmdiff.schedules import (
 )
 
 Denoiser = Callable[[Tensor, Tensor], Tensor]
-
-
-class NoiseModel(Protocol):
-    """The noise a loss perturbs data with, x_t = alpha x0 + sigma z, and the regression
-    target it implies.
-
-    ``sample(x0, generator)`` draws standardized noise z with the shape, dtype and device
-    of ``x0``. ``score_target(z, sigma)`` returns the target the network's score at x_t
-    regresses on, with ``sigma`` already broadcast to z's shape. For N(0, I) noise this is
-    ``-z / sigma``, the score of the perturbation kernel N(x_t; alpha x0, sigma^2 I).
-    """
-
-    def sample(self, x0: Tensor, generator: torch.Generator | None) -> Tensor: ...
-
-    def score_target(self, z: Tensor, sigma: Tensor) -> Tensor: ...
-
-
-class GaussianNoise:
-    """Standard normal noise; score target -z / sigma (Song et al. 2021, Eq. 7)."""
-
-    def sample(self, x0: Tensor, generator: torch.Generator | None) -> Tensor:
-        return torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
-
-    def score_target(self, z: Tensor, sigma: Tensor) -> Tensor:
-        return -z / sigma
 
 
 @dataclass(frozen=True)
@@ -150,7 +126,7 @@ def dsm_loss(
     t = schedule.t_min + (schedule.t_max - schedule.t_min) * u
     sigma, alpha = schedule.sigma(t).to(x0.dtype), schedule.alpha(t).to(x0.dtype)
     sig, alp = _per_sample(sigma, x0), _per_sample(alpha, x0)
-    z = noise.sample(x0, generator)
+    z = noise.sample(x0, generator, alp, sig)
     x_t = alp * x0 + sig * z
     d = denoiser(x_t / alp, sigma / alpha)
     s = denoiser_to_score(d, x_t, sig, alp)
@@ -184,7 +160,7 @@ def eps_loss(
     alpha_bar = schedule.alpha_bar.to(device=x0.device, dtype=x0.dtype)[n]
     alpha, sigma = alpha_bar.sqrt(), (1.0 - alpha_bar).sqrt()
     sig = _per_sample(sigma, x0)
-    z = noise.sample(x0, generator)
+    z = noise.sample(x0, generator, _per_sample(alpha, x0), sig)
     x_n = _per_sample(alpha, x0) * x0 + sig * z
     eps_hat = eps_net(x_n, n - 1)
     target = score_to_eps(noise.score_target(z, sig), sig)
@@ -228,7 +204,7 @@ def edm_loss(
     )
     sigma = ln_sigma.exp()
     sig = _per_sample(sigma, x0)
-    z = noise.sample(x0, generator)
+    z = noise.sample(x0, generator, torch.ones_like(sig), sig)
     x = x0 + sig * z
     d = denoiser(x, sigma)
     target = score_to_denoiser(noise.score_target(z, sig), x, sig)

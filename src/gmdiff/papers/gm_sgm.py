@@ -28,7 +28,6 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +36,6 @@ import torch
 from torch import Tensor, nn
 
 from gmdiff import losses
-from gmdiff.samplers import pc as _pc
 from gmdiff.samplers import ve_pc
 from gmdiff.schedules import VE, Schedule
 
@@ -229,7 +227,7 @@ class MixtureNoise(_TotalNoiseTarget):
         self.calls += 1
         return idx
 
-    def sample(self, x0: Tensor, generator: torch.Generator | None) -> Tensor:
+    def sample(self, x0: Tensor, generator: torch.Generator | None, alpha=None, sigma=None):
         eta = _gaussian(x0, generator)
         idx = self.draw_components(x0.shape[0], generator, x0.device)
         z = torch.zeros_like(eta)
@@ -295,7 +293,7 @@ class ContinuousScaleNoise(_TotalNoiseTarget):
             return (hi ** (k + 1) - lo ** (k + 1)) / ((k + 1) * (hi - lo))
         return (hi**k - lo**k) / (k * math.log(hi / lo))
 
-    def sample(self, x0: Tensor, generator: torch.Generator | None) -> Tensor:
+    def sample(self, x0: Tensor, generator: torch.Generator | None, alpha=None, sigma=None):
         eta = _gaussian(x0, generator)
         b = self.draw_scales(x0.shape[0], generator, x0.dtype, x0.device)
         return _per_sample(b, eta) * eta
@@ -351,29 +349,6 @@ def scale_mixture_cdf(x: np.ndarray, scales: Sequence[float], probs: Sequence[fl
 # --------------------------------------------------------------------------------------
 
 
-@contextmanager
-def mixture_increments(beta: float):
-    """Within this context, every Gaussian increment z of :func:`gmdiff.samplers.ve_pc`
-    (predictor and Langevin corrector alike) is replaced by beta~ z with beta~ in {1, beta}
-    drawn per sample and step with probability 1/2: the N_mix(0, {I, beta^2 I}) increments
-    of Sec. 5.4 (second study). Implemented by swapping the sampler's noise function, so
-    the sampler's code is not copied; not thread-safe."""
-    beta = _check_beta(beta)
-    original = _pc._noise
-
-    def noise(x: Tensor, generator: torch.Generator | None) -> Tensor:
-        z = original(x, generator)
-        pick = torch.rand(x.shape[0], generator=generator, device=x.device) < 0.5
-        scale = torch.where(pick, beta, 1.0).to(x.dtype)
-        return _per_sample(scale, z) * z
-
-    _pc._noise = noise
-    try:
-        yield
-    finally:
-        _pc._noise = original
-
-
 def ve_pc_mixture(
     denoiser: Callable[[Tensor, Tensor], Tensor],
     schedule: VE,
@@ -385,9 +360,14 @@ def ve_pc_mixture(
     callback=None,
     **opts,
 ) -> Tensor:
-    """:func:`gmdiff.samplers.ve_pc` with Gaussian-mixture increments (Sec. 5.4)."""
-    with mixture_increments(beta):
-        return ve_pc(denoiser, schedule, x_T, steps, generator=generator, callback=callback, **opts)
+    """:func:`gmdiff.samplers.ve_pc` with Gaussian-mixture increments (Sec. 5.4, second
+    study): every increment z of the predictor and of the Langevin corrector is replaced by
+    beta~ z, beta~ in {1, beta} drawn per sample and step with probability 1/2, i.e.
+    N_mix(0, {I, beta^2 I}) increments."""
+    noise = ScaleMixtureNoise((1.0, _check_beta(beta)))
+    return ve_pc(
+        denoiser, schedule, x_T, steps, generator=generator, callback=callback, noise=noise, **opts
+    )
 
 
 # --------------------------------------------------------------------------------------

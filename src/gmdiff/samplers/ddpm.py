@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from gmdiff.noise import GaussianNoise, NoiseModel
 from gmdiff.samplers.base import (
     Callback,
     Denoiser,
@@ -55,6 +56,7 @@ def ddpm(
     callback: Callback | None = None,
     variance: str = "beta_tilde",
     spacing: str | None = None,
+    noise: NoiseModel | None = None,
 ) -> Tensor:
     """Ancestral sampling x_s ~ N(posterior mean(x_t, D), sigma_t^2 I) (Ho et al. 2020,
     Algorithm 2), with the posterior variance ``variance`` = ``"beta_tilde"`` (the exact
@@ -62,6 +64,10 @@ def ddpm(
     choices). With ``steps < T`` the chain is the respaced DDPM on the grid of
     :func:`~gmdiff.samplers.base.vp_grid`; the last step onto the data adds no noise
     (Algorithm 2, z = 0 at t = 1). ``x_T`` should be drawn from N(0, I) (VP).
+
+    ``noise`` draws z (default N(0, I)) at the level (alpha_s, sigma_s) of the step's end
+    point: with :class:`gmdiff.noise.GammaNoise` and ``variance="beta"`` this is DDGM's
+    sampler (Nachmani et al. 2021, Alg. 2), whose x_T is that noise at the first grid level.
     """
     check_schedule(schedule, (DiscreteVP, Schedule), "ddpm")
     check_steps(steps)
@@ -69,6 +75,7 @@ def ddpm(
         raise ValueError(f"variance must be one of {_VARIANCES}, got {variance!r}")
     t, alpha, sigma = vp_grid(schedule, steps, spacing or default_spacing(schedule))
     alpha, sigma = alpha.to(x_T.device), sigma.to(x_T.device)
+    noise = GaussianNoise() if noise is None else noise
     x = x_T
     for i in progress(range(steps), "ddpm"):
         x0 = call_denoiser(denoiser, x, alpha[i], sigma[i])
@@ -78,8 +85,7 @@ def ddpm(
         x = c0 * x0 + ct * x
         if sigma[i + 1] > 0:
             var = beta_tilde if variance == "beta_tilde" else beta
-            z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-            x = x + var.sqrt() * z
+            x = x + var.sqrt() * noise.sample(x, generator, alpha[i + 1], sigma[i + 1])
     return x
 
 
@@ -93,12 +99,15 @@ def ddim(
     callback: Callback | None = None,
     eta: float = 0.0,
     spacing: str | None = None,
+    noise: NoiseModel | None = None,
 ) -> Tensor:
     """DDIM (Song et al. 2021, Eq. 12): x_s = alpha_s x_0 + sqrt(sigma_s^2 - c^2) eps + c z,
     with eps = (x_t - alpha_t x_0) / sigma_t and c = eta * sqrt(beta-tilde) (their Eq. 16).
     ``eta = 0`` is the deterministic DDIM (a first-order PF-ODE solver), ``eta = 1`` the
     DDPM ancestral sampler with beta-tilde. Noise is drawn on every step when eta > 0 (the
     last draw is multiplied by zero), the order of diffusers' ``DDIMScheduler``.
+    ``noise`` draws z as in :func:`ddpm` (with eta = 0 only x_T carries the noise model:
+    DDGM's DDIM-based sampler starts from its Gamma noise).
     """
     check_schedule(schedule, (DiscreteVP, Schedule), "ddim")
     check_steps(steps)
@@ -106,6 +115,7 @@ def ddim(
         raise ValueError(f"eta must be >= 0 (0: deterministic DDIM, 1: DDPM), got eta={eta}")
     t, alpha, sigma = vp_grid(schedule, steps, spacing or default_spacing(schedule))
     alpha, sigma = alpha.to(x_T.device), sigma.to(x_T.device)
+    noise = GaussianNoise() if noise is None else noise
     x = x_T
     for i in progress(range(steps), "ddim"):
         x0 = call_denoiser(denoiser, x, alpha[i], sigma[i])
@@ -115,5 +125,8 @@ def ddim(
         c = eta * _posterior(alpha[i], sigma[i], alpha[i + 1], sigma[i + 1])[2].sqrt()
         x = alpha[i + 1] * x0 + (sigma[i + 1] ** 2 - c**2).clamp(min=0).sqrt() * eps
         if eta > 0:
-            x = x + c * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+            # the last draw (onto the data, c = 0) is Gaussian: a level-dependent noise
+            # model has no distribution at sigma = 0
+            draw = noise if sigma[i + 1] > 0 else GaussianNoise()
+            x = x + c * draw.sample(x, generator, alpha[i + 1], sigma[i + 1])
     return x

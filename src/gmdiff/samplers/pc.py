@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from gmdiff.noise import GaussianNoise, NoiseModel
 from gmdiff.samplers.base import Callback, Denoiser, check_schedule, check_steps, progress
 from gmdiff.schedules import VE, denoiser_to_score
 
@@ -16,10 +17,6 @@ def _score(denoiser: Denoiser, x: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor
     """(score, denoiser output) at noise level ``sigma`` (alpha = 1)."""
     d = denoiser(x, torch.full((x.shape[0],), float(sigma), dtype=x.dtype, device=x.device))
     return denoiser_to_score(d, x, sigma), d
-
-
-def _noise(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
 
 
 def ve_pc(
@@ -32,6 +29,7 @@ def ve_pc(
     callback: Callback | None = None,
     snr: float = 0.16,
     n_steps_each: int = 1,
+    noise: NoiseModel | None = None,
 ) -> Tensor:
     """score_sde's ``pc_sampler`` on the geometric noise levels sigma_0 = sigma_max > ... >
     sigma_{steps-1} = sigma_min of ``schedule.discrete_sigmas(steps)`` (sigma_steps := 0).
@@ -48,6 +46,9 @@ def ve_pc(
     t_i = linspace(1, eps, N), which differs from sigma_i by a factor below
     (sigma_max/sigma_min)^eps (1.0001 for their eps = 1e-5); here the model sees sigma_i.
     Denoiser evaluations: steps * (n_steps_each + 1).
+
+    ``noise`` draws every increment z (default N(0, I)); it is called without a noise level,
+    so it must not need one (GM-SGM's Sec. 5.4 mixture increments are such a model).
     """
     check_schedule(schedule, VE, "ve_pc")
     check_steps(steps)
@@ -55,13 +56,14 @@ def ve_pc(
         raise ValueError(f"snr must be > 0 (score_sde uses 0.16 for VE), got snr={snr}")
     if isinstance(n_steps_each, bool) or not isinstance(n_steps_each, int) or n_steps_each < 0:
         raise ValueError(f"n_steps_each must be an integer >= 0, got {n_steps_each!r}")
+    noise = GaussianNoise() if noise is None else noise
     sig = schedule.discrete_sigmas(steps).to(device=x_T.device)
     sig = torch.cat([sig, sig.new_zeros(1)])
     x = x_T
     for i in progress(range(steps), "ve_pc"):
         for _ in range(n_steps_each):
             s, _ = _score(denoiser, x, sig[i])
-            z = _noise(x, generator)
+            z = noise.sample(x, generator)
             ratio = z.flatten(1).norm(dim=1).mean() / s.flatten(1).norm(dim=1).mean()
             e = 2.0 * (snr * ratio) ** 2
             x = x + e * s + (2.0 * e).sqrt() * z
@@ -70,5 +72,5 @@ def ve_pc(
             callback(i, float(sig[i]), x, d)
         var = sig[i] ** 2 - sig[i + 1] ** 2
         x_mean = x + var * s
-        x = x_mean + var.sqrt() * _noise(x, generator)
+        x = x_mean + var.sqrt() * noise.sample(x, generator)
     return x_mean
