@@ -125,6 +125,34 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "n_ks": 20000,
         },
     },
+    "gms_noise_studies": {
+        # 2-D ring (exact metric, exact optimal denoisers) + a 64-D GMM fitted to the 8x8
+        # digits (exact denoisers only); trained nets are 3x128 MLPs on the ring, CPU.
+        "ci": {
+            "steps": 1500,
+            "batch": 256,
+            "lr": 2e-3,
+            "sigma_max": 4.0,
+            "n": 2000,
+            "n_xi": 512,
+            "xi_steps": 200,
+            "fail_iterations": [100, 500],
+            "increment_iterations": 333,
+            "distance_sigmas": [0.05, 0.2, 0.5, 1.0, 2.0],
+        },
+        "full": {
+            "steps": 20000,
+            "batch": 512,
+            "lr": 1e-3,
+            "sigma_max": 4.0,
+            "n": 20000,
+            "n_xi": 2048,
+            "xi_steps": 1000,
+            "fail_iterations": [200, 1000, 2000],
+            "increment_iterations": 333,
+            "distance_sigmas": [0.05, 0.2, 0.5, 1.0, 2.0],
+        },
+    },
     "gms_theorems": {
         # Monte-Carlo sample sizes of the Thm. 1 and Eq. 13 checks (float64, CPU).
         "ci": {
@@ -176,6 +204,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                 "table3_iterations": [20, 50, 200],
                 "betas": [1.5, 2.0, 3.0],
                 "table5_steps": [20, 100],
+                "ddgm_theta0": 1.0,
             },
             "images": {
                 "dataset": "digits8x8",
@@ -206,6 +235,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                 "table3_iterations": [50, 200, 250, 500],
                 "betas": [1.5, 2.0, 3.0],
                 "table5_steps": [20, 100],
+                "ddgm_theta0": 1.0,
             },
             "images": {
                 "dataset": "cifar10",
@@ -219,6 +249,24 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                 "ema_decay": 0.999,
                 "n": 50_000,
                 "iterations": [50, 100, 200, 250, 333, 400, 500, 1000],
+                "classifier_steps": 0,
+                "metric": "FID",
+            },
+            # App. A.2: CelebA-64 trained 230k iterations at batch 64 with the NCSN++
+            # architecture; sigma_max = 90 (NCSNv2's value for CelebA-64). Selected with
+            # -p dataset celeba64.
+            "images_celeba64": {
+                "dataset": "celeba64",
+                "net": "ncsnpp_cifar10_ve",
+                "net_overrides": {"resolution": 64},
+                "sigma_data": 0.5,
+                "sigma_max": 90.0,
+                "steps": 230_000,
+                "batch": 64,
+                "lr": 2e-4,
+                "ema_decay": 0.999,
+                "n": 50_000,
+                "iterations": [20, 66, 80, 100, 200, 333, 400, 500],
                 "classifier_steps": 0,
                 "metric": "FID",
             },

@@ -371,6 +371,104 @@ def ve_pc_mixture(
 
 
 # --------------------------------------------------------------------------------------
+# Exact optimal denoisers and the sampling statistics of Sec. 5.1 (GMS-5, GMS-10, GMS-11)
+# --------------------------------------------------------------------------------------
+
+
+def exact_denoiser(prior, scales: Sequence[float] = (1.0,), probs: Sequence[float] | None = None):
+    """The denoiser D(x, sigma) that minimises the DSM loss when training corrupts with
+    z = beta~ eta, beta~ = ``scales[k]`` w.p. ``probs[k]``, on an analytic ``prior``
+    (:mod:`gmdiff.analytic`): E[x_0 | x] = sum_k p(beta_k | x) D_prior(x, beta_k sigma)
+    (GM-SGM, Eq. 13 with the weights of :func:`gmdiff.analytic.bridge.noise_scale_posterior`).
+    ``scales=(1,)`` is the SGM; ``(1, 2)`` GM-SGM; ``(2,)`` Sec. 5.4's "only large jumps";
+    ``(0.5, 2)`` App. A.6's failed mixture. Evaluated in float64, returned in x's dtype, so it
+    can be handed to any sampler."""
+    from gmdiff.analytic.bridge import gm_sgm_denoiser
+
+    scales = tuple(float(b) for b in scales)
+
+    def denoiser(x: Tensor, sigma: Tensor) -> Tensor:
+        s = torch.as_tensor(sigma, dtype=torch.float64)
+        return gm_sgm_denoiser(prior, x.double(), s, scales, probs).to(x.dtype)
+
+    return denoiser
+
+
+@torch.no_grad()
+def xi_norms(denoiser, schedule: VE, x_T: Tensor, steps: int, seed: int) -> tuple[Tensor, Tensor]:
+    """(sigma_i, ||xi_theta||) along :func:`gmdiff.samplers.ve_pc` with ``steps`` iterations:
+    xi_theta(x, t) = -sigma_t s_theta(x, t) = (x - D(x, sigma_t)) / sigma_t, the estimated
+    standardized noise of Sec. 4.1, at every predictor step (GM-SGM, Sec. 5.1 and Fig. 4).
+    Returns sigmas (steps,) and per-sample norms (steps, B); same seed, same increments."""
+    sig, norms = [], []
+
+    def cb(i, sigma, x, d):
+        sig.append(sigma)
+        norms.append(((x - d) / sigma).flatten(1).norm(dim=1).cpu())
+
+    ve_pc(
+        denoiser, schedule, x_T, steps, generator=torch.Generator().manual_seed(seed), callback=cb
+    )
+    return torch.tensor(sig), torch.stack(norms)
+
+
+def r_mean_var(norms_gm: Tensor, norms_sgm: Tensor) -> tuple[Tensor, Tensor]:
+    """r_mean(t) = E||xi_GM|| / E||xi_SGM|| and r_var(t) = var||xi_GM|| / var||xi_SGM|| over
+    the samples at each step (GM-SGM, Sec. 5.1); inputs (steps, B)."""
+    return norms_gm.mean(1) / norms_sgm.mean(1), norms_gm.var(1) / norms_sgm.var(1)
+
+
+def trained_vs_optimal(
+    gm_net: Callable, sgm_net: Callable, eb: Callable, map_: Callable, x0: Tensor, sigmas, seed: int
+) -> pd.DataFrame:
+    """Which optimum a trained GM-SGM network learned (GMS-5). At inputs x = x0 + beta~ sigma
+    xi, beta~ in {1, 2} equally likely (GM-SGM's training corruption), one row per sigma:
+    RMS distances (per-sample Euclidean) of the GM-SGM and SGM nets to the empirical-Bayes
+    optimum ``eb`` and the Gaussian ("MAP") optimum ``map_``, the distance between the two
+    optima, and the slope c = E<N_gm - N_sgm, eb - map_> / E||eb - map_||^2 with its standard
+    error (ratio estimator, delta method). c = 1: the two nets differ exactly as the optima
+    do; c = 0: no systematic difference. Errors the nets share (same seed and data) cancel
+    in c, which is why it is the sharper of the two measures."""
+    gen = torch.Generator().manual_seed(seed)
+    rms = lambda a, b: float(((a - b) ** 2).flatten(1).sum(1).mean().sqrt())
+    rows = []
+    for sigma in sigmas:
+        b = torch.where(torch.rand(x0.shape[0], generator=gen) < 0.5, 1.0, 2.0).to(x0.dtype)
+        x = x0 + sigma * _per_sample(b, x0) * torch.randn(x0.shape, generator=gen, dtype=x0.dtype)
+        s = torch.full((x.shape[0],), float(sigma), dtype=x.dtype)
+        d_eb, d_map = eb(x, s).double(), map_(x, s).double()
+        with torch.no_grad():
+            n_gm = gm_net(x.float(), s.float()).double()
+            n_sgm = sgm_net(x.float(), s.float()).double()
+        a = ((n_gm - n_sgm) * (d_eb - d_map)).flatten(1).sum(1)
+        bb = ((d_eb - d_map) ** 2).flatten(1).sum(1)
+        c = float(a.mean() / bb.mean())
+        se = float((a - c * bb).std() / math.sqrt(len(a)) / bb.mean())
+        rows.append(
+            {
+                "sigma": float(sigma),
+                "GM-SGM net vs EB": rms(n_gm, d_eb),
+                "GM-SGM net vs MAP": rms(n_gm, d_map),
+                "SGM net vs MAP": rms(n_sgm, d_map),
+                "SGM net vs EB": rms(n_sgm, d_eb),
+                "EB vs MAP": rms(d_eb, d_map),
+                "slope c": c,
+                "s.e. of c": se,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def mode_spread(x: Tensor, means: Tensor, std: float) -> float:
+    """RMS distance of samples to their nearest mixture mean over its exact value
+    sqrt(D) std for a mixture of N(mu_k, std^2 I) with well-separated modes: 1 for exact
+    samples, < 1 when the modes come out too concentrated, > 1 when too diffuse."""
+    x = x.double()
+    d2 = torch.cdist(x, means.to(x)).min(1).values ** 2
+    return float((d2.mean() / (x.shape[1] * std**2)).sqrt())
+
+
+# --------------------------------------------------------------------------------------
 # Small experiments for the chapter
 # --------------------------------------------------------------------------------------
 
@@ -470,6 +568,14 @@ def side_by_side(ours: pd.DataFrame, paper: pd.DataFrame, on: str, digits: int =
     return joined[cols].sort_index(ascending=False)
 
 
+def which_is_lower(a: float, b: float, tol: float, name_a: str, name_b: str) -> str:
+    """Which of two metrics (lower is better) wins: "<name> better", or a tie when they
+    differ by less than ``tol`` (the metric's noise level)."""
+    if abs(a - b) < tol:
+        return "tie (within noise)"
+    return f"{name_a} better" if a < b else f"{name_b} better"
+
+
 def seeded_net(build: Callable[[], nn.Module], seed: int) -> nn.Module:
     """``build()`` with its initial weights drawn from torch's global RNG seeded by
     ``seed`` inside a fork (the caller's RNG state is left untouched)."""
@@ -526,6 +632,26 @@ def vp_run(sampler, denoiser, schedule, shape: tuple[int, ...], n: int, batch: i
     return lambda steps, seed: sample_batches(
         sampler, denoiser, schedule, shape, n, steps, 1.0, seed, batch, **o
     )
+
+
+def ddgm_run(sampler, denoiser, schedule, shape: tuple[int, ...], n: int, theta0: float, **o):
+    """``(steps, seed) -> samples`` of DDGM (Nachmani et al. 2021): ``sampler`` (ddpm with
+    ``variance="beta"`` for their DDPM-based sampler, ddim for the DDIM-based one) with
+    :class:`gmdiff.noise.GammaNoise` increments, started from that Gamma noise at the first
+    grid level instead of N(0, I)."""
+    from gmdiff.noise import GammaNoise
+    from gmdiff.samplers.base import default_spacing, vp_grid
+
+    noise, dev = GammaNoise(theta0), _device_of(denoiser)
+
+    @torch.no_grad()
+    def run(steps: int, seed: int) -> Tensor:
+        _, alpha, sigma = vp_grid(schedule, steps, o.get("spacing") or default_spacing(schedule))
+        gen = torch.Generator(dev).manual_seed(seed)
+        x_T = noise.sample(torch.zeros((n, *shape), device=dev), gen, alpha[0], sigma[0])
+        return sampler(denoiser, schedule, x_T, steps, generator=gen, noise=noise, **o).cpu()
+
+    return run
 
 
 @torch.no_grad()
