@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from gmdiff import nets, zoo
+from gmdiff import data, nets, zoo
 from gmdiff.train import TrainConfig
 
 TINY_MLP = nets.MLPConfig(dim=4, width=16, depth=2, emb_dim=8)
@@ -151,6 +151,6 @@ def test_mnist_idx_reader(tmp_path):
     header = b"".join(int(v).to_bytes(4, "big") for v in (2051, 2, 28, 28))
     with gzip.open(tmp_path / "train-images-idx3-ubyte.gz", "wb") as f:
         f.write(header + imgs.astype(np.uint8).tobytes())
-    x = zoo.load_mnist_idx(tmp_path)
+    x = data.load_mnist(tmp_path)
     assert x.shape == (2, 1, 28, 28) and x.dtype == torch.float32
     torch.testing.assert_close(x[1, 0], torch.from_numpy(imgs[1] * (2 / 255) - 1).float())

@@ -15,6 +15,7 @@ them. Images are float32 tensors of shape (N, C, H, W) scaled to [-1, 1]:
 from __future__ import annotations
 
 import functools
+import gzip
 import math
 import pickle
 from pathlib import Path
@@ -172,6 +173,37 @@ _LSUN_HOWTO = (
     "data.py export command."
 )
 _FOLDER_HOWTO = "Expected a folder {root} holding image files ({exts}) at any depth."
+
+
+_MNIST_HOWTO = (
+    "Expected the MNIST training images in IDX format: {root}/train-images-idx3-ubyte "
+    "(or the same name with .gz), as distributed at http://yann.lecun.com/exdb/mnist/ and "
+    "by torchvision (MNIST/raw/). Pass the folder that holds that file as data_dir."
+)
+
+
+def mnist_file(data_dir: str | Path) -> Path:
+    """The MNIST training-image IDX file in ``data_dir``; a FileNotFoundError saying what is
+    expected when it is missing."""
+    root = Path(data_dir)
+    for name in ("train-images-idx3-ubyte", "train-images-idx3-ubyte.gz"):
+        if (root / name).is_file():
+            return root / name
+    raise FileNotFoundError(f"MNIST not found in {root}. " + _MNIST_HOWTO.format(root=root))
+
+
+def load_mnist(data_dir: str | Path) -> Tensor:
+    """MNIST training images from the IDX file ``train-images-idx3-ubyte[.gz]`` in
+    ``data_dir``: (60000, 1, 28, 28) float32 in [-1, 1]."""
+    path = mnist_file(data_dir)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    magic, n, h, w = (int.from_bytes(raw[i : i + 4], "big") for i in range(0, 16, 4))
+    if magic != 2051:
+        raise ValueError(f"{path} is not an IDX image file (magic {magic}, expected 2051)")
+    arr = np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, 1, h, w)
+    return torch.from_numpy(arr.astype(np.float32) * (2.0 / 255.0) - 1.0)
 
 
 def load_cifar10(data_dir: str | Path, train: bool = True) -> tuple[Tensor, Tensor]:

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import gzip
 import hashlib
 import json
 import os
@@ -51,7 +50,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -73,12 +71,6 @@ GMM_SPEC: dict[str, Any] = {"d": 16, "k": 4, "rank": 3, "seed": 0}
 # Data standard deviations used by the preconditioning and the loss weight (EDM, Sec. 5).
 SIGMA_DATA_IMAGES = 0.5
 SIGMA_DATA_GMM = 1.0  # per-coordinate std of the GMM above is about 1.0
-
-_MNIST_HOWTO = (
-    "Expected the MNIST training images in IDX format: {root}/train-images-idx3-ubyte "
-    "(or the same name with .gz), as distributed at http://yann.lecun.com/exdb/mnist/ and "
-    "by torchvision (MNIST/raw/). Pass the folder that holds that file as data_dir."
-)
 
 
 # --------------------------------------------------------------------------------------
@@ -210,28 +202,6 @@ def toy_gmm() -> GaussianMixture:
     known (Gaussian score paper, Eqs. 7, 8, 12, 13)."""
     g = torch.Generator().manual_seed(GMM_SPEC["seed"])
     return data.low_rank_gmm(GMM_SPEC["d"], GMM_SPEC["k"], GMM_SPEC["rank"], g)
-
-
-def _mnist_file(data_dir: str | Path) -> Path:
-    root = Path(data_dir)
-    for name in ("train-images-idx3-ubyte", "train-images-idx3-ubyte.gz"):
-        if (root / name).is_file():
-            return root / name
-    raise FileNotFoundError(f"MNIST not found in {root}. " + _MNIST_HOWTO.format(root=root))
-
-
-def load_mnist_idx(data_dir: str | Path) -> Tensor:
-    """MNIST training images from the IDX file ``train-images-idx3-ubyte[.gz]`` in
-    ``data_dir``: (60000, 1, 28, 28) float32 in [-1, 1]."""
-    path = _mnist_file(data_dir)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    magic, n, h, w = (int.from_bytes(raw[i : i + 4], "big") for i in range(0, 16, 4))
-    if magic != 2051:
-        raise ValueError(f"{path} is not an IDX image file (magic {magic}, expected 2051)")
-    arr = np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, 1, h, w)
-    return torch.from_numpy(arr.astype(np.float32) * (2.0 / 255.0) - 1.0)
 
 
 def _require_dir(data_dir: str | Path | None, what: str) -> Path:
@@ -377,8 +347,8 @@ def digits_edm(
         get = lambda: data.digits8x8()[0]
     else:
         root = _require_dir(data_dir, "MNIST (train-images-idx3-ubyte[.gz])")
-        _mnist_file(root)  # fail now, naming the expected file, if it is missing
-        get = lambda: nn.functional.pad(load_mnist_idx(root), (2, 2, 2, 2), value=-1.0)
+        data.mnist_file(root)  # fail now, naming the expected file, if it is missing
+        get = lambda: nn.functional.pad(data.load_mnist(root), (2, 2, 2, 2), value=-1.0)
     return load_or_train(spec, get, snapshot_steps, cache_dir=cache_dir)
 
 

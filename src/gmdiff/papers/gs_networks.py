@@ -153,7 +153,7 @@ def digits_training_set(
     its labels (None where the zoo loads none) and the image shape: ``ci``, the 1,797
     sklearn digits (1, 8, 8); ``full``, MNIST from ``data_dir`` padded with the background
     value -1 to (1, 32, 32), as the zoo trains on it."""
-    from gmdiff import data, zoo
+    from gmdiff import data
 
     if profile == "ci":
         images, labels = data.digits8x8()
@@ -163,7 +163,7 @@ def digits_training_set(
             raise FileNotFoundError(
                 "profile='full' needs data_dir, the folder with MNIST's IDX file"
             )
-        images = nn.functional.pad(zoo.load_mnist_idx(data_dir), (2, 2, 2, 2), value=-1.0)
+        images = nn.functional.pad(data.load_mnist(data_dir), (2, 2, 2, 2), value=-1.0)
         return images.flatten(1).double(), None, tuple(images.shape[1:])
     raise ValueError(f"profile must be 'ci' or 'full', got {profile!r}")
 
