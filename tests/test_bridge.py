@@ -14,12 +14,7 @@ from gmdiff.papers import gm_sgm_theory as th
 SIG = (0.5, 1.0, 2.0)  # sigma_u < sigma_s < sigma_t
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def gen(seed: int = 0) -> torch.Generator:

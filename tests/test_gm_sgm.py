@@ -15,13 +15,7 @@ from gmdiff.papers import gm_sgm
 from gmdiff.samplers import ve_pc
 from gmdiff.schedules import VE
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_paper_tables_shape():

@@ -17,6 +17,8 @@ from gmdiff.papers.gm_sgm_theory import posterior_mean_quadrature
 from gmdiff.samplers import ddim, ve_pc
 from gmdiff.schedules import VE, DiscreteVP
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 MEANS, STDS, WEIGHTS = [-2.0, 1.0], [0.3, 0.5], [0.4, 0.6]
 
 

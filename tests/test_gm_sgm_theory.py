@@ -11,13 +11,7 @@ from scipy import stats
 from gmdiff.analytic.anomalous import three_paths
 from gmdiff.papers import gm_sgm_theory as th
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_levy_pdf_table():
