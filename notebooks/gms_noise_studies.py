@@ -265,35 +265,37 @@ axes[0, 0].legend(loc="lower left", fontsize=7, markerscale=4)
 # **A finding first: GM-SGM's optimum does not sample the data.** Run with the exact
 # optimal denoiser of each training noise, the PC sampler returns the ring's modes with the
 # right width only for the SGM (within-mode spread 1.01 / 0.98 at 100 / 500 iterations).
-# GM-SGM's optimum returns them 35-38% too narrow (0.65 / 0.62): the mixture-noise
-# objective changes the model the sampler integrates, and no amount of training or
-# sampling removes that bias. SW2 barely registers it (0.10-0.14 for all four noises,
-# floor 0.10 ± 0.03), which is why the width is reported beside it.
+# GM-SGM's optimum returns them 35-38% too narrow (0.65 / 0.62), and the trained GM-SGM
+# network does the same (0.75 / 0.74, against 1.16 / 1.21 for the trained SGM): the
+# mixture-noise objective changes the model the sampler integrates, and no amount of
+# training or sampling removes that bias. SW2 barely registers it (0.10-0.15 for all
+# models, floor 0.10 ± 0.03), which is why the width is reported beside it.
 #
-# **GMS-5 (trained network): partly.** Where the two optima are far apart ($\sigma\ge1$,
-# distance 0.32-0.47) the trained GM-SGM network differs from the trained SGM network in
-# the direction of EB minus MAP, by $c$ = 0.61 and 1.13 of the optimum gap (standard
-# error 0.02); at $\sigma\le0.5$ only by $c$ = 0.09-0.33, where the gap (0.03-0.19) is
-# smaller than the networks' own errors (0.15-0.35). The 3x128 MLPs trained for 1,500 steps
-# are also visibly under-trained at low noise: their samples' modes are about 3x too wide
-# for every training noise, so the trained columns below cannot resolve mode widths.
+# **GMS-5 (trained network): reproduced at small scale.** At every noise level where the
+# two optima differ by more than the networks' errors ($\sigma \ge 0.2$), the trained GM-SGM
+# network is 2.5-2.8 times closer to the empirical-Bayes optimum than to the Gaussian one
+# (e.g. 0.058 vs 0.163 at $\sigma = 0.5$, 0.103 vs 0.281 at $\sigma = 1$); at $\sigma = 0.05$ the
+# optima nearly coincide (0.034) and the distances do not discriminate. The difference of
+# the two networks points along EB minus MAP at every $\sigma$ (slope $c$ = 0.26-0.69,
+# standard errors ≤ 0.024) but is smaller than the optimum gap, mostly because the trained
+# SGM network is the less accurate of the two (0.64 from its optimum at $\sigma = 2$).
 #
-# **GMS-10 (Fig. 4): partly.** $r_\text{mean}>1$ on 97.5% of the steps for the trained ring
-# pair, but only 72-76% for the exact optima (ring, and the 64-D digits mixture), which dip
-# to 0.83 at intermediate noise; so "$r_\text{mean} > 1$ across the whole sampling
-# process" is not what the mixture noise implies in general. $r_\text{var}$ rises toward the
-# end as in the paper, but to at most 1.9-4.7, not the paper's 50-150; the exact optima
-# agree with the trained nets here, so at these dimensions (2 and 64) the large ratios are
-# not a consequence of the mixture noise. The paper's CelebA-64 networks (12,288
-# dimensions) are not run in `ci`.
+# **GMS-10 (Fig. 4): partly.** $r_\text{mean}>1$ on only 72-76% of the steps, for the
+# trained ring pair and for the exact optima alike (ring, and the 64-D digits mixture);
+# it dips to 0.83-0.86 at intermediate noise and rises to 1.3-2.1 at the end, so
+# "$r_\text{mean} > 1$ across the whole sampling process" is not what the mixture noise
+# implies in general. $r_\text{var}$ rises toward the end as in the paper, but to at most
+# 2.5-4.7, not the paper's 50-150; the exact optima agree with the trained nets, so at
+# these dimensions (2 and 64) large ratios are not a consequence of the mixture noise.
+# The paper's CelebA-64 networks (12,288 dimensions) are not run in `ci`.
 #
 # **GMS-11 (failure modes): partly.** Training only on large jumps gives the most
-# over-concentrated optimum (spread 0.50 / 0.49, vs 0.65 / 0.62 for GM-SGM and 1.01 / 0.98
-# for the SGM), so it is the worst model in that sense, as the paper reports; but on the
-# ring it is a matter of degree, not a collapse (its SW2 is within the floor). $\{0.5,2\}$
-# lies between GM-SGM and the SGM (spread 0.71 / 0.68), better than GM-SGM, not the failure
-# of the paper's Fig. 6. Mixture increments at sampling (Sec. 5.4): **not reproduced** on
-# the ring. They do not cost quality: with the exact GM-SGM optimum they restore the right
-# mode width (spread 1.01 instead of 0.65, SW2 0.106 instead of 0.145), and with the
-# trained network SW2 also improves (0.344 vs 0.424). The paper's 4.1 → 5.2 on CelebA-64 is
-# the opposite ordering.
+# over-concentrated model, exact and trained alike (spread 0.49-0.50 and 0.54-0.55, vs
+# 0.62-0.65 and 0.74-0.76 for GM-SGM), so it is the worst model in that sense, as the paper
+# reports; on the ring it is a matter of degree, not a collapse (SW2 0.10-0.19).
+# $\{0.5, 2\}$ lies between GM-SGM and the SGM (spread 0.68-0.71 exact, 0.82-0.86 trained),
+# better than GM-SGM rather than the failure of the paper's Fig. 6. Mixture increments at
+# sampling (Sec. 5.4): **not reproduced**. They do not cost quality on the ring: they
+# restore the mode width (exact 1.01 instead of 0.65; trained 1.20 instead of 0.76, the
+# trained SGM's 1.21) and lower SW2 (exact 0.106 vs 0.145, trained 0.083 vs 0.135). The
+# paper's 4.1 → 5.2 on CelebA-64 is the opposite ordering.
