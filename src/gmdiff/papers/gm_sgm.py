@@ -687,12 +687,15 @@ def metric_sw2(x: Tensor, reference: Tensor, seed: int, n_projections: int = 64)
     return sliced_wasserstein(x, ref, n_projections, torch.Generator().manual_seed(seed))
 
 
-def image_grid(x: Tensor, rows: int) -> np.ndarray:
-    """The first rows^2 images (N, C, H, W) in [-1, 1] tiled into a (rows H, rows W, C)
-    array in [0, 1] for imshow."""
+def image_grid(x: Tensor, rows: int, pad: int = 1, pad_value: float = 0.5) -> np.ndarray:
+    """The first rows^2 images (N, C, H, W) in [-1, 1] tiled into a rows x rows grid in
+    [0, 1] for imshow, with ``pad`` pixels of ``pad_value`` between and around the images."""
     x = x[: rows * rows].clamp(-1, 1).add(1).div(2)
     n, c, h, w = x.shape
     if n < rows * rows:
         raise ValueError(f"need {rows * rows} images for a {rows}x{rows} grid, got {n}")
+    x = torch.nn.functional.pad(x, (pad, 0, pad, 0), value=pad_value)
+    h, w = h + pad, w + pad
     g = x.reshape(rows, rows, c, h, w).permute(0, 3, 1, 4, 2).reshape(rows * h, rows * w, c)
-    return g.numpy()
+    g = torch.nn.functional.pad(g.permute(2, 0, 1), (0, pad, 0, pad), value=pad_value)
+    return g.permute(1, 2, 0).numpy()
