@@ -154,3 +154,7 @@ def test_mnist_idx_reader(tmp_path):
     x = data.load_mnist(tmp_path)
     assert x.shape == (2, 1, 28, 28) and x.dtype == torch.float32
     torch.testing.assert_close(x[1, 0], torch.from_numpy(imgs[1] * (2 / 255) - 1).float())
+    x32 = data.mnist32(tmp_path)
+    assert x32.shape == (2, 1, 32, 32)
+    torch.testing.assert_close(x32[:, :, 2:30, 2:30], x)
+    assert (x32[:, :, :2] == -1).all() and (x32[:, :, :, 30:] == -1).all()

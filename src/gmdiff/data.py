@@ -206,6 +206,12 @@ def load_mnist(data_dir: str | Path) -> Tensor:
     return torch.from_numpy(arr.astype(np.float32) * (2.0 / 255.0) - 1.0)
 
 
+def mnist32(data_dir: str | Path) -> Tensor:
+    """:func:`load_mnist` padded with the background value -1 to (60000, 1, 32, 32), the
+    resolution the U-Nets' pyramids need (Gaussian score paper, Table 3)."""
+    return torch.nn.functional.pad(load_mnist(data_dir), (2, 2, 2, 2), value=-1.0)
+
+
 def load_cifar10(data_dir: str | Path, train: bool = True) -> tuple[Tensor, Tensor]:
     """CIFAR-10 from the python pickle batches: images (N, 3, 32, 32) float32 in [-1, 1]
     (N = 50,000 for ``train``, 10,000 for the test batch) and labels (N,) int64."""

@@ -348,7 +348,7 @@ def digits_edm(
     else:
         root = _require_dir(data_dir, "MNIST (train-images-idx3-ubyte[.gz])")
         data.mnist_file(root)  # fail now, naming the expected file, if it is missing
-        get = lambda: nn.functional.pad(data.load_mnist(root), (2, 2, 2, 2), value=-1.0)
+        get = lambda: data.mnist32(root)
     return load_or_train(spec, get, snapshot_steps, cache_dir=cache_dir)
 
 

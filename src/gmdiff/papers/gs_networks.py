@@ -163,7 +163,7 @@ def digits_training_set(
             raise FileNotFoundError(
                 "profile='full' needs data_dir, the folder with MNIST's IDX file"
             )
-        images = nn.functional.pad(data.load_mnist(data_dir), (2, 2, 2, 2), value=-1.0)
+        images = data.mnist32(data_dir)
         return images.flatten(1).double(), None, tuple(images.shape[1:])
     raise ValueError(f"profile must be 'ci' or 'full', got {profile!r}")
 
