@@ -38,6 +38,7 @@ from gmdiff.schedules import (
     DiscreteVP,
     Schedule,
     denoiser_to_score,
+    per_sample,
     score_to_denoiser,
     score_to_eps,
 )
@@ -68,20 +69,18 @@ class LossContext:
 ExtraTerm = Callable[[LossContext], Tensor]
 
 
-def _per_sample(v: Tensor, x: Tensor) -> Tensor:
-    """A (B,) tensor reshaped to (B, 1, ..., 1) to broadcast against x."""
-    return v.reshape(-1, *([1] * (x.ndim - 1)))
-
-
 def _flat_sum(v: Tensor) -> Tensor:
     return v.flatten(1).sum(1)
 
 
 def _collect(
-    name: str, per_sample: Tensor, ctx: LossContext, extra_terms: Mapping[str, ExtraTerm] | None
+    name: str,
+    loss_per_sample: Tensor,
+    ctx: LossContext,
+    extra_terms: Mapping[str, ExtraTerm] | None,
 ) -> dict[str, Tensor]:
     """Batch means of the main term and each extra term, plus their sum as ``"loss"``."""
-    out = {name: per_sample.mean()}
+    out = {name: loss_per_sample.mean()}
     for term, fn in (extra_terms or {}).items():
         if term in (name, "loss"):
             raise ValueError(f"extra term name {term!r} is reserved; rename it")
@@ -125,14 +124,14 @@ def dsm_loss(
     u = torch.rand(B, generator=generator, dtype=x0.dtype, device=x0.device)
     t = schedule.t_min + (schedule.t_max - schedule.t_min) * u
     sigma, alpha = schedule.sigma(t).to(x0.dtype), schedule.alpha(t).to(x0.dtype)
-    sig, alp = _per_sample(sigma, x0), _per_sample(alpha, x0)
+    sig, alp = per_sample(sigma, x0), per_sample(alpha, x0)
     z = noise.sample(x0, generator, alp, sig)
     x_t = alp * x0 + sig * z
     d = denoiser(x_t / alp, sigma / alpha)
     s = denoiser_to_score(d, x_t, sig, alp)
-    per_sample = _flat_sum(sig**2 * (s - noise.score_target(z, sig)) ** 2)
+    loss_per_sample = _flat_sum(sig**2 * (s - noise.score_target(z, sig)) ** 2)
     ctx = LossContext(denoiser, x0, x_t, z, t, sigma, alpha, d, generator)
-    return _collect("dsm", per_sample, ctx, extra_terms)
+    return _collect("dsm", loss_per_sample, ctx, extra_terms)
 
 
 def eps_loss(
@@ -159,14 +158,14 @@ def eps_loss(
     n = torch.randint(1, schedule.T + 1, (B,), generator=generator, device=x0.device)
     alpha_bar = schedule.alpha_bar.to(device=x0.device, dtype=x0.dtype)[n]
     alpha, sigma = alpha_bar.sqrt(), (1.0 - alpha_bar).sqrt()
-    sig = _per_sample(sigma, x0)
-    z = noise.sample(x0, generator, _per_sample(alpha, x0), sig)
-    x_n = _per_sample(alpha, x0) * x0 + sig * z
+    sig = per_sample(sigma, x0)
+    z = noise.sample(x0, generator, per_sample(alpha, x0), sig)
+    x_n = per_sample(alpha, x0) * x0 + sig * z
     eps_hat = eps_net(x_n, n - 1)
     target = score_to_eps(noise.score_target(z, sig), sig)
-    per_sample = ((eps_hat - target) ** 2).flatten(1).mean(1)
+    loss_per_sample = ((eps_hat - target) ** 2).flatten(1).mean(1)
     ctx = LossContext(eps_net, x0, x_n, z, n, sigma, alpha, eps_hat, generator)
-    return _collect("eps", per_sample, ctx, extra_terms)
+    return _collect("eps", loss_per_sample, ctx, extra_terms)
 
 
 def edm_weight(sigma: Tensor, sigma_data: float = 0.5) -> Tensor:
@@ -203,11 +202,11 @@ def edm_loss(
         B, generator=generator, dtype=x0.dtype, device=x0.device
     )
     sigma = ln_sigma.exp()
-    sig = _per_sample(sigma, x0)
+    sig = per_sample(sigma, x0)
     z = noise.sample(x0, generator, torch.ones_like(sig), sig)
     x = x0 + sig * z
     d = denoiser(x, sigma)
     target = score_to_denoiser(noise.score_target(z, sig), x, sig)
-    per_sample = edm_weight(sigma, sigma_data) * _flat_sum((d - target) ** 2)
+    loss_per_sample = edm_weight(sigma, sigma_data) * _flat_sum((d - target) ** 2)
     ctx = LossContext(denoiser, x0, x, z, sigma, sigma, torch.ones_like(sigma), d, generator)
-    return _collect("edm", per_sample, ctx, extra_terms)
+    return _collect("edm", loss_per_sample, ctx, extra_terms)

@@ -25,6 +25,11 @@ TensorLike = Tensor | float
 # --------------------------------------------------------------------------------------
 
 
+def per_sample(v: Tensor, x: Tensor) -> Tensor:
+    """A per-sample (B,) tensor reshaped to (B, 1, ..., 1) to broadcast against x."""
+    return v.reshape(-1, *([1] * (x.ndim - 1)))
+
+
 def denoiser_to_score(d: Tensor, x: Tensor, sigma: TensorLike, alpha: TensorLike = 1.0) -> Tensor:
     """score = (alpha * D - x) / sigma^2 for x = alpha x0 + sigma eps (Gaussian score, Eq. 4)."""
     return (alpha * d - x) / sigma**2

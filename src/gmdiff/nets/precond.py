@@ -30,7 +30,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from gmdiff.schedules import DiscreteVP, VPLinear, eps_to_denoiser, score_to_denoiser
+from gmdiff.schedules import DiscreteVP, VPLinear, eps_to_denoiser, per_sample, score_to_denoiser
 
 
 class Coefficients(NamedTuple):
@@ -49,7 +49,7 @@ def _check_sigma(x: Tensor, sigma: Tensor) -> Tensor:
             f"sigma must be a (B,) tensor with B = x.shape[0] = {x.shape[0]}, "
             f"got shape {tuple(sigma.shape)}; use sigma.expand(B) for a shared noise level"
         )
-    return sigma.reshape(-1, *([1] * (x.ndim - 1)))
+    return per_sample(sigma, x)
 
 
 class Precond(nn.Module):

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from gmdiff import losses
 from gmdiff.samplers import ve_pc
-from gmdiff.schedules import VE, Schedule
+from gmdiff.schedules import VE, Schedule, per_sample
 
 # --------------------------------------------------------------------------------------
 # The paper's numbers (FID, Inception features; lower is better)
@@ -159,10 +159,6 @@ def _check_beta(beta: float) -> float:
     return float(beta)
 
 
-def _per_sample(v: Tensor, x: Tensor) -> Tensor:
-    return v.reshape(-1, *([1] * (x.ndim - 1)))
-
-
 def _gaussian(x0: Tensor, generator: torch.Generator | None) -> Tensor:
     return torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
 
@@ -232,7 +228,7 @@ class MixtureNoise(_TotalNoiseTarget):
         idx = self.draw_components(x0.shape[0], generator, x0.device)
         z = torch.zeros_like(eta)
         for k, comp in enumerate(self.components):
-            mask = _per_sample(idx == k, eta)
+            mask = per_sample(idx == k, eta)
             if mask.any():
                 z = torch.where(mask, comp(eta), z)
         return z
@@ -296,7 +292,7 @@ class ContinuousScaleNoise(_TotalNoiseTarget):
     def sample(self, x0: Tensor, generator: torch.Generator | None, alpha=None, sigma=None):
         eta = _gaussian(x0, generator)
         b = self.draw_scales(x0.shape[0], generator, x0.dtype, x0.device)
-        return _per_sample(b, eta) * eta
+        return per_sample(b, eta) * eta
 
 
 def high_frequency_mask(height: int, width: int, fraction: float = 0.05) -> Tensor:
@@ -434,7 +430,7 @@ def trained_vs_optimal(
     rows = []
     for sigma in sigmas:
         b = torch.where(torch.rand(x0.shape[0], generator=gen) < 0.5, 1.0, 2.0).to(x0.dtype)
-        x = x0 + sigma * _per_sample(b, x0) * torch.randn(x0.shape, generator=gen, dtype=x0.dtype)
+        x = x0 + sigma * per_sample(b, x0) * torch.randn(x0.shape, generator=gen, dtype=x0.dtype)
         s = torch.full((x.shape[0],), float(sigma), dtype=x.dtype)
         d_eb, d_map = eb(x, s).double(), map_(x, s).double()
         with torch.no_grad():

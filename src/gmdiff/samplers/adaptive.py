@@ -39,11 +39,7 @@ import torch
 from torch import Tensor
 
 from gmdiff.samplers.base import Callback, Denoiser, check_schedule, progress
-from gmdiff.schedules import Schedule, denoiser_to_score
-
-
-def _col(v: Tensor, x: Tensor) -> Tensor:
-    return v.reshape(-1, *([1] * (x.ndim - 1)))
+from gmdiff.schedules import Schedule, denoiser_to_score, per_sample
 
 
 def _coefs(schedule: Schedule, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -108,10 +104,14 @@ def adaptive_sde(
 
     def drift(xs: Tensor, ts: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         a, s, f, g = _coefs(schedule, ts)
-        a_, s_ = _col(a, xs).to(dt), _col(s, xs).to(dt)
+        a_, s_ = per_sample(a, xs).to(dt), per_sample(s, xs).to(dt)
         d = denoiser(xs / a_, (s / a).to(dt))
         score = denoiser_to_score(d, xs, s_, a_)
-        return -_col(f, xs).to(dt) * xs + _col(g, xs).to(dt) ** 2 * score, _col(g, xs).to(dt), d
+        return (
+            -per_sample(f, xs).to(dt) * xs + per_sample(g, xs).to(dt) ** 2 * score,
+            per_sample(g, xs).to(dt),
+            d,
+        )
 
     it = 0
     bar = progress(range(steps), "adaptive_sde")
@@ -122,7 +122,7 @@ def adaptive_sde(
         idx = active.nonzero()[:, 0]
         xa, ta, ha = x[idx], t[idx], h[idx]
         z = torch.randn(xa.shape, generator=generator, dtype=dt, device=dev)
-        hc, sq = _col(ha, xa).to(dt), _col(ha.sqrt(), xa).to(dt)
+        hc, sq = per_sample(ha, xa).to(dt), per_sample(ha.sqrt(), xa).to(dt)
         F1, g1, d1 = drift(xa, ta)
         if callback is not None:
             callback(it, float(ta.mean()), xa, d1)
