@@ -219,6 +219,8 @@ t12_img = G.sampler_table(
     {k: keep(k, r) for k, r in img_runs.items()}, img_cfg["iterations"], img_metric, seed
 ).round(1)
 print(f"{img_cfg['dataset']}, {img_cfg['metric']} (lower is better); paper: FID on CIFAR-10")
+print("paper, App. A.5 (the matrix mixture; FID):")
+print(G.TEXT_NUMBERS[G.TEXT_NUMBERS["where"] == "A.5"].to_string(index=False))
 G.side_by_side(t12_img, G.TABLE1, "iterations", digits=1)
 
 # %%
