@@ -7,16 +7,105 @@ order, type and source); otherwise a single item fails with "stale" and the comm
 re-executes it. If they match, nbval re-executes the code and compares each cell's
 outputs with the stored ones. Stored ``.ipynb`` files are not collected a second time.
 Enabled from the project's ``conftest.py`` (``pytest_plugins``).
+
+Numeric tolerance. A number that depends on a trained network is not bit-reproducible
+across CPUs (AVX2 and AVX512 kernels round float32 differently, and training amplifies
+the difference) nor on a GPU. A cell that prints such numbers declares, in a comment,
+how far each printed number may move and where that bound was measured::
+
+    # NBVAL_TOLERANCE abs=0.5 rel=0.1  (seed-to-seed sd of FD-digits: 1.9, 5 seeds)
+
+Its outputs are then compared number by number: the text between the numbers must be
+identical, every integer (a count, an index, a table number) must be identical, and each
+number written with a decimal point or an exponent may differ from the stored one by at
+most ``abs + rel * |stored|``. Cells without the marker are compared exactly, as text.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import jupytext
 import nbformat
 import pytest
-from nbval.plugin import IPyNbFile
+from nbval.plugin import IPyNbCell, IPyNbFile
+
+TOLERANCE_MARKER = "NBVAL_TOLERANCE"
+_TOLERANCE_LINE = re.compile(rf"^\s*#\s*{TOLERANCE_MARKER}\b(?P<spec>.*)$", re.MULTILINE)
+_NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far a printed non-integer number may move: ``abs + rel * |stored|``."""
+
+    abs: float = 0.0
+    rel: float = 0.0
+
+    @classmethod
+    def from_source(cls, source: str) -> Tolerance | None:
+        """The tolerance a cell declares with ``# NBVAL_TOLERANCE abs=.. rel=..``, or None."""
+        match = _TOLERANCE_LINE.search(source)
+        if match is None:
+            return None
+        spec = dict(re.findall(r"\b(abs|rel)=([0-9.eE+-]+)", match["spec"]))
+        if not spec:
+            raise ValueError(
+                f"{TOLERANCE_MARKER} needs abs=<number> and/or rel=<number>, got: {match[0].strip()!r}"
+            )
+        return cls(**{k: float(v) for k, v in spec.items()})
+
+    def first_violation(self, stored: str, new: str) -> str | None:
+        """None if ``new`` agrees with ``stored`` under this tolerance, else why not."""
+        if _NUMBER.split(stored) != _NUMBER.split(new):
+            return "the text around the numbers differs"
+        for ref, got in zip(_NUMBER.findall(stored), _NUMBER.findall(new)):
+            exact = not re.search(r"[.eE]", ref + got)
+            bound = 0.0 if exact else self.abs + self.rel * abs(float(ref))
+            if abs(float(got) - float(ref)) > bound:
+                kind = "integers must match exactly" if exact else f"allowed {bound:.3g}"
+                return f"{got} vs stored {ref} ({kind})"
+        return None
+
+
+class _TolerantText(str):
+    """A sanitized output string whose (in)equality is :meth:`Tolerance.first_violation`."""
+
+    tolerance: Tolerance
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and self.tolerance.first_violation(self, other) is None
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = str.__hash__
+
+
+class ToleranceCell(IPyNbCell):
+    """A notebook cell whose numbers are compared within its declared :class:`Tolerance`."""
+
+    def __init__(self, *args, tolerance: Tolerance, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.tolerance = tolerance
+
+    def sanitize(self, s):
+        s = super().sanitize(s)
+        if not isinstance(s, str):
+            return s
+        text = _TolerantText(s)
+        text.tolerance = self.tolerance
+        return text
+
+    def compare_outputs(self, test, ref, skip_compare=None) -> bool:
+        ok = super().compare_outputs(test, ref, skip_compare)
+        if not ok:
+            self.comparison_traceback.insert(
+                0, f"compared within {TOLERANCE_MARKER} abs={self.tolerance.abs} rel={self.tolerance.rel}"
+            )
+        return ok
 
 
 def _cells(nb) -> list[tuple[str, str]]:
@@ -73,7 +162,14 @@ class JupytextNotebook(IPyNbFile):
         nbformat_read = nbformat.read
         try:
             nbformat.read = lambda *a, **k: self.nb
-            yield from super().collect()
+            for item in super().collect():
+                tolerance = Tolerance.from_source(item.cell.source)
+                if tolerance is not None and item.options["check"]:
+                    item = ToleranceCell.from_parent(
+                        self, name=item.name, cell_num=item.cell_num, cell=item.cell,
+                        options=item.options, tolerance=tolerance,
+                    )
+                yield item
         finally:
             nbformat.read = nbformat_read
 
