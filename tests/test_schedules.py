@@ -1,6 +1,7 @@
 """Schedules and the conversions between eps, x0 (denoiser), and score."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -81,3 +82,57 @@ def test_edm_drift_is_x_minus_d_over_sigma():
     sigma = torch.tensor(3.0, dtype=f64)
     drift = EDM().pf_ode_drift(x, sigma, g.score(x, sigma))
     torch.testing.assert_close(drift, (x - g.denoiser(x, sigma)) / sigma)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: EDM(50.0, 20.0), "EDM got sigma_min=50.0, sigma_max=20.0; need 0 < sigma_min"),
+        (lambda: EDM(-1.0), "EDM got sigma_min=-1.0, sigma_max=80.0; need 0 < sigma_min"),
+        (lambda: EDM(0.0), "EDM got sigma_min=0.0, sigma_max=80.0; need 0 < sigma_min"),
+        (lambda: EDM(math.nan), "EDM got sigma_min=nan, sigma_max=80.0; need"),
+        (lambda: EDM(sigma_max=math.inf), "sigma_max=inf; need 0 < sigma_min <= sigma_max < inf."),
+        (lambda: EDM(rho=0.0), "EDM got rho=0.0; need 0 < rho < inf."),
+        (lambda: EDM(sigma_max=True), "sigma_max=True; need numbers (not bools or strings) with"),
+        (lambda: VE(sigma_min=0.0), "VE got sigma_min=0.0, sigma_max=50.0; need 0 < sigma_min"),
+        (lambda: VE(sigma_min="1e-2"), "VE got sigma_min='1e-2', sigma_max=50.0; need numbers"),
+        (lambda: VE(t_min=0.5, t_max=0.1), "VE got t_min=0.5, t_max=0.1; need 0 <= t_min < t_max"),
+        (lambda: VE(t_max=2.0), "VE got t_min=1e-05, t_max=2.0; need 0 <= t_min < t_max <= 1."),
+        (lambda: VPLinear(20.0, 0.1), "VPLinear got beta_min=20.0, beta_max=0.1; need 0 <= beta"),
+        (lambda: VPLinear(beta_min=-0.1), "VPLinear got beta_min=-0.1, beta_max=20.0; need"),
+        (lambda: VPLinear(t_min=0.0), "VPLinear got t_min=0.0, t_max=1.0; need 0 < t_min < t_max"),
+        (lambda: VPLinear(t_max=math.nan), "VPLinear got t_min=0.001, t_max=nan; need"),
+        (
+            lambda: DiscreteVP.linear(beta_T=1.5),
+            "DiscreteVP.linear got beta_1=0.0001, beta_T=1.5; need 0 < beta_1 <= beta_T < 1.",
+        ),
+        (lambda: DiscreteVP.linear(beta_1=-1e-4), "DiscreteVP.linear got beta_1=-0.0001, beta_T"),
+        (lambda: DiscreteVP.linear(beta_1=0.02, beta_T=1e-4), "got beta_1=0.02, beta_T=0.0001;"),
+        (lambda: DiscreteVP.cosine(max_beta=1.0), "DiscreteVP.cosine got max_beta=1.0; need 0 <"),
+        (
+            lambda: DiscreteVP(torch.tensor([0.5, 1.0], dtype=f64)),
+            "DiscreteVP got min(betas)=0.5, max(betas)=1.0; need 0 < min(betas) <= max(betas) < 1.",
+        ),
+        (lambda: DiscreteVP(torch.tensor([-0.5, 0.5], dtype=f64)), "got min(betas)=-0.5, max"),
+        (lambda: DiscreteVP(torch.zeros(0)), "DiscreteVP got betas=tensor([]); need a non-empty"),
+    ],
+)
+def test_bad_schedule_parameters_are_named(make, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make()
+
+
+def test_valid_schedules_keep_their_values():
+    """Boundary cases that stay valid: equal sigmas (teleport_heun restarts EDM at
+    sigma_skip, which may round to sigma_min), VE from t = 0, VP with beta_min = 0."""
+    torch.testing.assert_close(
+        EDM(sigma_max=0.002).sigma_steps(3), torch.tensor([0.002, 0.002, 0.002, 0.0], dtype=f64)
+    )
+    ve = VE(sigma_min=0.01, sigma_max=50.0, t_min=0.0, t_max=1.0)
+    assert math.isclose(float(ve.sigma(0.0)), 0.01)
+    assert VPLinear(beta_min=0.0).beta(1.0) == 20.0
+    torch.testing.assert_close(
+        DiscreteVP.linear(T=100, beta_1=1e-3, beta_T=0.02).betas,
+        torch.linspace(1e-3, 0.02, 100, dtype=f64),
+    )
+    assert DiscreteVP.cosine(T=1000).betas.max() == 0.999

@@ -13,7 +13,11 @@ optional VP scaling alpha. For alpha = 1 they reduce to the identity
 from __future__ import annotations
 
 import math
+import numbers
+import operator
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -62,6 +66,27 @@ def score_to_eps(s: Tensor, sigma: TensorLike) -> Tensor:
 
 def _as_tensor(t: TensorLike, dtype: torch.dtype = torch.float64) -> Tensor:
     return t if isinstance(t, Tensor) else torch.tensor(t, dtype=dtype)
+
+
+_COMPARE = {"<": operator.lt, "<=": operator.le}
+
+
+def _check(owner: str, rule: str, values: Mapping[str, Any]) -> None:
+    """Raise a one-sentence ValueError naming the values unless ``rule`` holds.
+
+    ``rule`` is a space-separated chain of numbers and names from ``values`` joined by
+    ``<`` or ``<=``, e.g. ``"0 < sigma_min <= sigma_max < inf"``; the named values must be
+    real numbers (a bool or a string is refused), and NaN fails every comparison.
+    """
+    tokens = rule.split()
+    terms, ops = tokens[::2], tokens[1::2]
+    named = {t: values[t] for t in terms if t in values}
+    numeric = all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in named.values())
+    x = [named[t] if t in named else float(t) for t in terms]
+    if not (numeric and all(_COMPARE[op](a, b) for op, a, b in zip(ops, x, x[1:]))):
+        got = ", ".join(f"{k}={v!r}" for k, v in named.items())
+        need = rule if numeric else f"numbers (not bools or strings) with {rule}"
+        raise ValueError(f"{owner} got {got}; need {need}.")
 
 
 # --------------------------------------------------------------------------------------
@@ -114,6 +139,10 @@ class EDM(Schedule):
     sigma_max: float = 80.0
     rho: float = 7.0
 
+    def __post_init__(self) -> None:
+        _check("EDM", "0 < sigma_min <= sigma_max < inf", vars(self))
+        _check("EDM", "0 < rho < inf", vars(self))
+
     @property
     def t_min(self) -> float:  # type: ignore[override]
         return self.sigma_min
@@ -158,6 +187,10 @@ class VE(Schedule):
     t_min: float = 1e-5
     t_max: float = 1.0
 
+    def __post_init__(self) -> None:
+        _check("VE", "0 < sigma_min <= sigma_max < inf", vars(self))
+        _check("VE", "0 <= t_min < t_max <= 1", vars(self))
+
     def alpha(self, t: TensorLike) -> Tensor:
         return torch.ones_like(_as_tensor(t))
 
@@ -189,6 +222,10 @@ class VPLinear(Schedule):
     beta_max: float = 20.0
     t_min: float = 1e-3
     t_max: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check("VPLinear", "0 <= beta_min < beta_max < inf", vars(self))
+        _check("VPLinear", "0 < t_min < t_max <= 1", vars(self))
 
     def beta(self, t: TensorLike) -> Tensor:
         return self.beta_min + _as_tensor(t) * (self.beta_max - self.beta_min)
@@ -227,6 +264,13 @@ class DiscreteVP:
 
     betas: Tensor
 
+    def __post_init__(self) -> None:
+        b = self.betas
+        if not isinstance(b, Tensor) or b.ndim != 1 or len(b) == 0:
+            raise ValueError(f"DiscreteVP got betas={b!r}; need a non-empty 1-D tensor.")
+        extremes = {"min(betas)": b.min().item(), "max(betas)": b.max().item()}
+        _check("DiscreteVP", "0 < min(betas) <= max(betas) < 1", extremes)
+
     @property
     def T(self) -> int:
         return int(self.betas.shape[0])
@@ -253,6 +297,7 @@ class DiscreteVP:
         """DDPM's linear schedule, beta from 1e-4 to 0.02 over T = 1000 steps."""
         if T < 1:
             raise ValueError(f"T must be >= 1, got {T}")
+        _check("DiscreteVP.linear", "0 < beta_1 <= beta_T < 1", dict(beta_1=beta_1, beta_T=beta_T))
         return cls(torch.linspace(beta_1, beta_T, T, dtype=dtype))
 
     @classmethod
@@ -260,6 +305,7 @@ class DiscreteVP:
         """Cosine schedule of Nichol & Dhariwal 2021, Eq. 17, betas clipped at 0.999."""
         if T < 1:
             raise ValueError(f"T must be >= 1, got {T}")
+        _check("DiscreteVP.cosine", "0 < max_beta < 1", {"max_beta": max_beta})
         n = torch.arange(T + 1, dtype=dtype)
         f = torch.cos((n / T + s) / (1 + s) * math.pi / 2) ** 2
         ab = f / f[0]
