@@ -1,6 +1,7 @@
 """The gmdiff command line: train -> sample -> evaluate on the toy config, config checks."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,49 @@ def test_unknown_and_mistyped_keys_are_named(tmp_path):
         main(["sample", "--config", TOY, "--set", f"out_dir={tmp_path / 'none'}"])
     with pytest.raises(FileNotFoundError, match="gmdiff sample"):
         main(["evaluate", "--config", TOY, "--set", f"out_dir={tmp_path / 'none'}"])
+
+
+def toy_with(tmp_path, line: str, replacement: str) -> Path:
+    """The toy config with one of its lines replaced, as YAML text."""
+    text = Path(TOY).read_text()
+    assert text.count(line) == 1
+    path = tmp_path / "c.yaml"
+    path.write_text(text.replace(line, replacement))
+    return path
+
+
+def test_yaml_1_1_float_strings_are_numbers(tmp_path):
+    """YAML 1.1 reads 1e-3 (no dot) as a string; float keys take it, in the file and in
+    --set alike, and hold the float."""
+    assert yaml.safe_load("lr: 1e-3") == {"lr": "1e-3"}
+    cfg = load_config(toy_with(tmp_path, "  lr: 1.0e-3\n", "  lr: 1e-3\n  adam_eps: 1e-8\n"))
+    assert (cfg.train.lr, cfg.train.adam_eps) == (1e-3, 1e-8) and type(cfg.train.lr) is float
+    cfg = load_config(TOY, ["train.lr=2e-4", "model.sigma_data=1", "train.grad_clip=0"])
+    assert (cfg.train.lr, cfg.model.sigma_data, cfg.train.grad_clip) == (2e-4, 1.0, 0.0)
+    assert type(cfg.model.sigma_data) is float
+
+
+INT = "must be of type int (a whole number, not true/false)"
+FLOAT = "must be of type float (a number such as 0.001 or 1e-3)"
+
+
+@pytest.mark.parametrize(
+    "line, bad, override, message",
+    [
+        ("  steps: 2000\n", "  steps: true\n", "train.steps=true", f"train.steps {INT}, got True"),
+        ("  n: 2000\n", "  n: false\n", "sample.n=false", f"sample.n {INT}, got False"),
+        ("  lr: 1.0e-3\n", "  lr: yes\n", "train.lr=yes", f"train.lr {FLOAT}, got True"),
+        ("  lr: 1.0e-3\n", "  lr: fast\n", "train.lr=fast", f"train.lr {FLOAT}, got 'fast'"),
+    ],
+)
+def test_bools_and_words_are_refused_where_numbers_belong(tmp_path, line, bad, override, message):
+    """bool is an int subclass, yet ``steps: true`` is not 1 step; the file and --set give
+    the same sentence, naming the key, what it takes and the value."""
+    sentence = re.escape(f"config key {message}") + "$"
+    with pytest.raises(ValueError, match=sentence):
+        load_config(toy_with(tmp_path, line, bad))
+    with pytest.raises(ValueError, match=sentence):
+        load_config(TOY, [override])
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.stem)

@@ -21,11 +21,14 @@ raises an error naming it):
 ``evaluate``  ``n_projections`` and ``seed`` of the sliced Wasserstein distance.
 
 Any key can be overridden with ``--set section.key=value`` (value parsed as YAML).
+Numbers: a float key also takes a string that parses as a float, since YAML 1.1 reads
+``1e-3`` (no dot) as the string "1e-3"; true/false are refused where a number is expected.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
 import typing
@@ -103,6 +106,26 @@ class RunConfig:
 
 
 _SCALARS = (bool, int, float, str, dict)
+_HINTS = {int: " (a whole number, not true/false)", float: " (a number such as 0.001 or 1e-3)"}
+
+
+def _typed(value: Any, t: type, path: str) -> Any:
+    """``value`` checked against the scalar type ``t`` of config key ``path``.
+
+    A bool is refused where a number is expected (bool is an int subclass, so
+    ``steps: true`` would be 1 step). A float key takes an int or a string that parses as
+    a float, as YAML 1.1 reads ``1e-3`` (no dot) as a string; it returns a float.
+    """
+    if isinstance(value, bool) and t is not bool:
+        pass  # refused below
+    elif t is float and isinstance(value, int | float | str):
+        with contextlib.suppress(ValueError):
+            return float(value)
+    elif isinstance(value, t):
+        return value
+    raise ValueError(
+        f"config key {path} must be of type {t.__name__}{_HINTS.get(t, '')}, got {value!r}"
+    )
 
 
 def _build(cls: type, raw: Any, where: str) -> Any:
@@ -121,8 +144,8 @@ def _build(cls: type, raw: Any, where: str) -> Any:
         path, t = f"{where}.{k}".lstrip("."), hints[k]
         if is_dataclass(t):
             v = _build(t, v, path)
-        elif t in _SCALARS and not isinstance(v, t) and not (t is float and type(v) is int):
-            raise ValueError(f"config key {path} must be of type {t.__name__}, got {v!r}")
+        elif t in _SCALARS:
+            v = _typed(v, t, path)
         kwargs[k] = v
     try:
         return cls(**kwargs)
