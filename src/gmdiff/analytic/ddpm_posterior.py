@@ -358,7 +358,11 @@ def local_error_bound(
     (the error of the estimator x_t / sqrt(alpha_t)). Averaging over x_t gives the fixed-
     sigma_t bound; with the best constant v = E tr C / D it becomes the first bound, which
     also bounds the ``"moment"`` error (a smaller infimum). At t = 1, bt_1 = 0 and no bound
-    holds: M_1 is unbounded (e.g. data components whose width goes to 0)."""
+    holds: M_1 is unbounded (e.g. data components whose width goes to 0).
+
+    So for a fixed dimension D and schedule, Thm. 3.1 ("M_t > N for every t in [1, T]")
+    fails at every t >= 2. The bound is linear in D, and a product of D independent 1-D
+    mixtures has D times the 1-D M_t: letting D grow is the only way to exceed any N."""
     a, ab, ab_prev = _coeffs(schedule, t)
     if t == 1:
         return math.inf
