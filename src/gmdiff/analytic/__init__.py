@@ -7,6 +7,20 @@ from gmdiff.analytic.bridge import (
     noise_scale_posterior,
     ve_bridge_posterior,
 )
+from gmdiff.analytic.ddpm_posterior import (
+    ForwardMarginal,
+    GlobalError,
+    MCEstimate,
+    ReversePosterior,
+    best_gaussian_kernel,
+    forward_marginal,
+    global_error,
+    local_error,
+    local_error_bound,
+    posterior_kl,
+    prior_error,
+    reverse_posterior,
+)
 from gmdiff.analytic.gaussian import DeltaMixture, Gaussian, GaussianMixture
 from gmdiff.analytic.pf_ode import (
     gaussian_denoiser_path,
@@ -22,8 +36,20 @@ from gmdiff.analytic.pf_ode import (
 
 __all__ = [
     "DeltaMixture",
+    "ForwardMarginal",
     "Gaussian",
     "GaussianMixture",
+    "GlobalError",
+    "MCEstimate",
+    "ReversePosterior",
+    "best_gaussian_kernel",
+    "forward_marginal",
+    "global_error",
+    "local_error",
+    "local_error_bound",
+    "posterior_kl",
+    "prior_error",
+    "reverse_posterior",
     "gaussian_denoiser_path",
     "gaussian_endpoint",
     "gaussian_state",
