@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -17,7 +18,7 @@ class MLPConfig:
     """Sizes of :class:`MLP`.
 
     Attributes:
-        dim: data dimension d (input and output width).
+        dim: data dimension d (input width; also the output width unless ``out_dim``).
         width: width of the hidden layers.
         depth: number of hidden layers (>= 1).
         emb_dim: width of the noise embedding.
@@ -27,6 +28,8 @@ class MLPConfig:
         combine: "add" -- a learned projection of the embedding is added to the
             pre-activation of every hidden layer; "concat" -- the embedding is concatenated
             to the input of the first layer.
+        out_dim: output width (None: ``dim``); SMD's latent network g_phi maps
+            [x_t, eta] to a latent z_t of another width (:mod:`gmdiff.nets.smd`).
     """
 
     dim: int = 2
@@ -36,6 +39,7 @@ class MLPConfig:
     embedding: Literal["sinusoidal", "fourier"] = "sinusoidal"
     fourier_scale: float = 16.0
     combine: Literal["add", "concat"] = "add"
+    out_dim: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("dim", "width", "depth"):
@@ -47,13 +51,19 @@ class MLPConfig:
             raise ValueError(f"combine must be 'add' or 'concat', got {self.combine!r}")
         if self.emb_dim < 4 or self.emb_dim % 2:
             raise ValueError(f"emb_dim must be even and >= 4, got {self.emb_dim}")
+        if self.out_dim is not None and self.out_dim < 1:
+            raise ValueError(f"out_dim must be None or >= 1, got {self.out_dim}")
 
 
 class MLP(nn.Module):
-    """``F(x, c_noise)``: (B, d) x (B,) -> (B, d), SiLU hidden layers.
+    """``F(x, c_noise)``: (B, d) x (B,) -> (B, out_dim or d), SiLU hidden layers.
 
     The noise value is embedded (:mod:`gmdiff.nets.embeddings`) and passed through a
     two-layer SiLU MLP before being added or concatenated (see :class:`MLPConfig`).
+
+    ``modulate(k, h) -> h``, if given, rewrites the hidden features at two points: k = 0
+    after the first hidden layer, k = 1 after the last one (before the output layer); SMD's
+    hyper-network layers go there (:mod:`gmdiff.nets.smd`).
     """
 
     def __init__(self, config: MLPConfig) -> None:
@@ -71,7 +81,7 @@ class MLP(nn.Module):
             self.emb_proj = nn.ModuleList(
                 nn.Linear(cfg.emb_dim, cfg.width) for _ in range(cfg.depth)
             )
-        self.out = nn.Linear(cfg.width, cfg.dim)
+        self.out = nn.Linear(cfg.width, cfg.out_dim or cfg.dim)
         self.act = nn.SiLU()
 
     def embed(self, c_noise: Tensor) -> Tensor:
@@ -82,16 +92,21 @@ class MLP(nn.Module):
             e = sinusoidal_embedding(c_noise, self.config.emb_dim)
         return self.emb_mlp(e.to(self.out.weight.dtype))
 
-    def forward(self, x: Tensor, c_noise: Tensor) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        c_noise: Tensor,
+        modulate: Callable[[int, Tensor], Tensor] | None = None,
+    ) -> Tensor:
         if x.ndim != 2 or x.shape[1] != self.config.dim:
             raise ValueError(f"MLP expects x of shape (B, {self.config.dim}), got {tuple(x.shape)}")
         emb = self.embed(c_noise)
-        if self.config.combine == "concat":
-            h = torch.cat([x, emb], dim=1)
-            for layer in self.hidden:
-                h = self.act(layer(h))
-        else:
-            h = x
-            for layer, proj in zip(self.hidden, self.emb_proj):
-                h = self.act(layer(h) + proj(emb))
+        concat = self.config.combine == "concat"
+        h = torch.cat([x, emb], dim=1) if concat else x
+        last = len(self.hidden) - 1
+        for i, layer in enumerate(self.hidden):
+            h = self.act(layer(h) if concat else layer(h) + self.emb_proj[i](emb))
+            if modulate is not None:  # depth 1: both points are the one hidden layer
+                h = modulate(0, h) if i == 0 else h
+                h = modulate(1, h) if i == last else h
         return self.out(h)

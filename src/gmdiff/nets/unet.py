@@ -11,6 +11,7 @@ MLP of width ``4 * ch``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -100,6 +101,11 @@ class UNet(nn.Module):
 
     ``c_noise`` is embedded sinusoidally (width ``ch``), so it is meant to be on the scale
     of a time index (DDPM: 0..999; see :class:`gmdiff.nets.precond.VPPrecond`).
+
+    ``modulate(k, h) -> h``, if given, rewrites the feature map at two points: k = 0 after
+    the input convolution (before the first skip is stored), k = 1 after the output
+    GroupNorm-SiLU, right before the output convolution; SMD's hyper-network layers go
+    there (:mod:`gmdiff.nets.smd`).
     """
 
     def __init__(self, config: UNetConfig) -> None:
@@ -151,7 +157,12 @@ class UNet(nn.Module):
         self.norm_out = group_norm(c)
         self.conv_out = zero_init(nn.Conv2d(c, cfg.out_ch or cfg.in_ch, 3, padding=1))
 
-    def forward(self, x: Tensor, c_noise: Tensor) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        c_noise: Tensor,
+        modulate: Callable[[int, Tensor], Tensor] | None = None,
+    ) -> Tensor:
         cfg = self.config
         if x.ndim != 4 or x.shape[1:] != (cfg.in_ch, cfg.resolution, cfg.resolution):
             raise ValueError(
@@ -159,7 +170,8 @@ class UNet(nn.Module):
                 f"got {tuple(x.shape)}"
             )
         temb = self.temb(sinusoidal_embedding(c_noise, cfg.ch).to(x.dtype))
-        hs = [self.conv_in(x)]
+        h = self.conv_in(x)
+        hs = [h if modulate is None else modulate(0, h)]
         for layer in self.down:
             if isinstance(layer, Downsample):
                 hs.append(layer(hs[-1]))
@@ -174,4 +186,5 @@ class UNet(nn.Module):
             else:
                 res_block, attn = layer
                 h = attn(res_block(torch.cat([h, hs.pop()], dim=1), temb))
-        return self.conv_out(F.silu(self.norm_out(h)))
+        h = F.silu(self.norm_out(h))
+        return self.conv_out(h if modulate is None else modulate(1, h))
