@@ -23,6 +23,7 @@ from gmdiff.nets.precond import (
     VEPrecond,
     VPPrecond,
 )
+from gmdiff.nets.smd import HyperLayer, SMDConfig, SMDNet, smd_param_counts
 from gmdiff.nets.unet import UNet, UNetConfig
 
 __all__ = [
@@ -35,11 +36,14 @@ __all__ = [
     "FIRDownsampleConv",
     "FIRResample",
     "GaussianFourierEmbedding",
+    "HyperLayer",
     "MLPConfig",
     "NCSNpp",
     "NCSNppConfig",
     "ParamRow",
     "Precond",
+    "SMDConfig",
+    "SMDNet",
     "ScorePrecond",
     "UNet",
     "UNetConfig",
@@ -51,5 +55,6 @@ __all__ = [
     "get_config",
     "num_groups",
     "param_count_table",
+    "smd_param_counts",
     "sinusoidal_embedding",
 ]

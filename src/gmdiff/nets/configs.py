@@ -15,11 +15,24 @@ Small configs for CPU chapters (not from a paper):
 
 * ``digits`` -- U-Net base 32, ch_mult (1, 2), one block per level, 8x8x1 (sklearn digits).
 * ``mnist`` -- U-Net base 16, ch_mult (1, 2, 2), two blocks, attention at 7x7, 28x28x1.
+
+SMD (Li et al. 2024, Sec. 4; :mod:`gmdiff.nets.smd`), eps networks for DDPM time inputs:
+
+* ``smd_ddpm_cifar10`` -- the DDPM CIFAR-10 U-Net above plus the SMD layers at the sizes
+  of the authors' released CIFAR run (``cases/run_smd.sh``: latent_dim 100, hyper-network
+  with 2 factors; g_phi a U-Net of base width 128 / 4 = 32, multipliers (1, 2)). The paper
+  states no parameter count.
+* ``smd_digits`` -- the ``digits`` U-Net plus small SMD layers (latent 16, g_phi base 16).
+* ``smd_toy_mlp`` -- an MLP 3 x 128 on 2-D data plus SMD layers (latent 16, g_phi 2 x 64).
+
+``get_config(name, **overrides)`` replaces fields; for an SMD config a mapping given for
+``base`` replaces fields of the base network (``base={"dropout": 0.0}``).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import is_dataclass, replace
 from typing import Any, NamedTuple
 
 import torch
@@ -27,9 +40,10 @@ from torch import nn
 
 from gmdiff.nets.mlp import MLP, MLPConfig
 from gmdiff.nets.ncsnpp import NCSNpp, NCSNppConfig
+from gmdiff.nets.smd import SMDConfig, SMDNet
 from gmdiff.nets.unet import UNet, UNetConfig
 
-NetConfig = UNetConfig | NCSNppConfig | MLPConfig
+NetConfig = UNetConfig | NCSNppConfig | MLPConfig | SMDConfig
 
 CONFIGS: dict[str, NetConfig] = {
     "ddpm_cifar10": UNetConfig(),
@@ -41,6 +55,21 @@ CONFIGS: dict[str, NetConfig] = {
         ch=16, ch_mult=(1, 2, 2), num_res_blocks=2, attn_resolutions=(7,), in_ch=1, resolution=28
     ),
     "toy_mlp": MLPConfig(),
+    "smd_ddpm_cifar10": SMDConfig(
+        base=UNetConfig(), latent_dim=100, latent_width=32, latent_depth=2, latent_mult=(1, 2)
+    ),
+    "smd_digits": SMDConfig(
+        base=UNetConfig(
+            ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(), in_ch=1, resolution=8
+        ),
+        latent_dim=16,
+        latent_width=16,
+        latent_depth=1,
+        latent_mult=(1, 2),
+    ),
+    "smd_toy_mlp": SMDConfig(
+        base=MLPConfig(width=128, depth=3), latent_dim=16, latent_width=64, latent_depth=2
+    ),
 }
 
 #: Published parameter counts of the paper configs (None where the paper states none).
@@ -50,12 +79,27 @@ PUBLISHED_PARAMS: dict[str, int | None] = {
 }
 
 
+def _replace(config: Any, overrides: Mapping[str, Any]) -> Any:
+    """``dataclasses.replace``, recursing into a nested config given a mapping (lists,
+    as YAML gives them, become tuples)."""
+    new = {}
+    for key, value in overrides.items():
+        if isinstance(value, list):
+            value = tuple(value)
+        current = getattr(config, key, None)
+        if is_dataclass(current) and isinstance(value, Mapping):
+            value = _replace(current, value)
+        new[key] = value
+    return replace(config, **new)
+
+
 def get_config(name: str, **overrides: Any) -> NetConfig:
-    """The named config, with fields replaced by ``overrides`` (e.g. ``dropout=0.0``)."""
+    """The named config, with fields replaced by ``overrides`` (e.g. ``dropout=0.0``; for
+    an SMD config ``base={"dropout": 0.0}`` replaces a field of its base network)."""
     if name not in CONFIGS:
         raise ValueError(f"unknown network config {name!r}; choose one of {sorted(CONFIGS)}")
     try:
-        return replace(CONFIGS[name], **overrides)
+        return _replace(CONFIGS[name], overrides)
     except TypeError as err:
         raise ValueError(f"bad override for config {name!r}: {err}") from None
 
@@ -68,6 +112,8 @@ def build_net(config: NetConfig) -> nn.Module:
         return NCSNpp(config)
     if isinstance(config, MLPConfig):
         return MLP(config)
+    if isinstance(config, SMDConfig):
+        return SMDNet(config)
     raise TypeError(f"no network for config of type {type(config).__name__}")
 
 
