@@ -1,5 +1,6 @@
-"""Training losses: denoising score matching (VE/VP, score_sde), DDPM's L_simple and EDM's
-loss, with a pluggable noise distribution and a hook for extra terms.
+"""Training losses: denoising score matching (VE/VP, score_sde), DDPM's L_simple, EDM's
+loss and Soft Mixture Denoising's (SMD paper, Eq. (15)), with a pluggable noise
+distribution and a hook for extra terms.
 
 Every loss has the same shape:
 
@@ -26,6 +27,7 @@ is a raw DDPM noise-prediction network called with the time input n - 1 in 0..T-
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -134,6 +136,23 @@ def dsm_loss(
     return _collect("dsm", loss_per_sample, ctx, extra_terms)
 
 
+def _ddpm_noising(
+    x0: Tensor, schedule: DiscreteVP, generator: torch.Generator | None, noise: NoiseModel
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """DDPM's forward draw (Ho et al. 2020, Alg. 1 lines 3-4): n ~ U{1..T}, z from
+    ``noise``, x_n = sqrt(abar_n) x0 + sqrt(1 - abar_n) z. Returns (n, alpha, sigma, z, x_n,
+    eps target), alpha and sigma per sample (B,)."""
+    B = x0.shape[0]
+    n = torch.randint(1, schedule.T + 1, (B,), generator=generator, device=x0.device)
+    alpha_bar = schedule.alpha_bar.to(device=x0.device, dtype=x0.dtype)[n]
+    alpha, sigma = alpha_bar.sqrt(), (1.0 - alpha_bar).sqrt()
+    sig = per_sample(sigma, x0)
+    z = noise.sample(x0, generator, per_sample(alpha, x0), sig)
+    x_n = per_sample(alpha, x0) * x0 + sig * z
+    target = score_to_eps(noise.score_target(z, sig), sig)
+    return n, alpha, sigma, z, x_n, target
+
+
 def eps_loss(
     eps_net: Callable[[Tensor, Tensor], Tensor],
     x0: Tensor,
@@ -154,18 +173,86 @@ def eps_loss(
     """
     _check_batch(x0)
     noise = GaussianNoise() if noise is None else noise
-    B = x0.shape[0]
-    n = torch.randint(1, schedule.T + 1, (B,), generator=generator, device=x0.device)
-    alpha_bar = schedule.alpha_bar.to(device=x0.device, dtype=x0.dtype)[n]
-    alpha, sigma = alpha_bar.sqrt(), (1.0 - alpha_bar).sqrt()
-    sig = per_sample(sigma, x0)
-    z = noise.sample(x0, generator, per_sample(alpha, x0), sig)
-    x_n = per_sample(alpha, x0) * x0 + sig * z
+    n, alpha, sigma, z, x_n, target = _ddpm_noising(x0, schedule, generator, noise)
     eps_hat = eps_net(x_n, n - 1)
-    target = score_to_eps(noise.score_target(z, sig), sig)
     loss_per_sample = ((eps_hat - target) ** 2).flatten(1).mean(1)
     ctx = LossContext(eps_net, x0, x_n, z, n, sigma, alpha, eps_hat, generator)
     return _collect("eps", loss_per_sample, ctx, extra_terms)
+
+
+SMD_REDUCTIONS = ("mean", "min", "softmin")
+
+
+def smd_loss(
+    smd_net: Callable[..., Tensor],
+    x0: Tensor,
+    schedule: DiscreteVP,
+    *,
+    generator: torch.Generator | None = None,
+    n_eta: int = 1,
+    reduction: str = "mean",
+    temperature: float = 1.0,
+    noise: NoiseModel | None = None,
+    extra_terms: Mapping[str, ExtraTerm] | None = None,
+) -> dict[str, Tensor]:
+    """Soft Mixture Denoising's loss (SMD paper, Eq. (15) and Alg. 1) for an eps network
+    with a latent, ``smd_net(x_n, n - 1, generator=g)`` (:class:`gmdiff.nets.SMDNet`),
+    which draws eta ~ N(0, I) itself and forms z_t = g_phi(eta, x_n, t) from it.
+
+    Per example: n ~ U{1..T} and eps as in :func:`eps_loss` (one draw), then ``n_eta``
+    independent eta_k sharing that x_n, and the per-draw errors
+    ``e_k = ||eps - eps_theta-hat(x_n, t; z_k)||^2`` (mean over dimensions). The
+    ``n_eta`` draws go through the network as one batch of ``n_eta * B`` rows (the
+    hyper-layer after the stem makes every layer depend on z, so nothing is shared and
+    the cost is linear in ``n_eta``, as the paper's Fig. 2b reports).
+
+    ``reduction`` says how the draws are combined:
+
+    * ``"mean"`` -- the paper: Eq. (15) has E_eta outside the norm, estimated by Monte
+      Carlo ("one might also sample more noises (e.g. eta) in one training step",
+      Sec. 4.2); n_eta = 1 is Alg. 1 as printed. Note: for every x_n and z this objective
+      is minimised by eps-hat(x_n, t; z) = E[eps | x_n], the DDPM optimum, whatever z is,
+      so Eq. (15) does not reward an output that depends on eta (it is the Jensen bound
+      E_z[-log p(x | z)] >= -log E_z p(x | z), which is tight only when z is
+      uninformative). Whether training keeps any eta-dependence is an empirical question.
+    * ``"min"`` -- not in the paper: the best of the n_eta draws (winner-takes-all /
+      multiple-choice learning), which does reward spread across eta.
+    * ``"softmin"`` -- not in the paper: ``-tau log mean_k exp(-e_k / tau)`` with
+      ``tau = temperature``, the importance-weighted (IWAE-style) Monte Carlo estimate of
+      the mixture's -log E_eta exp(-e / tau); it tends to ``"mean"`` as tau -> inf and to
+      ``"min"`` (up to tau log n_eta) as tau -> 0.
+
+    With n_eta = 1 the three coincide. The coefficient Gamma_t of Eq. (15) is dropped as
+    the paper says (Sec. 4.2, "reweight ... by ignoring coefficient Gamma_t"), giving
+    L_simple's weighting. Alg. 1 line 4 writes ``sqrt(alpha_t) x_0 + sqrt(1 - alpha_t)
+    eps``; Eq. (15) (and DDPM) have alpha-bar_t, which is what is used here.
+
+    Randomness: n, eps, then every eta from ``generator``. ``LossContext.output`` is the
+    network output for the first eta draw. Returns ``{"smd": ..., **extra_terms, "loss":
+    total}``.
+    """
+    _check_batch(x0)
+    if isinstance(n_eta, bool) or not isinstance(n_eta, int) or n_eta < 1:
+        raise ValueError(f"n_eta must be an integer >= 1, got {n_eta!r}")
+    if reduction not in SMD_REDUCTIONS:
+        raise ValueError(f"reduction must be one of {SMD_REDUCTIONS}, got {reduction!r}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    noise = GaussianNoise() if noise is None else noise
+    n, alpha, sigma, z, x_n, target = _ddpm_noising(x0, schedule, generator, noise)
+    B, rest = x0.shape[0], x0.shape[1:]
+    rows = x_n.repeat(n_eta, *([1] * len(rest)))  # row k * B + b: draw k of example b
+    eps_hat = smd_net(rows, (n - 1).repeat(n_eta), generator=generator).reshape(n_eta, B, *rest)
+    err = ((eps_hat - target) ** 2).flatten(2).mean(2)  # (n_eta, B)
+    if reduction == "mean":
+        loss_per_sample = err.mean(0)
+    elif reduction == "min":
+        loss_per_sample = err.min(0).values
+    else:
+        log_mean = torch.logsumexp(-err / temperature, 0) - math.log(n_eta)
+        loss_per_sample = -temperature * log_mean
+    ctx = LossContext(smd_net, x0, x_n, z, n, sigma, alpha, eps_hat[0], generator)
+    return _collect("smd", loss_per_sample, ctx, extra_terms)
 
 
 def edm_weight(sigma: Tensor, sigma_data: float = 0.5) -> Tensor:
