@@ -140,6 +140,23 @@ def test_output_varies_with_eta_unless_the_hyper_network_is_zeroed(config):
         torch.testing.assert_close(net(x, t, generator=gen(0)), net.net(x, t), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("config", [TOY, IMG], ids=["mlp", "unet"])
+def test_output_grows_at_most_linearly_with_x(config):
+    """tanh bounds the generated A_k, so the SMD layers are linear in the features with a
+    bounded gain: eps grows like |x_t| (as the base net), not like |x_t|^5 (an unbounded
+    rank-one A_k per factor), which made an untrained model's samples overflow."""
+    net = make(config)
+    x, t = batch(config)
+    with torch.no_grad():
+        small, big = (net(c * x, t, generator=gen(0)).abs().mean() for c in (1e2, 1e4))
+        assert big / small < 3 * 1e2, (big / small).item()
+        # an untrained model samples without overflow on a harsh few-step schedule
+        sched = DiscreteVP.cosine(T=10)  # alpha_T = 0.005 divides the first eps error
+        with net.eta_from(gen(1)):
+            x0 = ddpm(VPPrecond(net, sched), sched, torch.randn(x.shape, generator=gen(2)), 10)
+        assert torch.isfinite(x0).all()
+
+
 def test_modulate_hook_is_called_at_two_points_and_defaults_to_the_plain_net():
     for base, x in ((MLP(TOY.base), batch(TOY)[0]), (UNet(IMG.base), batch(IMG)[0])):
         t = torch.arange(x.shape[0])
