@@ -80,10 +80,11 @@ Where we depart from it:
 * our U-Net zero-initialises its output convolution (DDPM); for g_phi that would make
   z_t = 0 at initialisation, so g_phi's output convolution gets PyTorch's default
   initialisation instead;
-* their released runs train v-prediction on a sigmoid beta schedule with
-  min-SNR-style weights and clip x_0 to [-1, 1] when sampling (``models.py`` defaults that
-  ``main.py`` does not override); we follow the paper: eps-prediction, DDPM's schedule,
-  L_simple weighting (Alg. 1), no clipping;
+* their released runs train v-prediction on a sigmoid beta schedule with loss weights
+  snr / (snr + 1) (``GaussianDiffusion`` defaults that ``main.py`` does not override) and
+  sample with x_0 clipped to [-1, 1] (``clip_denoising=True`` in their FID evaluation);
+  we follow the paper: eps-prediction, DDPM's schedule, L_simple weighting (Alg. 1), no
+  clipping;
 * any number of eta samples per step (``n_eta`` of :func:`gmdiff.losses.smd_loss`, SMD
   paper Sec. 5.3, Fig. 2b); their code draws one.
 
