@@ -210,7 +210,12 @@ def frechet_distance_features(feats_a: Tensor, feats_b: Tensor) -> float:
 
     mu_a, s_a = feature_statistics(feats_a)
     mu_b, s_b = feature_statistics(feats_b)
-    return float(frechet_distance(mu_a, s_a, mu_b, s_b))
+    # A feature constant in both sets (a dead ReLU unit of the digit classifier) has a zero
+    # row and column in both covariances: it adds only its squared mean difference, and left
+    # in, it makes the matrix square root singular (scipy's "Matrix is singular" warning).
+    live = (np.diag(s_a) > 0) | (np.diag(s_b) > 0)
+    dead = float(((mu_a - mu_b)[~live] ** 2).sum())
+    return float(frechet_distance(mu_a[live], s_a[np.ix_(live, live)], mu_b[live], s_b[np.ix_(live, live)])) + dead
 
 
 @torch.no_grad()
