@@ -256,7 +256,7 @@ def _models(cfg: RunConfig, schedule) -> tuple[nn.Module, nn.Module, Any]:
 
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.model.overrides.items()}
     net_cfg = nets.get_config(cfg.model.net, **overrides)
-    net = nets.build_net(net_cfg)
+    net = nets.build_net(net_cfg, seed=cfg.train.seed)  # a run is determined by its config
     wrappers = {
         "edm": lambda n: nets.EDMPrecond(n, cfg.model.sigma_data),
         "ve": nets.VEPrecond,
