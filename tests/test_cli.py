@@ -1,10 +1,14 @@
 """The gmdiff command line: train -> sample -> evaluate on the toy config, config checks."""
 
 import json
+import multiprocessing as mp
 import os
+import random
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +17,7 @@ import yaml
 
 from gmdiff.cli import _loss, _schedule, load_config, main
 from gmdiff.samplers import SAMPLERS
-from gmdiff.train import lock_dir
+from gmdiff.train import Trainer, lock_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS, SRC = ROOT / "configs", ROOT / "src"
@@ -245,6 +249,89 @@ def test_sample_into_a_read_only_folder_fails_before_sampling(tmp_path, capsys):
     ro.mkdir(mode=0o500)
     argv = ["--set", f"out_dir={ro}", "--checkpoint", str(out / "checkpoint.pt")]
     assert error(capsys, "sample", *tiny(out), *argv) == f"{ro}: Permission denied"
+
+
+STALLED = 10**6  # published by a child stopped inside a checkpoint write
+
+
+def _train_child(argv: list[str], step, stall_at_save: int = 0) -> None:
+    """A forked ``gmdiff train`` that publishes the index of the step it is in to ``step``
+    (a shared Value). With ``stall_at_save`` = k it stops inside its k-th checkpoint
+    write, the temp file written and not yet renamed, and publishes STALLED."""
+    torch.set_num_threads(1)
+    train_step, replace, saves = Trainer._train_step, os.replace, []
+
+    def publishing(self, k):
+        step.value = k
+        return train_step(self, k)
+
+    def stalling(src, dst):
+        if Path(dst).name == "checkpoint.pt":
+            saves.append(dst)
+            if len(saves) == stall_at_save:
+                step.value = STALLED
+                time.sleep(60)
+        replace(src, dst)
+
+    Trainer._train_step, os.replace = publishing, stalling
+    os._exit(main(argv))
+
+
+KILLS = 20
+
+
+def test_sigkill_at_random_moments_then_resume_is_an_uninterrupted_run(tmp_path, one_thread):
+    """Fault injection: ``gmdiff train`` (48 steps, a checkpoint every 4) in a child process
+    is killed by SIGKILL inside a checkpoint write, then at KILLS seeded random moments
+    (a step drawn from the run's 48, plus a random delay of up to two steps; a child that
+    resumes past its step is killed at a random moment of its start-up), and rerun after
+    each kill. It ends with the model, EMA, optimizer and log of an uninterrupted run of
+    the same config started fresh, bit for bit, with no temp file and no step logged
+    twice. Children are forked from this warmed-up process: a fresh interpreter spends
+    seconds importing."""
+    fork, fresh, out = mp.get_context("fork"), tmp_path / "fresh", tmp_path / "killed"
+
+    def run(out: Path, at: int = -1, delay: float | None = None, stall_at_save: int = 0) -> int:
+        """Fork a run into ``out`` and SIGKILL it ``delay`` seconds after it enters step
+        ``at`` (-1: after it starts; never when ``delay`` is None); its exit code."""
+        step = fork.Value("i", -1)
+        argv = ["train", *tiny(out, steps=48), "--set", "train.ckpt_every=4"]
+        child = fork.Process(target=_train_child, args=(argv, step, stall_at_save))
+        child.start()
+        while delay is not None and child.is_alive() and step.value < at:
+            time.sleep(1e-4)
+        child.join(delay)
+        if child.is_alive():
+            os.kill(child.pid, signal.SIGKILL)
+        child.join()
+        return child.exitcode
+
+    assert main(["train", *tiny(tmp_path / "warm-up", steps=1)]) == 0  # imports, first calls
+    start = time.perf_counter()
+    assert run(fresh) == 0  # the uninterrupted run
+    duration = time.perf_counter() - start
+    start = time.perf_counter()
+    assert run(fresh) == 0  # a rerun of a finished run starts, finds nothing to do, exits
+    setup = time.perf_counter() - start
+    step_time = (duration - setup) / 48
+
+    assert run(out, STALLED, 0.0, stall_at_save=2) == -signal.SIGKILL
+    assert checkpoint(out)["step"] == 4 and len(list(out.glob(".checkpoint.pt.*.tmp"))) == 1
+    assert logged_steps(out)[-1] == 8  # logged past the checkpoint
+    rng, killed = random.Random(15), 0
+    for at in sorted(rng.randrange(48) for _ in range(KILLS)):
+        if at < checkpoint(out)["step"]:
+            code = run(out, delay=rng.uniform(0, setup))
+        else:
+            code = run(out, at, rng.uniform(0, 2 * step_time))
+        killed += code == -signal.SIGKILL
+    assert run(out) == 0
+
+    assert killed >= KILLS // 2, f"only {killed} of {KILLS} children were killed mid-run"
+    assert same(checkpoint(out), checkpoint(fresh))
+    assert logged_steps(out) == list(range(2, 49, 2))
+    assert (out / "train_log.jsonl").read_text() == (fresh / "train_log.jsonl").read_text()
+    assert not list(out.glob(".*.tmp"))
 
 
 def toy_with(tmp_path, line: str, replacement: str) -> Path:
