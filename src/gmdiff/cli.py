@@ -4,7 +4,7 @@ A run config is one YAML file with these sections (every key is checked; an unkn
 raises an error naming it):
 
 ``out_dir``   where checkpoint.pt, train_log.jsonl, config.yaml, samples.pt and
-              metrics.json go.
+              metrics.json go (and .lock, held by the run training there).
 ``data``      ``name`` (ring2d, grid2d, digits8x8, mnist5k, cifar10, celeba64, lsun),
               ``options`` (arguments of that loader, e.g. ``data_dir``), ``hflip``
               (random horizontal flips), ``centered`` (false: images in [0, 1] instead
@@ -293,6 +293,7 @@ def _models(cfg: RunConfig, schedule) -> tuple[nn.Module, nn.Module, Any]:
     config). For the eps loss the trained module is the raw eps network and the denoiser
     wraps it in VPPrecond; otherwise both are the preconditioned denoiser."""
     from gmdiff import nets
+    from gmdiff.schedules import DiscreteVP, VPLinear
 
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.model.overrides.items()}
     net_cfg = nets.get_config(cfg.model.net, **overrides)
@@ -304,6 +305,11 @@ def _models(cfg: RunConfig, schedule) -> tuple[nn.Module, nn.Module, Any]:
         "vp": lambda n: nets.VPPrecond(n, schedule),
     }
     wrap = _pick(wrappers, cfg.model.precond, "model.precond")
+    if cfg.model.precond == "vp" and not isinstance(schedule, DiscreteVP | VPLinear):
+        raise ValueError(
+            "model.precond = 'vp' needs a VP schedule (schedule.name vp_linear, ddpm_linear "
+            f"or ddpm_cosine), got schedule.name = {cfg.schedule.name!r}"
+        )
     if cfg.loss.name == "eps":
         if cfg.model.precond != "vp":
             raise ValueError(
@@ -373,9 +379,8 @@ def train(cfg: RunConfig, resume: bool = True) -> list[dict]:
     trained, _, _ = _models(cfg, schedule)
     data, _ = _data(cfg)
     run = {name: asdict(getattr(cfg, name)) for name in RUN_SECTIONS}
-    trainer = Trainer(
-        trained, _loss(cfg, schedule), data, cfg.train, cfg.out_dir, _transform(cfg), run
-    )
+    loss = _loss(cfg, schedule)
+    trainer = Trainer(trained, loss, data, cfg.train, cfg.out_dir, _transform(cfg), run_config=run)
     with trainer.session(resume):
         if trainer.info.is_main:
             path = Path(cfg.out_dir) / "config.yaml"

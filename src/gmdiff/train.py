@@ -237,8 +237,8 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise
     except Exception as err:  # torch raises RuntimeError, KeyError, EOFError, ...
         raise ValueError(
-            f"checkpoint {path} is corrupt or not a torch checkpoint "
-            f"({type(err).__name__}); delete it or point to another one"
+            f"checkpoint {path} is corrupt or not a torch checkpoint; delete it or point to "
+            "another one"
         ) from err
     keys = ("model", "ema", "optimizer", "step")
     missing = [k for k in keys if not isinstance(state, dict) or k not in state]
@@ -416,9 +416,9 @@ class Trainer:
         atomic_save(state, self.checkpoint_path)
 
     def identity(self) -> dict[str, Any]:
-        """What a checkpoint must share with this run to be resumed by it, flat
-        (``"train.batch_size"``, ``"model.net"``, ...): ``run_config`` and ``config`` but
-        its :data:`RESUMABLE` fields."""
+        """What a checkpoint must share with this run to be resumed by it, as a flat dict
+        (``"train.batch_size"``, ``"model.net"``, ...): ``config`` without its
+        :data:`RESUMABLE` fields, and ``run_config``."""
         train = {k: v for k, v in asdict(self.config).items() if k not in RESUMABLE}
         return flatten({"train": train} | self.run_config)
 
@@ -439,7 +439,7 @@ class Trainer:
         if self.config.steps < step:
             raise ValueError(
                 f"train.steps = {self.config.steps} is below step {step} of checkpoint "
-                f"{path}; raise train.steps to continue that run, or {fresh}"
+                f"{path}; raise train.steps to continue that run; {fresh}"
             )
         load_state(self.model, state["model"], path, fresh)
         self.ema.load_state_dict(state["ema"])
@@ -524,8 +524,8 @@ class Trainer:
         bad = int(first_bad)
         if bad != sentinel:
             raise FloatingPointError(
-                f"the loss became NaN or inf at step {bad}; the last checkpoint was kept. "
-                "Lower train.lr, set train.grad_clip > 0 or a longer warm-up, or check the data."
+                f"the loss became NaN or inf at step {bad}; the last checkpoint was kept; "
+                "lower train.lr, set train.grad_clip > 0 or a longer warm-up, or check the data"
             )
 
     # -- the loop --------------------------------------------------------------------------
