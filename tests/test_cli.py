@@ -297,14 +297,14 @@ def test_sigkill_at_random_moments_then_resume_is_an_uninterrupted_run(tmp_path,
 
     def run(out: Path, at: int = -1, delay: float | None = None, stall_at_save: int = 0) -> int:
         """Fork a run into ``out`` and SIGKILL it ``delay`` seconds after it enters step
-        ``at`` (-1: after it starts; never when ``delay`` is None); its exit code."""
+        ``at`` (-1: after it starts; ``delay`` None: a minute, to finish); its exit code."""
         step = fork.Value("i", -1)
         argv = ["train", *tiny(out, steps=48), "--set", "train.ckpt_every=4"]
         child = fork.Process(target=_train_child, args=(argv, step, stall_at_save))
         child.start()
         while delay is not None and child.is_alive() and step.value < at:
             time.sleep(1e-4)
-        child.join(delay)
+        child.join(60 if delay is None else delay)
         if child.is_alive():
             os.kill(child.pid, signal.SIGKILL)
         child.join()
