@@ -239,6 +239,18 @@ def test_sample_distances_and_paired_closeness():
     assert t.loc["near", "MSE random pairing"] == pytest.approx(2.01, rel=0.1)  # 2 var + 0.01
     c = gn.paired_closeness(s, "net", "near", "far")
     assert c["share closer"] == 1.0 and c["Wilcoxon p"] < 1e-10
+    # Wilson interval at share 1 of n = 200: [n / (n + z^2), 1]; the mean difference is 0.25 - 0.01
+    assert c["share CI"][0] == pytest.approx(200 / (200 + 1.959964**2), rel=1e-6)
+    assert c["share CI"][1] == pytest.approx(1.0)
+    lo, hi = c["difference CI"]
+    assert lo < c["mean difference"] < hi and lo < 0.24 < hi and hi - lo < 0.05
+    # the share interval covers a fair coin's share in about 95% of 400 independent draws
+    covered = 0
+    for _ in range(400):
+        coin = {"net": torch.zeros(60, 1), "x": torch.randn(60, 1, generator=gen), "y": torch.randn(60, 1, generator=gen)}
+        ci = gn.paired_closeness(coin, "net", "x", "y")["share CI"]
+        covered += ci[0] <= 0.5 <= ci[1]
+    assert 0.91 <= covered / 400 <= 0.99
     with pytest.raises(ValueError, match="reference"):
         gn.sample_distance_table(s, "nope", seed=0)
 

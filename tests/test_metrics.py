@@ -3,9 +3,11 @@ or a hand computation, the digit classifier's accuracy, FD-digits and IS-digits.
 
 import math
 import time
+import warnings
 
 import pytest
 import torch
+from scipy.linalg import LinAlgWarning
 from torch import nn
 
 from gmdiff.analytic import Gaussian
@@ -150,6 +152,20 @@ def test_frechet_distance_features_closed_form():
     fa = torch.randn(20000, 4, generator=g, dtype=F64) * sa
     fb = torch.randn(20000, 4, generator=g, dtype=F64) * sb + torch.tensor([1.0, 0, 0, 0])
     assert frechet_distance_features(fa, fb) == pytest.approx(3.25, rel=0.03)
+
+
+def test_frechet_distance_with_dead_features_adds_only_their_mean_gap():
+    # two features constant in both sets (dead ReLU units): one equal (0, 0), one at 0 vs 2;
+    # the FD is the live features' FD plus 2^2, with no singular-matrix warning
+    g = torch.Generator().manual_seed(12)
+    fa = torch.randn(5000, 3, generator=g, dtype=F64)
+    fb = torch.randn(5000, 3, generator=g, dtype=F64) * 2.0
+    live = frechet_distance_features(fa, fb)
+    pad_a = torch.cat([fa, torch.zeros(5000, 2, dtype=F64)], 1)
+    pad_b = torch.cat([fb, torch.zeros(5000, 1, dtype=F64), torch.full((5000, 1), 2.0, dtype=F64)], 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LinAlgWarning)
+        assert frechet_distance_features(pad_a, pad_b) == pytest.approx(live + 4.0, rel=1e-9)
 
 
 # -- digit classifier, FD-digits, IS-digits -------------------------------------------------------

@@ -1,5 +1,9 @@
 """Trainer: exact resume, NaN detection, EMA, warm-up, batch sharding, 2-process DDP."""
 
+import errno
+import json
+import os
+import re
 import socket
 
 import pytest
@@ -10,11 +14,14 @@ from torch import nn
 from gmdiff.losses import edm_loss
 from gmdiff.train import (
     CHECKPOINT,
+    LOG,
     DistInfo,
     TrainConfig,
     Trainer,
     _Batches,
+    atomic_save,
     load_checkpoint,
+    lock_dir,
 )
 
 
@@ -62,15 +69,25 @@ class CrashAt:
         return edm_loss(model, x0, generator=generator)
 
 
+def log_lines(out) -> list[str]:
+    return (out / LOG).read_text().splitlines()
+
+
 def test_interrupted_then_resumed_run_is_bit_identical(tmp_path):
-    full = Trainer(make_model(), edm_loss, DATA, config(), tmp_path / "full")
+    """A run killed at step 13 (checkpoint at 10, log at 12, a save's temp file and half a
+    log line left behind) resumes to the uninterrupted run's weights and log."""
+    full = Trainer(make_model(), edm_loss, DATA, config(log_every=2), tmp_path / "full")
     full.fit()
 
     cut = tmp_path / "cut"
     with pytest.raises(KeyboardInterrupt):
-        Trainer(make_model(), CrashAt(14), DATA, config(ckpt_every=10), cut).fit()
+        Trainer(make_model(), CrashAt(14), DATA, config(ckpt_every=10, log_every=2), cut).fit()
     assert torch.load(cut / CHECKPOINT, weights_only=True)["step"] == 10
-    resumed = Trainer(make_model(seed=1), edm_loss, DATA, config(ckpt_every=10), cut)
+    assert json.loads(log_lines(cut)[-1])["step"] == 12
+    (cut / f".{CHECKPOINT}.k1ll3d.tmp").write_bytes(b"half a checkpoint")
+    with open(cut / LOG, "a") as f:
+        f.write('{"step": 1')
+    resumed = Trainer(make_model(seed=1), edm_loss, DATA, config(ckpt_every=10, log_every=2), cut)
     resumed.fit()
 
     assert resumed.step == full.step == 20
@@ -80,7 +97,80 @@ def test_interrupted_then_resumed_run_is_bit_identical(tmp_path):
     m = make_model(seed=2)
     assert load_checkpoint(cut / CHECKPOINT, m) == 20
     assert states_equal(m.state_dict(), full.ema.state_dict())
-    assert not list(cut.glob("*.tmp")), "temp files left behind"
+    assert not list(cut.glob(".*.tmp")), "temp files left behind"
+    assert log_lines(cut) == log_lines(tmp_path / "full")  # steps 2, 4, ..., 20 once each
+
+
+def test_resume_refuses_another_run_with_one_sentence(tmp_path):
+    """A checkpoint stores the run's config; resuming with one that changes the run, with
+    fewer steps than it holds or with another architecture is refused, naming what differs
+    and how to start fresh; more steps, or another log_every, continue it."""
+    run = {"model": {"width": 16}, "data": {"name": "normal"}}
+    Trainer(make_model(), edm_loss, DATA, config(steps=4), tmp_path, run_config=run).fit()
+    ckpt = tmp_path / CHECKPOINT
+    fresh = re.escape(f"; to start fresh, use another out_dir or delete {ckpt}") + "$"
+
+    def resume(model=None, run_config=run, **kw):
+        model = model or make_model()
+        trainer = Trainer(model, edm_loss, DATA, config(**kw), tmp_path, run_config=run_config)
+        trainer.fit()
+        return trainer
+
+    with pytest.raises(ValueError, match=re.escape(
+        f"checkpoint {ckpt} was written by a run with another config (model.width 16 -> 32; "
+        "train.batch_size 32 -> 16; checkpoint -> now)") + fresh):  # fmt: skip
+        resume(run_config={**run, "model": {"width": 32}}, steps=4, batch_size=16)
+    with pytest.raises(ValueError, match=r"\(data.name 'normal' -> \(absent\); train.seed 0 -> 1;"):
+        resume(run_config={"model": {"width": 16}}, steps=4, seed=1)
+    with pytest.raises(ValueError, match=re.escape(
+        f"train.steps = 3 is below step 4 of checkpoint {ckpt}; raise train.steps to "
+        "continue that run") + fresh):  # fmt: skip
+        resume(steps=3)
+    with pytest.raises(ValueError, match=re.escape(
+        f"checkpoint {ckpt} holds another architecture: 3 tensors differ in name or shape "
+        "(e.g. net.0.bias: (16,) in the checkpoint, (8,) in the model)") + fresh):  # fmt: skip
+        resume(TinyDenoiser(hidden=8), steps=4)
+    assert resume(steps=6, log_every=1).step == 6
+    assert json.loads(log_lines(tmp_path)[-1])["step"] == 6
+
+
+def test_unreadable_checkpoints_are_named(tmp_path):
+    path = tmp_path / CHECKPOINT
+    for content in (b"", b"not a checkpoint", b"PK\x03\x04 truncated zip"):
+        path.write_bytes(content)
+        with pytest.raises(ValueError, match=f"checkpoint {re.escape(str(path))} is corrupt"):
+            Trainer(make_model(), edm_loss, DATA, config(), tmp_path).fit()
+    torch.save({"step": 3}, path)
+    with pytest.raises(ValueError, match="not a gmdiff training checkpoint: it lacks \\['model'"):
+        load_checkpoint(path, make_model())
+
+
+def test_a_busy_out_dir_is_refused_at_once(tmp_path):
+    """flock: while a run holds out_dir (here this process, through another descriptor), a
+    second one fails naming the folder and the holder's PID; after it, the folder is free."""
+    with lock_dir(tmp_path):
+        assert (tmp_path / ".lock").read_text() == f"{os.getpid()}\n"
+        with pytest.raises(BlockingIOError, match=re.escape(
+            f"out_dir {tmp_path} is in use by another run (PID {os.getpid()}); wait for it "
+            "to end or choose another out_dir")):  # fmt: skip
+            Trainer(make_model(), edm_loss, DATA, config(steps=2), tmp_path).fit()
+        assert not (tmp_path / CHECKPOINT).exists()
+    Trainer(make_model(), edm_loss, DATA, config(steps=2), tmp_path).fit()
+
+
+def test_a_full_disk_names_the_file(tmp_path, monkeypatch):
+    """torch.save reports ENOSPC as a RuntimeError; atomic_save raises an OSError naming
+    the checkpoint and leaves no temp file."""
+    def to_dev_full(fd, mode):
+        os.close(fd)
+        return open("/dev/full", mode)
+
+    monkeypatch.setattr(os, "fdopen", to_dev_full)
+    path = tmp_path / CHECKPOINT
+    with pytest.raises(OSError, match=re.escape(f"No space left on device: '{path}'")) as err:
+        atomic_save({"w": torch.zeros(10_000)}, path)
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(path)
+    assert not list(tmp_path.iterdir())
 
 
 def test_nan_loss_names_the_step_and_keeps_last_checkpoint(tmp_path):

@@ -4,7 +4,7 @@ A run config is one YAML file with these sections (every key is checked; an unkn
 raises an error naming it):
 
 ``out_dir``   where checkpoint.pt, train_log.jsonl, config.yaml, samples.pt and
-              metrics.json go.
+              metrics.json go (and .lock, held by the run training there).
 ``data``      ``name`` (ring2d, grid2d, digits8x8, mnist5k, cifar10, celeba64, lsun),
               ``options`` (arguments of that loader, e.g. ``data_dir``), ``hflip``
               (random horizontal flips), ``centered`` (false: images in [0, 1] instead
@@ -23,6 +23,16 @@ raises an error naming it):
 Any key can be overridden with ``--set section.key=value`` (value parsed as YAML).
 Numbers: a float key also takes a string that parses as a float, since YAML 1.1 reads
 ``1e-3`` (no dot) as the string "1e-3"; true/false are refused where a number is expected.
+
+A run is its config: the network is initialised from ``train.seed`` and every training
+step draws from seeds derived from it, so two runs of one config give the same weights.
+``train`` resumes from out_dir's checkpoint only when it was written by the same data,
+model, loss, schedule and train sections (``train.steps`` may grow; see
+:data:`gmdiff.train.RESUMABLE`), and writes ``config.yaml`` only after that check.
+
+Errors. A bad input (a config value, a missing or unreadable file, an out_dir in use or
+not writable) prints one sentence on stderr naming the culprit and exits with status 1;
+``--debug`` raises it with its traceback instead.
 """
 
 from __future__ import annotations
@@ -31,6 +41,8 @@ import argparse
 import contextlib
 import inspect
 import json
+import sys
+import tempfile
 import typing
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
@@ -42,7 +54,15 @@ import torch
 import yaml
 from torch import Tensor, nn
 
-from gmdiff.train import TrainConfig, Trainer, atomic_save, load_checkpoint
+from gmdiff.train import (
+    TrainConfig,
+    Trainer,
+    atomic_save,
+    atomic_write,
+    errors_naming,
+    load_checkpoint,
+    remove_orphans,
+)
 
 # --------------------------------------------------------------------------------------
 # Config schema
@@ -132,7 +152,7 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     """Instantiate dataclass ``cls`` from a mapping, recursing into nested sections and
     naming any unknown, missing or mistyped key by its dotted path."""
     if not isinstance(raw, dict):
-        raise TypeError(f"config section {where or '<top>'} must be a mapping, got {raw!r}")
+        raise ValueError(f"config section {where or '<top>'} must be a mapping, got {raw!r}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in fields(cls)]
     unknown = sorted(set(raw) - set(names))
@@ -153,6 +173,19 @@ def _build(cls: type, raw: Any, where: str) -> Any:
         raise ValueError(f"config section {where or '<top>'}: {err}") from None
 
 
+def _parse_yaml(text: str, where: str) -> Any:
+    """yaml.safe_load, a syntax error becoming one sentence naming ``where`` and the place."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark, context = getattr(err, "problem_mark", None), getattr(err, "context", None)
+        at = f", line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        if context and err.context_mark:
+            problem += f" ({context} at line {err.context_mark.line + 1})"
+        raise ValueError(f"{where} is not valid YAML{at}: {problem}") from err
+
+
 def _apply_set(raw: dict, assignment: str) -> None:
     """Apply one ``section.key=value`` override (value parsed as YAML) to the raw config."""
     key, sep, value = assignment.partition("=")
@@ -163,8 +196,8 @@ def _apply_set(raw: dict, assignment: str) -> None:
     for p in parents:
         node = node.setdefault(p, {})
         if not isinstance(node, dict):
-            raise TypeError(f"--set {assignment!r}: {p} is not a section")
-    node[leaf] = yaml.safe_load(value)
+            raise ValueError(f"--set {assignment!r}: {p} is not a section")
+    node[leaf] = _parse_yaml(value, f"the value of --set {assignment!r}")
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
@@ -172,7 +205,14 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} not found; see configs/ for examples")
-    raw = yaml.safe_load(path.read_text()) or {}
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise ValueError(f"config file {path} is not UTF-8 text") from None
+    raw = _parse_yaml(text, f"config file {path}")
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ValueError(f"config file {path} must hold a mapping of sections, got {raw!r}")
     for assignment in overrides:
         _apply_set(raw, assignment)
     return _build(RunConfig, raw, "")
@@ -253,10 +293,11 @@ def _models(cfg: RunConfig, schedule) -> tuple[nn.Module, nn.Module, Any]:
     config). For the eps loss the trained module is the raw eps network and the denoiser
     wraps it in VPPrecond; otherwise both are the preconditioned denoiser."""
     from gmdiff import nets
+    from gmdiff.schedules import DiscreteVP, VPLinear
 
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.model.overrides.items()}
     net_cfg = nets.get_config(cfg.model.net, **overrides)
-    net = nets.build_net(net_cfg)
+    net = nets.build_net(net_cfg, seed=cfg.train.seed)  # a run is determined by its config
     wrappers = {
         "edm": lambda n: nets.EDMPrecond(n, cfg.model.sigma_data),
         "ve": nets.VEPrecond,
@@ -264,6 +305,11 @@ def _models(cfg: RunConfig, schedule) -> tuple[nn.Module, nn.Module, Any]:
         "vp": lambda n: nets.VPPrecond(n, schedule),
     }
     wrap = _pick(wrappers, cfg.model.precond, "model.precond")
+    if cfg.model.precond == "vp" and not isinstance(schedule, DiscreteVP | VPLinear):
+        raise ValueError(
+            "model.precond = 'vp' needs a VP schedule (schedule.name vp_linear, ddpm_linear "
+            f"or ddpm_cosine), got schedule.name = {cfg.schedule.name!r}"
+        )
     if cfg.loss.name == "eps":
         if cfg.model.precond != "vp":
             raise ValueError(
@@ -293,7 +339,7 @@ def _loss(cfg: RunConfig, schedule) -> Callable:
     if opts:
         raise ValueError(f"the {name} loss takes no loss.options; got {sorted(opts)}")
     if not isinstance(schedule, kind):
-        raise TypeError(
+        raise ValueError(
             f"the {name} loss needs a {kind.__name__} schedule, got schedule.name = "
             f"{cfg.schedule.name!r}"
         )
@@ -320,17 +366,27 @@ def _prior_std(schedule) -> float:
 # --------------------------------------------------------------------------------------
 
 
+#: The sections that, with ``train``, identify a run: a checkpoint resumes only a run
+#: that agrees with it on them (sample, evaluate and out_dir may change).
+RUN_SECTIONS = ("data", "model", "loss", "schedule")
+
+
 def train(cfg: RunConfig, resume: bool = True) -> list[dict]:
-    """Train the configured model; returns the trainer's log records."""
+    """Train the configured model in out_dir (locked meanwhile; resumed when its
+    checkpoint belongs to this config, refused when it belongs to another); writes
+    out_dir/config.yaml once those checks pass. Returns the trainer's log records."""
     schedule = _schedule(cfg)
     trained, _, _ = _models(cfg, schedule)
     data, _ = _data(cfg)
-    trainer = Trainer(trained, _loss(cfg, schedule), data, cfg.train, cfg.out_dir, _transform(cfg))
-    if trainer.info.is_main:
-        out = Path(cfg.out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(_plain(asdict(cfg)), sort_keys=False))
-    history = trainer.fit(resume=resume)
+    run = {name: asdict(getattr(cfg, name)) for name in RUN_SECTIONS}
+    loss = _loss(cfg, schedule)
+    trainer = Trainer(trained, loss, data, cfg.train, cfg.out_dir, _transform(cfg), run_config=run)
+    with trainer.session(resume):
+        if trainer.info.is_main:
+            path = Path(cfg.out_dir) / "config.yaml"
+            remove_orphans(path)
+            atomic_write(path, yaml.safe_dump(_plain(asdict(cfg)), sort_keys=False))
+        history = trainer.fit()
     return history if trainer.info.is_main else []
 
 
@@ -353,6 +409,7 @@ def sample(cfg: RunConfig, checkpoint: str | Path | None = None) -> Tensor:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     ckpt = Path(checkpoint) if checkpoint else Path(cfg.out_dir) / "checkpoint.pt"
     step = load_checkpoint(ckpt, trained, ema=True, map_location=str(device))
+    _check_writable(Path(cfg.out_dir))
     denoiser.to(device).eval()
     s = cfg.sample
     fn = _pick(SAMPLERS, s.sampler, "sample.sampler")
@@ -394,6 +451,7 @@ def evaluate(cfg: RunConfig) -> dict[str, float]:
     path = Path(cfg.out_dir) / "samples.pt"
     if not path.is_file():
         raise FileNotFoundError(f"no samples at {path}; run `gmdiff sample` with this config first")
+    _check_writable(path.parent)
     x = torch.load(path, weights_only=True)["samples"].double().flatten(1)
     gen = torch.Generator().manual_seed(cfg.evaluate.seed)
     ref, model = _reference(cfg, x.shape[0], gen)
@@ -413,15 +471,16 @@ def evaluate(cfg: RunConfig) -> dict[str, float]:
     if model is not None:
         result["nll_samples"] = metrics.mean_nll(x, model)
         result["nll_data"] = metrics.mean_nll(ref, model)
-    _write_json(result, Path(cfg.out_dir) / "metrics.json")
+    atomic_write(Path(cfg.out_dir) / "metrics.json", json.dumps(result, indent=2) + "\n")
     return result
 
 
-def _write_json(obj: dict, path: Path) -> None:
-    """Write JSON through a temp file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)
+def _check_writable(folder: Path) -> None:
+    """Fail now, naming ``folder``, when results cannot be written there (not after the
+    work that makes them)."""
+    with errors_naming(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
 
 
 # --------------------------------------------------------------------------------------
@@ -437,7 +496,9 @@ examples:
   torchrun --nproc_per_node 4 -m gmdiff.cli train --config configs/ddpm_cifar10.yaml
 
 A rerun of `train` resumes from out_dir/checkpoint.pt up to train.steps (exactly: same
-weights as an uninterrupted run on CPU); pass --no-resume to start over.
+weights as an uninterrupted run on CPU) when the checkpoint was written with the same
+data, model, loss, schedule and train settings; pass --no-resume to start over.
+A bad input prints one sentence and exits with status 1; --debug shows the traceback.
 The config format is described in the module docstring of gmdiff.cli and in configs/.
 """
 
@@ -465,8 +526,15 @@ def _parser() -> argparse.ArgumentParser:
             metavar="KEY=VALUE",
             help="override a config key, e.g. --set train.steps=100 (repeatable)",
         )
+        c.add_argument(
+            "--debug", action="store_true", help="on an error, show its full traceback"
+        )
         if name == "train":
-            c.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
+            c.add_argument(
+                "--no-resume",
+                action="store_true",
+                help="start over: delete out_dir's checkpoint and log instead of resuming",
+            )
         if name == "sample":
             c.add_argument(
                 "--checkpoint", help="checkpoint to load (default: out_dir/checkpoint.pt)"
@@ -474,9 +542,39 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+#: The errors a user's input causes (a value, a file, a folder, a diverging run): the CLI
+#: prints them as one sentence. Anything else is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, KeyError, OSError, FloatingPointError)
+
+
+def _sentence(err: BaseException) -> str:
+    """The one-line message of a user error; an OSError as "path: reason"."""
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        text = f"{err.filename}: {err.strerror}"
+    elif isinstance(err, KeyError) and err.args:
+        text = str(err.args[0])
+    else:
+        text = str(err) or type(err).__name__
+    return " ".join(text.split())
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point ``gmdiff``; returns the exit status."""
+    """Console entry point ``gmdiff``; returns the exit status: 0, 1 after a user error
+    (printed as one sentence on stderr, raised with ``--debug``), 2 for a malformed
+    command line (argparse)."""
     args = _parser().parse_args(argv)
+    try:
+        _run(args)
+    except USER_ERRORS as err:
+        if args.debug:
+            raise
+        print(f"gmdiff {args.command}: error: {_sentence(err)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run(args: argparse.Namespace) -> None:
+    """Carry out the parsed command."""
     cfg = load_config(args.config, args.set)
     if args.command == "train":
         history = train(cfg, resume=not args.no_resume)
@@ -489,7 +587,6 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         print(json.dumps(evaluate(cfg), indent=2))
-    return 0
 
 
 if __name__ == "__main__":

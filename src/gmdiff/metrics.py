@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain bars: tqdm.auto warns in kernels without ipywidgets
 
 from gmdiff.digit_classifier import DigitClassifier
 
@@ -167,6 +167,31 @@ def precision_recall(real: Tensor, fake: Tensor, k: int = 3) -> tuple[float, flo
     return precision, recall
 
 
+def paired_bootstrap_ci(
+    statistic: Callable[[Tensor], float | Tensor],
+    n: int,
+    n_boot: int,
+    generator: torch.Generator,
+    level: float = 0.95,
+) -> tuple[Tensor, Tensor]:
+    """Percentile bootstrap confidence interval (Efron & Tibshirani 1993, Ch. 13) of
+    ``statistic(idx)`` over ``n_boot`` resamples ``idx`` of ``range(n)`` with replacement;
+    the statistic may return several values (a 1-D tensor), each gets its interval.
+
+    Paired: the statistic applies the same ``idx`` to every sample set it compares (e.g.
+    two samplers run from the same x_T), so the interval is that of the paired difference,
+    not of two independent estimates. Returns (low, high), float64."""
+    if n_boot < 2 or not 0 < level < 1:
+        raise ValueError(f"need n_boot >= 2 and 0 < level < 1, got n_boot={n_boot}, level={level}")
+    stats = torch.stack(
+        [torch.as_tensor(statistic(torch.randint(n, (n,), generator=generator)), dtype=torch.float64)
+         for _ in range(n_boot)]
+    )
+    q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)
+    lo, hi = torch.quantile(stats, q, dim=0)
+    return lo, hi
+
+
 # --------------------------------------------------------------------------------------
 # Frechet distance of features
 # --------------------------------------------------------------------------------------
@@ -185,7 +210,12 @@ def frechet_distance_features(feats_a: Tensor, feats_b: Tensor) -> float:
 
     mu_a, s_a = feature_statistics(feats_a)
     mu_b, s_b = feature_statistics(feats_b)
-    return float(frechet_distance(mu_a, s_a, mu_b, s_b))
+    # A feature constant in both sets (a dead ReLU unit of the digit classifier) has a zero
+    # row and column in both covariances: it adds only its squared mean difference, and left
+    # in, it makes the matrix square root singular (scipy's "Matrix is singular" warning).
+    live = (np.diag(s_a) > 0) | (np.diag(s_b) > 0)
+    dead = float(((mu_a - mu_b)[~live] ** 2).sum())
+    return float(frechet_distance(mu_a[live], s_a[np.ix_(live, live)], mu_b[live], s_b[np.ix_(live, live)])) + dead
 
 
 @torch.no_grad()

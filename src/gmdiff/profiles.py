@@ -179,6 +179,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "gmm_skips": list(range(12)),
             "n_digits": 1000,
             "digit_skips": [0, 4, 5, 6, 7, 8, 10],
+            "n_boot": 100,
         },
         "full": {
             "steps": 18,
@@ -189,6 +190,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "gmm_skips": list(range(18)),
             "n_digits": 5000,
             "digit_skips": list(range(13)),
+            "n_boot": 200,
         },
     },
     "gm_sgm_tables": {

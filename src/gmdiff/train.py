@@ -16,28 +16,44 @@ wraps it in DistributedDataParallel and gives each rank its own slice of the glo
 (``batch_size`` is the global batch). Only rank 0 writes checkpoints, logs and shows the
 progress bar. Launch with ``torchrun --nproc_per_node N -m gmdiff.cli train --config ...``.
 
+The out_dir. :meth:`Trainer.session` holds it for one run: an flock on ``.lock`` (a
+second run into it fails at once, naming the holder's PID; the kernel drops the lock when
+the holder dies, even by SIGKILL), removal of the temp files a killed save left, and a
+resume that refuses a checkpoint another run wrote (the checkpoint stores the run's
+config) or one past ``steps``, then cuts ``train_log.jsonl`` back to the checkpoint's step.
+
 Switches ``bf16`` (autocast to bfloat16) and ``compile`` (torch.compile) act on CUDA only
 and are no-ops on CPU, where they would slow the small models this project trains.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import fcntl
+import glob
 import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import IO, Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain bars: tqdm.auto warns in kernels without ipywidgets
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "train_log.jsonl"
+LOCK = ".lock"
+
+#: TrainConfig fields a resumed run may change: they change how it runs, not what it
+#: trains (``steps`` only upwards). Every other field, and the caller's run_config, must
+#: match the checkpoint's.
+RESUMABLE = ("steps", "log_every", "ckpt_every", "bf16", "compile", "device")
 
 LossFn = Callable[..., Tensor | dict[str, Tensor]]
 """``loss_fn(model, x0, generator=gen)`` -> scalar loss, or a dict with key ``"loss"``."""
@@ -133,18 +149,120 @@ def step_seed(seed: int, step: int, rank: int, stream: str) -> int:
     return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
-def atomic_save(obj: object, path: Path) -> None:
-    """torch.save to a temp file in the same directory, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+@contextlib.contextmanager
+def errors_naming(path: str | Path) -> Iterator[None]:
+    """Re-raise an OSError met in the block as one naming ``path``: a write to a file object
+    names no file, and torch.save turns a full disk into a RuntimeError whose context is
+    the OSError."""
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        yield
+    except Exception as err:
+        os_err = err if isinstance(err, OSError) else err.__context__
+        if not isinstance(os_err, OSError) or os_err.errno is None:
+            raise
+        raise OSError(os_err.errno, os_err.strerror, str(path)) from err
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def atomic_write(path: str | Path, content: str | Callable[[IO[bytes]], object]) -> None:
+    """Write ``path`` (text, or ``content(file)``) through a temp file beside it, fsync and
+    rename: readers see the old file or the new one, never half of one. A failure removes
+    the temp file and raises an OSError naming ``path``; a SIGKILL can leave the temp
+    file, which :func:`remove_orphans` deletes."""
+    path = Path(path)
+    write = (lambda f: f.write(content.encode())) if isinstance(content, str) else content
+    with errors_naming(path):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def atomic_save(obj: object, path: Path) -> None:
+    """torch.save through :func:`atomic_write`."""
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def remove_orphans(*paths: Path) -> None:
+    """Delete the temp files that a killed :func:`atomic_write` of each path left."""
+    for path in paths:
+        for tmp in path.parent.glob(f"{glob.escape(_temp_prefix(path))}*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def lock_dir(folder: Path) -> Iterator[None]:
+    """Hold an exclusive flock on ``folder/.lock`` (which records our PID) for the block;
+    fail at once, naming the folder and the holder's PID, while another process holds it.
+    The kernel releases the lock when its holder exits, however it dies, so it is never
+    left stale; the file itself stays."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise BlockingIOError(
+                f"out_dir {folder} is in use by another run (PID {holder}); wait for it to "
+                "end or choose another out_dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """The state of a trainer checkpoint; a missing, corrupt or foreign file raises an
+    error naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no checkpoint at {path}; train first (gmdiff train) or fix the path"
+        )
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except OSError:
         raise
+    except Exception as err:  # torch raises RuntimeError, KeyError, EOFError, ...
+        raise ValueError(
+            f"checkpoint {path} is corrupt or not a torch checkpoint; delete it or point to "
+            "another one"
+        ) from err
+    keys = ("model", "ema", "optimizer", "step")
+    missing = [k for k in keys if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise ValueError(f"{path} is not a gmdiff training checkpoint: it lacks {missing}")
+    return state
+
+
+def load_state(module: nn.Module, state: dict, path: Path, hint: str) -> None:
+    """``module.load_state_dict(state)``, refusing the weights of another architecture
+    with one sentence (torch lists every mismatched tensor) that ends with ``hint``."""
+    theirs, mine = (
+        {k: tuple(getattr(v, "shape", ())) for k, v in d.items()}
+        for d in (state, module.state_dict())
+    )
+    diff = sorted(k for k in theirs.keys() | mine.keys() if theirs.get(k) != mine.get(k))
+    if diff:
+        k = diff[0]
+        raise ValueError(
+            f"checkpoint {path} holds another architecture: {len(diff)} tensors differ in "
+            f"name or shape (e.g. {k}: {theirs.get(k, 'absent')} in the checkpoint, "
+            f"{mine.get(k, 'absent')} in the model); {hint}"
+        )
+    module.load_state_dict(state)
 
 
 def load_checkpoint(
@@ -152,14 +270,32 @@ def load_checkpoint(
 ) -> int:
     """Load the EMA (default) or raw weights of a trainer checkpoint into ``model``;
     returns the step it was written at."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no checkpoint at {path}; train first (gmdiff train) or fix the path"
-        )
-    state = torch.load(path, map_location=map_location, weights_only=True)
-    model.load_state_dict(state["ema" if ema else "model"])
+    state = read_checkpoint(path, map_location)
+    hint = "build the model from the config it was trained with"
+    load_state(model, state["ema" if ema else "model"], Path(path), hint)
     return int(state["step"])
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``, tuples as lists (as YAML gives them)."""
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out |= flatten(v, f"{prefix}{k}.")
+        else:
+            out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def differences(old: dict, new: dict) -> list[str]:
+    """``"key old -> new"`` for each key whose value differs between two flat dicts."""
+    absent = object()
+    show = lambda v: "(absent)" if v is absent else repr(v)  # noqa: E731
+    return [
+        f"{k} {show(old.get(k, absent))} -> {show(new.get(k, absent))}"
+        for k in sorted(old.keys() | new.keys())
+        if old.get(k, absent) != new.get(k, absent)
+    ]
 
 
 class _Batches:
@@ -212,7 +348,10 @@ class Trainer:
     ``data``: a tensor (N, ...), a map-style dataset, or a sampler ``(n, generator) -> x``.
     ``loss_fn(model, x0, generator=gen)``: e.g. ``functools.partial(losses.edm_loss)``.
     ``out_dir``: where ``checkpoint.pt`` and ``train_log.jsonl`` go (None: keep nothing).
-    After :meth:`fit`, ``trainer.model`` and ``trainer.ema`` hold the trained weights.
+    ``run_config``: what else identifies the run beyond ``config`` (model, data, loss, ...;
+    a nested dict without a ``"train"`` key); stored in the checkpoint with ``config`` and
+    compared on resume. After :meth:`fit`, ``trainer.model`` and ``trainer.ema`` hold the
+    trained weights.
     """
 
     def __init__(
@@ -223,8 +362,11 @@ class Trainer:
         config: TrainConfig,
         out_dir: str | Path | None = None,
         transform: Transform | None = None,
+        run_config: dict | None = None,
     ) -> None:
         self.config, self.loss_fn, self.transform = config, loss_fn, transform
+        self.run_config = run_config or {}
+        self._in_session = False
         self.out_dir = None if out_dir is None else Path(out_dir)
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         if config.device == "auto":
@@ -269,18 +411,80 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
             "config": asdict(self.config),
+            "run": self.identity(),
         }
         atomic_save(state, self.checkpoint_path)
 
+    def identity(self) -> dict[str, Any]:
+        """What a checkpoint must share with this run to be resumed by it, as a flat dict
+        (``"train.batch_size"``, ``"model.net"``, ...): ``config`` without its
+        :data:`RESUMABLE` fields, and ``run_config``."""
+        train = {k: v for k, v in asdict(self.config).items() if k not in RESUMABLE}
+        return flatten({"train": train} | self.run_config)
+
     def _resume(self) -> None:
+        """Continue from out_dir's checkpoint, if any, unless another run wrote it (other
+        config) or it is already past ``steps``."""
         path = self.checkpoint_path
         if path is None or not path.is_file():
             return
-        state = torch.load(path, map_location=self.device, weights_only=True)
-        self.model.load_state_dict(state["model"])
+        state = read_checkpoint(path, self.device)
+        step, fresh = int(state["step"]), f"to start fresh, use another out_dir or delete {path}"
+        diff = differences(state.get("run", {}), self.identity())
+        if diff:
+            raise ValueError(
+                f"checkpoint {path} was written by a run with another config "
+                f"({'; '.join(diff)}; checkpoint -> now); {fresh}"
+            )
+        if self.config.steps < step:
+            raise ValueError(
+                f"train.steps = {self.config.steps} is below step {step} of checkpoint "
+                f"{path}; raise train.steps to continue that run; {fresh}"
+            )
+        load_state(self.model, state["model"], path, fresh)
         self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.step = int(state["step"])
+        self.step = step
+
+    def _truncate_log(self) -> None:
+        """Keep the log records up to the current step: a killed run may have logged past
+        its last checkpoint, or left half a line."""
+        path = self.out_dir / LOG
+        if not path.is_file():
+            return
+        lines = path.read_text().splitlines()
+        keep = []
+        for line in lines:
+            with contextlib.suppress(ValueError):
+                if json.loads(line)["step"] <= self.step:
+                    keep.append(line)
+        if len(keep) < len(lines):
+            atomic_write(path, "".join(f"{line}\n" for line in keep))
+
+    @contextlib.contextmanager
+    def session(self, resume: bool = True) -> Iterator[Trainer]:
+        """Hold out_dir for one run: lock it (see :func:`lock_dir`), remove the temp
+        files of a killed save, then resume from its checkpoint (refused when another run
+        wrote it) and cut the log back to the checkpoint's step; or, without ``resume``,
+        delete both and start afresh. :meth:`fit` opens a session when none is open; open
+        one yourself to act after these checks and before training (the CLI writes
+        config.yaml there)."""
+        main = self.out_dir is not None and self.info.is_main
+        with lock_dir(self.out_dir) if main else contextlib.nullcontext():
+            if main:
+                remove_orphans(self.checkpoint_path, self.out_dir / LOG)
+            if resume:
+                self._resume()
+            elif main:
+                self.checkpoint_path.unlink(missing_ok=True)
+                (self.out_dir / LOG).unlink(missing_ok=True)
+            if main:
+                self._truncate_log()
+            self._in_session = True
+            try:
+                yield self
+            finally:
+                self._in_session = False
 
     # -- one step --------------------------------------------------------------------------
     def _lr(self, step: int) -> float:
@@ -320,20 +524,20 @@ class Trainer:
         bad = int(first_bad)
         if bad != sentinel:
             raise FloatingPointError(
-                f"the loss became NaN or inf at step {bad}; the last checkpoint was kept. "
-                "Lower train.lr, set train.grad_clip > 0 or a longer warm-up, or check the data."
+                f"the loss became NaN or inf at step {bad}; the last checkpoint was kept; "
+                "lower train.lr, set train.grad_clip > 0 or a longer warm-up, or check the data"
             )
 
     # -- the loop --------------------------------------------------------------------------
     def fit(self, resume: bool = True) -> list[dict]:
-        """Train up to ``config.steps`` total steps, continuing from ``out_dir``'s
-        checkpoint when ``resume`` (otherwise from the current weights, with a new log). Returns the log records written this call (rank 0's
-        mean loss over each ``log_every`` window)."""
+        """Train up to ``config.steps`` total steps in a :meth:`session` (opened here
+        unless one is open): continuing from ``out_dir``'s checkpoint when ``resume``,
+        otherwise from the current weights with no checkpoint and a new log. Returns the
+        log records written this call (rank 0's mean loss over each ``log_every`` window)."""
+        if not self._in_session:
+            with self.session(resume):
+                return self.fit()
         cfg = self.config
-        if resume:
-            self._resume()
-        elif self.out_dir is not None and self.info.is_main:
-            (self.out_dir / LOG).unlink(missing_ok=True)  # a fresh run starts a fresh log
         self.model.train()
         sentinel = torch.iinfo(torch.int64).max
         first_bad = torch.full((), sentinel, dtype=torch.int64, device=self.device)
@@ -370,6 +574,6 @@ class Trainer:
     def _log(self, rec: dict) -> None:
         if self.out_dir is None or not self.info.is_main:
             return
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.out_dir / LOG, "a") as f:
+        path = self.out_dir / LOG
+        with errors_naming(path), open(path, "a") as f:
             f.write(json.dumps(rec) + "\n")

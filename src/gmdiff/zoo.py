@@ -106,10 +106,7 @@ class ModelSpec:
 
     def build(self) -> nets.EDMPrecond:
         """A freshly initialised preconditioned network, seeded by ``train.seed``."""
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.train.seed)
-            net = nets.build_net(self.net)
-        return nets.EDMPrecond(net, self.sigma_data)
+        return nets.EDMPrecond(nets.build_net(self.net, self.train.seed), self.sigma_data)
 
 
 def _check_profile(profile: str) -> None:

@@ -104,8 +104,14 @@ def get_config(name: str, **overrides: Any) -> NetConfig:
         raise ValueError(f"bad override for config {name!r}: {err}") from None
 
 
-def build_net(config: NetConfig) -> nn.Module:
-    """Instantiate the raw network described by ``config``."""
+def build_net(config: NetConfig, seed: int | None = None) -> nn.Module:
+    """Instantiate the raw network described by ``config``; with ``seed``, its initial
+    weights are drawn from torch's generator seeded with it (the caller's global random
+    state is left as it was), so the same config and seed give the same network."""
+    if seed is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return build_net(config)
     if isinstance(config, UNetConfig):
         return UNet(config)
     if isinstance(config, NCSNppConfig):

@@ -454,11 +454,24 @@ def paired_closeness(
     samples: Mapping[str, Tensor], reference: str, a: str, b: str
 ) -> dict[str, float]:
     """Is model ``a`` closer to the reference than model ``b``, start by start? The share of
-    x_T where MSE(a, ref) < MSE(b, ref) and the two-sided Wilcoxon signed-rank p-value."""
+    x_T where MSE(a, ref) < MSE(b, ref) with its 95% Wilson score interval, the mean paired
+    difference MSE(b, ref) - MSE(a, ref) with its 95% normal interval, and the two-sided
+    Wilcoxon signed-rank p-value."""
     ref = samples[reference]
     da = ((samples[a] - ref) ** 2).mean(1).numpy()
     db = ((samples[b] - ref) ** 2).mean(1).numpy()
-    return {"share closer": float((da < db).mean()), "Wilcoxon p": float(wilcoxon(da, db).pvalue)}
+    n, share, z = len(da), float((da < db).mean()), 1.959964
+    centre = (share + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z / (1 + z**2 / n) * np.sqrt(share * (1 - share) / n + z**2 / (4 * n**2))
+    diff = db - da
+    diff_half = z * diff.std(ddof=1) / np.sqrt(n)
+    return {
+        "share closer": share,
+        "share CI": (centre - half, centre + half),
+        "mean difference": float(diff.mean()),
+        "difference CI": (float(diff.mean() - diff_half), float(diff.mean() + diff_half)),
+        "Wilcoxon p": float(wilcoxon(da, db).pvalue),
+    }
 
 
 # ----------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from gmdiff.analytic import Gaussian, GaussianMixture, integrate_pf_ode
+from gmdiff.metrics import paired_bootstrap_ci
 from gmdiff.samplers import heun_nfe, teleport_heun
 from gmdiff.samplers.base import Denoiser
 from gmdiff.schedules import EDM
@@ -137,12 +138,18 @@ def teleportation_table(
     schedule: EDM | None = None,
     samples: dict[int, Tensor] | None = None,
     quality_name: str = "quality",
+    n_boot: int = 0,
+    generator: torch.Generator | None = None,
 ) -> pd.DataFrame:
     """GS-12: per ``skip``, sigma_skip, NFE (:func:`gmdiff.samplers.heun_nfe`), NFE saved
     (%), ``quality_fn(samples)`` (lower is better, like FID) and its change (%) vs skip 0.
 
     ``skips`` must contain 0 (the Heun baseline). ``samples`` may hold precomputed outputs
-    of :func:`teleport_samples` for these skips (to plot them too).
+    of :func:`teleport_samples` for these skips (to plot them too). With ``n_boot`` > 0 the
+    columns 'change CI low' / 'change CI high' hold the 95% paired bootstrap interval of
+    the change (:func:`gmdiff.metrics.paired_bootstrap_ci`: the same resampled starting
+    points x_T for the skip and for skip 0); it measures the sampling noise of the
+    comparison, not the spread between trained networks.
     """
     skips = [int(s) for s in skips]
     if 0 not in skips:
@@ -162,7 +169,31 @@ def teleportation_table(
             quality_name: [float(quality_fn(samples[s])) for s in skips],
         }
     )
-    return _with_changes(df, quality_name)
+    df = _with_changes(df, quality_name)
+    if n_boot:
+
+        def changes(idx: Tensor) -> Tensor:
+            base = quality_fn(samples[0][idx])
+            return torch.tensor([100.0 * (quality_fn(samples[s][idx]) / base - 1.0) for s in skips])
+
+        gen = torch.Generator().manual_seed(0) if generator is None else generator
+        df["change CI low"], df["change CI high"] = paired_bootstrap_ci(changes, len(samples[0]), n_boot, gen)
+    return df
+
+
+def below_loss(low: float, high: float, max_loss: float = CLAIM_MAX_QUALITY_LOSS) -> str:
+    """GS-12's test on a quality change (%) known to lie in [low, high]: "yes" when all of
+    it is below ``max_loss``, "no" when all of it is above, "inconclusive" otherwise."""
+    return "yes" if high < max_loss else "no" if low > max_loss else "inconclusive"
+
+
+def claim_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The two rows of a teleportation table that bracket the top of GS-12's claimed range
+    (:data:`CLAIM_NFE_SAVED`, 30%): the largest skip that saves at most 30% of the NFE and
+    the next one. Chosen by NFE alone, so the choice does not depend on the noisy quality."""
+    saved = table["NFE saved (%)"]
+    inside = table.index[saved <= CLAIM_NFE_SAVED[1]][-1]
+    return table.loc[[inside, table.index[table.index.get_loc(inside) + 1]]]
 
 
 def best_row(

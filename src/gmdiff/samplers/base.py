@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain bars: tqdm.auto warns in kernels without ipywidgets
 
 from gmdiff.schedules import DiscreteVP, Schedule, discrete_timesteps
 
