@@ -12,9 +12,10 @@ raises an error naming it):
 ``model``     ``net`` (a name in ``gmdiff.nets.CONFIGS``), ``overrides`` (its fields),
               ``precond`` (edm, ve, score, vp: how the raw net becomes D(x, sigma)),
               ``sigma_data`` (EDM preconditioning and loss).
-``loss``      ``name`` (edm, dsm, eps) and ``options`` (edm: p_mean, p_std).
+``loss``      ``name`` (edm, dsm, eps, smd) and ``options`` (edm: p_mean, p_std; smd:
+              n_eta, reduction, temperature).
 ``schedule``  ``name`` (edm, ve, vp_linear, ddpm_linear, ddpm_cosine) and ``options``:
-              the noise process of the dsm/eps losses and of sampling.
+              the noise process of the dsm/eps/smd losses and of sampling.
 ``train``     the fields of :class:`gmdiff.train.TrainConfig`.
 ``sample``    ``sampler`` (a name in ``gmdiff.samplers.SAMPLERS``), ``steps``, ``n``,
               ``batch``, ``seed``, ``options`` (sampler keywords).
@@ -290,8 +291,8 @@ def _transform(cfg: RunConfig) -> Callable[[Tensor, torch.Generator], Tensor] | 
 
 def _models(cfg: RunConfig, schedule) -> tuple[nn.Module, nn.Module, Any]:
     """(the module the trainer optimises, the denoiser D(x, sigma) built on it, its net
-    config). For the eps loss the trained module is the raw eps network and the denoiser
-    wraps it in VPPrecond; otherwise both are the preconditioned denoiser."""
+    config). For the eps and smd losses the trained module is the raw eps network and the
+    denoiser wraps it in VPPrecond; otherwise both are the preconditioned denoiser."""
     from gmdiff import nets
     from gmdiff.schedules import DiscreteVP, VPLinear
 
@@ -310,11 +311,11 @@ def _models(cfg: RunConfig, schedule) -> tuple[nn.Module, nn.Module, Any]:
             "model.precond = 'vp' needs a VP schedule (schedule.name vp_linear, ddpm_linear "
             f"or ddpm_cosine), got schedule.name = {cfg.schedule.name!r}"
         )
-    if cfg.loss.name == "eps":
+    if cfg.loss.name in ("eps", "smd"):
         if cfg.model.precond != "vp":
             raise ValueError(
-                f"loss.name = 'eps' trains an eps network, which samples through the 'vp' "
-                f"preconditioning; set model.precond: vp (got {cfg.model.precond!r})"
+                f"loss.name = {cfg.loss.name!r} trains an eps network, which samples through "
+                f"the 'vp' preconditioning; set model.precond: vp (got {cfg.model.precond!r})"
             )
         return net, wrap(net), net_cfg
     denoiser = wrap(net)
@@ -334,19 +335,28 @@ def _loss(cfg: RunConfig, schedule) -> Callable:
                 f"allowed: {sorted(allowed)} (sigma_data is model.sigma_data)"
             )
         return partial(losses.edm_loss, sigma_data=cfg.model.sigma_data, **opts)
-    kinds = {"dsm": (losses.dsm_loss, Schedule), "eps": (losses.eps_loss, DiscreteVP)}
-    fn, kind = _pick(kinds, name, "loss.name")
-    if opts:
-        raise ValueError(f"the {name} loss takes no loss.options; got {sorted(opts)}")
+    kinds = {
+        "dsm": (losses.dsm_loss, Schedule, set()),
+        "eps": (losses.eps_loss, DiscreteVP, set()),
+        "smd": (losses.smd_loss, DiscreteVP, {"n_eta", "reduction", "temperature"}),
+    }
+    fn, kind, allowed = _pick(kinds, name, "loss.name")
+    if set(opts) - allowed:
+        raise ValueError(
+            f"loss.options {sorted(set(opts) - allowed)} not allowed for the {name} loss; "
+            f"allowed: {sorted(allowed) or 'none'}"
+        )
     if not isinstance(schedule, kind):
         raise ValueError(
             f"the {name} loss needs a {kind.__name__} schedule, got schedule.name = "
             f"{cfg.schedule.name!r}"
         )
-    return partial(fn, schedule=schedule)
+    inspect.signature(fn).bind_partial(schedule=schedule, **opts)  # the allowed names exist
+    return partial(fn, schedule=schedule, **opts)
 
 
 def _sample_shape(net_cfg) -> tuple[int, ...]:
+    net_cfg = getattr(net_cfg, "base", net_cfg)  # an SMD network has its base's shape
     if hasattr(net_cfg, "dim"):
         return (net_cfg.dim,)
     return (net_cfg.in_ch, net_cfg.resolution, net_cfg.resolution)
@@ -417,11 +427,16 @@ def sample(cfg: RunConfig, checkpoint: str | Path | None = None) -> Tensor:
         raise ValueError(f"sample.n and sample.batch must be >= 1, got n={s.n}, batch={s.batch}")
     gen = torch.Generator(device).manual_seed(s.seed)
     std, shape, out = _prior_std(schedule), _sample_shape(net_cfg), []
-    for start in range(0, s.n, s.batch):
-        b = min(s.batch, s.n - start)
-        x_T = std * torch.randn((b, *shape), generator=gen, device=device)
-        x0 = _call(fn, s.options, "sample.options", denoiser, schedule, x_T, s.steps, generator=gen)
-        out.append(x0.cpu())
+    # an SMD network draws its latent noise eta from the sampler's generator: reproducible
+    eta = trained.eta_from(gen) if hasattr(trained, "eta_from") else contextlib.nullcontext()
+    with eta:
+        for start in range(0, s.n, s.batch):
+            b = min(s.batch, s.n - start)
+            x_T = std * torch.randn((b, *shape), generator=gen, device=device)
+            x0 = _call(
+                fn, s.options, "sample.options", denoiser, schedule, x_T, s.steps, generator=gen
+            )
+            out.append(x0.cpu())
     x = torch.cat(out)
     atomic_save(
         {"samples": x, "step": step, "sampler": s.sampler, "steps": s.steps},
