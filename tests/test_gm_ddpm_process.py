@@ -565,3 +565,57 @@ def test_simulation_check_catches_planted_errors(planted, case, plant):
     plant(planted)
     res = simulation_check(*case)
     assert worst(res) > 1, res
+
+
+# -- errata: the printed forms fail the checks the corrected ones pass --------------------------
+
+
+@pytest.mark.parametrize("t", [3, 5])  # at t = 2, alpha_{t-1} = ab_{t-1}
+def test_printed_eqs_29_30_and_the_eps_of_eq8_do_not_check_out(t):
+    """Eq. 29 prints sqrt(alpha_{t-1}) x_0 for sqrt(ab_{t-1}) x_0; the third line of Eq. 30
+    prints gamma_{t-1} sqrt(alpha_t) beta_t mu_{i_t} for gamma_{t-1} sqrt(alpha_t beta_t)
+    mu_{i_t}; the text before Eq. 8 (and before Eq. 35) writes x_t = sqrt(alpha_t) x_0 + ...
+    for sqrt(ab_t) x_0. Each printed form misses the conditioned mean by > 1e-3; the
+    corrected ones (the library's) match it to float64 rounding."""
+    s, nz, paths, x_t = posterior_inputs("T5", "skew", t)
+    ref, _ = conditioned_reference(s, nz, t, X0, x_t, paths)
+    beta, gp = float(s.betas[t - 1]), float(gm_ddpm.gamma_total(s)[t - 1])
+    a, ab_prev = 1 - beta, float(s.alpha_bar[t - 1])
+    mu_t = nz.offset(paths[:, t - 1], x_t)
+    coef = gm_ddpm.offset_coefficients(s, t - 1)
+    earlier = sum(coef[j] * nz.offset(paths[:, j], x_t) for j in range(t - 1))
+
+    def eq30(x0_coef, mu_coef):
+        num = gp * math.sqrt(a) * x_t - gp * mu_coef * mu_t + beta * (x0_coef * X0 + earlier)
+        return num / (beta + a * gp)
+
+    def err(m):
+        return float((m - ref).abs().max())
+
+    assert err(eq30(math.sqrt(ab_prev), math.sqrt(a * beta))) < EXACT_TOL
+    assert err(eq30(math.sqrt(1 - float(s.betas[t - 2])), math.sqrt(a * beta))) > 1e-3  # Eq. 29
+    assert err(eq30(math.sqrt(ab_prev), math.sqrt(a) * beta)) > 1e-3  # Eq. 30, third line
+    x0, xs, gs, P = chain("T5", "skew", n=6, seed=7)
+    ref, _ = conditioned_reference(s, nz, t, x0, xs[t], P)
+    gt = float(gm_ddpm.gamma_total(s)[t])
+    offsets = sum(
+        c * nz.offset(P[:, j], xs[t]) for j, c in enumerate(gm_ddpm.offset_coefficients(s, t))
+    )
+    for x0_coef, ok in ((math.sqrt(float(s.alpha_bar[t])), True), (math.sqrt(a), False)):
+        eps = (xs[t] - x0_coef * x0 - offsets) / math.sqrt(gt)
+        e = err(gm_ddpm.mean_from_eps(xs[t], eps, t, P[:, t - 1], s, nz))
+        assert (e < EXACT_TOL) if ok else (e > 1e-3), e
+
+
+def test_printed_eq22_mean_does_not_check_out():
+    """Eq. 22 prints the mean ab_t x_0 (no square root; Eq. 23 has it) and the first line of
+    Eq. 21 x_t = sqrt(ab_t) x_{t-1} + ... (alpha_t meant): both miss the simulated mean."""
+    x0, xs, _, _ = chain("T5", "paper")
+    s = SCHEDULES["T5"]
+    m = gm_ddpm.marginal(x0, 5, s, NOISES["paper"])
+    se = torch.sqrt(torch.diagonal(m.cov) / N_SIM)
+    ab = s.alpha_bar
+    assert ((xs[5].mean(0) - m.mean).abs() / se).max() < Z_TOL
+    assert ((xs[5].mean(0) - float(ab[5]) * x0).abs() / se).max() > 5 * Z_TOL
+    eq21 = math.prod(math.sqrt(float(ab[k])) for k in range(1, 6)) * x0
+    assert ((xs[5].mean(0) - eq21).abs() / se).max() > 5 * Z_TOL

@@ -209,6 +209,8 @@ class OffsetMixtureNoise:
     def offset(self, i: Tensor, like: Tensor) -> Tensor:
         """mu_i with the shape of ``like``: i is (B,) (one component per sample) or, with
         ``per_coordinate``, of ``like``'s shape."""
+        if (i < 0).any() or (i >= self.K).any():
+            raise ValueError(f"component indices must lie in 0..{self.K - 1}")
         c = self.values.to(like)[i]
         if not self.per_coordinate:
             c = c.reshape(-1, *([1] * (like.ndim - 1)))
