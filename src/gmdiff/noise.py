@@ -7,12 +7,18 @@ A noise model may depend on the noise level: the caller passes the level's ``alp
 ``sigma`` (tensors broadcastable to x0, or None when no level applies). Gaussian noise
 ignores them; DDGM's Gamma noise (Nachmani et al. 2021) needs them, because the shape of its
 Gamma distribution is set by the signal-to-noise ratio.
+
+GM-DDPM's offset noise (:class:`OffsetMixtureNoise`) lives beside the protocol rather than in
+it: its x_t carries a sum of offsets over all earlier steps whose law depends on the whole
+schedule, and its eps target is only the Gaussian part, so it is drawn per step here and
+per level (with its component path) by :func:`gmdiff.analytic.gm_ddpm.sample_marginal`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Literal, Protocol
 
 import torch
 from torch import Tensor
@@ -128,3 +134,99 @@ class GammaNoise:
 
     def score_target(self, z: Tensor, sigma: Tensor) -> Tensor:
         return -z / sigma
+
+
+# --------------------------------------------------------------------------------------
+# GM-DDPM's Gaussian-mixture (offset) noise
+# --------------------------------------------------------------------------------------
+
+GM_DDPM_BASE = (0.0, 1.0, -1.0, math.sqrt(2), -math.sqrt(2), math.sqrt(3), -math.sqrt(3))
+"""mu_base of the GM-DDPM paper, Sec. 4.1."""
+GM_DDPM_WEIGHTS = (0.4, 0.15, 0.15, 0.1, 0.1, 0.05, 0.05)
+"""omega of the GM-DDPM paper, Sec. 4.1 (E[mu_base] = 0, E[mu_base^2] = 1)."""
+
+
+class OffsetMixtureNoise:
+    """GM-DDPM's forward noise, eps_t ~ sum_k omega_k N(mu_k, I) (GM-DDPM paper, Eq. 1 with
+    sigma_k = 1 as in Eq. 4), drawn as "pick i_t ~ omega, then add N(mu_{i_t}, I)" (Eq. 2).
+    The means are mu_k = lam * base_k * u, base = mu_base and omega of Sec. 4.1 by default.
+
+    Reading of the scalar means. Eq. 1 is a K-component mixture in R^D with vector means
+    and one component index per step (Eq. 3: one i_j per step; Alg. 1-2: i_t is one class
+    of a K-way classifier p(i_t | x_t)), so a scalar base_k stands for a fixed vector
+    base_k * u, and the default is u = 1 (``direction="ones"``): every coordinate of the
+    image is shifted by the same lam * base_k, the "random global force" of Sec. 1.
+    Alternatives: ``direction="unit"``, u = 1 / sqrt(D) (|mu_k| = lam |base_k| whatever D);
+    a tensor u of one sample's shape; and ``per_coordinate=True``, the elementwise reading
+    in which every coordinate draws its own component (i_t then has the data's shape and
+    the noise is i.i.d. over coordinates; it is not a K-component mixture in R^D, and
+    Alg. 2's K-way classifier does not fit it).
+    """
+
+    def __init__(
+        self,
+        lam: float = 1.0,
+        base: Sequence[float] = GM_DDPM_BASE,
+        weights: Sequence[float] = GM_DDPM_WEIGHTS,
+        *,
+        direction: Literal["ones", "unit"] | Tensor = "ones",
+        per_coordinate: bool = False,
+    ) -> None:
+        b = torch.as_tensor(list(base), dtype=torch.float64)
+        w = torch.as_tensor(list(weights), dtype=torch.float64)
+        if b.ndim != 1 or len(b) == 0 or w.shape != b.shape:
+            raise ValueError(f"need one weight per base mean, got base={base}, weights={weights}")
+        if not (torch.isfinite(b).all() and (w >= 0).all() and abs(float(w.sum()) - 1) < 1e-9):
+            raise ValueError(f"need finite means and weights >= 0 summing to 1, got {weights}")
+        if not (isinstance(lam, int | float) and math.isfinite(lam)):
+            raise ValueError(f"lam must be a finite number, got lam={lam!r}")
+        if isinstance(direction, str) and direction not in ("ones", "unit"):
+            raise ValueError(f"direction must be 'ones', 'unit' or a tensor, got {direction!r}")
+        self.lam, self.base, self.probs = float(lam), b, w
+        self.direction, self.per_coordinate = direction, bool(per_coordinate)
+
+    @property
+    def K(self) -> int:
+        return len(self.base)
+
+    @property
+    def values(self) -> Tensor:
+        """The scalar offsets c_k = lam * base_k (K,), float64."""
+        return self.lam * self.base
+
+    def unit_vector(self, like: Tensor) -> Tensor:
+        """u, with the shape of one sample of ``like`` (dtype and device of ``like``)."""
+        shape = like.shape[1:]
+        if isinstance(self.direction, Tensor):
+            if self.direction.shape != shape:
+                raise ValueError(
+                    f"direction has shape {tuple(self.direction.shape)}, samples {tuple(shape)}"
+                )
+            return self.direction.to(like)
+        u = torch.ones(shape, dtype=like.dtype, device=like.device)
+        return u / math.sqrt(u.numel()) if self.direction == "unit" else u
+
+    def offset(self, i: Tensor, like: Tensor) -> Tensor:
+        """mu_i with the shape of ``like``: i is (B,) (one component per sample) or, with
+        ``per_coordinate``, of ``like``'s shape."""
+        if (i < 0).any() or (i >= self.K).any():
+            raise ValueError(f"component indices must lie in 0..{self.K - 1}")
+        c = self.values.to(like)[i]
+        if not self.per_coordinate:
+            c = c.reshape(-1, *([1] * (like.ndim - 1)))
+        return c * self.unit_vector(like)
+
+    def draw(self, like: Tensor, generator: torch.Generator | None) -> Tensor:
+        """Component indices i ~ omega (long): (B,) or, with ``per_coordinate``, like's shape."""
+        n = like.numel() if self.per_coordinate else like.shape[0]
+        p = self.probs.to(like.device)
+        i = torch.multinomial(p, n, replacement=True, generator=generator)
+        return i.reshape(like.shape) if self.per_coordinate else i
+
+    def step(self, like: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+        """One forward step's noise and its component: (eps_t, i_t) with eps_t = mu_{i_t} +
+        z, z ~ N(0, I) of ``like``'s shape (Eq. 2: x_t = sqrt(alpha_t) x_{t-1} +
+        sqrt(beta_t) eps_t)."""
+        i = self.draw(like, generator)
+        z = torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
+        return self.offset(i, like) + z, i

@@ -22,6 +22,18 @@ from gmdiff.analytic.ddpm_posterior import (
     reverse_posterior,
 )
 from gmdiff.analytic.gaussian import DeltaMixture, Gaussian, GaussianMixture
+from gmdiff.analytic.gm_ddpm import (
+    OffsetMarginal,
+    OffsetSum,
+    gamma_matrix,
+    gamma_total,
+    marginal,
+    mean_from_eps,
+    offset_coefficients,
+    offset_sum,
+    posterior,
+    sample_marginal,
+)
 from gmdiff.analytic.pf_ode import (
     gaussian_denoiser_path,
     gaussian_endpoint,
@@ -41,9 +53,19 @@ __all__ = [
     "GaussianMixture",
     "GlobalError",
     "MCEstimate",
+    "OffsetMarginal",
+    "OffsetSum",
     "ReversePosterior",
     "best_gaussian_kernel",
     "forward_marginal",
+    "gamma_matrix",
+    "gamma_total",
+    "marginal",
+    "mean_from_eps",
+    "offset_coefficients",
+    "offset_sum",
+    "posterior",
+    "sample_marginal",
     "global_error",
     "local_error",
     "local_error_bound",
