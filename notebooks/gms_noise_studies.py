@@ -113,6 +113,7 @@ print(f"trained {list(trained)} for {spec.steps} steps each")
 # exactly as the optima do, $c=0$ when the mixture noise changed nothing systematic.
 
 # %%
+# NBVAL_TOLERANCE rel=0.002 abs=0.003  (twice the range over three CPU kernel paths plus one unit of the printed digits)
 x0 = ring.sample(4000, torch.Generator().manual_seed(seed + 2))
 gms5 = G.trained_vs_optimal(
     trained["GM-SGM"], trained["SGM"], exact["GM-SGM"], exact["SGM"], x0, cfg["distance_sigmas"], seed
@@ -129,6 +130,7 @@ gms5
 # the digits mixture (64-D).
 
 # %%
+# NBVAL_TOLERANCE rel=0.002 abs=0.003  (twice the range over three CPU kernel paths plus one unit of the printed digits)
 digits, labels = data.digits8x8()
 digit_gmm = GaussianMixture.fit(digits.double().flatten(1), labels, shrink=1e-3)
 ve64 = VE(sigma_min=0.01, sigma_max=10.0)  # 10 ~ the largest distance between two digits
@@ -149,7 +151,7 @@ for name, (gm, sgm, sch, dim) in pairs.items():
 rows = []
 for name, (sig, n_gm, n_sgm, rm, rv) in xi.items():
     rows.append({"pair": name, "r_mean at sigma_max": rm[0].item(), "min r_mean": rm.min().item(),
-                 "max r_mean": rm.max().item(), "fraction of steps with r_mean > 1": (rm > 1).float().mean().item(),
+                 "max r_mean": rm.max().item(), "fraction of steps with r_mean > 1.001": (rm > 1.001).float().mean().item(),
                  "r_var at sigma_max": rv[0].item(), "max r_var": rv.max().item(),
                  "sigma at max r_var": sig[rv.argmax()].item(), "r_var at sigma_min": rv[-1].item()})
 print("paper (CelebA-64, Sec. 5.1 / Fig. 4): r_mean > 1 across the whole sampling run; "
@@ -178,6 +180,7 @@ for ax in axes:
     ax.set_xscale("log")
     ax.set_xlabel(r"noise level $\sigma_t$ (sampling runs right to left)")
     ax.invert_xaxis()
+plt.show()
 
 # %% [markdown]
 # **Figure 1.** Left: $\|\xi_\theta\|$ along four PC trajectories of the trained SGM (blue) and
@@ -195,6 +198,7 @@ for ax in axes:
 # iterations. Rows: training noise; columns: exact optimum or trained net, by iterations.
 
 # %%
+# NBVAL_TOLERANCE rel=0.002 abs=0.003  (twice the range over three CPU kernel paths plus one unit of the printed digits)
 def pc_samples(den, steps, mixture=False):
     sampler = G.ve_pc_mixture if mixture else G.ve_pc
     kw = {"beta": 2.0} if mixture else {}
@@ -219,6 +223,7 @@ print(f"SW2 to the true ring (noise floor {floor.mean():.3f} +- {floor.std():.3f
 t11
 
 # %%
+# NBVAL_TOLERANCE rel=0.002 abs=0.003  (twice the range over three CPU kernel paths plus one unit of the printed digits)
 sec54 = G.TEXT_NUMBERS[G.TEXT_NUMBERS["where"] == "Sec. 5.4"]  # the paper's CelebA-64 FIDs
 rows = []
 for label, fid in zip(sec54["setting"], sec54["FID"], strict=True):
@@ -245,6 +250,7 @@ for r, kind in enumerate(("exact", "trained")):
         ax.set_xlabel("$x_1$") if r == 1 else None
     axes[r, 0].set_ylabel("$x_2$")
 axes[0, 0].legend(loc="lower left", fontsize=7, markerscale=4)
+plt.show()
 
 # %% [markdown]
 # **Figure 2.** 1,000 samples (red) of each training noise's exact optimum (top) and
@@ -282,9 +288,11 @@ axes[0, 0].legend(loc="lower left", fontsize=7, markerscale=4)
 # standard errors ≤ 0.024) but is smaller than the optimum gap, mostly because the trained
 # SGM network is the less accurate of the two (0.64 from its optimum at $\sigma = 2$).
 #
-# **GMS-10 (Fig. 4): partly.** $r_\text{mean}>1$ on only 72-76% of the steps, for the
-# trained ring pair and for the exact optima alike (ring, and the 64-D digits mixture);
-# it dips to 0.83-0.86 at intermediate noise and rises to 1.3-2.1 at the end, so
+# **GMS-10 (Fig. 4): partly.** On the ring $r_\text{mean}$ exceeds 1 (by more than 0.1%,
+# above round-off) on only 76% of the steps, for the trained pair and the exact optima
+# alike, and dips to 0.83-0.86 at intermediate noise; for the exact optima of the 64-D
+# digits mixture it never falls below 1 but equals 1 within 0.1% on 56% of the steps, the
+# high-noise ones where the two optima coincide. It rises to 1.3-2.1 at the end, so
 # "$r_\text{mean} > 1$ across the whole sampling process" is not what the mixture noise
 # implies in general. $r_\text{var}$ rises toward the end as in the paper, but to at most
 # 2.5-4.7, not the paper's 50-150; the exact optima agree with the trained nets, so at

@@ -39,7 +39,6 @@ seed = 0
 
 # %%
 import time
-import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -55,7 +54,6 @@ from gmdiff.samplers import heun_nfe
 plotting.style()
 cfg = get_profile("gs_teleportation", profile)
 t_start = time.time()
-warnings.filterwarnings("ignore", message="Matrix is singular")  # dead classifier features in FD-digits
 torch.set_num_threads(1)  # small batched models: one thread is fastest on the shared CPU
 steps = cfg["steps"]
 
@@ -68,7 +66,7 @@ steps = cfg["steps"]
 
 # %%
 paper = pd.concat({name: gt.paper_table(name) for name in gt.PAPER_TABLES}, names=["dataset", "row"])
-paper_best = {name: round(gt.best_row(gt.paper_table(name), "FID")["NFE saved (%)"], 1) for name in gt.PAPER_TABLES}
+paper_best = {name: float(round(gt.best_row(gt.paper_table(name), "FID")["NFE saved (%)"], 1)) for name in gt.PAPER_TABLES}
 print("largest NFE saving (%) with FID change < 3%:", paper_best)
 paper.round({"FID": 3, "NFE saved (%)": 1, "FID change (%)": 1})
 
@@ -111,10 +109,6 @@ def sw2(s: torch.Tensor) -> float:
     return metrics.sliced_wasserstein(s.double(), ref, cfg["n_projections"], torch.Generator().manual_seed(seed))
 
 
-def endpoint_error(s: torch.Tensor) -> float:
-    return (s[:n_ref].double() - exact_end).norm(dim=1).mean().item()
-
-
 def mode(s: torch.Tensor) -> torch.Tensor:
     return gmm.responsibilities(s.double(), 1e-2).argmax(1)
 
@@ -129,14 +123,21 @@ models = {"exact GMM denoiser": gmm.denoiser, "trained MLP": mlp}
 gmm_tables = {}
 for name, den in models.items():
     S = gt.teleport_samples(den, gauss_gmm, x_T, gmm_skips, steps=steps)
-    tab = gt.teleportation_table(den, gauss_gmm, x_T, gmm_skips, endpoint_error, steps=steps, samples=S,
-                                 quality_name="endpoint error")
+    errors = {k: (S[k][:n_ref].double() - exact_end).norm(dim=1) for k in gmm_skips}  # per starting point
+    tab = gt.teleportation_table(den, gauss_gmm, x_T, gmm_skips, lambda e: e.mean().item(), steps=steps,
+                                 samples=errors, quality_name="endpoint error", n_boot=cfg["n_boot"],
+                                 generator=torch.Generator().manual_seed(seed))
     tab["mode flips (%)"] = [100 * (mode(S[k]) != mode(S[0])).double().mean().item() for k in gmm_skips]
     tab["SW2"] = [sw2(S[k]) for k in gmm_skips]
     gmm_tables[name] = tab
-gmm_table = pd.concat(gmm_tables, names=["model", "row"])
-gmm_table.round({"sigma_skip": 2, "endpoint error": 4, "NFE saved (%)": 1, "endpoint error change (%)": 1,
-                 "mode flips (%)": 2, "SW2": 3})
+gmm_digits = {"sigma_skip": 2, "endpoint error": 4, "NFE saved (%)": 1, "endpoint error change (%)": 1,
+              "change CI low": 1, "change CI high": 1, "mode flips (%)": 2, "SW2": 3}
+gmm_tables["exact GMM denoiser"].round(gmm_digits)
+
+# %%
+# NBVAL_TOLERANCE rel=0.2 abs=13  (twice the range over three CPU kernel paths, which train slightly different MLPs;
+# seeds 1-2 also redraw x_T and move the changes by up to 80 percentage points at large skips)
+gmm_tables["trained MLP"].round(gmm_digits)
 
 # %%
 sd_data = gmm.sample(20000, gen).var(0).sum().sqrt().item()
@@ -162,19 +163,28 @@ plt.show()
 # $\sigma = 80$), for the exact denoiser and the trained MLP. Dotted: the data's overall
 # scale $\sqrt{\operatorname{tr}\Sigma}$.
 #
-# With the exact denoiser, teleporting down to $\sigma_\text{skip} = 8.4$ (skip 6, 34% of
-# the NFE saved) does not hurt: the endpoint error even falls by 4%, because the
-# Gaussian solution has no discretisation error in the part it replaces, and only 0.25%
-# of the samples change mode. One level further ($\sigma_\text{skip} = 5.3$, about
-# $1.2\sqrt{\operatorname{tr}\Sigma}$) the error grows by a third, and below that the
-# Gaussian sends samples to the wrong mode at a rate that grows quickly: at these noise
-# levels the mixture's score is no longer close to the Gaussian's. With the trained MLP
-# the baseline error is ten times larger (the network's own error), and teleportation
-# lowers it, by up to 7% and still by 5% at $\sigma_\text{skip} = 5.3$ (40% saved): in the early
-# phase the fitted Gaussian is closer to the true flow than this network is, the paper's
-# tentative explanation of its FID gains (App. B.8). SW$_2$ moves within its sampling
-# noise (floor $0.062 \pm 0.017$) until $\sigma_\text{skip} \approx 1$, so at this
-# sample size it cannot resolve the effect, which is why it is not the headline measure.
+# The tables give each change with its 95% paired bootstrap interval over the 500
+# starting points (the same resampled $x_T$ for the skip and for plain Heun). The exact
+# denoiser's rows contain no trained network, so they are exact numbers that every machine
+# reproduces; the MLP's rows depend on its training, and CPUs with other kernels train a
+# slightly different MLP (see {ref}`reproducibility`).
+#
+# With the exact denoiser and these starting points, teleporting down to
+# $\sigma_\text{skip} = 8.4$ (skip 6, 34% of the NFE saved) does not hurt: the endpoint
+# error even falls by 4% (interval -5% to -3%; other draws of $x_T$ give -3% and, where a
+# few samples change mode, +20%),
+# because the Gaussian solution has no discretisation error in the part it replaces, and
+# only 0.25% of the samples change mode. One level further ($\sigma_\text{skip} = 5.3$,
+# about $1.2\sqrt{\operatorname{tr}\Sigma}$) the error grows by a third, and below that
+# the Gaussian sends samples to the wrong mode at a rate that grows quickly: at these
+# noise levels the mixture's score is no longer close to the Gaussian's. With the trained
+# MLP the baseline error is ten times larger (the network's own error), and down to
+# $\sigma_\text{skip} \approx 5$ teleportation changes it by a few percent either way, well
+# inside its interval: a per-sample endpoint error is heavy-tailed (a sample that changes
+# mode moves far), so 500 starting points cannot resolve a 3% change of its mean. SW$_2$
+# moves within its sampling noise (floor $0.06 \pm 0.02$) until
+# $\sigma_\text{skip} \approx 1$, so at this sample size it cannot resolve the effect
+# either.
 
 # %% [markdown]
 # ## (b) Digits with a trained U-Net
@@ -196,19 +206,22 @@ x_T_img = 80.0 * torch.randn(cfg["n_digits"], *images.shape[1:], generator=gd)
 perm = torch.randperm(images.shape[0], generator=gd)
 half = images.shape[0] // 2
 real_a, real_b = images[perm[:half]], images[perm[half:]]
-fd_real = metrics.frechet_distance_digits(real_b, real_a, clf)
-
-
-def fd(s: torch.Tensor) -> float:
-    return metrics.frechet_distance_digits(s.clamp(-1, 1), real_a, clf)
-
-
+real_feats = metrics.classifier_features(clf, real_a)
+fd_real = metrics.frechet_distance_features(metrics.classifier_features(clf, real_b), real_feats)
 digit_samples = gt.teleport_samples(unet, gauss_digits, x_T_img, cfg["digit_skips"], steps=steps)
-digit_table = gt.teleportation_table(unet, gauss_digits, x_T_img, cfg["digit_skips"], fd, steps=steps,
-                                     samples=digit_samples, quality_name="FD-digits")
-print(f"FD-digits against {half} real digits: the other {images.shape[0] - half} real digits {fd_real:.2f}; "
-      f"{cfg['n_digits']} Heun-{steps} samples {digit_table['FD-digits'].iloc[0]:.2f}")
-digit_table.round({"sigma_skip": 2, "FD-digits": 2, "NFE saved (%)": 1, "FD-digits change (%)": 1})
+digit_feats = {k: metrics.classifier_features(clf, s.clamp(-1, 1)) for k, s in digit_samples.items()}
+digit_table = gt.teleportation_table(unet, gauss_digits, x_T_img, cfg["digit_skips"],
+                                     lambda f: metrics.frechet_distance_features(f, real_feats), steps=steps,
+                                     samples=digit_feats, quality_name="FD-digits", n_boot=cfg["n_boot"],
+                                     generator=torch.Generator().manual_seed(seed))
+
+# %%
+# NBVAL_TOLERANCE rel=0.2 abs=8  (twice the range over three CPU kernel paths, which train slightly different U-Nets;
+# seeds 1-2 also redraw x_T and the real-digit split: samples FD 14.2-17.2, real-vs-real 8.4-19.8)
+print(f"FD-digits against {half} real digits: the other {images.shape[0] - half} real digits {fd_real:.1f}; "
+      f"{cfg['n_digits']} Heun-{steps} samples {digit_table['FD-digits'].iloc[0]:.1f}")
+digit_table.round({"sigma_skip": 2, "FD-digits": 1, "NFE saved (%)": 1, "FD-digits change (%)": 1,
+                   "change CI low": 1, "change CI high": 1})
 
 # %%
 shown = cfg["digit_skips"]
@@ -227,32 +240,46 @@ plt.show()
 # each row skips more Heun steps (the row label gives the skip and the NFE).
 #
 # Up to skip 8 ($\sigma_\text{skip} = 3.3$, 46% of the NFE saved) the samples are the
-# same digits with small changes in detail, and FD-digits moves by less than 1%; at
-# skip 10 ($\sigma_\text{skip} = 1.1$) strokes change and FD-digits rises by two thirds.
-# Changes of a few percent are at the resolution of this measure: against all 1,797 real
-# digits instead of one half, the same samples gave +2% at skip 7 and +3% at skip 8 in a
-# trial run. The samples are as close to the reference half as the other real half is
-# (the network, trained on all digits, may partly reproduce training images). The digits
-# have $\sqrt{\operatorname{tr}\Sigma} \approx 4.3$ in these units, about the same as the
-# mixture ($4.3$), yet teleportation is harmless down to $\sigma_\text{skip} = 3.3$ here
-# against $8.4$ there: the digits are closer to a single Gaussian than four
-# well-separated modes are.
+# same digits with small changes in detail, and FD-digits moves by a few percent at most;
+# at skip 10 ($\sigma_\text{skip} = 1.1$) strokes change and FD-digits rises by about
+# three quarters. Changes of a few percent are below the resolution of this measure: the
+# paired bootstrap interval of the change is about $\pm 4\%$ wide at skip 4-8, and networks
+# trained on CPUs with other kernels, which differ slightly, move the change at skip 8
+# between +0.5% and +5%. The samples are about as close to the reference half as the
+# other real half is (the network, trained on all digits, may partly reproduce training
+# images). The digits have $\sqrt{\operatorname{tr}\Sigma} \approx 4.3$ in these units,
+# about the same as the mixture ($4.3$), yet teleportation is harmless down to
+# $\sigma_\text{skip} \approx 3$ here against $8.4$ there: the digits are closer to a single
+# Gaussian than four well-separated modes are.
 
 # %% [markdown]
 # ## Ours next to the paper
+#
+# For each setting, the two skips that bracket the top of the claimed range (30% of the
+# NFE saved), chosen by the NFE alone so that the choice does not depend on a noisy
+# measurement. "< 3% loss" is "yes" when the whole 95% interval of the change lies below
+# 3%, "no" when it lies above, and "inconclusive" when it straddles 3%. The paper's rows are
+# single FID values on 50,000 samples, with no interval given. For the two trained
+# networks the interval of one run is not the whole uncertainty: another seed (or another
+# CPU, which trains a slightly different network) moves the change by a few percent, so
+# their test is decided across seeds in the verdict below.
 
 # %%
+# NBVAL_TOLERANCE rel=0.2 abs=13  (the trained rows: as the MLP and digits tables above)
 ours = {"ours: toy GMM, exact denoiser": (gmm_tables["exact GMM denoiser"], "endpoint error"),
         "ours: toy GMM, trained MLP": (gmm_tables["trained MLP"], "endpoint error"),
         "ours: 8x8 digits, U-Net": (digit_table, "FD-digits")}
 theirs = {f"paper: {name}, EDM (Table {t['table']})": (gt.paper_table(name), "FID") for name, t in gt.PAPER_TABLES.items()}
+trained = {"ours: toy GMM, trained MLP", "ours: 8x8 digits, U-Net"}  # their test is decided across seeds, below
 rows = []
 for name, (tab, q) in {**ours, **theirs}.items():
-    best = gt.best_row(tab, q)
-    rows.append({"setting": name, "measure": q, "skip": int(best["skip"]), "NFE": int(best["NFE"]),
-                 "largest NFE saved (%) at < 3% loss": round(best["NFE saved (%)"], 1),
-                 "quality change there (%)": round(best[f"{q} change (%)"], 1)})
-summary = pd.DataFrame(rows).set_index("setting")
+    for _, r in gt.claim_rows(tab).iterrows():
+        lo, hi = (r["change CI low"], r["change CI high"]) if "change CI low" in r else (r[f"{q} change (%)"],) * 2
+        rows.append({"setting": name, "measure": q, "skip": int(r["skip"]), "NFE saved (%)": round(r["NFE saved (%)"], 1),
+                     "quality change (%)": round(r[f"{q} change (%)"], 1),
+                     "95% CI (sampling)": f"[{lo:.1f}, {hi:.1f}]" if "change CI low" in r else "",
+                     f"< {gt.CLAIM_MAX_QUALITY_LOSS:g}% loss": "see text" if name in trained else gt.below_loss(lo, hi)})
+summary = pd.DataFrame(rows).set_index(["setting", "skip"])
 summary
 
 # %%
@@ -282,15 +309,21 @@ plt.show()
 #
 # ## Verdict
 #
-# * **GS-12: reproduced at small scale.** The hybrid sampler of Alg. 1 saves 34-46% of the
-#   NFE at under 3% quality loss in all three of our settings (exact GMM denoiser: 34%,
-#   endpoint error -4%; trained MLP: 40%, -5%; digits U-Net: 46%, FD-digits +0.5%), and,
-#   as in the paper, quality breaks down abruptly once $\sigma_\text{skip}$ falls to the
-#   scale of the data's structure (here $\sigma_\text{skip} \lesssim 5$ for the mixture and
-#   $\lesssim 1$ for the digits). The 15-30% range is supported by the paper's own tables
-#   for CIFAR-10 (34% at +0.3%) and AFHQv2-64 (30% at +2.9%) but not for FFHQ-64, where
-#   under 3% FID increase allows only 10% (15% costs +3.9%). Paper-scale FID was not rerun
-#   here.
+# * **GS-12: inconclusive at this scale.** The mechanism works: with the exact denoiser
+#   of the toy mixture, where nothing is learned, Alg. 1 saves 29% and 34% of the NFE
+#   while the exact endpoint error falls for seed 0 (by 1.5% and 4.2%, intervals -1.9 to
+#   -1.1% and -5.1 to -3.3%) and seed 1 (1.0% and 2.9%), and quality breaks down abruptly
+#   once $\sigma_\text{skip}$ falls to the scale of the data's structure ($\lesssim 5$ for
+#   the mixture, $\lesssim 1$ for the digits). But the claim's test, under 3% loss at
+#   15-30% saved, is not decided by our runs. Across seeds 0-2 (which redraw the networks,
+#   the starting points and the real-digit split) the change at 29% saved is -1.9 to
+#   +0.2% for the trained MLP and +0.9 to +4.0% for the digits U-Net, each with a paired
+#   interval that straddles 3% in most runs; even the exact denoiser's mean endpoint error
+#   rises by 23% for seed 2 (interval -2 to +87%), where a few samples that change mode
+#   dominate the mean. With 500-1,000 samples a 3% threshold is below the resolution of
+#   these measures. The 15-30% range itself is supported by the paper's own tables for
+#   CIFAR-10 (34% at +0.3%) and AFHQv2-64 (30% at +2.9%) but not for FFHQ-64, where under
+#   3% FID increase allows only 10% (15% costs +3.9%). Paper-scale FID was not rerun here.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -88,3 +88,17 @@ def test_nbval_catches_altered_output_and_stale_source(tmp_path):
     assert not any(f for _, f in outcome["inside"]), outcome
     for changed in ("beyond", "integer", "words"):
         assert any(f for _, f in outcome[changed]), (changed, outcome)
+
+
+def test_nbval_spread_reports_the_largest_change_per_cell(tmp_path):
+    from gmdiff.nbval_spread import spread
+
+    _write_pair(tmp_path, "stored", TOLERANT_SOURCE, "FD 12.00 at skip 6 and 2.00\n")
+    _write_pair(tmp_path, "seed1", TOLERANT_SOURCE, "FD 13.20 at skip 6 and 1.00\n")
+    _write_pair(tmp_path, "same", TOLERANT_SOURCE, "FD 12.00 at skip 6 and 2.00\n")
+    _write_pair(tmp_path, "words", TOLERANT_SOURCE, "FD 12.00 at step 6 and 2.00\n")
+    (cell,) = spread(tmp_path / "stored.ipynb", tmp_path / "seed1.ipynb")
+    assert cell.cell == 1 and cell.same_text
+    assert abs(cell.max_abs - 1.2) < 1e-12 and abs(cell.max_rel - 0.5) < 1e-12  # 2.00 -> 1.00
+    assert spread(tmp_path / "stored.ipynb", tmp_path / "same.ipynb") == []
+    assert not spread(tmp_path / "stored.ipynb", tmp_path / "words.ipynb")[0].same_text
