@@ -3,6 +3,7 @@
 
 import math
 import pickle
+import re
 import time
 
 import numpy as np
@@ -189,3 +190,51 @@ def test_image_folder_missing_or_empty(tmp_path):
         load_celeba64(tmp_path / "celeba")
     with pytest.raises(FileNotFoundError, match="no image files.*lsun"):
         load_lsun(tmp_path)
+
+
+def test_image_folder_names_bad_files_at_construction(tmp_path):
+    """A truncated PNG and a non-image are found when the folder is built, named (the
+    first three, then a count) with what is allowed; skip_bad leaves them out with a
+    warning giving the count, unless nothing would be left."""
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    png = (tmp_path / "a.png").read_bytes()
+    (tmp_path / "cut0.png").write_bytes(png[:100])  # cut inside the pixel data
+    (tmp_path / "notes.png").write_text("not an image")  # a text file named .png
+    with pytest.raises(ValueError) as err:
+        load_celeba64(tmp_path)
+    assert str(err.value) == (
+        f"2 of 3 image files in {tmp_path} cannot be read: cut0.png (Truncated File Read), "
+        "notes.png (not an image); each .png/.jpg/.jpeg/.webp/.bmp file must be a complete "
+        "image that PIL can open (repair or remove them, or pass skip_bad=True to skip them)"
+    )
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "no_end.png").write_bytes(png[:-12])  # IEND chunk missing
+    with pytest.raises(ValueError, match=re.escape(
+        f"4 of 5 image files in {tmp_path} cannot be read: cut0.png (Truncated File Read), "
+        "empty.png (not an image), no_end.png (truncated PNG file) and 1 more;")):  # fmt: skip
+        ImageFolder(tmp_path)
+    with pytest.warns(UserWarning, match=re.escape(
+        f"skipped 4 of 5 image files in {tmp_path} that cannot be read: cut0.png")):  # fmt: skip
+        ds = load_lsun(tmp_path, resolution=8, skip_bad=True)
+    assert [f.name for f in ds.files] == ["a.png"] and len(ds.skipped) == 4
+    assert ds[0].shape == (3, 8, 8)
+    for name in ("cut0.png", "notes.png", "empty.png", "no_end.png"):
+        (tmp_path / name).unlink()
+    (tmp_path / "a.png").write_text("still not an image")
+    with pytest.raises(ValueError, match="1 of 1 image files .* cannot be read: a.png"):
+        ImageFolder(tmp_path, skip_bad=True)  # nothing would be left
+
+
+def test_truncated_jpeg_is_named_when_decoded(tmp_path):
+    """verify() does not read JPEG data: a truncated JPEG passes construction and is named
+    when a batch decodes it."""
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "a.jpg")
+    jpg = (tmp_path / "a.jpg").read_bytes()
+    (tmp_path / "a.jpg").write_bytes(jpg[:-200])  # cut inside the compressed data
+    ds = ImageFolder(tmp_path)
+    bad = tmp_path / "a.jpg"
+    with pytest.raises(ValueError, match=re.escape(
+        f"image file {bad} cannot be decoded (image file is truncated")):  # fmt: skip
+        ds[0]
