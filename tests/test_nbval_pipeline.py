@@ -1,8 +1,8 @@
 """The notebook validation pipeline itself: a stored notebook whose printed number was
-altered fails, a stored notebook that no longer matches its .py source fails (stale), and
-a faithful pair passes; in a cell that declares ``# NBVAL_TOLERANCE``, a number inside the
-tolerance passes (column padding may change) while one beyond it, a changed integer or
-changed words fail. Runs
+altered fails, a stored notebook that no longer matches its .py source fails (stale), a
+chapter without its stored notebook fails (missing), and a faithful pair passes; in a
+cell that declares ``# NBVAL_TOLERANCE``, a number inside the tolerance passes (column
+padding may change) while one beyond it, a changed integer or changed words fail. Runs
 `pytest --nbval` in a subprocess on tiny pairs."""
 
 import subprocess
@@ -44,17 +44,9 @@ def _write_pair(folder, name, source, printed):
     nbformat.write(nb, folder / f"{name}.ipynb")
 
 
-def test_nbval_catches_altered_output_and_stale_source(tmp_path):
-    _write_pair(tmp_path, "faithful", SOURCE, "0.75\n")
-    _write_pair(tmp_path, "altered", SOURCE, "0.76\n")  # one printed digit changed
-    _write_pair(tmp_path, "stale", SOURCE, "0.75\n")
-    (tmp_path / "stale.py").write_text(SOURCE.replace("3 * 0.25", "3 * 0.5"))  # source edited
-    # 12.00 is printed; the bound is 0.05 + 0.1 * |stored|
-    _write_pair(tmp_path, "inside", TOLERANT_SOURCE, "FD 13.20 at skip 6\n")  # 1.20 <= 1.37
-    _write_pair(tmp_path, "beyond", TOLERANT_SOURCE, "FD 13.40 at skip 6\n")  # 1.40 > 1.39
-    _write_pair(tmp_path, "integer", TOLERANT_SOURCE, "FD 12.00 at skip 7\n")  # 1 > 0.65
-    _write_pair(tmp_path, "words", TOLERANT_SOURCE, "FD 12.00 at step 6\n")  # text is exact
-    report = tmp_path / "report.xml"
+def nbval_outcomes(folder) -> dict[str, list[tuple[str, bool]]]:
+    """Run ``pytest --nbval`` on ``folder`` in a subprocess: {file stem: [(item, failed)]}."""
+    report = folder / "report.xml"
     subprocess.run(
         [
             sys.executable,
@@ -68,11 +60,11 @@ def test_nbval_catches_altered_output_and_stale_source(tmp_path):
             "no:cacheprovider",
             f"--junitxml={report}",
             "--rootdir",
-            str(tmp_path),
-            str(tmp_path),
+            str(folder),
+            str(folder),
         ],
         check=False,
-        cwd=tmp_path,
+        cwd=folder,
         capture_output=True,
         text=True,
         timeout=300,
@@ -82,12 +74,46 @@ def test_nbval_catches_altered_output_and_stale_source(tmp_path):
         failed = case.find("failure") is not None or case.find("error") is not None
         stem = case.get("classname", "").split(".")[-1] or case.get("file", "")
         outcome.setdefault(stem, []).append((case.get("name"), failed))
+    return outcome
+
+
+def test_nbval_catches_altered_output_and_stale_source(tmp_path):
+    _write_pair(tmp_path, "faithful", SOURCE, "0.75\n")
+    _write_pair(tmp_path, "altered", SOURCE, "0.76\n")  # one printed digit changed
+    _write_pair(tmp_path, "stale", SOURCE, "0.75\n")
+    (tmp_path / "stale.py").write_text(SOURCE.replace("3 * 0.25", "3 * 0.5"))  # source edited
+    # 12.00 is printed; the bound is 0.05 + 0.1 * |stored|
+    _write_pair(tmp_path, "inside", TOLERANT_SOURCE, "FD 13.20 at skip 6\n")  # 1.20 <= 1.37
+    _write_pair(tmp_path, "beyond", TOLERANT_SOURCE, "FD 13.40 at skip 6\n")  # 1.40 > 1.39
+    _write_pair(tmp_path, "integer", TOLERANT_SOURCE, "FD 12.00 at skip 7\n")  # 1 > 0.65
+    _write_pair(tmp_path, "words", TOLERANT_SOURCE, "FD 12.00 at step 6\n")  # text is exact
+    outcome = nbval_outcomes(tmp_path)
     assert not any(f for _, f in outcome["faithful"]), outcome
     assert any(f for _, f in outcome["altered"]), outcome
     assert outcome["stale"] == [("stale", True)], outcome
     assert not any(f for _, f in outcome["inside"]), outcome
     for changed in ("beyond", "integer", "words"):
         assert any(f for _, f in outcome[changed]), (changed, outcome)
+
+
+def test_a_chapter_without_its_executed_notebook_fails(tmp_path):
+    """A Jupytext .py in a notebooks folder without its .ipynb (percent cells, or only
+    the Jupytext header of the light format) fails as "missing"; a plain module or test
+    file there and a percent-format .py elsewhere are not taken for chapters."""
+    chapters = tmp_path / "notebooks"
+    chapters.mkdir()
+    (chapters / "percent.py").write_text(SOURCE)
+    header = "# ---\n# jupyter:\n#   jupytext:\n#     formats: py:light\n# ---\n\n"
+    (chapters / "light.py").write_text(header + "seed = 0\nprint(seed)\n")
+    (chapters / "helper.py").write_text("# ---\n# a rule, not a header\n# ---\nX = 1\n")
+    (chapters / "test_plain.py").write_text("def test_ok():\n    assert True\n")
+    (tmp_path / "loose.py").write_text(SOURCE)
+    outcome = nbval_outcomes(tmp_path)
+    assert outcome == {
+        "percent": [("missing", True)],
+        "light": [("missing", True)],
+        "test_plain": [("test_ok", False)],
+    }, outcome
 
 
 def test_nbval_spread_reports_the_largest_change_per_cell(tmp_path):

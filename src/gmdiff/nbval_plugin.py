@@ -6,6 +6,8 @@ stored notebook's cells must equal the cells Jupytext reads from the ``.py`` (sa
 order, type and source); otherwise a single item fails with "stale" and the command that
 re-executes it. If they match, nbval re-executes the code and compares each cell's
 outputs with the stored ones. Stored ``.ipynb`` files are not collected a second time.
+A chapter without its ``.ipynb`` (a Jupytext ``.py`` in a ``notebooks`` folder, see
+:func:`is_chapter`) is not skipped: a single item fails with "missing".
 Enabled from the project's ``conftest.py`` (``pytest_plugins``).
 
 Numeric tolerance. A number that depends on a trained network is not bit-reproducible
@@ -117,8 +119,9 @@ def _cells(nb) -> list[tuple[str, str]]:
     return [(c.cell_type, c.source.strip()) for c in nb.cells]
 
 
-class StaleNotebook(pytest.Item):
-    """Fails: the stored executed notebook does not correspond to its ``.py`` source."""
+class BrokenPair(pytest.Item):
+    """Fails, saying why: the stored executed notebook is missing (item "missing") or does
+    not correspond to its ``.py`` source (item "stale")."""
 
     def __init__(self, *, detail: str, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -131,7 +134,23 @@ class StaleNotebook(pytest.Item):
         return str(excinfo.value)
 
     def reportinfo(self):
-        return self.path, 0, f"stale notebook {self.path.name}"
+        return self.path, 0, f"{self.name} notebook {self.path.name}"
+
+
+class MissingNotebook(pytest.File):
+    """A chapter (see :func:`is_chapter`) without its executed ``.ipynb``: one failing item."""
+
+    def collect(self):
+        stored = self.path.with_suffix(".ipynb")
+        yield BrokenPair.from_parent(
+            self,
+            name="missing",
+            detail=(
+                f"{self.path.name} has no executed notebook {stored.name} beside it, so its "
+                f"outputs are not checked; execute it: make notebooks (or papermill "
+                f"{self.path} {stored})"
+            ),
+        )
 
 
 class JupytextNotebook(IPyNbFile):
@@ -147,7 +166,7 @@ class JupytextNotebook(IPyNbFile):
             first = next(
                 (i for i, (a, b) in enumerate(zip(want, have)) if a != b), min(len(want), len(have))
             )
-            yield StaleNotebook.from_parent(
+            yield BrokenPair.from_parent(
                 self,
                 name="stale",
                 detail=(
@@ -179,12 +198,27 @@ class JupytextNotebook(IPyNbFile):
             nbformat.read = nbformat_read
 
 
+_PERCENT_CELL = re.compile(r"^# %%", re.MULTILINE)
+
+
+def is_chapter(path: Path) -> bool:
+    """A ``.py`` in a folder named ``notebooks`` that is a Jupytext notebook: it opens with
+    a ``# ---`` header holding ``jupytext`` metadata or has a ``# %%`` cell line."""
+    if path.suffix != ".py" or path.parent.name != "notebooks":
+        return False
+    text = path.read_text(errors="replace")
+    header = text.split("\n# ---", 1)[0] if text.startswith("# ---\n") else ""
+    return "jupytext:" in header or _PERCENT_CELL.search(text) is not None
+
+
 def pytest_collect_file(file_path: Path, parent):
     opt = parent.config.option
     if not (getattr(opt, "nbval", False) or getattr(opt, "nbval_lax", False)):
         return None
     if file_path.suffix == ".py" and file_path.with_suffix(".ipynb").exists():
         return JupytextNotebook.from_parent(parent, path=file_path)
+    if is_chapter(file_path):
+        return MissingNotebook.from_parent(parent, path=file_path)
     return None
 
 
