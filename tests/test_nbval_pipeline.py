@@ -44,10 +44,11 @@ def _write_pair(folder, name, source, printed):
     nbformat.write(nb, folder / f"{name}.ipynb")
 
 
-def nbval_outcomes(folder) -> dict[str, list[tuple[str, bool]]]:
-    """Run ``pytest --nbval`` on ``folder`` in a subprocess: {file stem: [(item, failed)]}."""
+def nbval_outcomes(folder) -> tuple[dict[str, list[tuple[str, bool]]], str]:
+    """Run ``pytest --nbval`` on ``folder`` in a subprocess: ({file stem: [(item, failed)]},
+    its report on stdout)."""
     report = folder / "report.xml"
-    subprocess.run(
+    proc = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -74,7 +75,7 @@ def nbval_outcomes(folder) -> dict[str, list[tuple[str, bool]]]:
         failed = case.find("failure") is not None or case.find("error") is not None
         stem = case.get("classname", "").split(".")[-1] or case.get("file", "")
         outcome.setdefault(stem, []).append((case.get("name"), failed))
-    return outcome
+    return outcome, proc.stdout
 
 
 def test_nbval_catches_altered_output_and_stale_source(tmp_path):
@@ -87,7 +88,7 @@ def test_nbval_catches_altered_output_and_stale_source(tmp_path):
     _write_pair(tmp_path, "beyond", TOLERANT_SOURCE, "FD 13.40 at skip 6\n")  # 1.40 > 1.39
     _write_pair(tmp_path, "integer", TOLERANT_SOURCE, "FD 12.00 at skip 7\n")  # 1 > 0.65
     _write_pair(tmp_path, "words", TOLERANT_SOURCE, "FD 12.00 at step 6\n")  # text is exact
-    outcome = nbval_outcomes(tmp_path)
+    outcome, _ = nbval_outcomes(tmp_path)
     assert not any(f for _, f in outcome["faithful"]), outcome
     assert any(f for _, f in outcome["altered"]), outcome
     assert outcome["stale"] == [("stale", True)], outcome
@@ -108,12 +109,17 @@ def test_a_chapter_without_its_executed_notebook_fails(tmp_path):
     (chapters / "helper.py").write_text("# ---\n# a rule, not a header\n# ---\nX = 1\n")
     (chapters / "test_plain.py").write_text("def test_ok():\n    assert True\n")
     (tmp_path / "loose.py").write_text(SOURCE)
-    outcome = nbval_outcomes(tmp_path)
+    outcome, report = nbval_outcomes(tmp_path)
     assert outcome == {
         "percent": [("missing", True)],
         "light": [("missing", True)],
         "test_plain": [("test_ok", False)],
     }, outcome
+    py, ipynb = chapters / "percent.py", chapters / "percent.ipynb"
+    assert (
+        "percent.py has no executed notebook percent.ipynb beside it, so its outputs are not "
+        f"checked; execute it: make notebooks (or papermill {py} {ipynb})\n"
+    ) in report
 
 
 def test_nbval_spread_reports_the_largest_change_per_cell(tmp_path):
