@@ -5,6 +5,7 @@ import math
 import time
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from scipy.linalg import LinAlgWarning
@@ -154,9 +155,23 @@ def test_frechet_distance_features_closed_form():
     assert frechet_distance_features(fa, fb) == pytest.approx(3.25, rel=0.03)
 
 
+def test_frechet_distance_matches_the_matrix_square_root_form():
+    # on well-conditioned covariances the eigen form equals scipy's sqrtm of S_a S_b
+    from scipy.linalg import sqrtm
+
+    g = torch.Generator().manual_seed(13)
+    fa = torch.randn(3000, 6, generator=g, dtype=F64) @ torch.randn(6, 6, generator=g, dtype=F64)
+    fb = torch.randn(3000, 6, generator=g, dtype=F64) + 0.3
+    a, b = fa.numpy(), fb.numpy()
+    sa, sb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    ref = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(sa + sb - 2 * sqrtm(sa @ sb).real)
+    assert frechet_distance_features(fa, fb) == pytest.approx(ref, rel=1e-9)
+
+
 def test_frechet_distance_with_dead_features_adds_only_their_mean_gap():
     # two features constant in both sets (dead ReLU units): one equal (0, 0), one at 0 vs 2;
-    # the FD is the live features' FD plus 2^2, with no singular-matrix warning
+    # the FD is the live features' FD plus 2^2, with no singular-matrix warning; a feature
+    # dead in one set only (singular S_a S_b) is exact too
     g = torch.Generator().manual_seed(12)
     fa = torch.randn(5000, 3, generator=g, dtype=F64)
     fb = torch.randn(5000, 3, generator=g, dtype=F64) * 2.0
@@ -166,6 +181,11 @@ def test_frechet_distance_with_dead_features_adds_only_their_mean_gap():
     with warnings.catch_warnings():
         warnings.simplefilter("error", LinAlgWarning)
         assert frechet_distance_features(pad_a, pad_b) == pytest.approx(live + 4.0, rel=1e-9)
+    half_dead = torch.cat([fa, torch.zeros(5000, 1, dtype=F64)], 1)
+    other = torch.cat([fb, 3.0 * torch.randn(5000, 1, generator=g, dtype=F64)], 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LinAlgWarning)
+        assert frechet_distance_features(half_dead, other) == pytest.approx(live + other[:, -1].var().item(), rel=1e-3)  # up to sample cross-covariances
 
 
 # -- digit classifier, FD-digits, IS-digits -------------------------------------------------------
