@@ -365,7 +365,7 @@ plt.show()  # the book's style lays figures out with constrained_layout
 # read $\eta/\sigma_t^2$ as in Eq. 11 and Alg. 1; and the target is minus the total noise over
 # $\sigma_t^2$, not the score of the mixture kernel.
 #
-# **GMS-6 (Tables 1-2): not reproduced at this scale.** On the digits, GM-SGM's FD-digits
+# **GMS-6 (Tables 1-2): not reproduced** (at this scale). On the digits, GM-SGM's FD-digits
 # is worse than the SGM's at 20, 50 and 100 PC iterations (132 vs 122, 118 vs 99, 99 vs 83;
 # with seed 1, which redraws the networks, data order and noise, 172 vs 160, 144 vs 106,
 # 139 vs 99: FD-digits moves by up to 40 between seeds, the ordering does not);
@@ -373,19 +373,19 @@ plt.show()  # the book's style lays figures out with constrained_layout
 # paper's gain rests on, the SGM collapsing below ~200 iterations (FID 456 at 50), does not
 # occur at this scale: our SGM degrades smoothly as iterations fall.
 #
-# **GMS-7 (Table 3): not reproduced at this scale.** On the ring all four values of $\beta$
+# **GMS-7 (Table 3): inconclusive** (one seed per beta has no power to order them). On the ring all four values of $\beta$
 # give SW2 0.09-0.14 at 20, 50 and 200 iterations, within 2 standard deviations of the noise
 # floor (0.10 ± 0.03) of each other; the paper's ordering (2 best, 3 clearly worse) cannot be
 # resolved here. (With under-trained 1,500-step nets we had seen $\beta=3$ worst; that
 # difference disappeared with adequate training.)
 #
-# **GMS-8 (Table 4): not reproduced at this scale.** The adaptive solver (ours, VP: 176
+# **GMS-8 (Table 4): inconclusive** (one seed; differences near the SW2 noise floor). The adaptive solver (ours, VP: 176
 # NFE, VE: 117 NFE at the default tolerances; SW2 0.14 and 0.16) is slightly worse than PC
 # at 50-100 NFE (0.08-0.11) for both models, and GM-SGM has no edge over the SGM; the paper's
 # ordering (GM-SGM far ahead of the adaptive solver, far ahead of the SGM) relies on the
 # SGM's collapse, absent here.
 #
-# **GMS-9 (Table 5): not reproduced at this scale.** DDPM, DDIM, SGM and GM-SGM all lie
+# **GMS-9 (Table 5): not reproduced** (at this scale). DDPM, DDIM, SGM and GM-SGM all lie
 # near the noise floor at 20 and 100 steps on the ring (SW2 0.07-0.15), while the paper has
 # GM-SGM far ahead of DDPM and close to DDIM. DDGM with $\theta_0 = 1$ is clearly the worst
 # column (0.35-0.60 for its two samplers, against DDPM/DDIM's 0.07-0.15 from the same
@@ -394,7 +394,7 @@ plt.show()  # the book's style lays figures out with constrained_layout
 # $2\theta_0\alpha/\sigma$), and the DDGM paper's own per-dataset $\theta_0$ is not in our
 # paper set.
 #
-# **GMS-12 (App. A.5, the frequency-shaped matrix mixture): not reproduced at this scale.**
+# **GMS-12 (App. A.5, the frequency-shaped matrix mixture): not reproduced** (at this scale).
 # On the digits the $\{I, 2M\}$ model is worse than the SGM (FD-digits 136 / 128 / 109
 # against 122 / 99 / 83 at 20 / 50 / 100 iterations; seed 1: 161 / 130 / 114 against
 # 160 / 106 / 99). Against GM-SGM the order depends on the seed (seed 0: worse than 132 /
