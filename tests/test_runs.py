@@ -84,13 +84,15 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch, extr
 
 
 def test_snapshots_equal_shorter_runs(tmp_path):
-    """The snapshot at step 10 is the EMA of the same config trained for 10 steps, and
-    asking for a snapshot before the cached final step retrains to give it."""
+    """The snapshot at step 10 is the EMA of the same config trained for 10 steps (at step
+    0 the initial weights), and asking for a snapshot before the cached final step
+    retrains to give it."""
     cfg = _cfg()
     final, _ = runs.load_or_train(cfg, "toy", cache_dir=tmp_path)
-    again, snaps = runs.load_or_train(cfg, "toy", cache_dir=tmp_path, snapshot_steps=[10])
+    again, snaps = runs.load_or_train(cfg, "toy", cache_dir=tmp_path, snapshot_steps=[0, 10])
     short, _ = runs.load_or_train(_cfg(10), "toy", cache_dir=tmp_path)
     assert _same(snaps[10], short.denoiser)
+    assert _same(snaps[0], runs.build(cfg).denoiser)  # step 0: the seeded initialisation
     assert _same(again.trained, final.trained)
     assert not _same(short.trained, final.trained)
     with pytest.raises(ValueError, match="snapshot_steps"):

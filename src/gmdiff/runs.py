@@ -318,6 +318,10 @@ def load_or_train(
         snap = folder / f"snapshot-{stop}.pt"
         if stop in stops and snap.is_file():
             continue
+        if stop == 0:  # the EMA before any step is the seeded initialisation
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write(snap, lambda f: torch.save(build(run.cfg).trained.state_dict(), f))
+            continue
         if stop in stops and _finished_at(folder) > stop:  # a snapshot asked for later:
             (folder / CHECKPOINT).unlink()  # retrain from step 0 (training is deterministic)
         if _finished_at(folder) < stop:
