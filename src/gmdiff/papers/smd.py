@@ -1,0 +1,236 @@
+"""Experiments of the SMD paper (Li, van Breugel & van der Schaar, "Soft mixture denoising:
+beyond the expressive bottleneck of diffusion models"), shared by the ``smd_*`` chapters.
+
+* :func:`run_config` / :func:`trained`: the DDPM and SMD runs of the chapters as
+  :class:`gmdiff.cli.RunConfig` objects (the structure of ``configs/*.yaml``), trained by
+  :func:`gmdiff.cli.train` (the library's :class:`~gmdiff.train.Trainer`) into a cache
+  folder named by the hash of the config, so a rerun only loads the EMA weights.
+* :func:`kernel_means` / :func:`kernel_kl`: the reverse kernel p(x_{t-1} | x_t) of a
+  trained eps network (DDPM: one Gaussian; SMD: a continuous mixture over eta, SMD paper
+  Eq. 11) and its KL from the exact posterior q(x_{t-1} | x_t) of Prop. 3.1.
+* :func:`eta_spread` / :func:`between_spread`: how much an SMD kernel's mean moves with eta
+  at a fixed x_t, against the spread of the exact posterior's component means.
+* :func:`step_seconds`: wall time of one training step against the number of eta draws
+  (SMD paper, Fig. 2b).
+* :func:`sample_run`: samples of a trained run with a sampler of ``gmdiff.samplers``
+  (Alg. 2 is the DDPM ancestral sampler with a fresh eta per step).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import tempfile
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from gmdiff import cli
+from gmdiff.analytic.ddpm_posterior import ReversePosterior
+from gmdiff.samplers import SAMPLERS
+from gmdiff.samplers.base import call_denoiser
+from gmdiff.schedules import DiscreteVP
+from gmdiff.train import load_checkpoint
+from gmdiff.zoo import cache_root
+
+#: The toy of the method chapter: configs/smd_toy.yaml's ring of 8 Gaussians.
+TOY_CONFIG = "configs/smd_toy.yaml"
+
+
+def run_config(
+    kind: str,
+    *,
+    base: str = TOY_CONFIG,
+    T: int | None = None,
+    steps: int | None = None,
+    batch_size: int | None = None,
+    seed: int = 0,
+    n_eta: int = 1,
+    reduction: str = "mean",
+    overrides: list[str] = (),
+) -> cli.RunConfig:
+    """The RunConfig of ``base`` for ``kind`` = ``"smd"`` (its SMD network and loss) or
+    ``"ddpm"`` (the same base network without the SMD layers, trained with the eps loss,
+    Ho et al. 2020 Alg. 1), with the number of steps T, training length, batch and seed
+    replaced where given. ``base`` must be an SMD config (``model.net`` an SMD network)."""
+    if kind not in ("smd", "ddpm"):
+        raise ValueError(f"kind must be 'smd' or 'ddpm', got {kind!r}")
+    cfg = cli.load_config(base, list(overrides))
+    if cfg.loss.name != "smd":
+        raise ValueError(f"{base} is not an SMD config (loss.name = {cfg.loss.name!r})")
+    if T is not None:
+        cfg.schedule.options = {**cfg.schedule.options, "T": T}
+    train = {"seed": seed}
+    train |= {} if steps is None else {"steps": steps}
+    train |= {} if batch_size is None else {"batch_size": batch_size}
+    cfg.train = replace(cfg.train, **train)
+    if kind == "smd":
+        cfg.loss.options = {**cfg.loss.options, "n_eta": n_eta, "reduction": reduction}
+        return cfg
+    from gmdiff import nets
+
+    smd_cfg = nets.get_config(cfg.model.net, **cfg.model.overrides)
+    base_name = {nets.MLPConfig: "toy_mlp", nets.UNetConfig: "digits"}[type(smd_cfg.base)]
+    cfg.model.net, cfg.model.overrides = base_name, asdict(smd_cfg.base)
+    cfg.loss.name, cfg.loss.options = "eps", {}
+    return cfg
+
+
+def config_hash(cfg: cli.RunConfig) -> str:
+    """12 hex digits naming a run by the sections that determine its weights."""
+    run = {name: asdict(getattr(cfg, name)) for name in (*cli.RUN_SECTIONS, "train")}
+    return hashlib.sha256(json.dumps(run, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def trained(
+    cfg: cli.RunConfig, cache_dir: str | Path | None = None
+) -> tuple[nn.Module, nn.Module, DiscreteVP]:
+    """(EMA eps network, its denoiser D(x, sigma), schedule) of the run ``cfg``, trained
+    with :func:`gmdiff.cli.train` (one torch thread) into ``<cache>/smd-runs/<hash>`` the
+    first time and loaded from its checkpoint afterwards (``train`` resumes or returns at
+    once when the checkpoint has all its steps)."""
+    out = cache_root(cache_dir) / "smd-runs" / config_hash(cfg)
+    cfg = replace(cfg, out_dir=str(out))
+    schedule = cli._schedule(cfg)
+    net, denoiser, _ = cli._models(cfg, schedule)
+    ckpt = out / "checkpoint.pt"
+    done = ckpt.is_file() and torch.load(ckpt, weights_only=False)["step"] >= cfg.train.steps
+    if not done:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with torch.random.fork_rng(devices=[]):
+                cli.train(cfg)
+        finally:
+            torch.set_num_threads(threads)
+    load_checkpoint(ckpt, net, ema=True)
+    return net.eval().requires_grad_(False), denoiser.eval(), schedule
+
+
+@torch.no_grad()
+def kernel_means(
+    net: nn.Module,
+    denoiser: nn.Module,
+    schedule: DiscreteVP,
+    t: int,
+    x_t: Tensor,
+    n_eta: int,
+    generator: torch.Generator,
+) -> tuple[Tensor, float]:
+    """The reverse kernel of one DDPM ancestral step from x_t (B, D) at step t in 2..T:
+    the means (n_eta, B, D) of N(mu(x_t, eta), beta-tilde_t I) for ``n_eta`` draws of eta
+    (a network without a latent gives n_eta equal rows), and beta-tilde_t (Ho et al. 2020,
+    Eq. 7; the variance of :func:`gmdiff.samplers.ddpm`). The mean is the sampler's:
+    sqrt(ab_{t-1}) beta_t / (1 - ab_t) x0-hat + sqrt(alpha_t) (1 - ab_{t-1}) / (1 - ab_t)
+    x_t with x0-hat the denoiser's output (DDPM's Eq. 7 mean, equal to Eq. 11's eps form).
+    """
+    if not 2 <= t <= schedule.T:
+        raise ValueError(f"t must be in 2..T={schedule.T} (t = 1 is deterministic), got {t}")
+    ab, ab_prev = schedule.alpha_bar[t].item(), schedule.alpha_bar[t - 1].item()
+    alpha, beta = ab / ab_prev, 1.0 - ab / ab_prev
+    B, D = x_t.shape
+    rows = x_t.float().repeat(n_eta, 1)
+    eta = net.eta_from(generator) if hasattr(net, "eta_from") else contextlib.nullcontext()
+    with eta:
+        a, s = torch.tensor(math.sqrt(ab)), torch.tensor(math.sqrt(1.0 - ab))
+        x0 = call_denoiser(denoiser, rows, a, s).double()
+    rows = rows.double()
+    mean = (math.sqrt(ab_prev) * beta * x0 + math.sqrt(alpha) * (1.0 - ab_prev) * rows) / (1 - ab)
+    return mean.reshape(n_eta, B, D), beta * (1.0 - ab_prev) / (1.0 - ab)
+
+
+def kernel_kl(
+    post: ReversePosterior,
+    means: Tensor,
+    var: float,
+    generator: torch.Generator,
+    n: int = 256,
+) -> tuple[Tensor, Tensor]:
+    """KL(q(x_{t-1} | x_t) || p(x_{t-1} | x_t)) per row of x_t for the kernel p = (1/K)
+    sum_k N(means_k, var I) (means (K, B, D); K = 1: a Gaussian kernel, K > 1: SMD's
+    continuous mixture over eta, SMD paper Eq. 11, by its K-draw Monte Carlo mixture).
+    Monte Carlo over n draws y ~ q(. | x_t) of log q(y | x_t) - log p(y | x_t), with q the
+    exact GMM of Prop. 3.1. Returns (value (B,), stderr (B,))."""
+    y = post.sample(generator, n)  # (n, B, D)
+    D = y.shape[-1]
+    d2 = ((y[:, None] - means[None]) ** 2).sum(-1)  # (n, K, B)
+    log_p = torch.logsumexp(-0.5 * d2 / var, 1) - math.log(means.shape[0])
+    log_p = log_p - 0.5 * D * math.log(2 * math.pi * var)
+    f = post.log_prob(y) - log_p
+    return f.mean(0), f.std(0) / math.sqrt(n)
+
+
+def eta_spread(means: Tensor) -> Tensor:
+    """tr Cov_eta[mu(x_t, eta)] per row: the spread of an SMD kernel's mean over its eta
+    draws (means (K, B, D) -> (B,)); 0 for a network that ignores eta."""
+    return means.var(0, unbiased=True).sum(-1)
+
+
+def between_spread(post: ReversePosterior) -> Tensor:
+    """tr sum_k w'_k (mu'_k - m)(mu'_k - m)^T per row: the spread of the exact posterior's
+    component means (Prop. 3.1, Eq. 7), which a kernel N(mu(x_t, z), beta-tilde I) with
+    the right component means would reproduce through z."""
+    d = post.means - post.mean()[:, None, :]
+    return (post.weights * (d**2).sum(-1)).sum(-1)
+
+
+def step_seconds(
+    cfg: cli.RunConfig, n_etas: list[int], steps: int = 20, repeats: int = 3
+) -> dict[int, float]:
+    """Median (over ``repeats``) wall time of one training step of ``cfg``'s SMD run
+    for each number of eta draws (SMD paper, Fig. 2b), measured in this process through
+    :func:`gmdiff.cli.train` (one torch thread, ``steps`` steps after one untimed step, no
+    checkpoints). Returns {n_eta: seconds per step}."""
+    out: dict[int, float] = {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for k in n_etas:
+            times = []
+            for _ in range(repeats):
+                with tempfile.TemporaryDirectory() as tmp:
+                    run = replace(cfg, out_dir=tmp)
+                    run.loss = replace(run.loss, options={**run.loss.options, "n_eta": k})
+                    run.train = replace(run.train, steps=1, log_every=1, ckpt_every=0)
+                    with torch.random.fork_rng(devices=[]):
+                        cli.train(run, resume=False)
+                        run.train = replace(run.train, steps=1 + steps)
+                        start = time.perf_counter()
+                        cli.train(run)
+                        times.append((time.perf_counter() - start) / steps)
+            out[k] = sorted(times)[len(times) // 2]
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+@torch.no_grad()
+def sample_run(
+    net: nn.Module,
+    denoiser: nn.Module,
+    schedule: DiscreteVP,
+    shape: tuple[int, ...],
+    n: int,
+    steps: int,
+    sampler: str = "ddpm",
+    seed: int = 0,
+    batch: int = 1000,
+    **options: Any,
+) -> Tensor:
+    """n samples (n, *shape) of a trained run with ``gmdiff.samplers.SAMPLERS[sampler]``
+    on ``steps`` respaced steps, x_T ~ N(0, I) and every eta drawn from the sampler's
+    generator (seeded by ``seed``): SMD paper, Alg. 2 for ``"ddpm"`` with steps = T."""
+    gen = torch.Generator().manual_seed(seed)
+    fn, out = SAMPLERS[sampler], []
+    eta = net.eta_from(gen) if hasattr(net, "eta_from") else contextlib.nullcontext()
+    with eta:
+        for start in range(0, n, batch):
+            x_T = torch.randn((min(batch, n - start), *shape), generator=gen)
+            out.append(fn(denoiser, schedule, x_T, steps, generator=gen, **options))
+    return torch.cat(out)
