@@ -122,6 +122,7 @@ def kernel_means(
     x_t: Tensor,
     n_eta: int,
     generator: torch.Generator,
+    dtype: torch.dtype = torch.float32,
 ) -> tuple[Tensor, float]:
     """The reverse kernel of one DDPM ancestral step from x_t (B, D) at step t in 2..T:
     the means (n_eta, B, D) of N(mu(x_t, eta), beta-tilde_t I) for ``n_eta`` draws of eta
@@ -135,10 +136,13 @@ def kernel_means(
     ab, ab_prev = schedule.alpha_bar[t].item(), schedule.alpha_bar[t - 1].item()
     alpha, beta = ab / ab_prev, 1.0 - ab / ab_prev
     B, D = x_t.shape
-    rows = x_t.float().repeat(n_eta, 1)
+    rows = x_t.to(dtype).repeat(n_eta, 1)
     eta = net.eta_from(generator) if hasattr(net, "eta_from") else contextlib.nullcontext()
     with eta:
-        a, s = torch.tensor(math.sqrt(ab)), torch.tensor(math.sqrt(1.0 - ab))
+        a, s = (
+            torch.tensor(math.sqrt(ab), dtype=dtype),
+            torch.tensor(math.sqrt(1.0 - ab), dtype=dtype),
+        )
         x0 = call_denoiser(denoiser, rows, a, s).double()
     rows = rows.double()
     mean = (math.sqrt(ab_prev) * beta * x0 + math.sqrt(alpha) * (1.0 - ab_prev) * rows) / (1 - ab)
