@@ -193,6 +193,27 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "n_boot": 200,
         },
     },
+    "smd_theory": {
+        # Exact float64 computations (SMD paper, Sec. 3); Monte-Carlo sizes only differ.
+        "ci": {
+            "Ts": [2, 5, 10],
+            "n_points": 64,
+            "n_sim": 200000,
+            "separations": [0.5, 2.0, 8.0, 32.0, 128.0, 512.0, 4096.0],
+            "n_mc": 10000,
+            "n_quad": 100000,
+            "n_global": 20000,
+        },
+        "full": {
+            "Ts": [2, 5, 10, 100],
+            "n_points": 256,
+            "n_sim": 2000000,
+            "separations": [0.5, 2.0, 8.0, 32.0, 128.0, 512.0, 4096.0],
+            "n_mc": 100000,
+            "n_quad": 1000000,
+            "n_global": 200000,
+        },
+    },
     "gm_sgm_tables": {
         # ci: 2-D ring (exact metric) + sklearn 8x8 digits (FD-digits), CPU, one thread.
         "ci": {
