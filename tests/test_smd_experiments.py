@@ -108,3 +108,13 @@ def test_trained_run_is_cached_and_sampled(tmp_path):
     x = smd.sample_run(net, den, sch, (2,), n=5, steps=3, seed=1)
     y = smd.sample_run(net, den, sch, (2,), n=5, steps=3, seed=1)
     assert x.shape == (5, 2) and torch.equal(x, y) and torch.isfinite(x).all()
+
+
+def test_digits_run_configs_share_the_unet():
+    """configs/smd_digits.yaml: the DDPM row is the `digits` U-Net that SMD modulates."""
+    smd_cfg = smd.run_config("smd", base="configs/smd_digits.yaml")
+    ddpm_cfg = smd.run_config("ddpm", base="configs/smd_digits.yaml")
+    s_net, _, _ = cli._models(smd_cfg, cli._schedule(smd_cfg))
+    d_net, _, _ = cli._models(ddpm_cfg, cli._schedule(ddpm_cfg))
+    assert s_net.net.config == d_net.config and ddpm_cfg.model.net == "digits"
+    assert cli._schedule(ddpm_cfg).T == 1000 and ddpm_cfg.loss.name == "eps"

@@ -28,6 +28,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 from torch import Tensor, nn
 
@@ -238,3 +239,122 @@ def sample_run(
             x_T = torch.randn((min(batch, n - start), *shape), generator=gen)
             out.append(fn(denoiser, schedule, x_T, steps, generator=gen, **options))
     return torch.cat(out)
+
+
+def kernel_table(
+    models: dict[str, tuple[nn.Module, nn.Module]],
+    gmm,
+    schedule: DiscreteVP,
+    *,
+    n_x: int,
+    n_y: int,
+    n_eta: int,
+    seed: int,
+) -> pd.DataFrame:
+    """Per step t = 2..T: the KL from the exact reverse step q(x_{t-1} | x_t) (Prop. 3.1)
+    to each kernel, averaged over ``n_x`` draws x_t ~ q(x_t) shared by all rows (mean and
+    standard error over x_t), for
+
+    * ``"best Gaussian (exact)"``: N(m(x_t), C(x_t)), the moment-matched optimum (M_t);
+    * ``"best DDPM kernel (exact)"``: N(m(x_t), beta-tilde_t I), the exact posterior mean
+      with the sampler's variance -- what a perfectly trained DDPM network gives;
+    * each trained ``models[label] = (net, denoiser)``: its ancestral-step kernel
+      (:func:`kernel_means`, ``n_eta`` draws of eta for an SMD network).
+
+    Also the eta spread of each trained kernel's mean and the exact between-component
+    spread (:func:`eta_spread`, :func:`between_spread`), averaged over x_t."""
+    from gmdiff.analytic.ddpm_posterior import forward_marginal, posterior_kl, reverse_posterior
+
+    rows = []
+    for t in range(2, schedule.T + 1):
+        gen = torch.Generator().manual_seed(seed + t)
+        x_t = forward_marginal(gmm, schedule, t).sample(n_x, gen)
+        post = reverse_posterior(gmm, schedule, t, x_t)
+        between = float(between_spread(post).mean())
+        ab, ab_prev = schedule.alpha_bar[t].item(), schedule.alpha_bar[t - 1].item()
+        bt = (1 - ab / ab_prev) * (1 - ab_prev) / (1 - ab)
+        exact = {
+            "best Gaussian (exact)": "moment",
+            "best DDPM kernel (exact)": bt,
+        }
+        for label, variance in exact.items():
+            kl, _ = posterior_kl(gmm, schedule, t, x_t, generator=gen, n=n_y, variance=variance)
+            rows.append((t, label, kl, float("nan"), between))
+        for label, (net, den) in models.items():
+            means, var = kernel_means(net, den, schedule, t, x_t, n_eta, gen)
+            kl, _ = kernel_kl(post, means, var, gen, n_y)
+            rows.append((t, label, kl, float(eta_spread(means).mean()), between))
+    return pd.DataFrame(
+        [
+            {
+                "t": t,
+                "kernel": label,
+                "KL": float(kl.mean()),
+                "KL stderr": float(kl.std() / math.sqrt(kl.numel())),
+                "eta spread": spread,
+                "posterior between-mode spread": between,
+            }
+            for t, label, kl, spread, between in rows
+        ]
+    )
+
+
+def toy_sample_distance(
+    models: dict[str, tuple[nn.Module, nn.Module]],
+    gmm,
+    schedule: DiscreteVP,
+    *,
+    n: int,
+    sampler: str = "ddpm",
+    n_projections: int = 256,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Sliced Wasserstein-2 distance (:func:`gmdiff.metrics.sliced_wasserstein`) from
+    ``n`` samples of each model (all T steps of ``sampler``) to ``n`` exact draws of the
+    data, and, as the floor, from ``n`` other exact draws and from the exact GMM denoiser
+    sampled the same way (the best any Gaussian-kernel DDPM can do with this sampler)."""
+    from gmdiff.metrics import sliced_wasserstein
+
+    gen = torch.Generator().manual_seed(seed + 7)
+    ref = gmm.sample(n, generator=gen).float()
+    exact = gmm.sample(n, generator=gen).float()
+    rows = {"data (second draw)": exact}
+
+    class _Exact(nn.Module):  # the GMM denoiser in float32, as the networks run
+        def forward(self, x, sigma):
+            return gmm.denoiser(x.double(), sigma.double()).float()
+
+    runs = {"exact denoiser": (_Exact(), _Exact())} | models
+    D = ref.shape[1]
+    for label, (net, den) in runs.items():
+        rows[label] = sample_run(net, den, schedule, (D,), n, schedule.T, sampler, seed)
+    return {
+        k: sliced_wasserstein(x, ref, n_projections, torch.Generator().manual_seed(seed))
+        for k, x in rows.items()
+    }
+
+
+def digits_fd_table(
+    models: dict[str, tuple[nn.Module, nn.Module, DiscreteVP]],
+    grid: list[tuple[str, int]],
+    reference: Tensor,
+    classifier: nn.Module,
+    *,
+    n: int,
+    seed: int,
+) -> pd.DataFrame:
+    """FD-digits (:func:`gmdiff.metrics.frechet_distance_digits`, features of the zoo's
+    digit classifier; not FID) of ``n`` samples of each model against ``reference``
+    images, for each (sampler, number of backward steps) of ``grid`` ("ddpm": Alg. 2 /
+    ancestral; "ddim": deterministic DDIM, SMD paper Sec. 5.2). Samples are clipped to
+    [-1, 1] before the features, as images are stored."""
+    from gmdiff.metrics import frechet_distance_digits
+
+    rows = []
+    shape = tuple(reference.shape[1:])
+    for label, (net, den, sch) in models.items():
+        for sampler, steps in grid:
+            x = sample_run(net, den, sch, shape, n, steps, sampler, seed)
+            fd = frechet_distance_digits(x.clamp(-1, 1), reference, classifier)
+            rows.append({"model": label, "sampler": sampler, "steps": steps, "FD-digits": fd})
+    return pd.DataFrame(rows)
