@@ -226,7 +226,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "n_samples": 2000,
             "n_etas_train": [1, 4],
             "n_etas_time": [1, 2, 4, 8],
-            "time_steps": 10,
+            "time_steps": 20,
             "time_repeats": 3,
         },
         "full": {

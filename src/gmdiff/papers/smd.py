@@ -22,7 +22,6 @@ import contextlib
 import hashlib
 import json
 import math
-import tempfile
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -188,31 +187,38 @@ def between_spread(post: ReversePosterior) -> Tensor:
 def step_seconds(
     cfg: cli.RunConfig, n_etas: list[int], steps: int = 20, repeats: int = 3
 ) -> dict[int, float]:
-    """Median (over ``repeats``) wall time of one training step of ``cfg``'s SMD run
-    for each number of eta draws (SMD paper, Fig. 2b), measured in this process through
-    :func:`gmdiff.cli.train` (one torch thread, ``steps`` steps after one untimed step, no
-    checkpoints). Returns {n_eta: seconds per step}."""
-    out: dict[int, float] = {}
+    """Median (over ``repeats`` rounds) wall time of one training step of ``cfg``'s SMD
+    run for each number of eta draws (SMD paper, Fig. 2b), measured in this process with
+    the library's :class:`~gmdiff.train.Trainer` on the CPU with one torch thread: one
+    trainer per n_eta, warmed up by one untimed step, then ``steps`` timed steps of each
+    in every round. The rounds visit
+    every n_eta in turn, so a change of machine load affects them alike. Returns
+    {n_eta: seconds per step}."""
+    from gmdiff.train import Trainer
+
+    schedule = cli._schedule(cfg)
+    data, _ = cli._data(cfg)
+    times: dict[int, list[float]] = {k: [] for k in n_etas}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        for k in n_etas:
-            times = []
+        with torch.random.fork_rng(devices=[]):
+            trainers = {}
+            for k in n_etas:  # one trainer per n_eta, warmed up by one untimed step
+                run = replace(cfg, loss=replace(cfg.loss, options={**cfg.loss.options, "n_eta": k}))
+                model, _, _ = cli._models(run, schedule)
+                train = replace(run.train, steps=1, log_every=10**9, device="cpu")
+                trainers[k] = Trainer(model, cli._loss(run, schedule), data, train)
+                trainers[k].fit(resume=False)
             for _ in range(repeats):
-                with tempfile.TemporaryDirectory() as tmp:
-                    run = replace(cfg, out_dir=tmp)
-                    run.loss = replace(run.loss, options={**run.loss.options, "n_eta": k})
-                    run.train = replace(run.train, steps=1, log_every=1, ckpt_every=0)
-                    with torch.random.fork_rng(devices=[]):
-                        cli.train(run, resume=False)
-                        run.train = replace(run.train, steps=1 + steps)
-                        start = time.perf_counter()
-                        cli.train(run)
-                        times.append((time.perf_counter() - start) / steps)
-            out[k] = sorted(times)[len(times) // 2]
+                for k, trainer in trainers.items():
+                    trainer.config = replace(trainer.config, steps=trainer.step + steps)
+                    start = time.perf_counter()
+                    trainer.fit(resume=False)
+                    times[k].append((time.perf_counter() - start) / steps)
     finally:
         torch.set_num_threads(threads)
-    return out
+    return {k: sorted(v)[len(v) // 2] for k, v in times.items()}
 
 
 @torch.no_grad()
