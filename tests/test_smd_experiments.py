@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from gmdiff import cli, data
+from gmdiff import config, data, runs
 from gmdiff.analytic import forward_marginal, posterior_kl, reverse_posterior
 from gmdiff.papers import smd
 from gmdiff.schedules import DiscreteVP
@@ -86,11 +86,10 @@ def test_run_configs_share_the_base_network():
     ddpm_cfg = smd.run_config("ddpm", T=3, steps=7, batch_size=8, seed=2)
     assert smd_cfg.loss.options == {"n_eta": 4, "reduction": "min"}
     assert ddpm_cfg.loss.name == "eps" and ddpm_cfg.model.net == "toy_mlp"
-    s_net, _, _ = cli._models(smd_cfg, cli._schedule(smd_cfg))
-    d_net, _, _ = cli._models(ddpm_cfg, cli._schedule(ddpm_cfg))
+    s_net, d_net = runs.build(smd_cfg).trained, runs.build(ddpm_cfg).trained
     assert s_net.net.config == d_net.config  # the DDPM row is SMD's base network
-    assert smd.config_hash(smd_cfg) != smd.config_hash(ddpm_cfg)
-    assert cli._schedule(smd_cfg).T == 3 and smd_cfg.train.seed == 2
+    assert config.sha(smd_cfg) != config.sha(ddpm_cfg)
+    assert runs.schedule_of(smd_cfg).T == 3 and smd_cfg.train.seed == 2
     with pytest.raises(ValueError, match="kind"):
         smd.run_config("edm")
 
@@ -99,7 +98,7 @@ def test_trained_run_is_cached_and_sampled(tmp_path):
     """Two Trainer steps, then a second call loads the checkpoint without training."""
     cfg = smd.run_config("smd", T=3, steps=2, batch_size=16)
     net, den, sch = smd.trained(cfg, tmp_path)
-    (run_dir,) = (tmp_path / "smd-runs").iterdir()
+    (run_dir,) = (tmp_path / "runs").iterdir()
     mtime = (run_dir / "checkpoint.pt").stat().st_mtime_ns
     net2, _, _ = smd.trained(cfg, tmp_path)
     assert (run_dir / "checkpoint.pt").stat().st_mtime_ns == mtime
@@ -114,7 +113,6 @@ def test_digits_run_configs_share_the_unet():
     """configs/smd_digits.yaml: the DDPM row is the `digits` U-Net that SMD modulates."""
     smd_cfg = smd.run_config("smd", base="configs/smd_digits.yaml")
     ddpm_cfg = smd.run_config("ddpm", base="configs/smd_digits.yaml")
-    s_net, _, _ = cli._models(smd_cfg, cli._schedule(smd_cfg))
-    d_net, _, _ = cli._models(ddpm_cfg, cli._schedule(ddpm_cfg))
+    s_net, d_net = runs.build(smd_cfg).trained, runs.build(ddpm_cfg).trained
     assert s_net.net.config == d_net.config and ddpm_cfg.model.net == "digits"
-    assert cli._schedule(ddpm_cfg).T == 1000 and ddpm_cfg.loss.name == "eps"
+    assert runs.schedule_of(ddpm_cfg).T == 1000 and ddpm_cfg.loss.name == "eps"

@@ -2,9 +2,10 @@
 beyond the expressive bottleneck of diffusion models"), shared by the ``smd_*`` chapters.
 
 * :func:`run_config` / :func:`trained`: the DDPM and SMD runs of the chapters as
-  :class:`gmdiff.cli.RunConfig` objects (the structure of ``configs/*.yaml``), trained by
-  :func:`gmdiff.cli.train` (the library's :class:`~gmdiff.train.Trainer`) into a cache
-  folder named by the hash of the config, so a rerun only loads the EMA weights.
+  :class:`gmdiff.config.RunConfig` objects (the structure of ``configs/*.yaml``), trained
+  and cached by :func:`gmdiff.runs.load_or_train` (the library's
+  :class:`~gmdiff.train.Trainer`, in a cache folder named by the hash of the config), so
+  a rerun only loads the EMA weights.
 * :func:`kernel_means` / :func:`kernel_kl`: the reverse kernel p(x_{t-1} | x_t) of a
   trained eps network (DDPM: one Gaussian; SMD: a continuous mixture over eta, SMD paper
   Eq. 11) and its KL from the exact posterior q(x_{t-1} | x_t) of Prop. 3.1.
@@ -19,8 +20,6 @@ beyond the expressive bottleneck of diffusion models"), shared by the ``smd_*`` 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import math
 import time
 from dataclasses import asdict, replace
@@ -31,13 +30,12 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from gmdiff import cli
+from gmdiff import runs
 from gmdiff.analytic.ddpm_posterior import ReversePosterior
+from gmdiff.config import RunConfig, load_config
 from gmdiff.samplers import SAMPLERS
 from gmdiff.samplers.base import call_denoiser
 from gmdiff.schedules import DiscreteVP
-from gmdiff.train import load_checkpoint
-from gmdiff.zoo import cache_root
 
 #: The toy of the method chapter: configs/smd_toy.yaml's ring of 8 Gaussians.
 TOY_CONFIG = "configs/smd_toy.yaml"
@@ -54,14 +52,14 @@ def run_config(
     n_eta: int = 1,
     reduction: str = "mean",
     overrides: list[str] = (),
-) -> cli.RunConfig:
+) -> RunConfig:
     """The RunConfig of ``base`` for ``kind`` = ``"smd"`` (its SMD network and loss) or
     ``"ddpm"`` (the same base network without the SMD layers, trained with the eps loss,
     Ho et al. 2020 Alg. 1), with the number of steps T, training length, batch and seed
     replaced where given. ``base`` must be an SMD config (``model.net`` an SMD network)."""
     if kind not in ("smd", "ddpm"):
         raise ValueError(f"kind must be 'smd' or 'ddpm', got {kind!r}")
-    cfg = cli.load_config(base, list(overrides))
+    cfg = load_config(base, list(overrides))
     if cfg.loss.name != "smd":
         raise ValueError(f"{base} is not an SMD config (loss.name = {cfg.loss.name!r})")
     if T is not None:
@@ -82,35 +80,13 @@ def run_config(
     return cfg
 
 
-def config_hash(cfg: cli.RunConfig) -> str:
-    """12 hex digits naming a run by the sections that determine its weights."""
-    run = {name: asdict(getattr(cfg, name)) for name in (*cli.RUN_SECTIONS, "train")}
-    return hashlib.sha256(json.dumps(run, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
 def trained(
-    cfg: cli.RunConfig, cache_dir: str | Path | None = None
+    cfg: RunConfig, cache_dir: str | Path | None = None
 ) -> tuple[nn.Module, nn.Module, DiscreteVP]:
-    """(EMA eps network, its denoiser D(x, sigma), schedule) of the run ``cfg``, trained
-    with :func:`gmdiff.cli.train` (one torch thread) into ``<cache>/smd-runs/<hash>`` the
-    first time and loaded from its checkpoint afterwards (``train`` resumes or returns at
-    once when the checkpoint has all its steps)."""
-    out = cache_root(cache_dir) / "smd-runs" / config_hash(cfg)
-    cfg = replace(cfg, out_dir=str(out))
-    schedule = cli._schedule(cfg)
-    net, denoiser, _ = cli._models(cfg, schedule)
-    ckpt = out / "checkpoint.pt"
-    done = ckpt.is_file() and torch.load(ckpt, weights_only=False)["step"] >= cfg.train.steps
-    if not done:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            with torch.random.fork_rng(devices=[]):
-                cli.train(cfg)
-        finally:
-            torch.set_num_threads(threads)
-    load_checkpoint(ckpt, net, ema=True)
-    return net.eval().requires_grad_(False), denoiser.eval(), schedule
+    """(EMA eps network, its denoiser D(x, sigma), schedule) of the run ``cfg``:
+    :func:`gmdiff.runs.load_or_train` (trained once in the model cache, then loaded)."""
+    run, _ = runs.load_or_train(cfg, "smd", cache_dir=cache_dir)
+    return run.trained, run.denoiser, run.schedule
 
 
 @torch.no_grad()
@@ -185,7 +161,7 @@ def between_spread(post: ReversePosterior) -> Tensor:
 
 
 def step_seconds(
-    cfg: cli.RunConfig, n_etas: list[int], steps: int = 20, repeats: int = 3
+    cfg: RunConfig, n_etas: list[int], steps: int = 20, repeats: int = 3
 ) -> dict[int, float]:
     """Median (over ``repeats`` rounds) wall time of one training step of ``cfg``'s SMD
     run for each number of eta draws (SMD paper, Fig. 2b), measured in this process with
@@ -196,8 +172,7 @@ def step_seconds(
     {n_eta: seconds per step}."""
     from gmdiff.train import Trainer
 
-    schedule = cli._schedule(cfg)
-    data, _ = cli._data(cfg)
+    data, _ = runs.data_of(cfg)
     times: dict[int, list[float]] = {k: [] for k in n_etas}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -206,9 +181,9 @@ def step_seconds(
             trainers = {}
             for k in n_etas:  # one trainer per n_eta, warmed up by one untimed step
                 run = replace(cfg, loss=replace(cfg.loss, options={**cfg.loss.options, "n_eta": k}))
-                model, _, _ = cli._models(run, schedule)
+                pieces = runs.build(run)
                 train = replace(run.train, steps=1, log_every=10**9, device="cpu")
-                trainers[k] = Trainer(model, cli._loss(run, schedule), data, train)
+                trainers[k] = Trainer(pieces.trained, pieces.loss, data, train)
                 trainers[k].fit(resume=False)
             for _ in range(repeats):
                 for k, trainer in trainers.items():
@@ -221,7 +196,6 @@ def step_seconds(
     return {k: sorted(v)[len(v) // 2] for k, v in times.items()}
 
 
-@torch.no_grad()
 def sample_run(
     net: nn.Module,
     denoiser: nn.Module,
@@ -235,16 +209,13 @@ def sample_run(
     **options: Any,
 ) -> Tensor:
     """n samples (n, *shape) of a trained run with ``gmdiff.samplers.SAMPLERS[sampler]``
-    on ``steps`` respaced steps, x_T ~ N(0, I) and every eta drawn from the sampler's
-    generator (seeded by ``seed``): SMD paper, Alg. 2 for ``"ddpm"`` with steps = T."""
-    gen = torch.Generator().manual_seed(seed)
-    fn, out = SAMPLERS[sampler], []
-    eta = net.eta_from(gen) if hasattr(net, "eta_from") else contextlib.nullcontext()
-    with eta:
-        for start in range(0, n, batch):
-            x_T = torch.randn((min(batch, n - start), *shape), generator=gen)
-            out.append(fn(denoiser, schedule, x_T, steps, generator=gen, **options))
-    return torch.cat(out)
+    on ``steps`` respaced steps (:func:`gmdiff.runs.draw_samples`: x_T ~ N(0, I) and every
+    eta from one generator seeded by ``seed``): SMD paper, Alg. 2 for ``"ddpm"`` with
+    steps = T. ``net`` is unused (the denoiser carries it); kept for symmetry with
+    :func:`kernel_means`."""
+    return runs.draw_samples(
+        denoiser, schedule, SAMPLERS[sampler], steps, shape, n, seed=seed, batch=batch, **options
+    )
 
 
 def kernel_table(
