@@ -26,7 +26,8 @@
 # Both models are built from one run file, `configs/smd_digits.yaml`: DDPM is the same
 # U-Net without the SMD layers trained with the eps loss; DDPM w/ SMD adds $g_\varphi$ and
 # the hyper-layers and trains with Eq. 15 (one $\eta$ per example, Alg. 1). Same schedule
-# (linear, $T = 1000$, as DDPM {cite}`ho2020ddpm`), optimiser, batch, number of steps and seed. The `full` profile runs
+# (linear, $T = 1000$, as DDPM {cite}`ho2020ddpm`), optimiser, batch, number of steps and
+# seed. The `full` profile runs
 # the same code on CIFAR-10 with `configs/ddpm_cifar10.yaml` / `configs/smd_cifar10.yaml`
 # (not run here: it needs GPUs, the CIFAR-10 batches under `data_dir` and the Inception
 # weights).

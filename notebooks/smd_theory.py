@@ -66,12 +66,14 @@ cfg
 
 # %%
 cond = sc.prop31_conditioning_table(Ts, cfg["n_points"], seed)
-cond.assign(**{"Eq. 7 error": cond["Eq. 7 error"].map("{:.0e}".format)}).set_index(["T", "t"]).round(3)
+cond["Eq. 7 error"] = cond["Eq. 7 error"].map("{:.0e}".format)
+cond.set_index(["T", "t"]).round(3)
 
 # %% [markdown]
 # Eq. 7 agrees with conditioning to round-off ($10^{-15}$) at every step; the planted
 # 1 % error shows up at $10^{-2}$ or more. (Eq. 7 is written with
-# $\Lambda_k = \frac{\alpha_t - \bar\alpha_t}{1 - \alpha_t} I + \frac{\bar\alpha_t}{1-\alpha_t} S_k$;
+# $\Lambda_k = \frac{\alpha_t - \bar\alpha_t}{1 - \alpha_t} I
+# + \frac{\bar\alpha_t}{1-\alpha_t} S_k$;
 # the paper's $\bar\alpha$ and $\alpha$ are used as in its Eq. 4, which is what makes it
 # correct.)
 #
@@ -154,8 +156,8 @@ for i, (t, g) in enumerate(f5.groupby("t")):
     if t >= 2:
         ax.axhline(g["bound"].iloc[0], color=f"C{i}", ls="--", lw=1)
 ax.set(xscale="log", yscale="log", ylim=(1e-6, 10), xlabel="half-separation d of the two modes",
-       ylabel=r"$\mathcal{M}_t$ (nats)",
-       title=r"$T = 5$: $\mathcal{M}_t$ over two-mode data; dashed: the bound ($t \geq 2$)")  # fmt: skip
+       ylabel=r"$\mathcal{M}_t$ (nats)")  # fmt: skip
+ax.set_title(r"$T = 5$: $\mathcal{M}_t$ over two-mode data; dashed: bound ($t \geq 2$)")
 ax.legend(ncol=5, fontsize=9, loc="lower center")
 plt.show()
 

@@ -220,8 +220,8 @@ SIM_GMM = ([-2.0, 1.5], [0.3, 0.6], [0.3, 0.7])
 
 def prop31_simulation_table(Ts: list[int], n: int, seed: int) -> pd.DataFrame:
     """Prop. 3.1 against forward simulation of Eq. 1 on :data:`SIM_GMM` (cosine schedule
-    with T steps; t = T // 2 (at least 1) and T): |z| of the posterior mean and variance residuals and
-    sqrt(n) KS of the PIT (:func:`simulation_check`) for Eq. 7 and for two planted errors
+    with T steps; t = T // 2 (at least 1) and T): |z| of the posterior mean and variance
+    residuals and sqrt(n) KS of the PIT (:func:`simulation_check`) for Eq. 7 and for two planted errors
     (beta_t x 0.9; the weights 0.3 / 0.7 read as 0.36 / 0.64) on the same draws."""
     g = gmm_1d(*SIM_GMM)
     wrong_w = gmm_1d(SIM_GMM[0], SIM_GMM[1], [0.36, 0.64])
