@@ -256,6 +256,6 @@ out.assign(**{"max eta spread": out["max eta spread"].map("{:.1e}".format)})
 # make the kernel a mixture. The time per step grows along a straight line with an
 # intercept (the work that does not depend on the number of draws), as Fig. 2b reports.
 #
-# **SMD-8 verdict: partly**: cost linear in the number of draws (ratio about 3.2 at 8
-# draws at this size); a small quality gain at 4 draws, not through the latent, and
+# **SMD-8 verdict: partly**: cost linear in the number of draws (ratio 2.8 to 3.7 at 8
+# draws over our runs, at this size); a small quality gain at 4 draws, not through the latent, and
 # saturation not tested beyond 4 draws.

@@ -74,10 +74,11 @@ for label, kind in [("DDPM", "ddpm"), ("DDPM w/ SMD", "smd")]:
 # %% [markdown]
 # ## Quality against the number of backward iterations
 #
-# FD-digits of 500 samples against all 1,797 digits, for ancestral sampling (Alg. 2 on the
-# respaced DDPM chain) and deterministic DDIM with 10 to 100 backward iterations, on the
+# FD-digits of 200 samples against all 1,797 digits, for ancestral sampling (Alg. 2 on the
+# respaced DDPM chain) and deterministic DDIM with 10 to 50 backward iterations, on the
 # same initial noise for both models. (All 1,000 ancestral steps, the paper's Table 1
-# setting, cost more than the chapter's CPU budget: the `full` profile runs them.)
+# setting, cost more than the chapter's CPU budget: the `full` profile runs them.) With
+# 200 samples FD-digits carries a sample-size bias, the same for both models.
 
 # %%
 if profile == "ci":
@@ -89,7 +90,7 @@ grid = [tuple(g) for g in cfg["grid"]]
 fd = smd.digits_fd_table(models, grid, reference, classifier, n=cfg["n"], seed=seed)
 
 # %%
-# NBVAL_TOLERANCE abs=0.5 rel=0.3  (placeholder, replaced by measured spread)
+# NBVAL_TOLERANCE abs=0.8  (measured: FD-digits moves <= 0.37, native/AVX2 vs default)
 wide = fd.pivot_table(index=["sampler", "steps"], columns="model", values="FD-digits")
 change = (wide["DDPM w/ SMD"] - wide["DDPM"]) / wide["DDPM"]
 wide.round(2).assign(**{"change with SMD": change.map("{:+.0%}".format)})
@@ -101,8 +102,11 @@ for i, (label, g) in enumerate(fd.groupby("model")):
         h = g[g["sampler"] == sampler]
         ax.plot(h["steps"], h["FD-digits"], ls, marker="o", color=f"C{i}",
                 label=f"{label}, {'ancestral' if sampler == 'ddpm' else 'DDIM'}")  # fmt: skip
+steps = sorted({s for _, s in grid})
 ax.set(xscale="log", xlabel="backward iterations", ylabel="FD-digits (lower is better)",
-       title=f"8x8 digits, 400 training steps (seed {seed})")  # fmt: skip
+       title=f"DDPM vs DDPM w/ SMD, seed {seed}")  # fmt: skip
+ax.set_xticks(steps, [str(s) for s in steps], minor=False)
+ax.minorticks_off()
 ax.legend(fontsize=9)
 plt.show()
 
@@ -110,11 +114,11 @@ plt.show()
 # ## The paper's tables beside ours
 #
 # The paper's Table 1 (DDPM / ADM, FID, $T = 1000$ ancestral steps) and Table 2 (LDM at
-# 256 x 256) against our comparison at 100 ancestral steps (the most the `ci` budget
+# 256 x 256) against our comparison at 50 ancestral steps (the most the `ci` budget
 # allows). Relative change = (with SMD - without) / without.
 
 # %%
-# NBVAL_TOLERANCE abs=0.5 rel=0.3  (placeholder, replaced by measured spread)
+# NBVAL_TOLERANCE abs=0.8  (measured: FD-digits moves <= 0.37, native/AVX2 vs default)
 paper = pd.DataFrame(
     [
         ("Table 1", "CIFAR-10 32x32", "DDPM", "FID", 3.78, 3.13),
@@ -135,3 +139,32 @@ paper.loc[len(paper)] = ("ours (ci)", "sklearn digits 8x8", "DDPM", "FD-digits",
                          ours["DDPM"], ours["DDPM w/ SMD"])  # fmt: skip
 rel = (paper["with SMD"] - paper["without SMD"]) / paper["without SMD"]
 paper.round(2).assign(**{"relative change": rel.map("{:+.0%}".format)})
+
+# %% [markdown]
+# ## Verdicts, over seeds 0-2
+#
+# The chapter shows seed `seed`; we ran seeds 0, 1 and 2 (each trains both models from
+# that seed and samples from it). Relative change of FD-digits with SMD, seeds 0 / 1 / 2:
+#
+# | sampler | 10 steps | 25 steps | 50 steps |
+# |---|---|---|---|
+# | ancestral | -47 / -10 / -23 % | -26 / -28 / +9 % | +24 / -4 / -10 % |
+# | DDIM | +18 / +18 / +10 % | +18 / +13 / +7 % | +17 / +10 / +4 % |
+#
+# The CPU kernel path moves FD-digits by at most 0.4 (0.2 %), so the seed-to-seed spread
+# (tens of percent) is the noise that matters here.
+#
+# * **SMD-6 (Tables 1-2): inconclusive.** The paper reports 6-17 % lower FID with SMD at
+#   1,000 ancestral steps on every dataset. At our largest ancestral setting (50 steps)
+#   the change is +24, -4 and -10 % across three seeds: no consistent sign. The 1,000-step
+#   setting, CIFAR-10 and FID were not run (`full` profile).
+# * **SMD-7 (Fig. 2a): partly.** With ancestral sampling SMD helps most at the fewest
+#   steps: at 10 steps it lowers FD-digits in all three seeds (by 10-47 %). With DDIM it
+#   is worse in all three seeds at every step count (+4 to +18 %), where the paper finds
+#   DDIM helps both models.
+#
+# Two cautions. The SMD network is larger (0.82M against 0.65M parameters), so a gain can
+# come from capacity rather than from a mixture: on the toy of {ref}`smd-method`, Eq. 15
+# left the latent unused and SMD still sampled better. And 400 training steps on 1,797
+# images is far from the paper's training, so these are statements about small, young
+# models.

@@ -116,3 +116,11 @@ def test_digits_run_configs_share_the_unet():
     s_net, d_net = runs.build(smd_cfg).trained, runs.build(ddpm_cfg).trained
     assert s_net.net.config == d_net.config and ddpm_cfg.model.net == "digits"
     assert runs.schedule_of(ddpm_cfg).T == 1000 and ddpm_cfg.loss.name == "eps"
+
+
+def test_relative_config_paths_resolve_from_the_repository(tmp_path, monkeypatch):
+    """nbval runs a chapter from notebooks/: configs/... is then read from the repo root."""
+    monkeypatch.chdir(tmp_path)
+    assert smd.run_config("smd", T=4).schedule.options["T"] == 4
+    with pytest.raises(FileNotFoundError, match="not found"):
+        smd.run_config("smd", base="configs/no_such_file.yaml")

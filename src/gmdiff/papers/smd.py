@@ -40,6 +40,11 @@ from gmdiff.schedules import DiscreteVP
 #: The toy of the method chapter: configs/smd_toy.yaml's ring of 8 Gaussians.
 TOY_CONFIG = "configs/smd_toy.yaml"
 
+#: The repository root (src/gmdiff/papers/smd.py -> three levels up): relative config
+#: paths that do not exist from the working directory (a notebook run by nbval has
+#: notebooks/ as its working directory) are read from here.
+REPO = Path(__file__).resolve().parents[3]
+
 
 def run_config(
     kind: str,
@@ -56,10 +61,14 @@ def run_config(
     """The RunConfig of ``base`` for ``kind`` = ``"smd"`` (its SMD network and loss) or
     ``"ddpm"`` (the same base network without the SMD layers, trained with the eps loss,
     Ho et al. 2020 Alg. 1), with the number of steps T, training length, batch and seed
-    replaced where given. ``base`` must be an SMD config (``model.net`` an SMD network)."""
+    replaced where given. ``base`` must be an SMD config (``model.net`` an SMD network); a
+    relative path is taken from the working directory, else from the repository root."""
     if kind not in ("smd", "ddpm"):
         raise ValueError(f"kind must be 'smd' or 'ddpm', got {kind!r}")
-    cfg = load_config(base, list(overrides))
+    path = Path(base)
+    if not path.is_absolute() and not path.exists():
+        path = REPO / path
+    cfg = load_config(path, list(overrides))
     if cfg.loss.name != "smd":
         raise ValueError(f"{base} is not an SMD config (loss.name = {cfg.loss.name!r})")
     if T is not None:
