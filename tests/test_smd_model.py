@@ -348,7 +348,7 @@ def schedule_of(cfg) -> DiscreteVP:
 def test_shipped_smd_configs_build_their_pieces():
     """configs/smd_*.yaml name a registered SMD network, a DDPM schedule and loss options
     that smd_loss takes (the CLI wiring of loss "smd" is separate); the toy takes a step."""
-    for name in ("smd_toy.yaml", "smd_cifar10.yaml"):
+    for name in ("smd_toy.yaml", "smd_digits.yaml", "smd_cifar10.yaml"):
         cfg = load_config(CONFIGS / name)
         assert cfg.loss.name == "smd" and cfg.model.precond == "vp"
         net_cfg = get_config(cfg.model.net, **cfg.model.overrides)

@@ -193,6 +193,73 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "n_boot": 200,
         },
     },
+    "smd_theory": {
+        # Exact float64 computations (SMD paper, Sec. 3); Monte-Carlo sizes only differ.
+        "ci": {
+            "Ts": [2, 5, 10],
+            "n_points": 64,
+            "n_sim": 200000,
+            "separations": [0.5, 2.0, 8.0, 32.0, 128.0, 512.0, 4096.0],
+            "n_mc": 10000,
+            "n_quad": 100000,
+            "n_global": 20000,
+        },
+        "full": {
+            "Ts": [2, 5, 10, 100],
+            "n_points": 256,
+            "n_sim": 2000000,
+            "separations": [0.5, 2.0, 8.0, 32.0, 128.0, 512.0, 4096.0],
+            "n_mc": 100000,
+            "n_quad": 1000000,
+            "n_global": 200000,
+        },
+    },
+    "smd_method": {
+        # 2-D ring of 8 Gaussians (configs/smd_toy.yaml), MLP 3 x 128 eps networks on the CPU.
+        "ci": {
+            "Ts": [5, 10],
+            "steps": 1500,
+            "batch": 256,
+            "n_x": 128,
+            "n_y": 128,
+            "n_eta_eval": 256,
+            "n_samples": 2000,
+            "n_etas_train": [1, 4],
+            "n_etas_time": [1, 2, 4, 8],
+            "time_steps": 20,
+            "time_repeats": 3,
+        },
+        "full": {
+            "Ts": [2, 5, 10, 20],
+            "steps": 20000,
+            "batch": 512,
+            "n_x": 1024,
+            "n_y": 512,
+            "n_eta_eval": 1024,
+            "n_samples": 20000,
+            "n_etas_train": [1, 2, 4, 8],
+            "n_etas_time": [1, 2, 4, 8, 16],
+            "time_steps": 50,
+            "time_repeats": 5,
+        },
+    },
+    "smd_tables": {
+        # ci: sklearn 8x8 digits, DDPM vs DDPM w/ SMD (configs/smd_digits.yaml), FD-digits.
+        # full: CIFAR-10 at paper scale (configs/ddpm_cifar10.yaml, configs/smd_cifar10.yaml),
+        # FID on 10,000 samples (SMD paper, Sec. 5.1); GPU and the CIFAR-10 batches needed.
+        "ci": {
+            "base": "configs/smd_digits.yaml",
+            "grid": [["ddpm", 10], ["ddpm", 25], ["ddpm", 50],
+                     ["ddim", 10], ["ddim", 25], ["ddim", 50]],  # fmt: skip
+            "n": 200,  # sampling the U-Nets costs ~0.1 ms per image and step on one thread
+        },
+        "full": {
+            "base": "configs/smd_cifar10.yaml",
+            "grid": [["ddpm", 100], ["ddpm", 200], ["ddpm", 500], ["ddpm", 1000],
+                     ["ddim", 100], ["ddim", 200], ["ddim", 500]],  # fmt: skip
+            "n": 10000,
+        },
+    },
     "gm_sgm_tables": {
         # ci: 2-D ring (exact metric) + sklearn 8x8 digits (FD-digits), CPU, one thread.
         "ci": {

@@ -275,6 +275,15 @@ def _kernel_gap(cov: Tensor, variance: Variance) -> Tensor:
     return _gaussian_kl(cov, v.expand(cov.shape[0]))
 
 
+def _kl_terms(post: ReversePosterior, y: Tensor, variance: Variance) -> Tensor:
+    """Per-draw Monte Carlo terms of KL(q(. | x_t) || best kernel of ``variance``) for draws
+    y (..., B, D) of the posterior ``post``: log q(y | x_t) - log N(y; m, C), plus the
+    closed-form gap KL(N(m, C) || kernel) (:func:`_kernel_gap`); shape (..., B)."""
+    m, c = post.mean(), post.cov()
+    f = post.log_prob(y) - MultivariateNormal(m, covariance_matrix=c).log_prob(y)
+    return f + _kernel_gap(c, variance)
+
+
 def posterior_kl(
     gmm: GaussianMixture,
     schedule: DiscreteVP,
@@ -292,14 +301,13 @@ def posterior_kl(
     KL(N(m, C) || kernel). ``"isotropic"`` here means sigma_t = tr C(x_t) / D at this x_t.
     Returns (value (B,), stderr (B,))."""
     post = reverse_posterior(gmm, schedule, t, x_t)
-    m, c = post.mean(), post.cov()
     y = post.sample(generator, n)  # (n, B, D)
-    f = post.log_prob(y) - MultivariateNormal(m, covariance_matrix=c).log_prob(y)  # (n, B)
-    if variance == "isotropic":
-        gap = _gaussian_kl(c, torch.diagonal(c, dim1=-2, dim2=-1).sum(-1) / c.shape[-1])
-    else:
-        gap = _kernel_gap(c, variance)
-    return f.mean(0) + gap, f.std(0) / math.sqrt(n)
+    per_row_sigma = variance == "isotropic"  # sigma_t fitted at each x_t, not over the batch
+    f = _kl_terms(post, y, "moment" if per_row_sigma else variance)  # (n, B)
+    if per_row_sigma:
+        c = post.cov()
+        f = f + _gaussian_kl(c, torch.diagonal(c, dim1=-2, dim2=-1).sum(-1) / c.shape[-1])
+    return f.mean(0), f.std(0) / math.sqrt(n)
 
 
 def local_error(
@@ -333,10 +341,7 @@ def local_error(
     x_prev = forward_marginal(gmm, schedule, t - 1).sample(n, generator)
     eps = torch.randn(x_prev.shape, dtype=x_prev.dtype, generator=generator)
     x_t = math.sqrt(a) * x_prev + math.sqrt(1.0 - a) * eps
-    post = reverse_posterior(gmm, schedule, t, x_t)
-    m, c = post.mean(), post.cov()
-    f = post.log_prob(x_prev) - MultivariateNormal(m, covariance_matrix=c).log_prob(x_prev)
-    f = f + _kernel_gap(c, variance)
+    f = _kl_terms(reverse_posterior(gmm, schedule, t, x_t), x_prev, variance)
     return MCEstimate(float(f.mean()), float(f.std() / math.sqrt(n)), n)
 
 

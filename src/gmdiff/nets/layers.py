@@ -4,6 +4,7 @@ channel-count rule, zero initialisation and single/multi-head self-attention."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -28,6 +29,13 @@ def num_groups(channels: int) -> int:
 def group_norm(channels: int) -> nn.GroupNorm:
     """GroupNorm with :func:`num_groups` groups and eps = 1e-6 (as in DDPM)."""
     return nn.GroupNorm(num_groups(channels), channels, eps=1e-6)
+
+
+def modulated(modulate: Callable[[int, Tensor], Tensor] | None, k: int, h: Tensor) -> Tensor:
+    """``modulate(k, h)`` if a hook is given, else ``h``: the feature rewrite of the MLP and
+    U-Net at their two points (k = 0 after the stem, k = 1 before the output layer), used
+    by the SMD hyper-layers (:mod:`gmdiff.nets.smd`)."""
+    return h if modulate is None else modulate(k, h)
 
 
 def zero_init(module: nn.Module) -> nn.Module:

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from gmdiff.nets.embeddings import GaussianFourierEmbedding, sinusoidal_embedding
+from gmdiff.nets.layers import modulated
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ class MLP(nn.Module):
         last = len(self.hidden) - 1
         for i, layer in enumerate(self.hidden):
             h = self.act(layer(h) if concat else layer(h) + self.emb_proj[i](emb))
-            if modulate is not None:  # depth 1: both points are the one hidden layer
-                h = modulate(0, h) if i == 0 else h
-                h = modulate(1, h) if i == last else h
+            # depth 1: both points are the one hidden layer
+            h = modulated(modulate, 0, h) if i == 0 else h
+            h = modulated(modulate, 1, h) if i == last else h
         return self.out(h)

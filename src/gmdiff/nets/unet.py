@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gmdiff.nets.embeddings import sinusoidal_embedding
-from gmdiff.nets.layers import AttentionBlock, check_pyramid, group_norm, zero_init
+from gmdiff.nets.layers import AttentionBlock, check_pyramid, group_norm, modulated, zero_init
 
 
 @dataclass(frozen=True)
@@ -171,7 +171,7 @@ class UNet(nn.Module):
             )
         temb = self.temb(sinusoidal_embedding(c_noise, cfg.ch).to(x.dtype))
         h = self.conv_in(x)
-        hs = [h if modulate is None else modulate(0, h)]
+        hs = [modulated(modulate, 0, h)]
         for layer in self.down:
             if isinstance(layer, Downsample):
                 hs.append(layer(hs[-1]))
@@ -187,4 +187,4 @@ class UNet(nn.Module):
                 res_block, attn = layer
                 h = attn(res_block(torch.cat([h, hs.pop()], dim=1), temb))
         h = F.silu(self.norm_out(h))
-        return self.conv_out(h if modulate is None else modulate(1, h))
+        return self.conv_out(modulated(modulate, 1, h))

@@ -1,0 +1,346 @@
+"""Experiments of the SMD paper (Li, van Breugel & van der Schaar, "Soft mixture denoising:
+beyond the expressive bottleneck of diffusion models"), shared by the ``smd_*`` chapters.
+
+* :func:`run_config` / :func:`trained`: the DDPM and SMD runs of the chapters as
+  :class:`gmdiff.config.RunConfig` objects (the structure of ``configs/*.yaml``), trained
+  and cached by :func:`gmdiff.runs.load_or_train` (the library's
+  :class:`~gmdiff.train.Trainer`, in a cache folder named by the hash of the config), so
+  a rerun only loads the EMA weights.
+* :func:`kernel_means` / :func:`kernel_kl`: the reverse kernel p(x_{t-1} | x_t) of a
+  trained eps network (DDPM: one Gaussian; SMD: a continuous mixture over eta, SMD paper
+  Eq. 11) and its KL from the exact posterior q(x_{t-1} | x_t) of Prop. 3.1.
+* :func:`eta_spread` / :func:`between_spread`: how much an SMD kernel's mean moves with eta
+  at a fixed x_t, against the spread of the exact posterior's component means.
+* :func:`step_seconds`: wall time of one training step against the number of eta draws
+  (SMD paper, Fig. 2b).
+* :func:`sample_run`: samples of a trained run with a sampler of ``gmdiff.samplers``
+  (Alg. 2 is the DDPM ancestral sampler with a fresh eta per step).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from gmdiff import runs
+from gmdiff.analytic.ddpm_posterior import ReversePosterior
+from gmdiff.config import RunConfig, load_config
+from gmdiff.samplers import SAMPLERS
+from gmdiff.samplers.base import call_denoiser
+from gmdiff.schedules import DiscreteVP
+
+#: The toy of the method chapter: configs/smd_toy.yaml's ring of 8 Gaussians.
+TOY_CONFIG = "configs/smd_toy.yaml"
+
+#: The repository root (src/gmdiff/papers/smd.py -> three levels up): relative config
+#: paths that do not exist from the working directory (a notebook run by nbval has
+#: notebooks/ as its working directory) are read from here.
+REPO = Path(__file__).resolve().parents[3]
+
+
+def run_config(
+    kind: str,
+    *,
+    base: str = TOY_CONFIG,
+    T: int | None = None,
+    steps: int | None = None,
+    batch_size: int | None = None,
+    seed: int = 0,
+    n_eta: int = 1,
+    reduction: str = "mean",
+    overrides: list[str] = (),
+) -> RunConfig:
+    """The RunConfig of ``base`` for ``kind`` = ``"smd"`` (its SMD network and loss) or
+    ``"ddpm"`` (the same base network without the SMD layers, trained with the eps loss,
+    Ho et al. 2020 Alg. 1), with the number of steps T, training length, batch and seed
+    replaced where given. ``base`` must be an SMD config (``model.net`` an SMD network); a
+    relative path is taken from the working directory, else from the repository root."""
+    if kind not in ("smd", "ddpm"):
+        raise ValueError(f"kind must be 'smd' or 'ddpm', got {kind!r}")
+    path = Path(base)
+    if not path.is_absolute() and not path.exists():
+        path = REPO / path
+    cfg = load_config(path, list(overrides))
+    if cfg.loss.name != "smd":
+        raise ValueError(f"{base} is not an SMD config (loss.name = {cfg.loss.name!r})")
+    if T is not None:
+        cfg.schedule.options = {**cfg.schedule.options, "T": T}
+    train = {"seed": seed}
+    train |= {} if steps is None else {"steps": steps}
+    train |= {} if batch_size is None else {"batch_size": batch_size}
+    cfg.train = replace(cfg.train, **train)
+    if kind == "smd":
+        cfg.loss.options = {**cfg.loss.options, "n_eta": n_eta, "reduction": reduction}
+        return cfg
+    from gmdiff import nets
+
+    smd_cfg = nets.get_config(cfg.model.net, **cfg.model.overrides)
+    base_name = {nets.MLPConfig: "toy_mlp", nets.UNetConfig: "digits"}[type(smd_cfg.base)]
+    cfg.model.net, cfg.model.overrides = base_name, asdict(smd_cfg.base)
+    cfg.loss.name, cfg.loss.options = "eps", {}
+    return cfg
+
+
+def trained(
+    cfg: RunConfig, cache_dir: str | Path | None = None
+) -> tuple[nn.Module, nn.Module, DiscreteVP]:
+    """(EMA eps network, its denoiser D(x, sigma), schedule) of the run ``cfg``:
+    :func:`gmdiff.runs.load_or_train` (trained once in the model cache, then loaded)."""
+    run, _ = runs.load_or_train(cfg, "smd", cache_dir=cache_dir)
+    return run.trained, run.denoiser, run.schedule
+
+
+@torch.no_grad()
+def kernel_means(
+    net: nn.Module,
+    denoiser: nn.Module,
+    schedule: DiscreteVP,
+    t: int,
+    x_t: Tensor,
+    n_eta: int,
+    generator: torch.Generator,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[Tensor, float]:
+    """The reverse kernel of one DDPM ancestral step from x_t (B, D) at step t in 2..T:
+    the means (n_eta, B, D) of N(mu(x_t, eta), beta-tilde_t I) for ``n_eta`` draws of eta
+    (a network without a latent gives n_eta equal rows), and beta-tilde_t (Ho et al. 2020,
+    Eq. 7; the variance of :func:`gmdiff.samplers.ddpm`). The mean is the sampler's:
+    sqrt(ab_{t-1}) beta_t / (1 - ab_t) x0-hat + sqrt(alpha_t) (1 - ab_{t-1}) / (1 - ab_t)
+    x_t with x0-hat the denoiser's output (DDPM's Eq. 7 mean, equal to Eq. 11's eps form).
+    """
+    if not 2 <= t <= schedule.T:
+        raise ValueError(f"t must be in 2..T={schedule.T} (t = 1 is deterministic), got {t}")
+    ab, ab_prev = schedule.alpha_bar[t].item(), schedule.alpha_bar[t - 1].item()
+    alpha, beta = ab / ab_prev, 1.0 - ab / ab_prev
+    B, D = x_t.shape
+    rows = x_t.to(dtype).repeat(n_eta, 1)
+    eta = net.eta_from(generator) if hasattr(net, "eta_from") else contextlib.nullcontext()
+    with eta:
+        a, s = (
+            torch.tensor(math.sqrt(ab), dtype=dtype),
+            torch.tensor(math.sqrt(1.0 - ab), dtype=dtype),
+        )
+        x0 = call_denoiser(denoiser, rows, a, s).double()
+    rows = rows.double()
+    mean = (math.sqrt(ab_prev) * beta * x0 + math.sqrt(alpha) * (1.0 - ab_prev) * rows) / (1 - ab)
+    return mean.reshape(n_eta, B, D), beta * (1.0 - ab_prev) / (1.0 - ab)
+
+
+def kernel_kl(
+    post: ReversePosterior,
+    means: Tensor,
+    var: float,
+    generator: torch.Generator,
+    n: int = 256,
+) -> tuple[Tensor, Tensor]:
+    """KL(q(x_{t-1} | x_t) || p(x_{t-1} | x_t)) per row of x_t for the kernel p = (1/K)
+    sum_k N(means_k, var I) (means (K, B, D); K = 1: a Gaussian kernel, K > 1: SMD's
+    continuous mixture over eta, SMD paper Eq. 11, by its K-draw Monte Carlo mixture).
+    Monte Carlo over n draws y ~ q(. | x_t) of log q(y | x_t) - log p(y | x_t), with q the
+    exact GMM of Prop. 3.1. Returns (value (B,), stderr (B,))."""
+    y = post.sample(generator, n)  # (n, B, D)
+    D = y.shape[-1]
+    d2 = ((y[:, None] - means[None]) ** 2).sum(-1)  # (n, K, B)
+    log_p = torch.logsumexp(-0.5 * d2 / var, 1) - math.log(means.shape[0])
+    log_p = log_p - 0.5 * D * math.log(2 * math.pi * var)
+    f = post.log_prob(y) - log_p
+    return f.mean(0), f.std(0) / math.sqrt(n)
+
+
+def eta_spread(means: Tensor) -> Tensor:
+    """tr Cov_eta[mu(x_t, eta)] per row: the spread of an SMD kernel's mean over its eta
+    draws (means (K, B, D) -> (B,)); 0 for a network that ignores eta."""
+    return means.var(0, unbiased=True).sum(-1)
+
+
+def between_spread(post: ReversePosterior) -> Tensor:
+    """tr sum_k w'_k (mu'_k - m)(mu'_k - m)^T per row: the spread of the exact posterior's
+    component means (Prop. 3.1, Eq. 7), which a kernel N(mu(x_t, z), beta-tilde I) with
+    the right component means would reproduce through z."""
+    d = post.means - post.mean()[:, None, :]
+    return (post.weights * (d**2).sum(-1)).sum(-1)
+
+
+def step_seconds(
+    cfg: RunConfig, n_etas: list[int], steps: int = 20, repeats: int = 3
+) -> dict[int, float]:
+    """Median (over ``repeats`` rounds) wall time of one training step of ``cfg``'s SMD
+    run for each number of eta draws (SMD paper, Fig. 2b), measured in this process with
+    the library's :class:`~gmdiff.train.Trainer` on the CPU with one torch thread: one
+    trainer per n_eta, warmed up by one untimed step, then ``steps`` timed steps of each
+    in every round. The rounds visit
+    every n_eta in turn, so a change of machine load affects them alike. Returns
+    {n_eta: seconds per step}."""
+    from gmdiff.train import Trainer
+
+    data, _ = runs.data_of(cfg)
+    times: dict[int, list[float]] = {k: [] for k in n_etas}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            trainers = {}
+            for k in n_etas:  # one trainer per n_eta, warmed up by one untimed step
+                run = replace(cfg, loss=replace(cfg.loss, options={**cfg.loss.options, "n_eta": k}))
+                pieces = runs.build(run)
+                train = replace(run.train, steps=1, log_every=10**9, device="cpu")
+                trainers[k] = Trainer(pieces.trained, pieces.loss, data, train)
+                trainers[k].fit(resume=False)
+            for _ in range(repeats):
+                for k, trainer in trainers.items():
+                    trainer.config = replace(trainer.config, steps=trainer.step + steps)
+                    start = time.perf_counter()
+                    trainer.fit(resume=False)
+                    times[k].append((time.perf_counter() - start) / steps)
+    finally:
+        torch.set_num_threads(threads)
+    return {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+
+
+def sample_run(
+    net: nn.Module,
+    denoiser: nn.Module,
+    schedule: DiscreteVP,
+    shape: tuple[int, ...],
+    n: int,
+    steps: int,
+    sampler: str = "ddpm",
+    seed: int = 0,
+    batch: int = 1000,
+    **options: Any,
+) -> Tensor:
+    """n samples (n, *shape) of a trained run with ``gmdiff.samplers.SAMPLERS[sampler]``
+    on ``steps`` respaced steps (:func:`gmdiff.runs.draw_samples`: x_T ~ N(0, I) and every
+    eta from one generator seeded by ``seed``): SMD paper, Alg. 2 for ``"ddpm"`` with
+    steps = T. ``net`` is unused (the denoiser carries it); kept for symmetry with
+    :func:`kernel_means`."""
+    return runs.draw_samples(
+        denoiser, schedule, SAMPLERS[sampler], steps, shape, n, seed=seed, batch=batch, **options
+    )
+
+
+def kernel_table(
+    models: dict[str, tuple[nn.Module, nn.Module]],
+    gmm,
+    schedule: DiscreteVP,
+    *,
+    n_x: int,
+    n_y: int,
+    n_eta: int,
+    seed: int,
+) -> pd.DataFrame:
+    """Per step t = 2..T: the KL from the exact reverse step q(x_{t-1} | x_t) (Prop. 3.1)
+    to each kernel, averaged over ``n_x`` draws x_t ~ q(x_t) shared by all rows (mean and
+    standard error over x_t), for
+
+    * ``"best Gaussian (exact)"``: N(m(x_t), C(x_t)), the moment-matched optimum (M_t);
+    * ``"best DDPM kernel (exact)"``: N(m(x_t), beta-tilde_t I), the exact posterior mean
+      with the sampler's variance -- what a perfectly trained DDPM network gives;
+    * each trained ``models[label] = (net, denoiser)``: its ancestral-step kernel
+      (:func:`kernel_means`, ``n_eta`` draws of eta for an SMD network).
+
+    Also the eta spread of each trained kernel's mean and the exact between-component
+    spread (:func:`eta_spread`, :func:`between_spread`), averaged over x_t."""
+    from gmdiff.analytic.ddpm_posterior import forward_marginal, posterior_kl, reverse_posterior
+
+    rows = []
+    for t in range(2, schedule.T + 1):
+        gen = torch.Generator().manual_seed(seed + t)
+        x_t = forward_marginal(gmm, schedule, t).sample(n_x, gen)
+        post = reverse_posterior(gmm, schedule, t, x_t)
+        between = float(between_spread(post).mean())
+        ab, ab_prev = schedule.alpha_bar[t].item(), schedule.alpha_bar[t - 1].item()
+        bt = (1 - ab / ab_prev) * (1 - ab_prev) / (1 - ab)
+        exact = {
+            "best Gaussian (exact)": "moment",
+            "best DDPM kernel (exact)": bt,
+        }
+        for label, variance in exact.items():
+            kl, _ = posterior_kl(gmm, schedule, t, x_t, generator=gen, n=n_y, variance=variance)
+            rows.append((t, label, kl, float("nan"), between))
+        for label, (net, den) in models.items():
+            means, var = kernel_means(net, den, schedule, t, x_t, n_eta, gen)
+            kl, _ = kernel_kl(post, means, var, gen, n_y)
+            rows.append((t, label, kl, float(eta_spread(means).mean()), between))
+    return pd.DataFrame(
+        [
+            {
+                "t": t,
+                "kernel": label,
+                "KL": float(kl.mean()),
+                "KL stderr": float(kl.std() / math.sqrt(kl.numel())),
+                "eta spread": spread,
+                "posterior between-mode spread": between,
+            }
+            for t, label, kl, spread, between in rows
+        ]
+    )
+
+
+def toy_sample_distance(
+    models: dict[str, tuple[nn.Module, nn.Module]],
+    gmm,
+    schedule: DiscreteVP,
+    *,
+    n: int,
+    sampler: str = "ddpm",
+    n_projections: int = 256,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Sliced Wasserstein-2 distance (:func:`gmdiff.metrics.sliced_wasserstein`) from
+    ``n`` samples of each model (all T steps of ``sampler``) to ``n`` exact draws of the
+    data, and, as the floor, from ``n`` other exact draws and from the exact GMM denoiser
+    sampled the same way (the best any Gaussian-kernel DDPM can do with this sampler)."""
+    from gmdiff.metrics import sliced_wasserstein
+
+    gen = torch.Generator().manual_seed(seed + 7)
+    ref = gmm.sample(n, generator=gen).float()
+    exact = gmm.sample(n, generator=gen).float()
+    rows = {"data (second draw)": exact}
+
+    class _Exact(nn.Module):  # the GMM denoiser in float32, as the networks run
+        def forward(self, x, sigma):
+            return gmm.denoiser(x.double(), sigma.double()).float()
+
+    runs = {"exact denoiser": (_Exact(), _Exact())} | models
+    D = ref.shape[1]
+    for label, (net, den) in runs.items():
+        rows[label] = sample_run(net, den, schedule, (D,), n, schedule.T, sampler, seed)
+    return {
+        k: sliced_wasserstein(x, ref, n_projections, torch.Generator().manual_seed(seed))
+        for k, x in rows.items()
+    }
+
+
+def digits_fd_table(
+    models: dict[str, tuple[nn.Module, nn.Module, DiscreteVP]],
+    grid: list[tuple[str, int]],
+    reference: Tensor,
+    classifier: nn.Module,
+    *,
+    n: int,
+    seed: int,
+) -> pd.DataFrame:
+    """FD-digits (:func:`gmdiff.metrics.frechet_distance_digits`, features of the zoo's
+    digit classifier; not FID) of ``n`` samples of each model against ``reference``
+    images, for each (sampler, number of backward steps) of ``grid`` ("ddpm": Alg. 2 /
+    ancestral; "ddim": deterministic DDIM, SMD paper Sec. 5.2). Samples are clipped to
+    [-1, 1] before the features, as images are stored."""
+    from gmdiff.metrics import frechet_distance_digits
+
+    rows = []
+    shape = tuple(reference.shape[1:])
+    for label, (net, den, sch) in models.items():
+        for sampler, steps in grid:
+            x = sample_run(net, den, sch, shape, n, steps, sampler, seed)
+            fd = frechet_distance_digits(x.clamp(-1, 1), reference, classifier)
+            rows.append({"model": label, "sampler": sampler, "steps": steps, "FD-digits": fd})
+    return pd.DataFrame(rows)

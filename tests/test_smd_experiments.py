@@ -1,0 +1,126 @@
+"""gmdiff.papers.smd: the reverse kernels of trained DDPM / SMD networks and their KL from
+the exact posterior of Prop. 3.1 (SMD paper), checked on exact models with planted errors,
+and the DDPM / SMD run configs."""
+
+import math
+
+import pytest
+import torch
+
+from gmdiff import config, data, runs
+from gmdiff.analytic import forward_marginal, posterior_kl, reverse_posterior
+from gmdiff.papers import smd
+from gmdiff.schedules import DiscreteVP
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+F64 = torch.float64
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def setting(t: int = 3):
+    gmm, sch = data.ring2d(8, 2.0, 0.1), DiscreteVP.cosine(5)
+    x_t = forward_marginal(gmm, sch, t).sample(16, gen(1))
+    return gmm, sch, x_t, reverse_posterior(gmm, sch, t, x_t)
+
+
+def test_kernel_means_of_the_exact_denoiser_are_the_posterior_mean():
+    """One ancestral step with the exact GMM denoiser (Gaussian score paper, Eq. 7) has the
+    mean of Prop. 3.1's mixture and DDPM's beta-tilde; a planted one-step slip is caught."""
+    gmm, sch, x_t, post = setting()
+    means, var = smd.kernel_means(gmm, gmm.denoiser, sch, 3, x_t, 2, gen(), dtype=F64)
+    assert means.shape == (2, 16, 2)
+    assert float((means - post.mean()).abs().max()) < 1e-10
+    ab = sch.alpha_bar
+    assert abs(var - float((1 - ab[3] / ab[2]) * (1 - ab[2]) / (1 - ab[3]))) < 1e-12
+    slip, _ = smd.kernel_means(gmm, gmm.denoiser, sch, 4, x_t, 1, gen(), dtype=F64)
+    assert float((slip[0] - post.mean()).abs().max()) > 1e-2
+    with pytest.raises(ValueError, match="t = 1 is deterministic"):
+        smd.kernel_means(gmm, gmm.denoiser, sch, 1, x_t, 1, gen(), dtype=F64)
+
+
+def test_kernel_kl_of_the_best_ddpm_kernel_matches_posterior_kl():
+    """K = 1, mean = posterior mean: kernel_kl is posterior_kl with sigma_t fixed (two
+    independent Monte Carlo estimates agree within 5 standard errors)."""
+    gmm, sch, x_t, post = setting()
+    means, var = smd.kernel_means(gmm, gmm.denoiser, sch, 3, x_t, 1, gen(), dtype=F64)
+    got, se = smd.kernel_kl(post, means, var, gen(2), n=4000)
+    ref, se_ref = posterior_kl(gmm, sch, 3, x_t, generator=gen(3), n=4000, variance=var)
+    assert torch.all((got - ref).abs() < 5 * torch.sqrt(se**2 + se_ref**2) + 1e-9)
+    assert float(got.mean()) > 0.05  # the posterior is not Gaussian here
+
+
+def test_kernel_kl_of_a_mixture_kernel_equal_to_the_posterior_is_zero():
+    """A 'soft mixture' whose K draws are the exact components (drawn by their weights) with
+    the exact component covariance has KL ~ 0; planted: variance x 2, or the component
+    means moved by one posterior std, give KL far above the Monte Carlo error."""
+    *_, post = setting()
+    c = float(post.covs[0, 0, 0])  # isotropic data: Sigma'_k = c I for every k
+    assert torch.allclose(post.covs, c * torch.eye(2, dtype=F64).expand(8, 2, 2))
+    K = 4000
+    k = torch.multinomial(post.weights, K, replacement=True, generator=gen(4)).T  # (K, B)
+    means = post.means[torch.arange(16)[None], k]  # (K, B, 2)
+    kl, se = smd.kernel_kl(post, means, c, gen(5), n=400)
+    assert float(kl.abs().max()) < 0.03 and float(se.max()) < 0.015, (kl, se)
+    planted_var, _ = smd.kernel_kl(post, means, 2.0 * c, gen(5), n=400)
+    planted_mean, _ = smd.kernel_kl(post, means + math.sqrt(c), c, gen(5), n=400)
+    assert float(planted_var.mean()) > 0.08 and float(planted_mean.min()) > 0.3
+
+
+def test_spreads():
+    """between_spread = tr Cov - sum_k w'_k tr Sigma'_k; eta_spread = 0 for equal draws."""
+    *_, post = setting()
+    within = (post.weights * torch.diagonal(post.covs, dim1=-2, dim2=-1).sum(-1)).sum(-1)
+    tr = torch.diagonal(post.cov(), dim1=-2, dim2=-1).sum(-1)
+    assert torch.allclose(smd.between_spread(post), tr - within, atol=1e-12)
+    m = post.mean()[None].expand(3, 16, 2)
+    assert float(smd.eta_spread(m).abs().max()) == 0.0
+    shifted = m + torch.tensor([-1.0, 0.0, 1.0], dtype=F64)[:, None, None]
+    assert torch.allclose(smd.eta_spread(shifted), torch.full((16,), 2.0, dtype=F64))
+
+
+def test_run_configs_share_the_base_network():
+    smd_cfg = smd.run_config("smd", T=3, steps=7, batch_size=8, seed=2, n_eta=4, reduction="min")
+    ddpm_cfg = smd.run_config("ddpm", T=3, steps=7, batch_size=8, seed=2)
+    assert smd_cfg.loss.options == {"n_eta": 4, "reduction": "min"}
+    assert ddpm_cfg.loss.name == "eps" and ddpm_cfg.model.net == "toy_mlp"
+    s_net, d_net = runs.build(smd_cfg).trained, runs.build(ddpm_cfg).trained
+    assert s_net.net.config == d_net.config  # the DDPM row is SMD's base network
+    assert config.sha(smd_cfg) != config.sha(ddpm_cfg)
+    assert runs.schedule_of(smd_cfg).T == 3 and smd_cfg.train.seed == 2
+    with pytest.raises(ValueError, match="kind"):
+        smd.run_config("edm")
+
+
+def test_trained_run_is_cached_and_sampled(tmp_path):
+    """Two Trainer steps, then a second call loads the checkpoint without training."""
+    cfg = smd.run_config("smd", T=3, steps=2, batch_size=16)
+    net, den, sch = smd.trained(cfg, tmp_path)
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    mtime = (run_dir / "checkpoint.pt").stat().st_mtime_ns
+    net2, _, _ = smd.trained(cfg, tmp_path)
+    assert (run_dir / "checkpoint.pt").stat().st_mtime_ns == mtime
+    for a, b in zip(net.state_dict().values(), net2.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    x = smd.sample_run(net, den, sch, (2,), n=5, steps=3, seed=1)
+    y = smd.sample_run(net, den, sch, (2,), n=5, steps=3, seed=1)
+    assert x.shape == (5, 2) and torch.equal(x, y) and torch.isfinite(x).all()
+
+
+def test_digits_run_configs_share_the_unet():
+    """configs/smd_digits.yaml: the DDPM row is the `digits` U-Net that SMD modulates."""
+    smd_cfg = smd.run_config("smd", base="configs/smd_digits.yaml")
+    ddpm_cfg = smd.run_config("ddpm", base="configs/smd_digits.yaml")
+    s_net, d_net = runs.build(smd_cfg).trained, runs.build(ddpm_cfg).trained
+    assert s_net.net.config == d_net.config and ddpm_cfg.model.net == "digits"
+    assert runs.schedule_of(ddpm_cfg).T == 1000 and ddpm_cfg.loss.name == "eps"
+
+
+def test_relative_config_paths_resolve_from_the_repository(tmp_path, monkeypatch):
+    """nbval runs a chapter from notebooks/: configs/... is then read from the repo root."""
+    monkeypatch.chdir(tmp_path)
+    assert smd.run_config("smd", T=4).schedule.options["T"] == 4
+    with pytest.raises(FileNotFoundError, match="not found"):
+        smd.run_config("smd", base="configs/no_such_file.yaml")
