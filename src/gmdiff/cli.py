@@ -12,8 +12,9 @@ raises an error naming it):
 ``model``     ``net`` (a name in ``gmdiff.nets.CONFIGS``), ``overrides`` (its fields),
               ``precond`` (edm, ve, score, vp: how the raw net becomes D(x, sigma)),
               ``sigma_data`` (EDM preconditioning and loss).
-``loss``      ``name`` (edm, dsm, eps, smd) and ``options`` (edm: p_mean, p_std; smd:
-              n_eta, reduction, temperature).
+``loss``      ``name`` (edm, dsm, eps, smd, gm_ddpm) and ``options`` (edm: p_mean, p_std;
+              smd: n_eta, reduction, temperature; gm_ddpm: classifier_weight; GM-DDPM's
+              offsets, lam and direction, are fields of its net config in ``model``).
 ``schedule``  ``name`` (edm, ve, vp_linear, ddpm_linear, ddpm_cosine) and ``options``:
               the noise process of the dsm/eps/smd losses and of sampling.
 ``train``     the fields of :class:`gmdiff.train.TrainConfig`.
@@ -311,7 +312,12 @@ def _models(cfg: RunConfig, schedule) -> tuple[nn.Module, nn.Module, Any]:
             "model.precond = 'vp' needs a VP schedule (schedule.name vp_linear, ddpm_linear "
             f"or ddpm_cosine), got schedule.name = {cfg.schedule.name!r}"
         )
-    if cfg.loss.name in ("eps", "smd"):
+    if cfg.loss.name == "gm_ddpm" and not isinstance(net_cfg, nets.GMDDPMConfig):
+        raise ValueError(
+            f"loss.name = 'gm_ddpm' trains a GM-DDPM network (eps net + component classifier); "
+            f"model.net = {cfg.model.net!r} is not one (choose a gm_ddpm_* config)"
+        )
+    if cfg.loss.name in ("eps", "smd", "gm_ddpm"):
         if cfg.model.precond != "vp":
             raise ValueError(
                 f"loss.name = {cfg.loss.name!r} trains an eps network, which samples through "
@@ -339,6 +345,7 @@ def _loss(cfg: RunConfig, schedule) -> Callable:
         "dsm": (losses.dsm_loss, Schedule, set()),
         "eps": (losses.eps_loss, DiscreteVP, set()),
         "smd": (losses.smd_loss, DiscreteVP, {"n_eta", "reduction", "temperature"}),
+        "gm_ddpm": (losses.gm_ddpm_loss, DiscreteVP, {"classifier_weight"}),
     }
     fn, kind, allowed = _pick(kinds, name, "loss.name")
     if set(opts) - allowed:
@@ -356,7 +363,7 @@ def _loss(cfg: RunConfig, schedule) -> Callable:
 
 
 def _sample_shape(net_cfg) -> tuple[int, ...]:
-    net_cfg = getattr(net_cfg, "base", net_cfg)  # an SMD network has its base's shape
+    net_cfg = getattr(net_cfg, "base", net_cfg)  # SMD / GM-DDPM nets: their base's shape
     if hasattr(net_cfg, "dim"):
         return (net_cfg.dim,)
     return (net_cfg.in_ch, net_cfg.resolution, net_cfg.resolution)
@@ -541,9 +548,7 @@ def _parser() -> argparse.ArgumentParser:
             metavar="KEY=VALUE",
             help="override a config key, e.g. --set train.steps=100 (repeatable)",
         )
-        c.add_argument(
-            "--debug", action="store_true", help="on an error, show its full traceback"
-        )
+        c.add_argument("--debug", action="store_true", help="on an error, show its full traceback")
         if name == "train":
             c.add_argument(
                 "--no-resume",
