@@ -307,3 +307,58 @@ def test_cli_train_then_sample_with_every_sampler(tmp_path, capsys):
     assert torch.equal(torch.load(tmp_path / "samples.pt", weights_only=True)["samples"], first)
     assert main(["evaluate", *base]) == 0
     capsys.readouterr()
+
+
+# --------------------------------------------------------------------------------------
+# The chapters' helpers (gmdiff.papers.gm_ddpm)
+# --------------------------------------------------------------------------------------
+
+
+def test_marginal_and_posterior_checks_pass_and_fail_on_the_printed_forms():
+    from gmdiff.papers import gm_ddpm as P
+
+    sch, noise = DiscreteVP.linear(T=200, beta_1=1e-3, beta_T=0.05), OffsetMixtureNoise(1.0)
+    x0 = torch.tensor([3.0, 2.0], dtype=F64)
+    good = P.marginal_check(x0, sch, noise, [20, 60], 3000, 0)
+    assert (good[["z_mean", "z_var"]].abs().to_numpy() < 4).all() and (good.ks_p > 1e-3).all()
+    bad = P.marginal_check(x0, sch, noise, [20, 60], 3000, 0, x0_scale=lambda a: a)
+    assert (bad.ks_p < 1e-6).all()  # Eq. 22 as printed
+    post = P.posterior_check(x0, sch, noise, [5, 60], 3000, 0)
+    assert (post.z_mean.abs() < 4).all() and (post.eq9_gap < 1e-12).all()
+    assert ((post.var_ratio - 1).abs() < 0.1).all()
+    printed = P.posterior_check(x0, sch, noise, [60], 3000, 0, printed_eq29=True)
+    assert printed.z_mean.abs().iloc[0] > 10  # Eq. 29 as printed
+
+
+def test_expected_mse_matches_simulation_and_psnr_falls_with_lambda():
+    from gmdiff.papers import gm_ddpm as P
+
+    sch = DiscreteVP.linear()
+    x0 = torch.rand(4000, 1, 4, 4, generator=gen(0), dtype=F64) * 2 - 1
+    for lam, t in ((0.0, 300), (1.0, 300), (1.0, 800)):
+        noise = OffsetMixtureNoise(lam)
+        x_t, _, _ = sample_marginal(x0, t, sch, noise, gen(1))
+        sim = float(((x_t - x0) ** 2).mean())
+        assert abs(sim / P.expected_mse(x0, sch, noise, t) - 1) < 0.05
+    # planted: the offsets' second moment left out at lam = 1 misses by ~ lambda^2 gamma_t
+    noise = OffsetMixtureNoise(1.0)
+    x_t, _, _ = sample_marginal(x0, 300, sch, noise, gen(1))
+    no_offsets = P.expected_mse(x0, sch, OffsetMixtureNoise(0.0), 300)
+    assert float(((x_t - x0) ** 2).mean()) / no_offsets > 1.3
+
+
+def test_trained_run_trains_once_and_reloads(tmp_path, monkeypatch):
+    from gmdiff.papers import gm_ddpm as P
+
+    cfg = load_config(CONFIGS / "gm_ddpm_toy.yaml", ["train.steps=10", "train.ckpt_every=10"])
+    net, _den, sch = P.trained_run(cfg, cache_dir=tmp_path)
+    assert isinstance(net, GMDDPMNet) and sch.T == 20
+    (folder,) = list(tmp_path.iterdir())
+    stamp = (folder / "checkpoint.pt").stat().st_mtime_ns
+    net2, _, _ = P.trained_run(cfg, cache_dir=tmp_path)
+    assert (folder / "checkpoint.pt").stat().st_mtime_ns == stamp  # nothing retrained
+    for a, b in zip(net.state_dict().values(), net2.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    other = load_config(CONFIGS / "gm_ddpm_toy.yaml", ["train.steps=10", "model.overrides.lam=1.0"])
+    P.trained_run(other, cache_dir=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 2  # another config, another folder

@@ -386,7 +386,7 @@ class ExactGMDDPM(torch.nn.Module):
         data: GaussianMixture,
         schedule: DiscreteVP,
         noise: OffsetMixtureNoise,
-        resolution: float = 0.1,
+        resolution: float = 0.25,
         chunk: int = 512,
     ) -> None:
         super().__init__()
