@@ -46,11 +46,12 @@ data_dir = None
 import pandas as pd
 import torch
 
-from gmdiff import data, metrics, plotting
+from gmdiff import data, plotting
 from gmdiff.analytic.gm_ddpm import ExactGMDDPM
-from gmdiff.cli import load_config
+from gmdiff.config import load_config
 from gmdiff.papers import gm_ddpm as P
 from gmdiff.profiles import get_profile
+from gmdiff.runs import load_or_train
 
 torch.set_num_threads(1)
 plotting.style()
@@ -59,12 +60,12 @@ cfg = get_profile("gmd_training", profile)
 ring = data.ring2d(k=8, radius=2.0, std=0.1)
 models = {}
 for lam in cfg["lams"]:
-    run = load_config(
+    run_cfg = load_config(
         "configs/gm_ddpm_toy.yaml",
         [f"model.overrides.lam={lam}", f"train.steps={cfg['steps']}", f"train.seed={seed}"],
     )
-    models[lam] = P.trained_run(run)  # (GMDDPMNet with EMA weights, its denoiser, schedule)
-sched = models[cfg["lams"][0]][2]
+    models[lam], _ = load_or_train(run_cfg, "gm_ddpm_toy")  # trained by gmdiff.train.Trainer
+sched = models[cfg["lams"][0]].schedule
 print(f"trained {len(models)} models (lambda = {cfg['lams']}), T = {sched.T}, {cfg['steps']} steps each")
 
 # %% [markdown]
@@ -80,9 +81,10 @@ print(f"trained {len(models)} models (lambda = {cfg['lams']}), T = {sched.T}, {c
 ident = pd.concat(
     [
         P.identifiability(
-            ExactGMDDPM(ring, sched, net.noise), ring, sched, [1, 5, 10, 15, 20], cfg["n_id"], seed, net=net
+            ExactGMDDPM(ring, sched, run.trained.noise), ring, sched, [1, 5, 10, 15, 20], cfg["n_id"],
+            seed, net=run.trained,
         ).assign(lam=lam)
-        for lam, (net, _, _) in models.items()
+        for lam, run in models.items()
         if lam > 0
     ]
 )
@@ -110,8 +112,8 @@ print(ident[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 # NBVAL_TOLERANCE abs=0.03 rel=0.1  (measured: KERNEL)
 reference = ring.sample(cfg["n"], torch.Generator().manual_seed(seed + 100))
 quality = pd.concat(
-    [P.sample_quality(den, sched, reference, cfg["n"], [0, 1, 2]).assign(lam=lam)
-     for lam, (_, den, _) in models.items()]
+    [P.sample_quality(run.denoiser, sched, reference, cfg["n"], [0, 1, 2]).assign(lam=lam)
+     for lam, run in models.items()]
 )
 summary = quality.groupby(["sampler", "lam"], sort=False).sw2.agg(["mean", "std"]).unstack("lam")
 table = summary["mean"].map(lambda v: f"{v:.3f}") + " ± " + summary["std"].map(lambda v: f"{v:.3f}")

@@ -15,7 +15,8 @@ import pytest
 import torch
 import yaml
 
-from gmdiff.cli import _loss, _schedule, load_config, main
+from gmdiff.cli import load_config, main
+from gmdiff.runs import loss_of, schedule_of
 from gmdiff.samplers import SAMPLERS
 from gmdiff.train import Trainer, lock_dir
 
@@ -423,7 +424,7 @@ def test_bools_and_words_are_refused_where_numbers_belong(tmp_path, line, bad, o
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.stem)
 def test_shipped_configs_validate(path):
     cfg = load_config(path)
-    _loss(cfg, _schedule(cfg))
+    loss_of(cfg, schedule_of(cfg))
     assert cfg.train.steps >= 1
 
 

@@ -23,11 +23,15 @@ from gmdiff.analytic.gm_ddpm import (
     offset_sum,
     sample_marginal,
 )
-from gmdiff.cli import _loss, _models, _schedule, load_config, main
+from gmdiff.cli import main
+from gmdiff.config import load_config
 from gmdiff.data import isotropic_gmm, ring2d
 from gmdiff.losses import gm_ddpm_loss
 from gmdiff.nets import GMDDPMNet, VPPrecond, build_net, count_params, get_config
 from gmdiff.noise import OffsetMixtureNoise
+from gmdiff.runs import loss_of as _loss
+from gmdiff.runs import models_of as _models
+from gmdiff.runs import schedule_of as _schedule
 from gmdiff.samplers.gm_ddpm import STRATEGIES, mixture_prior
 from gmdiff.schedules import DiscreteVP, denoiser_to_eps
 from gmdiff.train import TrainConfig, Trainer
@@ -345,20 +349,3 @@ def test_expected_mse_matches_simulation_and_psnr_falls_with_lambda():
     x_t, _, _ = sample_marginal(x0, 300, sch, noise, gen(1))
     no_offsets = P.expected_mse(x0, sch, OffsetMixtureNoise(0.0), 300)
     assert float(((x_t - x0) ** 2).mean()) / no_offsets > 1.3
-
-
-def test_trained_run_trains_once_and_reloads(tmp_path, monkeypatch):
-    from gmdiff.papers import gm_ddpm as P
-
-    cfg = load_config(CONFIGS / "gm_ddpm_toy.yaml", ["train.steps=10", "train.ckpt_every=10"])
-    net, _den, sch = P.trained_run(cfg, cache_dir=tmp_path)
-    assert isinstance(net, GMDDPMNet) and sch.T == 20
-    (folder,) = list(tmp_path.iterdir())
-    stamp = (folder / "checkpoint.pt").stat().st_mtime_ns
-    net2, _, _ = P.trained_run(cfg, cache_dir=tmp_path)
-    assert (folder / "checkpoint.pt").stat().st_mtime_ns == stamp  # nothing retrained
-    for a, b in zip(net.state_dict().values(), net2.state_dict().values(), strict=True):
-        assert torch.equal(a, b)
-    other = load_config(CONFIGS / "gm_ddpm_toy.yaml", ["train.steps=10", "model.overrides.lam=1.0"])
-    P.trained_run(other, cache_dir=tmp_path)
-    assert len(list(tmp_path.iterdir())) == 2  # another config, another folder

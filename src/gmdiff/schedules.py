@@ -120,6 +120,12 @@ class Schedule:
         """Noise level of the equivalent unscaled (EDM) process, sigma(t) / alpha(t)."""
         return self.sigma(t) / self.alpha(t)
 
+    @property
+    def prior_std(self) -> float:
+        """The process's prior x_T ~ N(0, prior_std^2 I), where samplers start (score_sde's
+        ``SDE.prior_sampling``): sigma(t_max) for an unscaled process (EDM, VE)."""
+        return float(self.sigma(self.t_max))
+
     def pf_ode_drift(self, x: Tensor, t: TensorLike, score: Tensor) -> Tensor:
         """dx/dt of the probability-flow ODE for x_t = alpha x_0 + sigma eps.
 
@@ -227,6 +233,9 @@ class VPLinear(Schedule):
         _check("VPLinear", "0 <= beta_min < beta_max < inf", vars(self))
         _check("VPLinear", "0 < t_min < t_max <= 1", vars(self))
 
+    #: x_T ~ N(0, I), as score_sde's VPSDE.prior_sampling (sigma(1) = 1 - 2e-9 here).
+    prior_std = 1.0
+
     def beta(self, t: TensorLike) -> Tensor:
         return self.beta_min + _as_tensor(t) * (self.beta_max - self.beta_min)
 
@@ -274,6 +283,9 @@ class DiscreteVP:
     @property
     def T(self) -> int:
         return int(self.betas.shape[0])
+
+    #: x_T ~ N(0, I): the prior of a VP process (alpha_bar_T ~ 0).
+    prior_std = 1.0
 
     @property
     def alpha_bar(self) -> Tensor:

@@ -7,13 +7,8 @@ the samplers of Algs. 2-5 in :func:`gmdiff.samplers.gm_ddpm`.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -242,20 +237,26 @@ def sample_quality(
     seeds: Sequence[int],
     runs: dict[str, tuple[str, int | None, dict]] = SAMPLER_RUNS,
 ) -> pd.DataFrame:
-    """Every run of ``runs`` from x_T ~ N(0, I) (n, D), once per seed: the sliced
-    2-Wasserstein distance (:func:`gmdiff.metrics.sliced_wasserstein`, 128 projections) to
-    ``reference`` samples of the data. One row per (run, seed)."""
+    """Every run of ``runs`` (:func:`gmdiff.runs.draw_samples`: x_T ~ N(0, I), one generator
+    seeded by 1000 + seed), once per seed: the sliced 2-Wasserstein distance
+    (:func:`gmdiff.metrics.sliced_wasserstein`, 128 projections) to ``reference`` samples
+    of the data. One row per (run, seed)."""
+    from gmdiff.runs import draw_samples
     from gmdiff.samplers import SAMPLERS
 
     rows = []
     for name, (sampler, steps, opts) in runs.items():
         for s in seeds:
-            g = torch.Generator().manual_seed(1000 + s)
-            x_T = torch.randn(n, reference.shape[1], generator=g, dtype=F64)
-            with torch.no_grad():
-                x = SAMPLERS[sampler](
-                    denoiser, schedule, x_T, steps or schedule.T, generator=g, **opts
-                )
+            x = draw_samples(
+                denoiser,
+                schedule,
+                SAMPLERS[sampler],
+                steps or schedule.T,
+                tuple(reference.shape[1:]),
+                n,
+                seed=1000 + s,
+                **opts,
+            )
             sw = metrics.sliced_wasserstein(
                 x.double(), reference.double(), 128, torch.Generator().manual_seed(s)
             )
@@ -303,41 +304,3 @@ def identifiability(
             }
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-# --------------------------------------------------------------------------------------
-# Trained runs (until gmdiff.runs lands on main)
-# --------------------------------------------------------------------------------------
-
-
-def trained_run(cfg, cache_dir: str | Path | None = None):
-    """Train the run config ``cfg`` (a :class:`gmdiff.cli.RunConfig`) with
-    :func:`gmdiff.cli.train` in a cache folder named by a hash of its data, model, loss,
-    schedule and train sections (a rerun finds the checkpoint and trains nothing), and
-    return (the trained module with its EMA weights, its denoiser, the schedule), in eval
-    mode without gradients."""
-    from gmdiff import cli
-    from gmdiff.train import load_checkpoint
-
-    key = json.dumps(
-        {k: asdict(getattr(cfg, k)) for k in (*cli.RUN_SECTIONS, "train")},
-        sort_keys=True,
-        default=str,
-    )
-    root = Path(cache_dir or os.environ.get("GMDIFF_CACHE_DIR", "results/cache"))
-    out = root / f"run-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
-    cfg = replace(cfg, out_dir=str(out))
-    if not (out / "checkpoint.pt").is_file() or _step(out) < cfg.train.steps:
-        with torch.random.fork_rng(devices=[]):
-            cli.train(cfg)
-    schedule = cli._schedule(cfg)
-    trained, denoiser, _ = cli._models(cfg, schedule)
-    load_checkpoint(out / "checkpoint.pt", trained, ema=True)
-    denoiser.eval().requires_grad_(False)
-    return trained, denoiser, schedule
-
-
-def _step(out: Path) -> int:
-    from gmdiff.train import read_checkpoint
-
-    return int(read_checkpoint(out / "checkpoint.pt")["step"])

@@ -1,0 +1,394 @@
+"""The experiment harness: build, train, cache and sample a run from its config.
+
+Every trained model of the CLI and of the chapters is a :class:`~gmdiff.config.RunConfig`
+taken through the same steps:
+
+* :func:`build` turns the config into its pieces (:class:`Run`): the noise process, the
+  module the trainer optimises, the denoiser D(x, sigma) built on it, the loss;
+* :func:`train` trains it with :class:`gmdiff.train.Trainer` in ``cfg.out_dir``
+  (checkpoints, exact resume, EMA, DDP, progress bar; the CLI's ``gmdiff train``);
+* :func:`load_or_train` does the same in a folder of the model cache named by the config's
+  hash, so a chapter trains a model once, resumes it after an interruption, and then loads
+  it (in every profile: a ``full`` run of days on a GPU checkpoints like the CLI's);
+* :func:`draw_samples` is the one sampling loop: x_T from the schedule's prior, batches,
+  one generator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import inspect
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import Tensor, nn
+
+from gmdiff import config as C
+from gmdiff.config import RunConfig
+from gmdiff.train import CHECKPOINT, Trainer, atomic_write, load_checkpoint, remove_orphans
+
+CACHE_ENV = "GMDIFF_CACHE_DIR"
+
+
+def call_with(fn: Callable, options: dict, where: str, *args: Any, **fixed: Any) -> Any:
+    """fn(*args, **fixed, **options), turning a bad option into an error naming ``where``."""
+    clash = sorted(set(options) & set(fixed))
+    if clash:
+        raise ValueError(f"{where}: {clash} are set by the command, not by the config")
+    try:
+        inspect.signature(fn).bind_partial(*args, **fixed, **options)
+    except TypeError as err:
+        raise ValueError(f"{where}: {err}") from None
+    return fn(*args, **fixed, **options)
+
+
+def pick(registry: dict, name: str, where: str) -> Any:
+    if name not in registry:
+        raise ValueError(f"{where} = {name!r} is not known; choose one of {sorted(registry)}")
+    return registry[name]
+
+
+# --------------------------------------------------------------------------------------
+# Building the pieces (nets, data and samplers are imported lazily)
+# --------------------------------------------------------------------------------------
+
+
+def schedule_of(cfg: RunConfig):
+    """The noise process of ``cfg.schedule``."""
+    from gmdiff.schedules import EDM, VE, DiscreteVP, VPLinear
+
+    registry = {
+        "edm": EDM,
+        "ve": VE,
+        "vp_linear": VPLinear,
+        "ddpm_linear": DiscreteVP.linear,
+        "ddpm_cosine": DiscreteVP.cosine,
+    }
+    fn = pick(registry, cfg.schedule.name, "schedule.name")
+    return call_with(fn, cfg.schedule.options, "schedule.options")
+
+
+def data_of(cfg: RunConfig) -> tuple[Any, Any]:
+    """(training data: tensor, dataset or sampler; the analytic model of a toy or None)."""
+    from gmdiff import data
+
+    toys = {"ring2d": data.ring2d, "grid2d": data.grid2d}
+    images = {
+        "digits8x8": lambda: data.digits8x8()[0],
+        "mnist5k": lambda: data.mnist5k()[0],
+        "cifar10": lambda data_dir, train=True: data.load_cifar10(data_dir, train)[0],
+        "celeba64": data.load_celeba64,
+        "lsun": data.load_lsun,
+    }
+    name = cfg.data.name
+    fn = pick(toys | images, name, "data.name")
+    loaded = call_with(fn, cfg.data.options, "data.options")
+    if name in toys:
+        return (lambda n, g: loaded.sample(n, generator=g).float()), loaded
+    return loaded, None
+
+
+def transform_of(cfg: RunConfig) -> Callable[[Tensor, torch.Generator], Tensor] | None:
+    from gmdiff.data import random_hflip
+
+    if not cfg.data.hflip and cfg.data.centered:
+        return None
+
+    def transform(x: Tensor, g: torch.Generator) -> Tensor:
+        x = random_hflip(x, g) if cfg.data.hflip else x
+        return x if cfg.data.centered else (x + 1) / 2
+
+    return transform
+
+
+def models_of(cfg: RunConfig, schedule) -> tuple[nn.Module, nn.Module, Any]:
+    """(the module the trainer optimises, the denoiser D(x, sigma) built on it, its net
+    config). For the eps, smd and gm_ddpm losses the trained module is the raw eps network and the
+    denoiser wraps it in VPPrecond; otherwise both are the preconditioned denoiser."""
+    from gmdiff import nets
+    from gmdiff.schedules import DiscreteVP, VPLinear
+
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.model.overrides.items()}
+    net_cfg = nets.get_config(cfg.model.net, **overrides)
+    net = nets.build_net(net_cfg, seed=cfg.train.seed)  # a run is determined by its config
+    wrappers = {
+        "edm": lambda n: nets.EDMPrecond(n, cfg.model.sigma_data),
+        "ve": nets.VEPrecond,
+        "score": nets.ScorePrecond,
+        "vp": lambda n: nets.VPPrecond(n, schedule),
+    }
+    wrap = pick(wrappers, cfg.model.precond, "model.precond")
+    if cfg.model.precond == "vp" and not isinstance(schedule, DiscreteVP | VPLinear):
+        raise ValueError(
+            "model.precond = 'vp' needs a VP schedule (schedule.name vp_linear, ddpm_linear "
+            f"or ddpm_cosine), got schedule.name = {cfg.schedule.name!r}"
+        )
+    if cfg.loss.name == "gm_ddpm" and not isinstance(net_cfg, nets.GMDDPMConfig):
+        raise ValueError(
+            f"loss.name = 'gm_ddpm' trains a GM-DDPM network (eps net + component classifier); "
+            f"model.net = {cfg.model.net!r} is not one (choose a gm_ddpm_* config)"
+        )
+    if cfg.loss.name in ("eps", "smd", "gm_ddpm"):
+        if cfg.model.precond != "vp":
+            raise ValueError(
+                f"loss.name = {cfg.loss.name!r} trains an eps network, which samples through "
+                f"the 'vp' preconditioning; set model.precond: vp (got {cfg.model.precond!r})"
+            )
+        return net, wrap(net), net_cfg
+    denoiser = wrap(net)
+    return denoiser, denoiser, net_cfg
+
+
+def loss_of(cfg: RunConfig, schedule) -> Callable:
+    from gmdiff import losses
+    from gmdiff.schedules import DiscreteVP, Schedule
+
+    name, opts = cfg.loss.name, cfg.loss.options
+    if name == "edm":
+        allowed = {"p_mean", "p_std"}
+        if set(opts) - allowed:
+            raise ValueError(
+                f"loss.options {sorted(set(opts) - allowed)} not allowed for the edm loss; "
+                f"allowed: {sorted(allowed)} (sigma_data is model.sigma_data)"
+            )
+        return partial(losses.edm_loss, sigma_data=cfg.model.sigma_data, **opts)
+    kinds = {
+        "dsm": (losses.dsm_loss, Schedule, set()),
+        "eps": (losses.eps_loss, DiscreteVP, set()),
+        "smd": (losses.smd_loss, DiscreteVP, {"n_eta", "reduction", "temperature"}),
+        "gm_ddpm": (losses.gm_ddpm_loss, DiscreteVP, {"classifier_weight"}),
+    }
+    fn, kind, allowed = pick(kinds, name, "loss.name")
+    if set(opts) - allowed:
+        raise ValueError(
+            f"loss.options {sorted(set(opts) - allowed)} not allowed for the {name} loss; "
+            f"allowed: {sorted(allowed) or 'none'}"
+        )
+    if not isinstance(schedule, kind):
+        raise ValueError(
+            f"the {name} loss needs a {kind.__name__} schedule, got schedule.name = "
+            f"{cfg.schedule.name!r}"
+        )
+    inspect.signature(fn).bind_partial(schedule=schedule, **opts)  # the allowed names exist
+    return partial(fn, schedule=schedule, **opts)
+
+
+def sample_shape(net_cfg) -> tuple[int, ...]:
+    net_cfg = getattr(net_cfg, "base", net_cfg)  # SMD / GM-DDPM nets: their base's shape
+    if hasattr(net_cfg, "dim"):
+        return (net_cfg.dim,)
+    return (net_cfg.in_ch, net_cfg.resolution, net_cfg.resolution)
+
+
+# --------------------------------------------------------------------------------------
+# A run
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """The pieces of a run config: ``trained`` is what the trainer optimises (after
+    :func:`load_or_train`: the EMA weights, in eval mode), ``denoiser`` the D(x, sigma)
+    built on it (the same module, or a VPPrecond around an eps network)."""
+
+    cfg: RunConfig
+    schedule: Any
+    trained: nn.Module
+    denoiser: nn.Module
+    net_config: Any
+    loss: Callable
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of one example."""
+        return sample_shape(self.net_config)
+
+    def sample(self, n: int, seed: int = 0, **overrides: Any) -> Tensor:
+        """n samples as the config's ``sample`` section says (sampler, steps, batch,
+        options), any of them overridden by keyword (``sampler`` a name in
+        ``gmdiff.samplers.SAMPLERS``; other keywords are sampler options) --
+        :func:`draw_samples`."""
+        from gmdiff.samplers import SAMPLERS
+
+        s = self.cfg.sample
+        name = overrides.pop("sampler", s.sampler)
+        steps, batch = overrides.pop("steps", s.steps), overrides.pop("batch", s.batch)
+        options = (s.options if name == s.sampler else {}) | overrides
+        fn = pick(SAMPLERS, name, "sample.sampler")
+        return draw_samples(
+            self.denoiser,
+            self.schedule,
+            fn,
+            steps,
+            self.shape,
+            n,
+            seed=seed,
+            batch=batch,
+            **options,
+        )
+
+
+def build(cfg: RunConfig) -> Run:
+    """The pieces of ``cfg``, the network freshly initialised from ``cfg.train.seed``."""
+    schedule = schedule_of(cfg)
+    trained, denoiser, net_cfg = models_of(cfg, schedule)
+    return Run(cfg, schedule, trained, denoiser, net_cfg, loss_of(cfg, schedule))
+
+
+def _trainer(run: Run, out_dir: str | Path) -> Trainer:
+    data, _ = data_of(run.cfg)
+    return Trainer(
+        run.trained,
+        run.loss,
+        data,
+        run.cfg.train,
+        out_dir,
+        transform_of(run.cfg),
+        run_config={name: C.plain(getattr(run.cfg, name)) for name in C.RUN_SECTIONS},
+    )
+
+
+def train(cfg: RunConfig, resume: bool = True) -> list[dict]:
+    """Train ``cfg`` in ``cfg.out_dir`` (locked meanwhile; resumed when its checkpoint
+    belongs to this config, refused when it belongs to another); writes
+    out_dir/config.yaml once those checks pass. Returns the trainer's log records."""
+    trainer = _trainer(build(cfg), cfg.out_dir)
+    with trainer.session(resume):
+        if trainer.info.is_main:
+            path = Path(cfg.out_dir) / "config.yaml"
+            remove_orphans(path)
+            atomic_write(path, yaml.safe_dump(C.plain(cfg), sort_keys=False))
+        history = trainer.fit()
+    return history if trainer.info.is_main else []
+
+
+def cache_root(cache_dir: str | Path | None = None) -> Path:
+    """``cache_dir``, else ``$GMDIFF_CACHE_DIR``, else ``results/cache`` under the
+    repository root (the folder holding ``pyproject.toml`` above this file), else under
+    the current directory."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    repo = Path(__file__).resolve().parents[2]
+    base = repo if (repo / "pyproject.toml").is_file() else Path.cwd()
+    return base / "results" / "cache"
+
+
+def run_dir(cfg: RunConfig, name: str = "run", cache_dir: str | Path | None = None) -> Path:
+    """The cache folder of ``cfg``: ``<cache root>/runs/<name>-<hash of the config>``."""
+    return cache_root(cache_dir) / "runs" / f"{name}-{C.sha(cfg)}"
+
+
+def load_or_train(
+    cfg: RunConfig,
+    name: str = "run",
+    *,
+    cache_dir: str | Path | None = None,
+    snapshot_steps: Iterable[int] = (),
+) -> tuple[Run, dict[int, nn.Module]]:
+    """The run of ``cfg`` with its trained EMA weights, and the EMA denoisers at
+    ``snapshot_steps``. Trained in :func:`run_dir` (checkpointing every
+    ``train.ckpt_every`` steps, resumed after an interruption) unless already there;
+    training stops at each snapshot step and continues, which gives the same weights as
+    one uninterrupted run."""
+    folder = run_dir(cfg, name, cache_dir)
+    stops = sorted({int(s) for s in snapshot_steps})
+    if any(not 0 <= s <= cfg.train.steps for s in stops):
+        raise ValueError(f"snapshot_steps must lie in [0, {cfg.train.steps}], got {stops}")
+    run = build(dataclasses.replace(cfg, out_dir=str(folder)))
+    snapshots: dict[int, nn.Module] = {}
+    for stop in [*stops, cfg.train.steps]:
+        snap = folder / f"snapshot-{stop}.pt"
+        if stop in stops and snap.is_file():
+            continue
+        if stop in stops and _finished_at(folder) > stop:  # a snapshot asked for later:
+            (folder / CHECKPOINT).unlink()  # retrain from step 0 (training is deterministic)
+        if _finished_at(folder) < stop:
+            part = dataclasses.replace(run.cfg, train=dataclasses.replace(cfg.train, steps=stop))
+            _fit(_trainer(build(part), folder))
+        if stop in stops:
+            load_checkpoint(folder / CHECKPOINT, run.trained, ema=True)
+            atomic_write(snap, lambda f: torch.save(run.trained.state_dict(), f))
+    load_checkpoint(folder / CHECKPOINT, run.trained, ema=True)
+    for stop in stops:
+        snapshots[stop] = _frozen(build(run.cfg), folder / f"snapshot-{stop}.pt").denoiser
+    run.trained.eval().requires_grad_(False)
+    return run, snapshots
+
+
+def _finished_at(folder: Path) -> int:
+    path = folder / CHECKPOINT
+    if not path.is_file():
+        return -1
+    return int(torch.load(path, map_location="cpu", weights_only=True)["step"])
+
+
+def _fit(trainer: Trainer) -> None:
+    """Fit with one torch thread on CPU (small nets run faster so on a shared machine)."""
+    n = torch.get_num_threads()
+    if trainer.device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        trainer.fit(resume=True)
+    finally:
+        torch.set_num_threads(n)
+
+
+def _frozen(run: Run, weights: Path) -> Run:
+    run.trained.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    run.trained.eval().requires_grad_(False)
+    return run
+
+
+@torch.no_grad()
+def draw_samples(
+    denoiser: Callable,
+    schedule: Any,
+    sampler: Callable[..., Tensor],
+    steps: int,
+    shape: tuple[int, ...],
+    n: int,
+    *,
+    seed: int = 0,
+    batch: int = 1024,
+    device: torch.device | str | None = None,
+    **options: Any,
+) -> Tensor:
+    """n samples (on the CPU) of ``sampler`` with ``steps`` steps from the schedule's prior
+    x_T ~ N(0, prior_std^2 I), in batches, all randomness from one generator seeded by
+    ``seed`` (an SMD network's latent noise too)."""
+    if n < 1 or batch < 1:
+        raise ValueError(f"the sample count and batch must be >= 1, got n={n}, batch={batch}")
+    dev = torch.device(device) if device is not None else _device_of(denoiser)
+    gen = torch.Generator(dev).manual_seed(seed)
+    smd = _find(denoiser, "eta_from")
+    out = []
+    with smd.eta_from(gen) if smd is not None else contextlib.nullcontext():
+        for start in range(0, n, batch):
+            b = min(batch, n - start)
+            x_T = schedule.prior_std * torch.randn((b, *shape), generator=gen, device=dev)
+            x0 = call_with(
+                sampler, options, "sample.options", denoiser, schedule, x_T, steps, generator=gen
+            )
+            out.append(x0.cpu())
+    return torch.cat(out)
+
+
+def _find(module: Any, attr: str) -> Any:
+    """The first submodule of ``module`` (itself included) that has ``attr``, or None."""
+    if not isinstance(module, nn.Module):
+        return None
+    return next((m for m in module.modules() if hasattr(m, attr)), None)
+
+
+def _device_of(model: Any) -> torch.device:
+    p = next(model.parameters(), None) if isinstance(model, nn.Module) else None
+    return p.device if p is not None else torch.device("cpu")

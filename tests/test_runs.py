@@ -1,0 +1,130 @@
+"""The experiment harness (gmdiff.runs): cache, resume, snapshots, the sampling loop."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from gmdiff import config, runs, train
+from gmdiff.cli import load_config
+from gmdiff.samplers import SAMPLERS
+from gmdiff.schedules import EDM
+
+TOY = "configs/toy_gmm.yaml"
+SMALL = ["model.overrides.width=32", "model.overrides.depth=2", "train.batch_size=64"]
+
+
+def _cfg(steps: int = 30, *extra: str) -> config.RunConfig:
+    return load_config(TOY, [*SMALL, f"train.steps={steps}", "train.ckpt_every=10", *extra])
+
+
+def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_load_or_train_equals_the_cli_run_and_trains_once(tmp_path, monkeypatch):
+    """The cached run's weights are those of `gmdiff train` on the same config (its EMA),
+    bit for bit; a second call loads them without training."""
+    cfg = _cfg()
+    run, _ = runs.load_or_train(cfg, "toy", cache_dir=tmp_path / "cache")
+    cli_cfg = dataclasses.replace(cfg, out_dir=str(tmp_path / "cli"))
+    runs.train(cli_cfg)
+    ref = runs.build(cli_cfg)
+    train.load_checkpoint(tmp_path / "cli" / train.CHECKPOINT, ref.trained, ema=True)
+    assert _same(run.trained, ref.trained)
+    assert not run.trained.training and not any(p.requires_grad for p in run.trained.parameters())
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(train.Trainer, "fit", refuse)
+    again, _ = runs.load_or_train(cfg, "toy", cache_dir=tmp_path / "cache")
+    assert _same(again.trained, run.trained)
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    """A run killed after its step-20 checkpoint resumes there (no step is redone) and ends
+    with the weights of an uninterrupted run."""
+    cfg = _cfg()
+    whole, _ = runs.load_or_train(cfg, "toy", cache_dir=tmp_path / "a")
+    real_step = train.Trainer._train_step
+
+    def dies_at_25(self, step):
+        if step == 25:
+            raise KeyboardInterrupt
+        return real_step(self, step)
+
+    monkeypatch.setattr(train.Trainer, "_train_step", dies_at_25)
+    with pytest.raises(KeyboardInterrupt):
+        runs.load_or_train(cfg, "toy", cache_dir=tmp_path / "b")
+    assert runs._finished_at(runs.run_dir(cfg, "toy", tmp_path / "b")) == 20
+    done = []
+
+    def counting(self, step):
+        done.append(step)
+        return real_step(self, step)
+
+    monkeypatch.setattr(train.Trainer, "_train_step", counting)
+    resumed, _ = runs.load_or_train(cfg, "toy", cache_dir=tmp_path / "b")
+    assert done == list(range(20, 30))
+    assert _same(resumed.trained, whole.trained)
+
+
+def test_snapshots_equal_shorter_runs(tmp_path):
+    """The snapshot at step 10 is the EMA of the same config trained for 10 steps, and
+    asking for a snapshot before the cached final step retrains to give it."""
+    cfg = _cfg()
+    final, _ = runs.load_or_train(cfg, "toy", cache_dir=tmp_path)
+    again, snaps = runs.load_or_train(cfg, "toy", cache_dir=tmp_path, snapshot_steps=[10])
+    short, _ = runs.load_or_train(_cfg(10), "toy", cache_dir=tmp_path)
+    assert _same(snaps[10], short.denoiser)
+    assert _same(again.trained, final.trained)
+    assert not _same(short.trained, final.trained)
+    with pytest.raises(ValueError, match="snapshot_steps"):
+        runs.load_or_train(cfg, "toy", cache_dir=tmp_path, snapshot_steps=[31])
+
+
+def test_the_cache_key_is_what_determines_the_weights(tmp_path):
+    """out_dir, sample and evaluate settings do not change the cache folder; the seed does."""
+    cfg = _cfg()
+    other_sampling = dataclasses.replace(
+        cfg, out_dir="elsewhere", sample=dataclasses.replace(cfg.sample, steps=3)
+    )
+    assert runs.run_dir(cfg, cache_dir=tmp_path) == runs.run_dir(other_sampling, cache_dir=tmp_path)
+    assert runs.run_dir(cfg, cache_dir=tmp_path) != runs.run_dir(
+        _cfg(30, "train.seed=1"), cache_dir=tmp_path
+    )
+
+
+def test_draw_samples_starts_at_the_prior_and_is_seeded():
+    """x_T ~ N(0, sigma_max^2 I) for EDM (a sampler that returns x_T shows it); one seed
+    gives one draw, another seed another."""
+
+    def identity(denoiser, schedule, x_T, steps, *, generator=None):
+        return x_T
+
+    sch = EDM(sigma_max=7.0)
+    x = runs.draw_samples(None, sch, identity, 1, (3,), 4000, seed=1, batch=4000)
+    assert abs(float(x.std()) - 7.0) < 0.2
+    small = runs.draw_samples(None, sch, identity, 1, (3,), 40, seed=1, batch=16)
+    assert torch.equal(small, runs.draw_samples(None, sch, identity, 1, (3,), 40, seed=1, batch=16))
+    assert small.shape == (40, 3)
+    assert not torch.equal(
+        runs.draw_samples(None, sch, identity, 1, (3,), 40, seed=2, batch=16), small
+    )
+    with pytest.raises(ValueError, match="must be >= 1"):
+        runs.draw_samples(None, sch, identity, 1, (3,), 0)
+
+
+def test_run_sample_uses_the_config_and_overrides(tmp_path):
+    """Run.sample follows the config's sample section; keywords override it."""
+    run, _ = runs.load_or_train(_cfg(10), "toy", cache_dir=tmp_path)
+    a = run.sample(50, seed=3)
+    b = runs.draw_samples(run.denoiser, run.schedule, SAMPLERS["heun"], 18, (2,), 50, seed=3)
+    assert torch.equal(a, b)
+    c = run.sample(50, seed=3, sampler="euler", steps=5)
+    d = runs.draw_samples(run.denoiser, run.schedule, SAMPLERS["euler"], 5, (2,), 50, seed=3)
+    assert torch.equal(c, d) and not torch.equal(a, c)
