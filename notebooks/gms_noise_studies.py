@@ -47,31 +47,32 @@ profile = "ci"
 seed = 0
 
 # %%
-import time
-
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from gmdiff import data, plotting
+from gmdiff import data, metrics, plotting, runs
 from gmdiff.analytic import GaussianMixture
 from gmdiff.papers import gm_sgm as G
+from gmdiff.noise import ScaleMixtureNoise
 from gmdiff.profiles import get_profile
+from gmdiff.samplers import ve_pc
 from gmdiff.schedules import VE
 
 torch.set_num_threads(1)
 plotting.style()
 pd.set_option("display.precision", 3)
 cfg = get_profile("gms_noise_studies", profile)
-ring = data.ring2d(k=8, radius=2.0, std=0.1)
-ve = VE(sigma_min=0.01, sigma_max=cfg["sigma_max"])
+ring = data.ring2d(**G.RING["options"])
+ve_cfg = {"name": "ve", "options": {"sigma_min": 0.01, "sigma_max": cfg["sigma_max"]}}
+ve = VE(**ve_cfg["options"])
 n = cfg["n"]
 true_ring = ring.sample(n, torch.Generator().manual_seed(seed + 1)).float()
 
 
 def sw2(x):
     """Sliced 2-Wasserstein distance to fresh true samples (64 fixed projections)."""
-    return G.metric_sw2(x, true_ring, seed)
+    return metrics.sw2_to_reference(x, true_ring, seed)
 
 
 floor = torch.tensor([sw2(ring.sample(n, torch.Generator().manual_seed(seed + 10 + k)).float()) for k in range(5)])
@@ -90,16 +91,13 @@ print(f"SW2 of exact samples (noise floor): {floor.mean():.3f} +- {floor.std():.
 # %%
 scales = {"SGM": (1.0,), "GM-SGM": (1.0, 2.0), "only large jumps": (2.0,), "{0.5, 2}": (0.5, 2.0)}
 exact = {k: G.exact_denoiser(ring, s) for k, s in scales.items()}
-spec = G.TrainSpec(steps=cfg["steps"], batch=cfg["batch"], lr=cfg["lr"])
-toy_sample = lambda m, g: ring.sample(m, g).float()
-trained, seconds = {}, {}
+train = {k: cfg[k] for k in ("steps", "batch", "lr")}
+trained = {}
 for name, sc in scales.items():
-    noise = G.ScaleMixtureNoise(sc, alternate=len(sc) > 1)
-    net = G.seeded_net(lambda: G.toy_net(2, sigma_data=1.4), seed)
-    t0 = time.perf_counter()
-    trained[name] = G.train_denoiser(net, toy_sample, spec, G.dsm_loss_fn(ve, noise), seed)
-    seconds[name] = time.perf_counter() - t0
-print(f"trained {list(trained)} for {spec.steps} steps each")
+    noise = {"name": "scale_mixture", "scales": list(sc), "alternate": len(sc) > 1}
+    run_cfg = G.dsm_config(G.RING, G.RING_MLP, ve_cfg, noise, **train, seed=seed)
+    trained[name] = runs.load_or_train(run_cfg, "gms-ring")[0].denoiser
+print(f"trained {list(trained)} for {train['steps']} steps each")
 
 # %% [markdown]
 # ## GMS-5: does a trained GM-SGM network learn the empirical-Bayes denoiser?
@@ -200,9 +198,9 @@ plt.show()
 # %%
 # NBVAL_TOLERANCE rel=0.002 abs=0.003  (twice the range over three CPU kernel paths plus one unit of the printed digits)
 def pc_samples(den, steps, mixture=False):
-    sampler = G.ve_pc_mixture if mixture else G.ve_pc
-    kw = {"beta": 2.0} if mixture else {}
-    return G.sample_batches(sampler, den, ve, (2,), n, steps, ve.sigma_max, seed, **kw)
+    """Sec. 5.4's mixture increments: N_mix(0, {I, 4I}) instead of N(0, I)."""
+    kw = {"noise": ScaleMixtureNoise((1.0, 2.0))} if mixture else {}
+    return runs.draw_samples(den, ve, ve_pc, steps, (2,), n, seed=seed, **kw)
 
 
 def quality(x):

@@ -141,9 +141,9 @@ print(f"VP trajectory without alpha_t: worst relative error {planted['state']:.3
 # %%
 edm = gs.DEFAULT_SCHEDULES["EDM, sigma(t) = t (Eqs. 15-16)"]
 gen = torch.Generator().manual_seed(seed)
-x_T = g.sample(1, gen) + 80.0 * torch.randn(1, g.dim, dtype=torch.float64, generator=gen)
-sig = np.geomspace(80.0, 0.002, 60)
-num = integrate_pf_ode(scaled_score(g, edm), edm, x_T, 80.0, sig[1:])[:, 0]
+x_T = g.sample(1, gen) + edm.prior_std * torch.randn(1, g.dim, dtype=torch.float64, generator=gen)
+sig = np.geomspace(edm.prior_std, edm.sigma_min, 60)  # 80 to 0.002
+num = integrate_pf_ode(scaled_score(g, edm), edm, x_T, edm.prior_std, sig[1:])[:, 0]
 c_T = (x_T[0] - g.mean) @ g.basis
 fig, ax = plt.subplots(figsize=(7, 3.5))
 for k in cfg["pcs_shown"]:

@@ -10,6 +10,7 @@ import torch
 from scipy.stats import kstest
 
 from gmdiff import losses
+from gmdiff import noise as N
 from gmdiff.nets import MLP, EDMPrecond, MLPConfig
 from gmdiff.papers import gm_sgm
 from gmdiff.samplers import ve_pc
@@ -44,7 +45,7 @@ def test_paper_tables_shape():
 
 def test_alternating_noise_follows_alg1():
     """Alg. 1: iteration n = 1, 3, ... uses beta, n = 2, 4, ... uses 1, whole batch."""
-    noise = gm_sgm.gm_sgm_noise(2.0)
+    noise = N.gm_sgm_noise(2.0)
     gen = torch.Generator().manual_seed(0)
     x0 = torch.zeros(4000, 16)
     stds = [noise.sample(x0, gen).std().item() for _ in range(4)]
@@ -53,35 +54,35 @@ def test_alternating_noise_follows_alg1():
 
 
 def test_iid_scale_mixture_marginal_ks():
-    noise = gm_sgm.gm_sgm_noise(2.0, alternate=False)
+    noise = N.gm_sgm_noise(2.0, alternate=False)
     gen = torch.Generator().manual_seed(1)
     z = noise.sample(torch.zeros(20000, 3), gen)[:, 0].numpy()
-    assert kstest(z, lambda v: gm_sgm.scale_mixture_cdf(v, [1.0, 2.0], [0.5, 0.5])).pvalue > 1e-3
+    assert kstest(z, lambda v: N.scale_mixture_cdf(v, [1.0, 2.0], [0.5, 0.5])).pvalue > 1e-3
     # a plain N(0, 1) (or the *sum* of the two Gaussians) is rejected
     assert kstest(z, "norm").pvalue < 1e-6
     assert kstest(z, "norm", args=(0, math.sqrt(5) / 2)).pvalue < 1e-6
 
 
 def test_scale_mixture_probabilities_and_errors():
-    noise = gm_sgm.ScaleMixtureNoise([0.5, 2.0], probs=[0.2, 0.8])
+    noise = N.ScaleMixtureNoise([0.5, 2.0], probs=[0.2, 0.8])
     gen = torch.Generator().manual_seed(2)
     z = noise.sample(torch.zeros(40000, 1), gen)[:, 0].numpy()
-    assert kstest(z, lambda v: gm_sgm.scale_mixture_cdf(v, [0.5, 2.0], [0.2, 0.8])).pvalue > 1e-3
+    assert kstest(z, lambda v: N.scale_mixture_cdf(v, [0.5, 2.0], [0.2, 0.8])).pvalue > 1e-3
     for bad in (0.5, 0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="beta"):
-            gm_sgm.gm_sgm_noise(bad)
+            N.gm_sgm_noise(bad)
     with pytest.raises(ValueError, match="beta"):
-        gm_sgm.ContinuousScaleNoise(0.9, 2.0)
+        N.ContinuousScaleNoise(0.9, 2.0)
     with pytest.raises(ValueError, match="probs"):
-        gm_sgm.ScaleMixtureNoise([1.0, 2.0], probs=[0.3, 0.3])
+        N.ScaleMixtureNoise([1.0, 2.0], probs=[0.3, 0.3])
     with pytest.raises(ValueError, match="alternate"):
-        gm_sgm.ScaleMixtureNoise([1.0, 2.0], probs=[0.2, 0.8], alternate=True)
+        N.ScaleMixtureNoise([1.0, 2.0], probs=[0.2, 0.8], alternate=True)
 
 
 @pytest.mark.parametrize("law", ["uniform", "loguniform"])
 def test_continuous_scale_moments(law):
     """Per-sample beta~: E z^2 = E beta~^2 and E z^4 = 3 E beta~^4 (Eq. 11)."""
-    noise = gm_sgm.ContinuousScaleNoise(1.0, 3.0, law)
+    noise = N.ContinuousScaleNoise(1.0, 3.0, law)
     gen = torch.Generator().manual_seed(3)
     z = noise.sample(torch.zeros(50000, 4, dtype=torch.float64), gen)
     m2, m4 = (z**2).mean().item(), (z**4).mean().item()
@@ -93,25 +94,25 @@ def test_continuous_scale_moments(law):
 
 
 def test_frequency_filter_and_matrix_mixture():
-    mask = gm_sgm.high_frequency_mask(8, 8, 0.05)
+    mask = N.high_frequency_mask(8, 8, 0.05)
     assert int(mask.sum()) == 5 and torch.equal(mask, torch.roll(mask.flip(0, 1), (1, 1), (0, 1)))
     gen = torch.Generator().manual_seed(4)
     x = torch.randn(3, 1, 8, 8, generator=gen, dtype=torch.float64)
     y = torch.randn(3, 1, 8, 8, generator=gen, dtype=torch.float64)
-    mx = gm_sgm.frequency_filter(x)
+    mx = N.frequency_filter(x)
     # linear, symmetric, eigenvalues {1, 0.5}: <Mx, y> = <x, My>, M M x = M x - 0.25 (hf part)
-    assert torch.allclose((mx * y).sum(), (x * gm_sgm.frequency_filter(y)).sum())
+    assert torch.allclose((mx * y).sum(), (x * N.frequency_filter(y)).sum())
     spec_in, spec_out = torch.fft.fft2(x), torch.fft.fft2(mx)
     assert torch.allclose(spec_out[..., mask], 0.5 * spec_in[..., mask])
     assert torch.allclose(spec_out[..., ~mask], spec_in[..., ~mask])
     # the mixture {I, 2M}: per-frequency power 1 or 4 (low) and 1 (high) with prob 1/2 each
-    noise = gm_sgm.frequency_mixture_noise()
+    noise = N.frequency_mixture_noise()
     z = noise.sample(torch.zeros(20000, 1, 8, 8, dtype=torch.float64), gen)
     power = (torch.fft.fft2(z).abs() ** 2).mean(0)[0] / 64
     assert torch.allclose(power[mask], torch.full_like(power[mask], 1.0), rtol=0.05)
     assert torch.allclose(power[~mask], torch.full_like(power[~mask], 2.5), rtol=0.05)
     with pytest.raises(ValueError, match="beta"):
-        gm_sgm.frequency_mixture_noise(gain=0.5)
+        N.frequency_mixture_noise(gain=0.5)
 
 
 def test_dsm_loss_with_mixture_noise_trains_tiny_net():
@@ -119,7 +120,7 @@ def test_dsm_loss_with_mixture_noise_trains_tiny_net():
     torch.manual_seed(0)
     net = EDMPrecond(MLP(MLPConfig(dim=2, width=32, depth=2, embedding="fourier")))
     x0 = torch.randn(64, 2)
-    noise = gm_sgm.gm_sgm_noise(2.0)
+    noise = N.gm_sgm_noise(2.0)
     gen = torch.Generator().manual_seed(5)
     out = losses.dsm_loss(net, x0, VE(sigma_max=5.0), generator=gen, noise=noise)
     out["loss"].backward()
@@ -127,7 +128,7 @@ def test_dsm_loss_with_mixture_noise_trains_tiny_net():
         p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters()
     )
     # an oracle that knows x0 has zero loss under mixture noise: the target is x0 (Eq. 11)
-    oracle_noise = gm_sgm.gm_sgm_noise(2.0)
+    oracle_noise = N.gm_sgm_noise(2.0)
     gen = torch.Generator().manual_seed(5)
     ref = x0.clone()
     oracle = lambda x, s: ref
@@ -159,7 +160,8 @@ def test_mixture_increments_change_only_the_noise():
 
     ref = last_state(ve_pc, 0).var().item()
     for beta, expected in ((1.0, 1.0), (2.0, 2.5)):
-        v = last_state(gm_sgm.ve_pc_mixture, 1, beta=beta).var().item()
+        mixture = N.ScaleMixtureNoise((1.0, beta))
+        v = last_state(ve_pc, 1, noise=mixture).var().item()
         assert abs(v / ref / expected - 1) < 0.05
     with pytest.raises(ValueError, match="beta"):
-        gm_sgm.ve_pc_mixture(d, sch, torch.zeros(2, 8), 3, beta=0.5)
+        N.from_config({"name": "gm_sgm", "beta": 0.5})

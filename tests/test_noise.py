@@ -135,3 +135,24 @@ def test_samplers_draw_noise_at_the_end_of_the_step(sampler):
     skew, se = stats.skew(seen[1][:, 0].numpy()), math.sqrt(6 / 40000)
     assert abs(skew - expected) < 5 * se
     assert expected > 20 * se  # the Gaussian default would fail this test
+
+
+def test_noise_models_by_name():
+    """A config names a noise model; unknown names and bad arguments are one clear error."""
+    from gmdiff import noise as N
+
+    assert isinstance(N.from_config({"name": "gm_sgm", "beta": 2.0}), N.ScaleMixtureNoise)
+    assert isinstance(N.from_config({"name": "offset_mixture", "lam": 0.2}), N.OffsetMixtureNoise)
+    with pytest.raises(ValueError, match="choose one of"):
+        N.from_config({"name": "levy"})
+    with pytest.raises(ValueError, match="'gamma'.*theta"):
+        N.from_config({"name": "gamma", "theta": 1.0})
+
+
+def test_coin_scales_is_a_fair_two_point_draw():
+    """Half of the factors are each scale (binomial 5-sigma bound), in the asked dtype."""
+    from gmdiff.noise import coin_scales
+
+    b = coin_scales(40_000, (1.0, 2.0), torch.Generator().manual_seed(0), torch.float64)
+    assert b.dtype == torch.float64 and set(b.unique().tolist()) == {1.0, 2.0}
+    assert abs(float((b == 2.0).double().mean()) - 0.5) < 5 * 0.5 / 200

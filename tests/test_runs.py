@@ -45,22 +45,32 @@ def test_load_or_train_equals_the_cli_run_and_trains_once(tmp_path, monkeypatch)
     assert _same(again.trained, run.trained)
 
 
-def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
-    """A run killed after its step-20 checkpoint resumes there (no step is redone) and ends
-    with the weights of an uninterrupted run."""
-    cfg = _cfg()
+GM_SGM = [  # Alg. 1's alternating mixture noise: its cycle must continue where it stopped
+    "loss.name=dsm",
+    "loss.options={noise: {name: gm_sgm, beta: 2.0}}",
+    "schedule.name=ve",
+    "schedule.options={sigma_min: 0.01, sigma_max: 4.0}",
+]
+
+
+@pytest.mark.parametrize("extra", [[], GM_SGM], ids=["edm", "gm_sgm_alternating"])
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch, extra):
+    """A run killed after its step-15 checkpoint (an odd step: the alternation's phase
+    matters) resumes there (no step is redone) and ends with the weights of an
+    uninterrupted run."""
+    cfg = _cfg(30, "train.ckpt_every=5", *extra)
     whole, _ = runs.load_or_train(cfg, "toy", cache_dir=tmp_path / "a")
     real_step = train.Trainer._train_step
 
-    def dies_at_25(self, step):
-        if step == 25:
+    def dies_at_17(self, step):
+        if step == 17:
             raise KeyboardInterrupt
         return real_step(self, step)
 
-    monkeypatch.setattr(train.Trainer, "_train_step", dies_at_25)
+    monkeypatch.setattr(train.Trainer, "_train_step", dies_at_17)
     with pytest.raises(KeyboardInterrupt):
         runs.load_or_train(cfg, "toy", cache_dir=tmp_path / "b")
-    assert runs._finished_at(runs.run_dir(cfg, "toy", tmp_path / "b")) == 20
+    assert runs._finished_at(runs.run_dir(cfg, "toy", tmp_path / "b")) == 15
     done = []
 
     def counting(self, step):
@@ -69,7 +79,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
 
     monkeypatch.setattr(train.Trainer, "_train_step", counting)
     resumed, _ = runs.load_or_train(cfg, "toy", cache_dir=tmp_path / "b")
-    assert done == list(range(20, 30))
+    assert done == list(range(15, 30))
     assert _same(resumed.trained, whole.trained)
 
 
@@ -128,3 +138,26 @@ def test_run_sample_uses_the_config_and_overrides(tmp_path):
     c = run.sample(50, seed=3, sampler="euler", steps=5)
     d = runs.draw_samples(run.denoiser, run.schedule, SAMPLERS["euler"], 5, (2,), 50, seed=3)
     assert torch.equal(c, d) and not torch.equal(a, c)
+
+
+def test_the_cli_reaches_the_gm_sgm_chapter_model(tmp_path):
+    """configs/gm_sgm_ring.yaml is the GM-SGM chapters' beta = 2 model (same cache key),
+    and its mixture noise and mixture increments run through `gmdiff train` / `sample`."""
+    from gmdiff.cli import main
+    from gmdiff.noise import ScaleMixtureNoise
+    from gmdiff.papers import gm_sgm as G
+
+    yaml_cfg = load_config("configs/gm_sgm_ring.yaml")
+    ve = {"name": "ve", "options": {"sigma_min": 0.01, "sigma_max": 4.0}}
+    noise = {"name": "gm_sgm", "beta": 2.0}
+    chapter = G.dsm_config(G.RING, G.RING_MLP, ve, noise, steps=5000, batch=256, lr=2e-3, seed=0)
+    assert config.sha(yaml_cfg) == config.sha(chapter)
+    assert isinstance(
+        runs.with_noise_models(yaml_cfg.sample.options, "x")["noise"], ScaleMixtureNoise
+    )
+    small = ["train.steps=4", "model.overrides.width=16", "sample.n=8", "sample.steps=3"]
+    sets = [a for s in [*small, f"out_dir={tmp_path}"] for a in ("--set", s)]
+    assert main(["train", "--config", "configs/gm_sgm_ring.yaml", *sets]) == 0
+    assert main(["sample", "--config", "configs/gm_sgm_ring.yaml", *sets]) == 0
+    x = torch.load(tmp_path / "samples.pt", weights_only=True)["samples"]
+    assert x.shape == (8, 2) and torch.isfinite(x).all()

@@ -10,126 +10,72 @@ import numpy as np
 import pytest
 import torch
 
-from gmdiff import data, nets, zoo
-from gmdiff.train import TrainConfig
-
-TINY_MLP = nets.MLPConfig(dim=4, width=16, depth=2, emb_dim=8)
+from gmdiff import data, nets, runs, train, zoo
 
 
-def tiny_spec(steps: int = 6, seed: int = 0) -> zoo.ModelSpec:
-    train = TrainConfig(steps=steps, batch_size=16, lr=1e-2, ema_decay=0.5, seed=seed,
-                        log_every=2, device="cpu")  # fmt: skip
-    return zoo.ModelSpec("tiny", TINY_MLP, train, 1.0, {"data": "4-d normal"})
-
-
-def sampler(n: int, gen: torch.Generator) -> torch.Tensor:
-    return 0.5 + torch.randn(n, 4, generator=gen)
+def tiny_config(steps: int = 6, seed: int = 0):
+    """A 4-d toy run small enough for unit tests, in the zoo's EDM form."""
+    train = {"steps": steps, "batch_size": 16, "lr": 1e-2, "ema_decay": 0.5, "seed": seed,
+             "log_every": 2, "device": "cpu"}  # fmt: skip
+    gmm = {"name": "low_rank_gmm", "options": {"d": 4, "k": 2, "rank": 1}}
+    overrides = {"dim": 4, "width": 16, "depth": 2, "emb_dim": 8}
+    return zoo._edm_config(gmm, "toy_mlp", overrides, 1.0, train)
 
 
 def same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_training_is_deterministic_and_seeded():
-    a = zoo.train_spec(tiny_spec(), sampler)["ema"]
-    b = zoo.train_spec(tiny_spec(), sampler)["ema"]
-    c = zoo.train_spec(tiny_spec(seed=1), sampler)["ema"]
-    assert same(a, b)
-    assert not same(a, c)
-    init = tiny_spec().build().state_dict()
-    assert not same(a, init)  # it did train
-
-
-def test_snapshots_do_not_change_the_run():
-    full = zoo.train_spec(tiny_spec(6), sampler, snapshot_steps=[0, 2, 5])
-    plain = zoo.train_spec(tiny_spec(6), sampler)
-    assert same(full["ema"], plain["ema"])
-    assert sorted(full["snapshots"]) == [0, 2, 5]
-    # the snapshot at step k is the final EMA of a k-step run
-    assert same(full["snapshots"][2], zoo.train_spec(tiny_spec(2), sampler)["ema"])
-    assert same(full["snapshots"][0], tiny_spec().build().state_dict())
-    with pytest.raises(ValueError, match="snapshot_steps"):
-        zoo.train_spec(tiny_spec(6), sampler, snapshot_steps=[7])
-
-
-def test_global_rng_and_threads_untouched():
+def test_training_leaves_global_rng_and_threads_untouched(tmp_path):
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
     n = torch.get_num_threads()
-    zoo.train_spec(tiny_spec(3), sampler)
+    run, _ = runs.load_or_train(tiny_config(3), "tiny", cache_dir=tmp_path)
     assert torch.equal(torch.rand(3), expected)
     assert torch.get_num_threads() == n
+    init = runs.build(tiny_config(3)).trained.state_dict()
+    assert not same(run.trained.state_dict(), init)  # it did train
 
 
-def test_cache_load_and_snapshot_union(tmp_path, monkeypatch):
-    spec = tiny_spec()
-    den, snaps = zoo.load_or_train(spec, lambda: sampler, [2], cache_dir=tmp_path)
-    path = zoo.cache_path(spec, tmp_path)
-    assert path.is_file() and path.name == f"tiny-{spec.sha}.pt"
-    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left behind
+def test_zoo_models_are_cached_runs(tmp_path, monkeypatch):
+    """gmm_mlp is the run of gmm_config, cached under its hash: a second call loads it."""
+    small = zoo.gmm_config("ci")
+    small = dataclasses.replace(small, train=dataclasses.replace(small.train, steps=4))
+    monkeypatch.setattr(zoo, "gmm_config", lambda profile, seed: small)
+    den, snaps, gmm = zoo.gmm_mlp("ci", snapshot_steps=[2], cache_dir=tmp_path)
+    assert runs.run_dir(small, "gmm_mlp", tmp_path).is_dir() and set(snaps) == {2}
     assert isinstance(den, nets.EDMPrecond) and not den.training
     assert all(not p.requires_grad for p in den.parameters())
-
-    calls = []
-    real = zoo.train_spec
-
-    def counting(*args, **kwargs):
-        calls.append(args[2] if len(args) > 2 else kwargs.get("snapshot_steps"))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(zoo, "train_spec", counting)
-    den2, snaps2 = zoo.load_or_train(spec, lambda: sampler, [2], cache_dir=tmp_path)
-    assert calls == []  # loaded, not retrained
-    assert same(den.state_dict(), den2.state_dict())
-    assert same(snaps[2].state_dict(), snaps2[2].state_dict())
-    # a new snapshot retrains once with the union; the final weights do not move
-    den3, _ = zoo.load_or_train(spec, lambda: sampler, [4], cache_dir=tmp_path)
-    assert calls == [[2, 4]]
-    assert same(den.state_dict(), den3.state_dict())
-    stored = torch.load(path, weights_only=True)
-    assert sorted(stored["snapshots"]) == ["2", "4"]
-    x = torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
-    out = den(x, torch.full((5,), 0.3))
-    assert out.shape == x.shape and torch.isfinite(out).all()
+    assert gmm.dim == zoo.GMM_SPEC["d"]
+    monkeypatch.setattr(train.Trainer, "fit", lambda *a, **k: pytest.fail("trained again"))
+    again, _, _ = zoo.gmm_mlp("ci", snapshot_steps=[2], cache_dir=tmp_path)
+    assert same(again.state_dict(), den.state_dict())
 
 
-def test_spec_hash_tracks_the_config():
-    assert tiny_spec().sha == tiny_spec().sha
-    assert tiny_spec().sha != tiny_spec(seed=1).sha
-    assert tiny_spec().sha != tiny_spec(steps=7).sha
-    other = dataclasses.replace(tiny_spec(), sigma_data=0.5)
-    assert other.sha != tiny_spec().sha
-
-
-def test_ci_specs_match_their_documentation():
-    d = zoo.digits_spec("ci")
-    assert 600_000 < nets.count_params(d.net) < 700_000
+def test_configs_match_their_documentation():
+    d = zoo.digits_config("ci")
+    assert 600_000 < nets.count_params(runs.build(d).net_config) < 700_000
     assert d.train.batch_size == 128 and d.train.device == "cpu"
-    m = zoo.gmm_spec("ci")
-    assert m.net.dim == zoo.GMM_SPEC["d"] == zoo.toy_gmm().dim
+    m = runs.build(zoo.gmm_config("ci"))
+    assert m.shape == (zoo.GMM_SPEC["d"],) == (zoo.toy_gmm().dim,)
     g = zoo.toy_gmm()
     assert g.n_components == 4 and g.lam.shape[1] == 3
+    # the data the run trains on is this GMM
+    sampler, model = runs.data_of(zoo.gmm_config("ci"))
+    torch.testing.assert_close(model.means, g.means)
     # sigma_data of the GMM model is its per-coordinate std to within 20%
     x = g.sample(20000, torch.Generator().manual_seed(0))
     assert abs(x.std().item() - zoo.SIGMA_DATA_GMM) < 0.2
     # full: the Table 3 mini-EDM networks (MNIST base 16, mult 1 2 3 4; CIFAR base 96, mult 1 2 2)
-    f = zoo.digits_spec("full")
-    assert (f.net.ch, f.net.ch_mult, f.net.num_res_blocks, f.net.attn_resolutions) == (
-        16,
-        (1, 2, 3, 4),
-        1,
-        (),
-    )
-    assert (f.train.batch_size, f.train.lr, f.train.steps) == (128, 2e-4, 25_000)
-    c = zoo.cifar10_spec("full")
-    assert (c.net.ch, c.net.ch_mult, c.net.num_res_blocks, c.net.attn_resolutions) == (
-        96,
-        (1, 2, 2),
-        2,
-        (16,),
-    )
-    assert (c.train.batch_size, c.train.lr, c.train.steps) == (128, 2e-4, 50_000)
+    f = runs.build(zoo.digits_config("full", data_dir="x")).net_config
+    assert (f.ch, f.ch_mult, f.num_res_blocks, f.attn_resolutions) == (16, (1, 2, 3, 4), 1, ())
+    t = zoo.digits_config("full").train
+    assert (t.batch_size, t.lr, t.steps) == (128, 2e-4, 25_000)
+    c = runs.build(zoo.cifar10_config("full", data_dir="x")).net_config
+    assert (c.ch, c.ch_mult, c.num_res_blocks, c.attn_resolutions) == (96, (1, 2, 2), 2, (16,))
+    t = zoo.cifar10_config("full").train
+    assert (t.batch_size, t.lr, t.steps) == (128, 2e-4, 50_000)
 
 
 def test_missing_user_data_and_bad_profiles(tmp_path):

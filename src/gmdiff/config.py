@@ -4,7 +4,8 @@ A run config has these sections (every key is checked; an unknown key raises an 
 naming it):
 ``out_dir``   where checkpoint.pt, train_log.jsonl, config.yaml, samples.pt and
               metrics.json go (and .lock, held by the run training there).
-``data``      ``name`` (ring2d, grid2d, digits8x8, mnist5k, cifar10, celeba64, lsun),
+``data``      ``name`` (ring2d, grid2d, low_rank_gmm, digits8x8, mnist5k, mnist32, cifar10,
+              celeba64, lsun),
               ``options`` (arguments of that loader, e.g. ``data_dir``), ``hflip``
               (random horizontal flips), ``centered`` (false: images in [0, 1] instead
               of [-1, 1], as score_sde's VE models).
@@ -12,13 +13,16 @@ naming it):
               ``precond`` (edm, ve, score, vp: how the raw net becomes D(x, sigma)),
               ``sigma_data`` (EDM preconditioning and loss).
 ``loss``      ``name`` (edm, dsm, eps, smd, gm_ddpm) and ``options`` (edm: p_mean, p_std;
-              smd: n_eta, reduction, temperature; gm_ddpm: classifier_weight; GM-DDPM's
-              offsets, lam and direction, are fields of its net config in ``model``).
+              dsm, eps: noise, a mapping ``{name: ..., **arguments}`` naming a noise model
+              of :data:`gmdiff.noise.NOISES`, e.g. ``{name: gm_sgm, beta: 2}``; smd:
+              n_eta, reduction, temperature; gm_ddpm: classifier_weight, GM-DDPM's
+              offsets, lam and direction, being fields of its net config in ``model``).
 ``schedule``  ``name`` (edm, ve, vp_linear, ddpm_linear, ddpm_cosine) and ``options``:
               the noise process of the dsm/eps/smd losses and of sampling.
 ``train``     the fields of :class:`gmdiff.train.TrainConfig`.
 ``sample``    ``sampler`` (a name in ``gmdiff.samplers.SAMPLERS``), ``steps``, ``n``,
-              ``batch``, ``seed``, ``options`` (sampler keywords).
+              ``batch``, ``seed``, ``options`` (sampler keywords; ``noise`` as in
+              ``loss``, e.g. GM-SGM's mixture increments for ``ve_pc``).
 ``evaluate``  ``n_projections`` and ``seed`` of the sliced Wasserstein distance.
 
 Numbers: a float key also takes a string that parses as a float, since YAML 1.1 reads
@@ -219,9 +223,16 @@ def plain(obj: Any) -> Any:
     return obj
 
 
+#: ``train`` fields that do not change the trained weights (how often to log and save).
+BOOKKEEPING = ("log_every", "ckpt_every")
+
+
 def identity(cfg: RunConfig) -> dict[str, Any]:
-    """What determines the trained weights of ``cfg``: its run sections and ``train``."""
-    return {name: plain(getattr(cfg, name)) for name in (*RUN_SECTIONS, "train")}
+    """What determines the trained weights of ``cfg``: its run sections and ``train``
+    (without :data:`BOOKKEEPING`)."""
+    out = {name: plain(getattr(cfg, name)) for name in RUN_SECTIONS}
+    train = {k: v for k, v in plain(cfg.train).items() if k not in BOOKKEEPING}
+    return out | {"train": train}
 
 
 def sha(cfg: RunConfig) -> str:

@@ -111,6 +111,12 @@ def low_rank_gmm(
 # --------------------------------------------------------------------------------------
 
 
+def seeded_low_rank_gmm(d: int, k: int, rank: int, seed: int = 0) -> GaussianMixture:
+    """:func:`low_rank_gmm` drawn from a generator seeded with ``seed``: a problem fixed by
+    four numbers, as a run config names it (data ``low_rank_gmm``)."""
+    return low_rank_gmm(d, k, rank, torch.Generator().manual_seed(seed))
+
+
 def _to_signed(x: np.ndarray, vmax: float) -> Tensor:
     """Pixel values in [0, vmax] -> float32 tensor in [-1, 1]."""
     return torch.from_numpy(np.asarray(x, dtype=np.float32) * (2.0 / vmax) - 1.0)

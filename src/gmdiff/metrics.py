@@ -93,6 +93,17 @@ def sliced_wasserstein(
     return ((px - py).abs() ** p).mean().item() ** (1.0 / p)
 
 
+def sw2_to_reference(x: Tensor, reference: Tensor, seed: int, n_projections: int = 64) -> float:
+    """Sliced 2-Wasserstein distance between ``x`` and as many rows of ``reference`` (the toy
+    chapters' exact-distribution metric, projections drawn from ``seed``), in float64;
+    inf when a sample is not finite (a diverged sampler)."""
+    x = x.double()
+    if not torch.isfinite(x).all():
+        return float("inf")
+    ref = reference[: x.shape[0]].double()
+    return sliced_wasserstein(x, ref, n_projections, torch.Generator().manual_seed(seed))
+
+
 # --------------------------------------------------------------------------------------
 # Pointwise measures
 # --------------------------------------------------------------------------------------
@@ -184,8 +195,12 @@ def paired_bootstrap_ci(
     if n_boot < 2 or not 0 < level < 1:
         raise ValueError(f"need n_boot >= 2 and 0 < level < 1, got n_boot={n_boot}, level={level}")
     stats = torch.stack(
-        [torch.as_tensor(statistic(torch.randint(n, (n,), generator=generator)), dtype=torch.float64)
-         for _ in range(n_boot)]
+        [
+            torch.as_tensor(
+                statistic(torch.randint(n, (n,), generator=generator)), dtype=torch.float64
+            )
+            for _ in range(n_boot)
+        ]
     )
     q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)
     lo, hi = torch.quantile(stats, q, dim=0)

@@ -16,12 +16,31 @@ per level (with its component path) by :func:`gmdiff.analytic.gm_ddpm.sample_mar
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
-from collections.abc import Sequence
-from typing import Literal, Protocol
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
+from typing import Any, Literal, Protocol
 
+import numpy as np
 import torch
 from torch import Tensor
+
+from gmdiff.schedules import per_sample
+
+_BATCH_INDEX: ContextVar[int | None] = ContextVar("gmdiff_batch_index", default=None)
+
+
+@contextlib.contextmanager
+def batch_index(step: int) -> Iterator[None]:
+    """Within the block, noise models that depend on the training step (the alternation of
+    :class:`MixtureNoise`) see ``step``; :class:`gmdiff.train.Trainer` wraps each step."""
+    token = _BATCH_INDEX.set(int(step))
+    try:
+        yield
+    finally:
+        _BATCH_INDEX.reset(token)
 
 
 class NoiseModel(Protocol):
@@ -137,6 +156,219 @@ class GammaNoise:
 
 
 # --------------------------------------------------------------------------------------
+# GM-SGM's Gaussian-mixture noise (GM-SGM paper, Sec. 3.2, Eqs. 9-11, App. A.5)
+# --------------------------------------------------------------------------------------
+
+
+def check_beta(beta: float) -> float:
+    if isinstance(beta, bool) or not isinstance(beta, int | float) or not math.isfinite(beta):
+        raise ValueError(f"beta must be a finite number >= 1, got beta={beta!r}")
+    if beta < 1:
+        raise ValueError(
+            f"beta must be >= 1 (GM-SGM paper, Eq. 9: the large-jump component N(0, beta^2 sigma^2 I) "
+            f"has beta >= 1; beta = 1 is the plain SGM, the paper's default is 2), got beta={beta}"
+        )
+    return float(beta)
+
+
+def coin_scales(
+    n: int, scales: tuple[float, float], generator: torch.Generator | None, dtype=torch.float64
+) -> Tensor:
+    """n factors, each ``scales[0]`` or ``scales[1]`` with probability 1/2 (one uniform draw
+    per factor): the per-sample stretch of N_mix(0, {I, beta^2 I}) (GM-SGM paper, Sec. 3.2;
+    Eq. 8's increments of dw^{1,beta})."""
+    u = torch.rand(n, dtype=dtype, generator=generator)
+    first, second = (torch.tensor(float(s), dtype=dtype) for s in scales)
+    return torch.where(u < 0.5, first, second)
+
+
+def _gaussian(x0: Tensor, generator: torch.Generator | None) -> Tensor:
+    return torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+
+
+class _TotalNoiseTarget:
+    """Shared regression target: ``-z / sigma`` for the total standardized noise z, i.e.
+    ``-(beta~ eta) / sigma^2`` with eta = sigma z_0 (GM-SGM paper, Eq. 11; see module docstring)."""
+
+    def score_target(self, z: Tensor, sigma: Tensor) -> Tensor:
+        return -z / sigma
+
+
+class MixtureNoise(_TotalNoiseTarget):
+    """Noise ``z = B eta``, eta ~ N(0, I), with the linear map B drawn from a finite set:
+    ``components[k](eta)`` with probability ``probs[k]`` (GM-SGM paper, Eq. 11 for B = beta~ I
+    and App. A.5 for general B).
+
+    ``alternate=False``: B is drawn independently for every sample of every batch.
+    ``alternate=True``: the whole batch of training step n (n = 0, 1, ...) uses component
+    n mod K -- Alg. 1's deterministic alternation "to reduce the stochasticity of
+    training" (with components (beta, 1): odd batches use beta, even ones 1). The step is
+    the one :class:`gmdiff.train.Trainer` announces with :func:`batch_index`, so a resumed
+    run alternates exactly as an uninterrupted one; outside a trainer the n-th call uses
+    the call counter ``calls``.
+    """
+
+    def __init__(
+        self,
+        components: Sequence[Callable[[Tensor], Tensor]],
+        probs: Sequence[float] | None = None,
+        *,
+        alternate: bool = False,
+        names: Sequence[str] | None = None,
+    ) -> None:
+        K = len(components)
+        if K == 0:
+            raise ValueError("components must hold at least one linear map")
+        p = (
+            torch.full((K,), 1.0 / K, dtype=torch.float64)
+            if probs is None
+            else torch.tensor(list(probs), dtype=torch.float64)
+        )
+        if p.shape != (K,) or (p < 0).any() or abs(float(p.sum()) - 1.0) > 1e-9:
+            raise ValueError(f"probs must be {K} non-negative numbers summing to 1, got {probs}")
+        if alternate and not torch.allclose(p, torch.full_like(p, 1.0 / K)):
+            raise ValueError(
+                "alternate=True cycles through the components, which gives equal weights; "
+                f"pass probs=None or alternate=False, got probs={probs}"
+            )
+        self.components, self.probs, self.alternate = list(components), p, alternate
+        self.names = list(names) if names is not None else [f"B{k}" for k in range(K)]
+        self.calls = 0
+
+    def draw_components(self, n: int, generator: torch.Generator | None, device) -> Tensor:
+        """Indices (n,) of the component each sample uses; advances ``calls``. Alternation
+        follows the trainer's step (:func:`batch_index`) when one is set, so a resumed
+        run continues the cycle where it stopped; else the call counter."""
+        k = len(self.components)
+        if self.alternate:
+            n_batch = _BATCH_INDEX.get()
+            c = self.calls if n_batch is None else n_batch
+            idx = torch.full((n,), c % k, dtype=torch.long, device=device)
+        else:
+            idx = torch.multinomial(
+                self.probs.float().to(device).expand(n, k), 1, generator=generator
+            )[:, 0]
+        self.calls += 1
+        return idx
+
+    def sample(self, x0: Tensor, generator: torch.Generator | None, alpha=None, sigma=None):
+        eta = _gaussian(x0, generator)
+        idx = self.draw_components(x0.shape[0], generator, x0.device)
+        z = torch.zeros_like(eta)
+        for k, comp in enumerate(self.components):
+            mask = per_sample(idx == k, eta)
+            if mask.any():
+                z = torch.where(mask, comp(eta), z)
+        return z
+
+
+class ScaleMixtureNoise(MixtureNoise):
+    """Discrete p(beta~): z = beta~ eta with beta~ = ``scales[k]`` w.p. ``probs[k]``; the
+    marginal of z is sum_k p_k N(0, scales_k^2 I) (GM-SGM paper, Sec. 3.2 and Eq. 11). Scales
+    must be > 0 (App. A.6 tries {0.5, 2}); the paper's own family is :func:`gm_sgm_noise`."""
+
+    def __init__(
+        self, scales: Sequence[float], probs: Sequence[float] | None = None, *, alternate=False
+    ) -> None:
+        scales = [float(s) for s in scales]
+        if not scales or any(not (math.isfinite(s) and s > 0) for s in scales):
+            raise ValueError(f"scales must be finite and > 0, got {scales}")
+        self.scales = scales
+        comps = [functools.partial(torch.mul, other=s) for s in scales]
+        super().__init__(comps, probs, alternate=alternate, names=[f"{s:g}" for s in scales])
+
+
+def gm_sgm_noise(beta: float = 2.0, *, alternate: bool = True) -> ScaleMixtureNoise:
+    """The paper's training noise N_mix(0, {I, beta^2 I}) (Sec. 3.2, Eqs. 9-10): with
+    ``alternate=True`` (Alg. 1) the batches alternate beta~ = beta (odd calls) and beta~ = 1
+    (even calls); with ``alternate=False`` every sample draws beta~ in {1, beta} with
+    probability 1/2 (the "uniform sampling" of the objectives that Sec. 3.3 mentions).
+    Raises ValueError for beta < 1. beta = 1 gives plain Gaussian noise (the SGM)."""
+    beta = check_beta(beta)
+    return ScaleMixtureNoise((beta, 1.0), alternate=alternate)
+
+
+class ContinuousScaleNoise(_TotalNoiseTarget):
+    """Continuous p(beta~) (GM-SGM paper, Sec. 4.1 and Eq. 11): z = beta~ eta with one beta~ per
+    sample, uniform on [low, high] (``law="uniform"``) or log-uniform (``"loguniform"``).
+    Requires 1 <= low <= high (beta~ < 1 is outside the paper's large-jump family)."""
+
+    def __init__(self, low: float = 1.0, high: float = 2.0, law: str = "uniform") -> None:
+        low, high = check_beta(low), check_beta(high)
+        if high < low:
+            raise ValueError(f"need low <= high, got low={low}, high={high}")
+        if law not in ("uniform", "loguniform"):
+            raise ValueError(f"law must be 'uniform' or 'loguniform', got {law!r}")
+        self.low, self.high, self.law = low, high, law
+
+    def draw_scales(self, n: int, generator: torch.Generator | None, dtype, device) -> Tensor:
+        u = torch.rand(n, generator=generator, dtype=dtype, device=device)
+        if self.law == "uniform":
+            return self.low + (self.high - self.low) * u
+        return torch.exp(math.log(self.low) + (math.log(self.high) - math.log(self.low)) * u)
+
+    def moment(self, k: int) -> float:
+        """E[beta~^k], for tests: uniform (h^{k+1} - l^{k+1}) / ((k+1)(h - l)),
+        log-uniform (h^k - l^k) / (k log(h/l)) (the point mass when low == high)."""
+        lo, hi = self.low, self.high
+        if hi == lo:
+            return lo**k
+        if self.law == "uniform":
+            return (hi ** (k + 1) - lo ** (k + 1)) / ((k + 1) * (hi - lo))
+        return (hi**k - lo**k) / (k * math.log(hi / lo))
+
+    def sample(self, x0: Tensor, generator: torch.Generator | None, alpha=None, sigma=None):
+        eta = _gaussian(x0, generator)
+        b = self.draw_scales(x0.shape[0], generator, x0.dtype, x0.device)
+        return per_sample(b, eta) * eta
+
+
+def high_frequency_mask(height: int, width: int, fraction: float = 0.05) -> Tensor:
+    """Boolean (H, W) mask over the 2-D DFT bins holding the top ``fraction`` of radial
+    frequencies |f| = sqrt(f_y^2 + f_x^2) (cycles/pixel): the ceil(fraction H W) highest
+    bins, plus every bin tied with the last one (so the mask is symmetric under f -> -f
+    and the filter below is real). On 8x8 images 5% selects the 5 bins with |f| >= 0.625."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    fy = torch.fft.fftfreq(height, dtype=torch.float64).abs()
+    fx = torch.fft.fftfreq(width, dtype=torch.float64).abs()
+    r = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
+    k = math.ceil(fraction * height * width)
+    thresh = torch.sort(r.flatten(), descending=True).values[k - 1]
+    return r >= thresh - 1e-12
+
+
+def frequency_filter(x: Tensor, fraction: float = 0.05, shrink: float = 0.5) -> Tensor:
+    """M x of App. A.5: multiply the top-``fraction`` high-frequency DFT bins of every
+    (H, W) plane of x (..., H, W) by ``shrink``. M is real, symmetric and diagonal in the
+    Fourier basis (eigenvalues 1 and ``shrink``)."""
+    if x.ndim < 2:
+        raise ValueError(f"x must have at least two (height, width) dims, got {tuple(x.shape)}")
+    mask = high_frequency_mask(x.shape[-2], x.shape[-1], fraction).to(x.device)
+    gain = torch.where(mask, shrink, 1.0).to(x.dtype)
+    return torch.fft.ifft2(torch.fft.fft2(x) * gain).real.to(x.dtype)
+
+
+def frequency_mixture_noise(
+    gain: float = 2.0, fraction: float = 0.05, shrink: float = 0.5, *, alternate: bool = False
+) -> MixtureNoise:
+    """App. A.5's matrix mixture p(B = I) = p(B = gain M) = 1/2, M = :func:`frequency_filter`
+    (the paper: gain 2, top 5% of frequencies shrunk by 0.5). Raises for gain < 1."""
+    gain = check_beta(gain)
+    filt = functools.partial(frequency_filter, fraction=fraction, shrink=shrink)
+    return MixtureNoise(
+        [lambda e: e, lambda e: gain * filt(e)], alternate=alternate, names=["I", f"{gain:g}M"]
+    )
+
+
+def scale_mixture_cdf(x: np.ndarray, scales: Sequence[float], probs: Sequence[float]) -> np.ndarray:
+    """CDF of the 1-D marginal sum_k p_k N(0, s_k^2), for KS tests of the noise models."""
+    from scipy.stats import norm
+
+    return sum(p * norm.cdf(np.asarray(x) / s) for s, p in zip(scales, probs, strict=True))
+
+
+# --------------------------------------------------------------------------------------
 # GM-DDPM's Gaussian-mixture (offset) noise
 # --------------------------------------------------------------------------------------
 
@@ -230,3 +462,28 @@ class OffsetMixtureNoise:
         i = self.draw(like, generator)
         z = torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
         return self.offset(i, like) + z, i
+
+
+#: Noise models by the name a run config gives them (``loss.options.noise.name`` and
+#: ``sample.options.noise.name``; the other keys are the constructor's arguments).
+NOISES: dict[str, Callable[..., Any]] = {
+    "gaussian": GaussianNoise,
+    "gamma": GammaNoise,
+    "gm_sgm": gm_sgm_noise,
+    "scale_mixture": ScaleMixtureNoise,
+    "continuous_scale": ContinuousScaleNoise,
+    "frequency_mixture": frequency_mixture_noise,
+    "offset_mixture": OffsetMixtureNoise,
+}
+
+
+def from_config(spec: dict) -> Any:
+    """The noise model ``{"name": ..., **arguments}`` names (see :data:`NOISES`)."""
+    spec = dict(spec)
+    name = spec.pop("name", None)
+    if name not in NOISES:
+        raise ValueError(f"noise name {name!r} is not known; choose one of {sorted(NOISES)}")
+    try:
+        return NOISES[name](**spec)
+    except TypeError as err:
+        raise ValueError(f"noise {name!r}: {err}") from None

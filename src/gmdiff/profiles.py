@@ -255,7 +255,6 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                 "ema_decay": 0.999,
                 "n": 400,
                 "iterations": [20, 50, 100],
-                "classifier_steps": 300,
                 "metric": "FD-digits",
             },
         },
@@ -286,7 +285,6 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                 "ema_decay": 0.999,
                 "n": 50_000,
                 "iterations": [50, 100, 200, 250, 333, 400, 500, 1000],
-                "classifier_steps": 0,
                 "metric": "FID",
             },
             # App. A.2: CelebA-64 trained 230k iterations at batch 64 with the NCSN++
@@ -304,7 +302,6 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                 "ema_decay": 0.999,
                 "n": 50_000,
                 "iterations": [20, 66, 80, 100, 200, 333, 400, 500],
-                "classifier_steps": 0,
                 "metric": "FID",
             },
         },

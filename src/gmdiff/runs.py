@@ -79,10 +79,11 @@ def data_of(cfg: RunConfig) -> tuple[Any, Any]:
     """(training data: tensor, dataset or sampler; the analytic model of a toy or None)."""
     from gmdiff import data
 
-    toys = {"ring2d": data.ring2d, "grid2d": data.grid2d}
+    toys = {"ring2d": data.ring2d, "grid2d": data.grid2d, "low_rank_gmm": data.seeded_low_rank_gmm}
     images = {
         "digits8x8": lambda: data.digits8x8()[0],
         "mnist5k": lambda: data.mnist5k()[0],
+        "mnist32": data.mnist32,
         "cifar10": lambda data_dir, train=True: data.load_cifar10(data_dir, train)[0],
         "celeba64": data.load_celeba64,
         "lsun": data.load_lsun,
@@ -160,8 +161,8 @@ def loss_of(cfg: RunConfig, schedule) -> Callable:
             )
         return partial(losses.edm_loss, sigma_data=cfg.model.sigma_data, **opts)
     kinds = {
-        "dsm": (losses.dsm_loss, Schedule, set()),
-        "eps": (losses.eps_loss, DiscreteVP, set()),
+        "dsm": (losses.dsm_loss, Schedule, {"noise"}),
+        "eps": (losses.eps_loss, DiscreteVP, {"noise"}),
         "smd": (losses.smd_loss, DiscreteVP, {"n_eta", "reduction", "temperature"}),
         "gm_ddpm": (losses.gm_ddpm_loss, DiscreteVP, {"classifier_weight"}),
     }
@@ -176,8 +177,22 @@ def loss_of(cfg: RunConfig, schedule) -> Callable:
             f"the {name} loss needs a {kind.__name__} schedule, got schedule.name = "
             f"{cfg.schedule.name!r}"
         )
+    opts = with_noise_models(opts, "loss.options.noise")
     inspect.signature(fn).bind_partial(schedule=schedule, **opts)  # the allowed names exist
     return partial(fn, schedule=schedule, **opts)
+
+
+def with_noise_models(options: dict, where: str) -> dict:
+    """``options`` with a ``noise`` mapping ``{name: ..., **arguments}`` replaced by the
+    noise model it names (:func:`gmdiff.noise.from_config`), as a loss or sampler takes it."""
+    from gmdiff import noise
+
+    if not isinstance(options.get("noise"), dict):
+        return options
+    try:
+        return options | {"noise": noise.from_config(options["noise"])}
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
 
 
 def sample_shape(net_cfg) -> tuple[int, ...]:
@@ -332,12 +347,14 @@ def _finished_at(folder: Path) -> int:
 
 
 def _fit(trainer: Trainer) -> None:
-    """Fit with one torch thread on CPU (small nets run faster so on a shared machine)."""
+    """Fit with one torch thread on CPU: on a shared machine small nets run faster so, and
+    the floating-point reduction order does not depend on the machine's core count."""
     n = torch.get_num_threads()
     if trainer.device.type == "cpu":
         torch.set_num_threads(1)
     try:
-        trainer.fit(resume=True)
+        with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
+            trainer.fit(resume=True)
     finally:
         torch.set_num_threads(n)
 
@@ -367,8 +384,9 @@ def draw_samples(
     ``seed`` (an SMD network's latent noise too)."""
     if n < 1 or batch < 1:
         raise ValueError(f"the sample count and batch must be >= 1, got n={n}, batch={batch}")
-    dev = torch.device(device) if device is not None else _device_of(denoiser)
+    dev = torch.device(device) if device is not None else device_of(denoiser)
     gen = torch.Generator(dev).manual_seed(seed)
+    options = with_noise_models(options, "sample.options.noise")
     smd = _find(denoiser, "eta_from")
     out = []
     with smd.eta_from(gen) if smd is not None else contextlib.nullcontext():
@@ -389,6 +407,7 @@ def _find(module: Any, attr: str) -> Any:
     return next((m for m in module.modules() if hasattr(m, attr)), None)
 
 
-def _device_of(model: Any) -> torch.device:
+def device_of(model: Any) -> torch.device:
+    """The device of a module's parameters (CPU for a function or a parameterless module)."""
     p = next(model.parameters(), None) if isinstance(model, nn.Module) else None
     return p.device if p is not None else torch.device("cpu")

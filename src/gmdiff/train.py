@@ -46,6 +46,8 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm import tqdm  # plain bars: tqdm.auto warns in kernels without ipywidgets
 
+from gmdiff.noise import batch_index
+
 CHECKPOINT = "checkpoint.pt"
 LOG = "train_log.jsonl"
 LOCK = ".lock"
@@ -503,7 +505,10 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr(step)
         bf16 = cfg.bf16 and self.device.type == "cuda"
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+        with (
+            torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16),
+            batch_index(step),
+        ):
             out = self.loss_fn(self._net, x0, generator=g_noise)
         loss = out["loss"] if isinstance(out, dict) else out
         self.optimizer.zero_grad(set_to_none=True)

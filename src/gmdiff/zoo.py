@@ -2,10 +2,11 @@
 and cached on disk so that the second chapter that needs one loads it instead of
 retraining.
 
-Every model is an EDM-preconditioned network (Karras et al. 2022, Eq. 7 and Table 1;
-:class:`gmdiff.nets.EDMPrecond`) trained with :func:`gmdiff.losses.edm_loss` by
-:class:`gmdiff.train.Trainer`; what is returned is the denoiser ``D(x, sigma)`` with the
-trainer's EMA weights, in eval mode and without gradients.
+Every model is a run config (:mod:`gmdiff.config`; the ``*_config`` functions below) of an
+EDM-preconditioned network (Karras et al. 2022, Eq. 7 and Table 1;
+:class:`gmdiff.nets.EDMPrecond`) trained with :func:`gmdiff.losses.edm_loss` through the
+one harness, :func:`gmdiff.runs.load_or_train`; what is returned is the denoiser
+``D(x, sigma)`` with the trainer's EMA weights, in eval mode and without gradients.
 
 =====================  ==========================================================  ========
 model                  ``ci`` profile (CPU, shipped data)                          ``full``
@@ -31,35 +32,30 @@ Snapshots. ``snapshot_steps`` asks for the EMA weights at intermediate steps (th
 randomness depends only on its index, stopping at a snapshot and continuing reaches the
 same final weights as an uninterrupted run, so snapshots never change the final model.
 
-Cache. ``results/cache/<name>-<sha>.pt`` under the repository root (or ``$GMDIFF_CACHE_DIR``
-or the ``cache_dir`` argument), where ``<sha>`` hashes the whole configuration (network,
-optimisation, data, seed). A file holds the final EMA weights and every snapshot trained
-so far; asking for a snapshot it lacks retrains once from scratch and rewrites it with the
-union. Files are written atomically (temp file + rename).
+Cache. ``results/cache/runs/<name>-<sha>/`` under the repository root (or
+``$GMDIFF_CACHE_DIR`` or the ``cache_dir`` argument), where ``<sha>`` hashes the run config
+(network, optimisation, data, seed): the run's checkpoint (so an interrupted ``full``
+training resumes) and one file per snapshot; asking for a snapshot earlier than the
+checkpoint retrains once from scratch (:func:`gmdiff.runs.load_or_train`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import hashlib
 import json
-import os
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
 
-from gmdiff import data, nets
+from gmdiff import config, data, nets, runs
 from gmdiff.analytic import GaussianMixture
+from gmdiff.config import RunConfig
 from gmdiff.digit_classifier import DigitClassifier, train_digit_classifier
-from gmdiff.losses import edm_loss
-from gmdiff.train import TrainConfig, Trainer, atomic_save
+from gmdiff.runs import cache_root
+from gmdiff.train import atomic_save
 
-CACHE_ENV = "GMDIFF_CACHE_DIR"
 CACHE_VERSION = 1
 PROFILES = ("ci", "full")
 
@@ -74,39 +70,8 @@ SIGMA_DATA_GMM = 1.0  # per-coordinate std of the GMM above is about 1.0
 
 
 # --------------------------------------------------------------------------------------
-# Specifications
+# The run configs
 # --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Everything that determines a trained zoo model; its hash names the cache file."""
-
-    name: str
-    net: nets.configs.NetConfig
-    train: TrainConfig
-    sigma_data: float
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "version": CACHE_VERSION,
-            "name": self.name,
-            "net_type": type(self.net).__name__,
-            "net": asdict(self.net),
-            "train": asdict(self.train),
-            "sigma_data": self.sigma_data,
-            "data": self.data,
-        }
-
-    @property
-    def sha(self) -> str:
-        blob = json.dumps(self.as_dict(), sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
-
-    def build(self) -> nets.EDMPrecond:
-        """A freshly initialised preconditioned network, seeded by ``train.seed``."""
-        return nets.EDMPrecond(nets.build_net(self.net, self.train.seed), self.sigma_data)
 
 
 def _check_profile(profile: str) -> None:
@@ -114,79 +79,78 @@ def _check_profile(profile: str) -> None:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
 
 
-def _check_snapshots(snapshot_steps: Iterable[int], steps: int) -> tuple[int, ...]:
-    out = tuple(sorted({int(s) for s in snapshot_steps}))
-    bad = [s for s in out if not 0 <= s <= steps]
-    if bad:
-        raise ValueError(
-            f"snapshot_steps must lie in [0, {steps}] (the training length), got {bad}"
-        )
-    return out
+def _edm_config(data_section: dict, net: str, overrides: dict, sigma_data: float, train: dict):
+    return config.from_dict(
+        {
+            "data": data_section,
+            "model": {
+                "net": net,
+                "overrides": overrides,
+                "precond": "edm",
+                "sigma_data": sigma_data,
+            },
+            "loss": {"name": "edm"},
+            "schedule": {"name": "edm"},
+            "train": train,
+        }
+    )
 
 
-def digits_spec(profile: str = "ci", seed: int = 0) -> ModelSpec:
-    """The spec of :func:`digits_edm`.
+def digits_config(profile: str = "ci", seed: int = 0, data_dir: str | Path | None = None):
+    """The run config of :func:`digits_edm`.
 
     ``ci``: the ``digits`` U-Net config (base 32, ch_mult (1, 2), one block per level,
     dropout 0.1; 0.65M parameters) on the 1,797 sklearn digits, 1,000 steps at batch 128,
     Adam lr 1e-3 with 100 warm-up steps, EMA decay 0.995, on the CPU (about 4 minutes).
     ``full``: the paper's MNIST mini-EDM run (Table 3: batch 128, Adam lr 2e-4, 25,000
     steps, ch_mult (1, 2, 3, 4), base 16, no attention, one block per level) on MNIST
-    padded to 32x32; our U-Net is Ho et al.'s, not EDM's SongUNet.
+    padded to 32x32 from ``data_dir``; our U-Net is Ho et al.'s, not EDM's SongUNet.
     """
     _check_profile(profile)
     if profile == "ci":
-        net = nets.get_config("digits")
-        train = TrainConfig(
-            steps=1000, batch_size=128, lr=1e-3, warmup_steps=100, ema_decay=0.995,
-            seed=seed, log_every=100, device="cpu",
-        )  # fmt: skip
-        return ModelSpec("digits_edm", net, train, SIGMA_DATA_IMAGES, {"dataset": "digits8x8"})
-    net = nets.UNetConfig(
-        ch=16, ch_mult=(1, 2, 3, 4), num_res_blocks=1, attn_resolutions=(), dropout=0.0,
-        in_ch=1, resolution=32,
-    )  # fmt: skip
-    train = TrainConfig(steps=25_000, batch_size=128, lr=2e-4, ema_decay=0.9999, seed=seed)
-    return ModelSpec("mnist_edm", net, train, SIGMA_DATA_IMAGES, {"dataset": "mnist-train-pad32"})
+        train = {"steps": 1000, "batch_size": 128, "lr": 1e-3, "warmup_steps": 100,
+                 "ema_decay": 0.995, "seed": seed, "log_every": 100, "device": "cpu"}  # fmt: skip
+        return _edm_config({"name": "digits8x8"}, "digits", {}, SIGMA_DATA_IMAGES, train)
+    net = {"ch": 16, "ch_mult": [1, 2, 3, 4], "num_res_blocks": 1, "attn_resolutions": [],
+           "dropout": 0.0, "in_ch": 1, "resolution": 32}  # fmt: skip
+    train = {"steps": 25_000, "batch_size": 128, "lr": 2e-4, "ema_decay": 0.9999, "seed": seed,
+             "ckpt_every": 1000}  # fmt: skip
+    mnist = {"name": "mnist32", "options": {"data_dir": str(data_dir)}}
+    return _edm_config(mnist, "digits", net, SIGMA_DATA_IMAGES, train)
 
 
-def cifar10_spec(profile: str = "full", seed: int = 0) -> ModelSpec:
-    """The spec of :func:`cifar10_edm`: the paper's CIFAR-10 mini-EDM run (Table 3: batch
-    128, Adam lr 2e-4, 50,000 steps, ch_mult (1, 2, 2), base 96, attention at 16x16, two
-    blocks per level), with random horizontal flips. ``full`` only."""
+def cifar10_config(profile: str = "full", seed: int = 0, data_dir: str | Path | None = None):
+    """The run config of :func:`cifar10_edm`: the paper's CIFAR-10 mini-EDM run (Table 3:
+    batch 128, Adam lr 2e-4, 50,000 steps, ch_mult (1, 2, 2), base 96, attention at 16x16,
+    two blocks per level), with random horizontal flips. ``full`` only."""
     _check_profile(profile)
     if profile != "full":
         raise ValueError(
             "cifar10_edm has no 'ci' profile: CIFAR-10 is not shipped with any package; use "
             "profile='full' with data_dir, or digits_edm for a CPU-sized image model"
         )
-    net = nets.UNetConfig(
-        ch=96, ch_mult=(1, 2, 2), num_res_blocks=2, attn_resolutions=(16,), dropout=0.1,
-        in_ch=3, resolution=32,
-    )  # fmt: skip
-    train = TrainConfig(steps=50_000, batch_size=128, lr=2e-4, ema_decay=0.9999, seed=seed)
-    return ModelSpec(
-        "cifar10_edm", net, train, SIGMA_DATA_IMAGES, {"dataset": "cifar10-train-hflip"}
-    )
+    net = {"ch": 96, "ch_mult": [1, 2, 2], "num_res_blocks": 2, "attn_resolutions": [16],
+           "dropout": 0.1, "in_ch": 3, "resolution": 32}  # fmt: skip
+    train = {"steps": 50_000, "batch_size": 128, "lr": 2e-4, "ema_decay": 0.9999, "seed": seed,
+             "ckpt_every": 1000}  # fmt: skip
+    cifar = {"name": "cifar10", "options": {"data_dir": str(data_dir)}, "hflip": True}
+    return _edm_config(cifar, "ddpm_cifar10", net, SIGMA_DATA_IMAGES, train)
 
 
-def gmm_spec(profile: str = "ci", seed: int = 0) -> ModelSpec:
-    """The spec of :func:`gmm_mlp`: the ``toy_mlp`` MLP (4 hidden layers of 256,
+def gmm_config(profile: str = "ci", seed: int = 0) -> RunConfig:
+    """The run config of :func:`gmm_mlp`: the ``toy_mlp`` MLP (4 hidden layers of 256,
     sinusoidal noise embedding) with ``dim`` 16 on fresh samples of :func:`toy_gmm`.
     ``ci``: 2,500 steps at batch 512, lr 1e-3, EMA 0.995, CPU (about 1.5 minutes);
     ``full``: 50,000 steps at batch 1024, lr 1e-3 with 1,000 warm-up steps, EMA 0.999."""
     _check_profile(profile)
-    net = nets.get_config("toy_mlp", dim=GMM_SPEC["d"])
     if profile == "ci":
-        train = TrainConfig(
-            steps=2500, batch_size=512, lr=1e-3, warmup_steps=100, ema_decay=0.995,
-            seed=seed, log_every=100, device="cpu",
-        )  # fmt: skip
+        train = {"steps": 2500, "batch_size": 512, "lr": 1e-3, "warmup_steps": 100,
+                 "ema_decay": 0.995, "seed": seed, "log_every": 100, "device": "cpu"}  # fmt: skip
     else:
-        train = TrainConfig(
-            steps=50_000, batch_size=1024, lr=1e-3, warmup_steps=1000, ema_decay=0.999, seed=seed
-        )
-    return ModelSpec("gmm_mlp", net, train, SIGMA_DATA_GMM, {"gmm": GMM_SPEC})
+        train = {"steps": 50_000, "batch_size": 1024, "lr": 1e-3, "warmup_steps": 1000,
+                 "ema_decay": 0.999, "seed": seed, "ckpt_every": 5000}  # fmt: skip
+    gmm = {"name": "low_rank_gmm", "options": GMM_SPEC}
+    return _edm_config(gmm, "toy_mlp", {"dim": GMM_SPEC["d"]}, SIGMA_DATA_GMM, train)
 
 
 # --------------------------------------------------------------------------------------
@@ -197,8 +161,7 @@ def gmm_spec(profile: str = "ci", seed: int = 0) -> ModelSpec:
 def toy_gmm() -> GaussianMixture:
     """The low-rank GMM of :data:`GMM_SPEC` (float64), whose exact score and denoiser are
     known (Gaussian score paper, Eqs. 7, 8, 12, 13)."""
-    g = torch.Generator().manual_seed(GMM_SPEC["seed"])
-    return data.low_rank_gmm(GMM_SPEC["d"], GMM_SPEC["k"], GMM_SPEC["rank"], g)
+    return data.seeded_low_rank_gmm(**GMM_SPEC)
 
 
 def _require_dir(data_dir: str | Path | None, what: str) -> Path:
@@ -210,114 +173,9 @@ def _require_dir(data_dir: str | Path | None, what: str) -> Path:
     return Path(data_dir)
 
 
-# --------------------------------------------------------------------------------------
-# Training and the cache
-# --------------------------------------------------------------------------------------
-
-
-def cache_root(cache_dir: str | Path | None = None) -> Path:
-    """``cache_dir``, else ``$GMDIFF_CACHE_DIR``, else ``results/cache`` under the
-    repository root (the folder holding ``pyproject.toml`` above this file), else under
-    the current directory."""
-    if cache_dir is not None:
-        return Path(cache_dir)
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    repo = Path(__file__).resolve().parents[2]
-    base = repo if (repo / "pyproject.toml").is_file() else Path.cwd()
-    return base / "results" / "cache"
-
-
-def cache_path(spec: ModelSpec, cache_dir: str | Path | None = None) -> Path:
-    """Where the trained weights of ``spec`` are cached."""
-    return cache_root(cache_dir) / f"{spec.name}-{spec.sha}.pt"
-
-
-def train_spec(
-    spec: ModelSpec,
-    train_data: Tensor | Callable[[int, torch.Generator], Tensor] | torch.utils.data.Dataset,
-    snapshot_steps: Iterable[int] = (),
-    transform: Callable[[Tensor, torch.Generator], Tensor] | None = None,
-) -> dict[str, Any]:
-    """Train ``spec`` from scratch on ``train_data`` and return ``{"ema": state_dict,
-    "snapshots": {step: EMA state_dict}}``; the training is stopped at each snapshot step
-    and continued (which does not change the result, see the module docstring)."""
-    snaps = _check_snapshots(snapshot_steps, spec.train.steps)
-    model = spec.build()
-    n_threads = torch.get_num_threads()
-    on_cpu = spec.train.device == "cpu" or not torch.cuda.is_available()
-    with torch.random.fork_rng(devices=[]):
-        if on_cpu:
-            torch.set_num_threads(1)
-        try:
-            loss = functools.partial(edm_loss, sigma_data=spec.sigma_data)
-            trainer = Trainer(model, loss, train_data, spec.train, transform=transform)
-            snapshots: dict[int, dict[str, Tensor]] = {}
-            for stop in [*snaps, spec.train.steps]:
-                if stop > trainer.step:
-                    trainer.config = dataclasses.replace(spec.train, steps=stop)
-                    trainer.fit(resume=False)
-                if stop in snaps:
-                    snapshots[stop] = _cpu_state(trainer.ema)
-        finally:
-            torch.set_num_threads(n_threads)
-    return {"ema": _cpu_state(trainer.ema), "snapshots": snapshots}
-
-
-def _cpu_state(module: nn.Module) -> dict[str, Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
-
-
-def _spec_json(spec: ModelSpec) -> dict[str, Any]:
-    """The spec as stored in a cache file (JSON types: tuples become lists)."""
-    return json.loads(json.dumps(spec.as_dict(), default=str))
-
-
-def _read_cache(spec: ModelSpec, path: Path) -> dict[str, Any] | None:
-    """The cached state of ``spec``, or None when absent or written for another spec."""
-    if not path.is_file():
-        return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return state if state.get("spec") == _spec_json(spec) else None
-
-
-def _denoiser(spec: ModelSpec, state: dict[str, Tensor]) -> nets.EDMPrecond:
-    model = spec.build()
-    model.load_state_dict(state)
-    return model.eval().requires_grad_(False)
-
-
-def load_or_train(
-    spec: ModelSpec,
-    get_data: Callable[[], Any],
-    snapshot_steps: Iterable[int] = (),
-    *,
-    cache_dir: str | Path | None = None,
-    transform: Callable[[Tensor, torch.Generator], Tensor] | None = None,
-) -> tuple[nets.EDMPrecond, dict[int, nets.EDMPrecond]]:
-    """The trained denoiser of ``spec`` and its snapshots, from the cache when it holds
-    them, else trained on ``get_data()`` and cached (with the snapshots already cached)."""
-    snaps = _check_snapshots(snapshot_steps, spec.train.steps)
-    path = cache_path(spec, cache_dir)
-    state = _read_cache(spec, path)
-    have = set() if state is None else {int(k) for k in state["snapshots"]}
-    if state is None or not set(snaps) <= have:
-        trained = train_spec(spec, get_data(), sorted(have | set(snaps)), transform)
-        state = {
-            "spec": _spec_json(spec),
-            "ema": trained["ema"],
-            "snapshots": {str(k): v for k, v in trained["snapshots"].items()},
-        }
-        # Another process may have cached more snapshots meanwhile: training is
-        # deterministic, so its snapshots are ours too; keep the union.
-        other = _read_cache(spec, path)
-        if other is not None:
-            state["snapshots"] = {**other["snapshots"], **state["snapshots"]}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_save(state, path)
-    return _denoiser(spec, state["ema"]), {
-        s: _denoiser(spec, state["snapshots"][str(s)]) for s in snaps
-    }
+def _trained(cfg: RunConfig, name: str, snapshot_steps, cache_dir):
+    run, snaps = runs.load_or_train(cfg, name, cache_dir=cache_dir, snapshot_steps=snapshot_steps)
+    return run.denoiser, snaps
 
 
 # --------------------------------------------------------------------------------------
@@ -337,16 +195,14 @@ def digits_edm(
 
     ``ci``: sklearn's 8x8 digits in [-1, 1] (images (B, 1, 8, 8)); ``full``: MNIST from
     ``data_dir`` (IDX file, padded with the background value to 32x32). See
-    :func:`digits_spec` for the settings. Returns ``(denoiser, {step: denoiser})``.
+    :func:`digits_config` for the settings. Returns ``(denoiser, {step: denoiser})``.
     """
-    spec = digits_spec(profile, seed)
-    if profile == "ci":
-        get = lambda: data.digits8x8()[0]
-    else:
-        root = _require_dir(data_dir, "MNIST (train-images-idx3-ubyte[.gz])")
-        data.mnist_file(root)  # fail now, naming the expected file, if it is missing
-        get = lambda: data.mnist32(root)
-    return load_or_train(spec, get, snapshot_steps, cache_dir=cache_dir)
+    if profile == "full":
+        data.mnist_file(_require_dir(data_dir, "MNIST (train-images-idx3-ubyte[.gz])"))
+    cfg = digits_config(profile, seed, data_dir)
+    return _trained(
+        cfg, "digits_edm" if profile == "ci" else "mnist_edm", snapshot_steps, cache_dir
+    )
 
 
 def cifar10_edm(
@@ -358,15 +214,12 @@ def cifar10_edm(
     cache_dir: str | Path | None = None,
 ) -> tuple[nets.EDMPrecond, dict[int, nets.EDMPrecond]]:
     """An EDM-preconditioned U-Net denoiser of CIFAR-10 (``full`` only; the paper's
-    Table 3 mini-EDM run, see :func:`cifar10_spec`), trained on the python batches in
+    Table 3 mini-EDM run, see :func:`cifar10_config`), trained on the python batches in
     ``data_dir`` (:func:`gmdiff.data.load_cifar10`)."""
-    spec = cifar10_spec(profile, seed)
+    cfg = cifar10_config(profile, seed, data_dir)
     root = _require_dir(data_dir, "CIFAR-10 (cifar-10-batches-py)")
     data.load_cifar10(root, train=False)  # fail now, with the expected layout, if missing
-    return load_or_train(
-        spec, lambda: data.load_cifar10(root)[0], snapshot_steps,
-        cache_dir=cache_dir, transform=data.random_hflip,
-    )  # fmt: skip
+    return _trained(cfg, "cifar10_edm", snapshot_steps, cache_dir)
 
 
 def gmm_mlp(
@@ -379,11 +232,8 @@ def gmm_mlp(
     """An EDM-preconditioned MLP denoiser trained on fresh samples of :func:`toy_gmm`
     (float32, (B, 16)), its snapshots, and the GMM itself (float64), whose exact
     ``denoiser`` is the model the network approximates."""
-    spec = gmm_spec(profile, seed)
-    gmm = toy_gmm()
-    sampler = lambda n, gen: gmm.sample(n, gen).float()
-    den, snaps = load_or_train(spec, lambda: sampler, snapshot_steps, cache_dir=cache_dir)
-    return den, snaps, gmm
+    den, snaps = _trained(gmm_config(profile, seed), "gmm_mlp", snapshot_steps, cache_dir)
+    return den, snaps, toy_gmm()
 
 
 def digit_classifier(

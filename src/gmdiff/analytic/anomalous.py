@@ -187,14 +187,13 @@ def gm_increments(
     """n increments (n, dim) of the Gaussian-mixture Brownian motion dw^{1,beta}
     (GM-SGM paper, Eq. 8): N_mix(0, {dt I, beta^2 dt I}), one component per increment
     (the whole vector is stretched by beta, not each coordinate independently)."""
-    if beta < 1:
-        raise ValueError(f"beta must be >= 1 (the large-jump scale), got {beta}")
+    from gmdiff.noise import check_beta, coin_scales
+
+    beta = check_beta(beta)
     if dt <= 0:
         raise ValueError(f"time step dt must be > 0, got {dt}")
     g = torch.randn(n, dim, dtype=dtype, generator=generator)
-    big = torch.rand(n, dtype=dtype, generator=generator) < 0.5
-    scale = torch.where(big, torch.as_tensor(beta, dtype=dtype), torch.ones((), dtype=dtype))
-    return math.sqrt(dt) * scale[:, None] * g
+    return math.sqrt(dt) * coin_scales(n, (beta, 1.0), generator, dtype)[:, None] * g
 
 
 def levy_increments(

@@ -1,6 +1,7 @@
 """GM-SGM ("Approximated anomalous diffusion: Gaussian mixture score-based generative
-models"): its training noise, its sampling variant, its published tables and the small
-experiments behind the ``gm_sgm_tables`` chapter. Equation numbers refer to that paper.
+models"): its published tables, its exact optimal denoisers and the small experiments
+behind the GM-SGM chapters; its noise models live with the others in :mod:`gmdiff.noise`.
+Equation numbers refer to that paper.
 
 What the paper trains (GMS-4)
 -----------------------------
@@ -16,8 +17,9 @@ This target is *not* the score of the mixture perturbation kernel (that would be
 
 the Tweedie form of the posterior mean of x_0 under the mixture corruption x = x_0 +
 beta~ sigma z (the "empirical Bayes" estimate of Sec. 4.1, Eq. 13). In the library's
-terms the denoiser target stays x_0 and only the corruption changes, so every noise model
-here returns the *total* standardized noise ``z = beta~ eta`` from ``sample`` and the
+terms the denoiser target stays x_0 and only the corruption changes, so every GM-SGM noise
+model (:mod:`gmdiff.noise`: ``gm_sgm_noise``, ``ScaleMixtureNoise``, ``ContinuousScaleNoise``,
+``frequency_mixture_noise``) returns the *total* standardized noise ``z = beta~ eta`` from ``sample`` and the
 Gaussian target ``-z / sigma`` from ``score_target``; :func:`gmdiff.losses.dsm_loss` then
 computes ``sigma^2 ||s + z / sigma||^2 = ||D - x_0||^2 / sigma^2`` exactly as Eq. (11) with
 score_sde's weighting lambda(sigma) = sigma^2.
@@ -25,19 +27,19 @@ score_sde's weighting lambda(sigma) = sigma^2.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from gmdiff import losses
+from gmdiff import config, runs
+from gmdiff.config import RunConfig
+from gmdiff.noise import coin_scales
 from gmdiff.samplers import ve_pc
-from gmdiff.schedules import VE, Schedule, per_sample
+from gmdiff.schedules import VE, per_sample
 
 # --------------------------------------------------------------------------------------
 # The paper's numbers (FID, Inception features; lower is better)
@@ -144,226 +146,8 @@ PAPER_TABLES: dict[str, pd.DataFrame] = {
 }
 
 # --------------------------------------------------------------------------------------
-# Noise models (GMS-4)
-# --------------------------------------------------------------------------------------
-
-
-def _check_beta(beta: float) -> float:
-    if isinstance(beta, bool) or not isinstance(beta, int | float) or not math.isfinite(beta):
-        raise ValueError(f"beta must be a finite number >= 1, got beta={beta!r}")
-    if beta < 1:
-        raise ValueError(
-            f"beta must be >= 1 (GM-SGM, Eq. 9: the large-jump component N(0, beta^2 sigma^2 I) "
-            f"has beta >= 1; beta = 1 is the plain SGM, the paper's default is 2), got beta={beta}"
-        )
-    return float(beta)
-
-
-def _gaussian(x0: Tensor, generator: torch.Generator | None) -> Tensor:
-    return torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
-
-
-class _TotalNoiseTarget:
-    """Shared regression target: ``-z / sigma`` for the total standardized noise z, i.e.
-    ``-(beta~ eta) / sigma^2`` with eta = sigma z_0 (GM-SGM, Eq. 11; see module docstring)."""
-
-    def score_target(self, z: Tensor, sigma: Tensor) -> Tensor:
-        return -z / sigma
-
-
-class MixtureNoise(_TotalNoiseTarget):
-    """Noise ``z = B eta``, eta ~ N(0, I), with the linear map B drawn from a finite set:
-    ``components[k](eta)`` with probability ``probs[k]`` (GM-SGM, Eq. 11 for B = beta~ I
-    and App. A.5 for general B).
-
-    ``alternate=False``: B is drawn independently for every sample of every batch.
-    ``alternate=True``: the whole batch of the n-th call (n = 1, 2, ...) uses component
-    (n - 1) mod K -- Alg. 1's deterministic alternation "to reduce the stochasticity of
-    training" (with components (beta, 1): odd n uses beta, even n uses 1). The call counter
-    ``calls`` is state: a trainer resumed at step k must set ``noise.calls = k``, and any
-    extra call of the loss (e.g. a validation loss) advances it.
-    """
-
-    def __init__(
-        self,
-        components: Sequence[Callable[[Tensor], Tensor]],
-        probs: Sequence[float] | None = None,
-        *,
-        alternate: bool = False,
-        names: Sequence[str] | None = None,
-    ) -> None:
-        K = len(components)
-        if K == 0:
-            raise ValueError("components must hold at least one linear map")
-        p = (
-            torch.full((K,), 1.0 / K, dtype=torch.float64)
-            if probs is None
-            else torch.tensor(list(probs), dtype=torch.float64)
-        )
-        if p.shape != (K,) or (p < 0).any() or abs(float(p.sum()) - 1.0) > 1e-9:
-            raise ValueError(f"probs must be {K} non-negative numbers summing to 1, got {probs}")
-        if alternate and not torch.allclose(p, torch.full_like(p, 1.0 / K)):
-            raise ValueError(
-                "alternate=True cycles through the components, which gives equal weights; "
-                f"pass probs=None or alternate=False, got probs={probs}"
-            )
-        self.components, self.probs, self.alternate = list(components), p, alternate
-        self.names = list(names) if names is not None else [f"B{k}" for k in range(K)]
-        self.calls = 0
-
-    def draw_components(self, n: int, generator: torch.Generator | None, device) -> Tensor:
-        """Indices (n,) of the component each sample uses; advances ``calls``."""
-        k = len(self.components)
-        if self.alternate:
-            idx = torch.full((n,), self.calls % k, dtype=torch.long, device=device)
-        else:
-            idx = torch.multinomial(
-                self.probs.float().to(device).expand(n, k), 1, generator=generator
-            )[:, 0]
-        self.calls += 1
-        return idx
-
-    def sample(self, x0: Tensor, generator: torch.Generator | None, alpha=None, sigma=None):
-        eta = _gaussian(x0, generator)
-        idx = self.draw_components(x0.shape[0], generator, x0.device)
-        z = torch.zeros_like(eta)
-        for k, comp in enumerate(self.components):
-            mask = per_sample(idx == k, eta)
-            if mask.any():
-                z = torch.where(mask, comp(eta), z)
-        return z
-
-
-class ScaleMixtureNoise(MixtureNoise):
-    """Discrete p(beta~): z = beta~ eta with beta~ = ``scales[k]`` w.p. ``probs[k]``; the
-    marginal of z is sum_k p_k N(0, scales_k^2 I) (GM-SGM, Sec. 3.2 and Eq. 11). Scales
-    must be > 0 (App. A.6 tries {0.5, 2}); the paper's own family is :func:`gm_sgm_noise`."""
-
-    def __init__(
-        self, scales: Sequence[float], probs: Sequence[float] | None = None, *, alternate=False
-    ) -> None:
-        scales = [float(s) for s in scales]
-        if not scales or any(not (math.isfinite(s) and s > 0) for s in scales):
-            raise ValueError(f"scales must be finite and > 0, got {scales}")
-        self.scales = scales
-        comps = [functools.partial(torch.mul, other=s) for s in scales]
-        super().__init__(comps, probs, alternate=alternate, names=[f"{s:g}" for s in scales])
-
-
-def gm_sgm_noise(beta: float = 2.0, *, alternate: bool = True) -> ScaleMixtureNoise:
-    """The paper's training noise N_mix(0, {I, beta^2 I}) (Sec. 3.2, Eqs. 9-10): with
-    ``alternate=True`` (Alg. 1) the batches alternate beta~ = beta (odd calls) and beta~ = 1
-    (even calls); with ``alternate=False`` every sample draws beta~ in {1, beta} with
-    probability 1/2 (the "uniform sampling" of the objectives that Sec. 3.3 mentions).
-    Raises ValueError for beta < 1. beta = 1 gives plain Gaussian noise (the SGM)."""
-    beta = _check_beta(beta)
-    return ScaleMixtureNoise((beta, 1.0), alternate=alternate)
-
-
-class ContinuousScaleNoise(_TotalNoiseTarget):
-    """Continuous p(beta~) (GM-SGM, Sec. 4.1 and Eq. 11): z = beta~ eta with one beta~ per
-    sample, uniform on [low, high] (``law="uniform"``) or log-uniform (``"loguniform"``).
-    Requires 1 <= low <= high (beta~ < 1 is outside the paper's large-jump family)."""
-
-    def __init__(self, low: float = 1.0, high: float = 2.0, law: str = "uniform") -> None:
-        low, high = _check_beta(low), _check_beta(high)
-        if high < low:
-            raise ValueError(f"need low <= high, got low={low}, high={high}")
-        if law not in ("uniform", "loguniform"):
-            raise ValueError(f"law must be 'uniform' or 'loguniform', got {law!r}")
-        self.low, self.high, self.law = low, high, law
-
-    def draw_scales(self, n: int, generator: torch.Generator | None, dtype, device) -> Tensor:
-        u = torch.rand(n, generator=generator, dtype=dtype, device=device)
-        if self.law == "uniform":
-            return self.low + (self.high - self.low) * u
-        return torch.exp(math.log(self.low) + (math.log(self.high) - math.log(self.low)) * u)
-
-    def moment(self, k: int) -> float:
-        """E[beta~^k], for tests: uniform (h^{k+1} - l^{k+1}) / ((k+1)(h - l)),
-        log-uniform (h^k - l^k) / (k log(h/l)) (the point mass when low == high)."""
-        lo, hi = self.low, self.high
-        if hi == lo:
-            return lo**k
-        if self.law == "uniform":
-            return (hi ** (k + 1) - lo ** (k + 1)) / ((k + 1) * (hi - lo))
-        return (hi**k - lo**k) / (k * math.log(hi / lo))
-
-    def sample(self, x0: Tensor, generator: torch.Generator | None, alpha=None, sigma=None):
-        eta = _gaussian(x0, generator)
-        b = self.draw_scales(x0.shape[0], generator, x0.dtype, x0.device)
-        return per_sample(b, eta) * eta
-
-
-def high_frequency_mask(height: int, width: int, fraction: float = 0.05) -> Tensor:
-    """Boolean (H, W) mask over the 2-D DFT bins holding the top ``fraction`` of radial
-    frequencies |f| = sqrt(f_y^2 + f_x^2) (cycles/pixel): the ceil(fraction H W) highest
-    bins, plus every bin tied with the last one (so the mask is symmetric under f -> -f
-    and the filter below is real). On 8x8 images 5% selects the 5 bins with |f| >= 0.625."""
-    if not 0 < fraction < 1:
-        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
-    fy = torch.fft.fftfreq(height, dtype=torch.float64).abs()
-    fx = torch.fft.fftfreq(width, dtype=torch.float64).abs()
-    r = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
-    k = math.ceil(fraction * height * width)
-    thresh = torch.sort(r.flatten(), descending=True).values[k - 1]
-    return r >= thresh - 1e-12
-
-
-def frequency_filter(x: Tensor, fraction: float = 0.05, shrink: float = 0.5) -> Tensor:
-    """M x of App. A.5: multiply the top-``fraction`` high-frequency DFT bins of every
-    (H, W) plane of x (..., H, W) by ``shrink``. M is real, symmetric and diagonal in the
-    Fourier basis (eigenvalues 1 and ``shrink``)."""
-    if x.ndim < 2:
-        raise ValueError(f"x must have at least two (height, width) dims, got {tuple(x.shape)}")
-    mask = high_frequency_mask(x.shape[-2], x.shape[-1], fraction).to(x.device)
-    gain = torch.where(mask, shrink, 1.0).to(x.dtype)
-    return torch.fft.ifft2(torch.fft.fft2(x) * gain).real.to(x.dtype)
-
-
-def frequency_mixture_noise(
-    gain: float = 2.0, fraction: float = 0.05, shrink: float = 0.5, *, alternate: bool = False
-) -> MixtureNoise:
-    """App. A.5's matrix mixture p(B = I) = p(B = gain M) = 1/2, M = :func:`frequency_filter`
-    (the paper: gain 2, top 5% of frequencies shrunk by 0.5). Raises for gain < 1."""
-    gain = _check_beta(gain)
-    filt = functools.partial(frequency_filter, fraction=fraction, shrink=shrink)
-    return MixtureNoise(
-        [lambda e: e, lambda e: gain * filt(e)], alternate=alternate, names=["I", f"{gain:g}M"]
-    )
-
-
-def scale_mixture_cdf(x: np.ndarray, scales: Sequence[float], probs: Sequence[float]) -> np.ndarray:
-    """CDF of the 1-D marginal sum_k p_k N(0, s_k^2), for KS tests of the noise models."""
-    from scipy.stats import norm
-
-    return sum(p * norm.cdf(np.asarray(x) / s) for s, p in zip(scales, probs, strict=True))
-
-
-# --------------------------------------------------------------------------------------
 # Sampling: the unchanged PC sampler, and Sec. 5.4's mixture increments
 # --------------------------------------------------------------------------------------
-
-
-def ve_pc_mixture(
-    denoiser: Callable[[Tensor, Tensor], Tensor],
-    schedule: VE,
-    x_T: Tensor,
-    steps: int,
-    *,
-    beta: float = 2.0,
-    generator: torch.Generator | None = None,
-    callback=None,
-    **opts,
-) -> Tensor:
-    """:func:`gmdiff.samplers.ve_pc` with Gaussian-mixture increments (Sec. 5.4, second
-    study): every increment z of the predictor and of the Langevin corrector is replaced by
-    beta~ z, beta~ in {1, beta} drawn per sample and step with probability 1/2, i.e.
-    N_mix(0, {I, beta^2 I}) increments."""
-    noise = ScaleMixtureNoise((1.0, _check_beta(beta)))
-    return ve_pc(
-        denoiser, schedule, x_T, steps, generator=generator, callback=callback, noise=noise, **opts
-    )
 
 
 # --------------------------------------------------------------------------------------
@@ -415,10 +199,17 @@ def r_mean_var(norms_gm: Tensor, norms_sgm: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def trained_vs_optimal(
-    gm_net: Callable, sgm_net: Callable, eb: Callable, map_: Callable, x0: Tensor, sigmas, seed: int
+    gm_net: Callable,
+    sgm_net: Callable,
+    eb: Callable,
+    map_: Callable,
+    x0: Tensor,
+    sigmas,
+    seed: int,
+    beta: float = 2.0,
 ) -> pd.DataFrame:
     """Which optimum a trained GM-SGM network learned (GMS-5). At inputs x = x0 + beta~ sigma
-    xi, beta~ in {1, 2} equally likely (GM-SGM's training corruption), one row per sigma:
+    xi, beta~ in {1, beta} equally likely (GM-SGM's training corruption), one row per sigma:
     RMS distances (per-sample Euclidean) of the GM-SGM and SGM nets to the empirical-Bayes
     optimum ``eb`` and the Gaussian ("MAP") optimum ``map_``, the distance between the two
     optima, and the slope c = E<N_gm - N_sgm, eb - map_> / E||eb - map_||^2 with its standard
@@ -429,7 +220,7 @@ def trained_vs_optimal(
     rms = lambda a, b: float(((a - b) ** 2).flatten(1).sum(1).mean().sqrt())
     rows = []
     for sigma in sigmas:
-        b = torch.where(torch.rand(x0.shape[0], generator=gen) < 0.5, 1.0, 2.0).to(x0.dtype)
+        b = coin_scales(x0.shape[0], (1.0, beta), gen, torch.float32).to(x0.dtype)
         x = x0 + sigma * per_sample(b, x0) * torch.randn(x0.shape, generator=gen, dtype=x0.dtype)
         s = torch.full((x.shape[0],), float(sigma), dtype=x.dtype)
         d_eb, d_map = eb(x, s).double(), map_(x, s).double()
@@ -469,83 +260,54 @@ def mode_spread(x: Tensor, means: Tensor, std: float) -> float:
 # --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TrainSpec:
-    """What to train: ``kind`` "dsm" (VE/VP DSM with ``noise``, score_sde weighting) or
-    "eps" (DDPM L_simple on a DiscreteVP), ``steps`` optimiser steps at ``batch``."""
-
-    steps: int
-    batch: int
-    lr: float = 2e-3
-    ema_decay: float = 0.999
-    warmup: int = 50
-    device: str = "cpu"
+#: The GM-SGM toy chapters' data (a ring of 8 Gaussians) and network: a 3x128 MLP with EDM
+#: preconditioning, so one denoiser serves the VE and VP samplers alike.
+RING = {"name": "ring2d", "options": {"k": 8, "radius": 2.0, "std": 0.1}}
+RING_MLP = {
+    "net": "toy_mlp",
+    "overrides": {"dim": 2, "width": 128, "depth": 3, "embedding": "fourier"},
+    "precond": "edm",
+    "sigma_data": 1.4,
+}
 
 
-def train_denoiser(
-    net: nn.Module,
-    data: Tensor | Callable[[int, torch.Generator], Tensor],
-    spec: TrainSpec,
-    loss_fn: Callable,
-    seed: int,
-) -> nn.Module:
-    """Train ``net`` (a denoiser D(x, sigma) or eps-net) with the library's
-    :class:`gmdiff.train.Trainer` on CPU for ``spec.steps`` steps; returns the EMA model in
-    eval mode. The loss's noise model is whatever ``loss_fn`` closes over."""
-    from gmdiff.train import TrainConfig, Trainer
-
-    cfg = TrainConfig(
-        steps=spec.steps,
-        batch_size=spec.batch,
-        lr=spec.lr,
-        warmup_steps=spec.warmup,
-        ema_decay=spec.ema_decay,
-        seed=seed,
-        log_every=max(1, spec.steps),
-        device=spec.device,
-    )
-    trainer = Trainer(net, loss_fn, data, cfg)
-    n = torch.get_num_threads()
-    try:
-        trainer.fit(resume=False)
-    finally:
-        torch.set_num_threads(n)
-    return trainer.ema.eval()
-
-
-def dsm_loss_fn(schedule: Schedule, noise) -> Callable:
-    """``loss_fn(model, x0, generator)`` = :func:`gmdiff.losses.dsm_loss` with ``noise``."""
-    return functools.partial(losses.dsm_loss, schedule=schedule, noise=noise)
-
-
-@torch.no_grad()
-def sample_batches(
-    sampler: Callable[..., Tensor],
-    denoiser: Callable,
-    schedule,
-    shape: tuple[int, ...],
-    n: int,
+def dsm_config(
+    data: dict,
+    model: dict,
+    schedule: dict,
+    noise: dict,
+    *,
     steps: int,
-    prior_std: float,
+    batch: int,
+    lr: float,
     seed: int,
-    batch: int = 1024,
-    **opts,
-) -> Tensor:
-    """n samples of ``sampler`` with ``steps`` steps from x_T ~ N(0, prior_std^2 I), drawn
-    in batches with a generator seeded by ``seed``."""
-    dev = _device_of(denoiser)
-    gen = torch.Generator(dev).manual_seed(seed)
-    out = []
-    for start in range(0, n, batch):
-        b = min(batch, n - start)
-        x_T = prior_std * torch.randn((b, *shape), generator=gen, device=dev)
-        out.append(sampler(denoiser, schedule, x_T, steps, generator=gen, **opts).cpu())
-    return torch.cat(out)
-
-
-def _device_of(model) -> torch.device:
-    p = next(model.parameters(), None) if isinstance(model, nn.Module) else None
-    return p.device if p is not None else torch.device("cpu")
+    ema_decay: float = 0.999,
+    warmup: int = 50,
+    device: str = "cpu",
+) -> RunConfig:
+    """The run config of a model the GM-SGM chapters train: :func:`gmdiff.losses.dsm_loss`
+    (score_sde's weighting) with the training ``noise`` (a :data:`gmdiff.noise.NOISES`
+    entry, e.g. ``{"name": "gm_sgm", "beta": 2.0}``) on ``schedule``; the same config
+    ``gmdiff train`` takes. A checkpoint every tenth of the run."""
+    return config.from_dict(
+        {
+            "data": data,
+            "model": model,
+            "loss": {"name": "dsm", "options": {"noise": noise}},
+            "schedule": schedule,
+            "train": {
+                "steps": steps,
+                "batch_size": batch,
+                "lr": lr,
+                "warmup_steps": warmup,
+                "ema_decay": ema_decay,
+                "seed": seed,
+                "log_every": steps,
+                "ckpt_every": max(1, steps // 10),
+                "device": device,
+            },
+        }
+    )
 
 
 def side_by_side(ours: pd.DataFrame, paper: pd.DataFrame, on: str, digits: int = 3) -> pd.DataFrame:
@@ -572,31 +334,6 @@ def which_is_lower(a: float, b: float, tol: float, name_a: str, name_b: str) -> 
     return f"{name_a} better" if a < b else f"{name_b} better"
 
 
-def seeded_net(build: Callable[[], nn.Module], seed: int) -> nn.Module:
-    """``build()`` with its initial weights drawn from torch's global RNG seeded by
-    ``seed`` inside a fork (the caller's RNG state is left untouched)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return build()
-
-
-def toy_net(dim: int, sigma_data: float, width: int = 128, depth: int = 3) -> nn.Module:
-    """A small noise-conditioned MLP with EDM preconditioning: a denoiser D(x, sigma) valid
-    at any sigma (used with VE and VP samplers alike)."""
-    from gmdiff.nets import MLP, EDMPrecond, MLPConfig
-
-    cfg = MLPConfig(dim=dim, width=width, depth=depth, embedding="fourier")
-    return EDMPrecond(MLP(cfg), sigma_data=sigma_data)
-
-
-def image_net(config: str, sigma_data: float, **overrides) -> nn.Module:
-    """A library network config (``"digits"``, ``"ncsnpp_cifar10_ve"``, ...) with EDM
-    preconditioning."""
-    from gmdiff.nets import EDMPrecond, build_net, get_config
-
-    return EDMPrecond(build_net(get_config(config, **overrides)), sigma_data=sigma_data)
-
-
 def sampler_table(
     runs: dict[str, Callable[[int, int], Tensor]],
     steps: Sequence[int],
@@ -615,18 +352,12 @@ def sampler_table(
     return pd.DataFrame(rows)
 
 
-def pc_run(denoiser, schedule: VE, shape: tuple[int, ...], n: int, batch: int = 1024, **opts):
-    """``(steps, seed) -> samples`` of :func:`gmdiff.samplers.ve_pc` (score_sde's VE PC
-    sampler, snr 0.16, one corrector step) from N(0, sigma_max^2 I)."""
-    return lambda steps, seed: sample_batches(
-        ve_pc, denoiser, schedule, shape, n, steps, schedule.sigma_max, seed, batch, **opts
-    )
-
-
-def vp_run(sampler, denoiser, schedule, shape: tuple[int, ...], n: int, batch: int = 1024, **o):
-    """``(steps, seed) -> samples`` of a VP sampler (ddpm / ddim) from N(0, I)."""
-    return lambda steps, seed: sample_batches(
-        sampler, denoiser, schedule, shape, n, steps, 1.0, seed, batch, **o
+def sampler_run(sampler, denoiser, schedule, shape: tuple[int, ...], n: int, **opts):
+    """``(steps, seed) -> samples``: n samples of ``sampler`` from the schedule's prior
+    (:func:`gmdiff.runs.draw_samples`), e.g. score_sde's VE PC sampler
+    (:func:`gmdiff.samplers.ve_pc`, snr 0.16, one corrector step) or DDPM / DDIM."""
+    return lambda steps, seed: runs.draw_samples(
+        denoiser, schedule, sampler, steps, shape, n, seed=seed, **opts
     )
 
 
@@ -638,7 +369,7 @@ def ddgm_run(sampler, denoiser, schedule, shape: tuple[int, ...], n: int, theta0
     from gmdiff.noise import GammaNoise
     from gmdiff.samplers.base import default_spacing, vp_grid
 
-    noise, dev = GammaNoise(theta0), _device_of(denoiser)
+    noise, dev = GammaNoise(theta0), runs.device_of(denoiser)
 
     @torch.no_grad()
     def run(steps: int, seed: int) -> Tensor:
@@ -652,35 +383,17 @@ def ddgm_run(sampler, denoiser, schedule, shape: tuple[int, ...], n: int, theta0
 
 @torch.no_grad()
 def adaptive_row(
-    denoiser,
-    schedule,
-    shape: tuple[int, ...],
-    n: int,
-    prior_std: float,
-    seed: int,
-    metric: Callable[[Tensor], float],
-    **opts,
+    denoiser, schedule, shape: tuple[int, ...], n: int, seed: int, metric, **opts
 ) -> dict[str, float]:
-    """Samples of :func:`gmdiff.samplers.adaptive_sde` with their metric and mean NFE."""
+    """Samples of :func:`gmdiff.samplers.adaptive_sde` from the schedule's prior, with
+    their metric and mean NFE."""
     from gmdiff.samplers import adaptive_sde
 
-    dev = _device_of(denoiser)
+    dev = runs.device_of(denoiser)
     gen = torch.Generator(dev).manual_seed(seed)
-    x_T = prior_std * torch.randn((n, *shape), generator=gen, device=dev)
+    x_T = schedule.prior_std * torch.randn((n, *shape), generator=gen, device=dev)
     x, nfe = adaptive_sde(denoiser, schedule, x_T, generator=gen, return_nfe=True, **opts)
     return {"NFE (mean)": float(nfe.float().mean()), "metric": metric(x.cpu())}
-
-
-def metric_sw2(x: Tensor, reference: Tensor, seed: int, n_projections: int = 64) -> float:
-    """Sliced 2-Wasserstein distance between ``x`` and an equal number of ``reference``
-    rows (the toy tables' exact-distribution metric); non-finite samples give inf."""
-    from gmdiff.metrics import sliced_wasserstein
-
-    x = x.double()
-    if not torch.isfinite(x).all():
-        return float("inf")
-    ref = reference[: x.shape[0]].double()
-    return sliced_wasserstein(x, ref, n_projections, torch.Generator().manual_seed(seed))
 
 
 def image_grid(x: Tensor, rows: int, pad: int = 1, pad_value: float = 0.5) -> np.ndarray:
