@@ -134,18 +134,19 @@ table.columns = [f"lam={c}" for c in table.columns]
 print(table.to_string())
 
 # %% [markdown]
-# Reading the table against the floor above (0.10 ± 0.02 for two exact samples):
+# Reading the table against the floor above (0.10 ± 0.02 for two exact samples); every
+# column uses the same starting points $x_T$, so the columns are paired:
 #
 # * **$\lambda=0$** (DDPM): every sampler is within about one standard deviation of the
-#   floor (0.13-0.15); the exact model reproduces the ring, so the table measures the
+#   floor (0.11-0.13); the exact model reproduces the ring, so the table measures the
 #   samplers, not a network.
-# * **$\lambda\in\{0.1,0.2\}$**: Algs. 2-4 stay at the DDPM baseline (0.12-0.14; Algs. 2
-#   and 4 are nearly the same sampler here, see above). Random offsets hurt: Alg. 5 (0.30 at
-#   $\lambda=0.2$) and, less, the posterior draw (0.23). DDIM and DPM-Solver with the *exact*
-#   GM-DDPM model are 2.5-5 times worse than at $\lambda=0$ (0.36-0.69): the offsets that
-#   the $\epsilon$-model does not explain are carried through the deterministic solve as
+# * **$\lambda\in\{0.1,0.2\}$**: Algs. 2-4 stay near the DDPM baseline (0.11-0.13; Algs. 2
+#   and 4 are nearly the same sampler here, see above). Random offsets hurt: Alg. 5 (0.28 at
+#   $\lambda=0.2$) and, less, the posterior draw (0.19). DDIM and DPM-Solver with the *exact*
+#   GM-DDPM model are 3-6 times worse than at $\lambda=0$ (0.36-0.68): the offsets that the
+#   $\epsilon$-model does not explain are carried through the deterministic solve as
 #   signal.
-# * **$\lambda=1$**: Alg. 2 (0.39) and the posterior draw (0.36) keep closest to the ring;
+# * **$\lambda=1$**: Alg. 2 (0.40) and the posterior draw (0.35) keep closest to the ring;
 #   Algs. 3-5 reach 1.1 and the ODE solvers 2.6-2.9, with the samples smeared along
 #   $u=(1,1)$.
 #
