@@ -48,7 +48,6 @@ import torch
 
 from gmdiff import data, plotting
 from gmdiff.analytic.gm_ddpm import ExactGMDDPM
-from gmdiff.config import load_config
 from gmdiff.papers import gm_ddpm as P
 from gmdiff.profiles import get_profile
 from gmdiff.runs import load_or_train
@@ -60,10 +59,7 @@ cfg = get_profile("gmd_training", profile)
 ring = data.ring2d(k=8, radius=2.0, std=0.1)
 models = {}
 for lam in cfg["lams"]:
-    run_cfg = load_config(
-        "configs/gm_ddpm_toy.yaml",
-        [f"model.overrides.lam={lam}", f"train.steps={cfg['steps']}", f"train.seed={seed}"],
-    )
+    run_cfg = P.toy_config(lam, cfg["steps"], seed)  # configs/gm_ddpm_toy.yaml, lam and seed set
     models[lam], _ = load_or_train(run_cfg, "gm_ddpm_toy")  # trained by gmdiff.train.Trainer
 sched = models[cfg["lams"][0]].schedule
 print(f"trained {len(models)} models (lambda = {cfg['lams']}), T = {sched.T}, {cfg['steps']} steps each")

@@ -349,3 +349,11 @@ def test_expected_mse_matches_simulation_and_psnr_falls_with_lambda():
     x_t, _, _ = sample_marginal(x0, 300, sch, noise, gen(1))
     no_offsets = P.expected_mse(x0, sch, OffsetMixtureNoise(0.0), 300)
     assert float(((x_t - x0) ** 2).mean()) / no_offsets > 1.3
+
+
+def test_toy_config_is_the_shipped_file_with_lam_steps_and_seed():
+    from gmdiff.papers import gm_ddpm as P
+
+    cfg = P.toy_config(1.0, 7, 3)
+    assert (cfg.model.overrides["lam"], cfg.train.steps, cfg.train.seed) == (1.0, 7, 3)
+    assert cfg.loss.name == "gm_ddpm" and cfg.data.name == "ring2d"

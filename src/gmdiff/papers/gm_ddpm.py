@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,9 @@ from gmdiff.noise import OffsetMixtureNoise
 from gmdiff.schedules import DiscreteVP
 
 F64 = torch.float64
+
+#: The repository's run configs (configs/ beside src/), wherever a chapter runs from.
+CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"
 
 #: Tables 1-3 of the paper (CIFAR-10 at lr 2e-4 from Table 3, lr 1e-4 = Table 1's numbers).
 PAPER_TABLE1 = pd.DataFrame(
@@ -304,3 +308,13 @@ def identifiability(
             }
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def toy_config(lam: float, steps: int, seed: int):
+    """configs/gm_ddpm_toy.yaml (the chapters' GM-DDPM on the ring) with offset scale
+    ``lam``, ``steps`` training steps and training seed ``seed``: a
+    :class:`gmdiff.config.RunConfig` for :func:`gmdiff.runs.load_or_train`."""
+    from gmdiff.config import load_config
+
+    sets = [f"model.overrides.lam={lam}", f"train.steps={steps}", f"train.seed={seed}"]
+    return load_config(CONFIG_DIR / "gm_ddpm_toy.yaml", sets)
