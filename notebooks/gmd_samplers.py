@@ -147,8 +147,8 @@ print(table.to_string())
 #   $\epsilon$-model does not explain are carried through the deterministic solve as
 #   signal.
 # * **$\lambda=1$**: Alg. 2 (0.40) and the posterior draw (0.35) keep closest to the ring;
-#   Algs. 3-5 reach 1.1 and the ODE solvers 2.6-2.9, with the samples smeared along
-#   $u=(1,1)$.
+#   Algs. 3-5 reach 1.1 (the figure: Alg. 3 piles the samples onto the two modes that lie
+#   along $u=(1,1)$) and the ODE solvers 2.6-2.9 (DDIM smears them along $u$).
 #
 # So in the exact limit no strategy gains over DDPM from the mixture noise (Tables 1 and 3),
 # and the ODE solvers are hurt by it (Table 2), increasingly with $\lambda$. The figure
