@@ -41,8 +41,6 @@ seed = 0
 data_dir = None  # profile "full": the folder holding MNIST's train-images-idx3-ubyte
 
 # %%
-import time
-
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
@@ -54,7 +52,6 @@ from gmdiff.profiles import get_profile
 
 plotting.style()
 cfg = get_profile("gs_learning_dynamics", profile)
-t_start = time.time()
 x, labels, shape = gn.digits_training_set(profile, data_dir)
 denoiser, snapshots = zoo.digits_edm(profile=profile, seed=seed, snapshot_steps=cfg["snapshot_steps"],
                                      data_dir=data_dir)
@@ -207,10 +204,6 @@ plot_curves(toy_curves, "MLP on a 4-mode GMM in R^16")
 # %% [markdown]
 # **Figure 3.** As Figure 2 for the MLP trained on fresh samples of a Gaussian mixture
 # whose exact score is known.
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-print(f"executed in {time.time() - t_start:.0f} s")
 
 # %% [markdown]
 # ## Verdict

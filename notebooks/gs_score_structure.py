@@ -45,8 +45,6 @@ seed = 0
 data_dir = None  # profile "full": the folder holding MNIST's train-images-idx3-ubyte
 
 # %%
-import time
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -59,7 +57,6 @@ from gmdiff.profiles import get_profile
 
 plotting.style()
 cfg = get_profile("gs_score_structure", profile)
-t_start = time.time()
 x, labels, shape = gn.digits_training_set(profile, data_dir)
 denoiser, _ = zoo.digits_edm(profile=profile, seed=seed, data_dir=data_dir)
 net = gn.NetworkScore(denoiser, shape)
@@ -353,10 +350,6 @@ plt.show()
 # basin of the Gaussian; the ten-mode GMMs sit in between. The paper's vanishing field on
 # the whole triangle spanned by the three points (at $\sigma \approx 0.1$, for test images)
 # is not visible at this $\sigma$ and scale.
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-print(f"executed in {time.time() - t_start:.0f} s")
 
 # %% [markdown]
 # ## Verdict
