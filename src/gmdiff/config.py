@@ -12,10 +12,11 @@ naming it):
 ``model``     ``net`` (a name in ``gmdiff.nets.CONFIGS``), ``overrides`` (its fields),
               ``precond`` (edm, ve, score, vp: how the raw net becomes D(x, sigma)),
               ``sigma_data`` (EDM preconditioning and loss).
-``loss``      ``name`` (edm, dsm, eps, smd) and ``options`` (edm: p_mean, p_std; dsm,
-              eps: noise, a mapping ``{name: ..., **arguments}`` naming a noise model
+``loss``      ``name`` (edm, dsm, eps, smd, gm_ddpm) and ``options`` (edm: p_mean, p_std;
+              dsm, eps: noise, a mapping ``{name: ..., **arguments}`` naming a noise model
               of :data:`gmdiff.noise.NOISES`, e.g. ``{name: gm_sgm, beta: 2}``; smd:
-              n_eta, reduction, temperature).
+              n_eta, reduction, temperature; gm_ddpm: classifier_weight, GM-DDPM's
+              offsets, lam and direction, being fields of its net config in ``model``).
 ``schedule``  ``name`` (edm, ve, vp_linear, ddpm_linear, ddpm_cosine) and ``options``:
               the noise process of the dsm/eps/smd losses and of sampling.
 ``train``     the fields of :class:`gmdiff.train.TrainConfig`.

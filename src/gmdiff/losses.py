@@ -297,3 +297,53 @@ def edm_loss(
     loss_per_sample = edm_weight(sigma, sigma_data) * _flat_sum((d - target) ** 2)
     ctx = LossContext(denoiser, x0, x, z, sigma, sigma, torch.ones_like(sigma), d, generator)
     return _collect("edm", loss_per_sample, ctx, extra_terms)
+
+
+def gm_ddpm_loss(
+    gm_net: Callable[..., Tensor],
+    x0: Tensor,
+    schedule: DiscreteVP,
+    *,
+    generator: torch.Generator | None = None,
+    classifier_weight: float = 1.0,
+    noise=None,
+    extra_terms: Mapping[str, ExtraTerm] | None = None,
+) -> dict[str, Tensor]:
+    """GM-DDPM's training objective (GM-DDPM paper, Alg. 1 and Eq. 6) for a
+    :class:`gmdiff.nets.GMDDPMNet`: n ~ U{1..T}, then x_n, its Gaussian part eps and the
+    components i_1..i_n in one draw (:func:`gmdiff.analytic.gm_ddpm.sample_marginal`, Eq. 3;
+    i_j drawn with the mixture weights omega, not uniformly as Alg. 1 line 3 prints), and
+    per example
+
+        ||eps - eps_theta(x_n, n)||^2 (mean over dimensions)
+        + classifier_weight * (-log p_theta(i_n | x_n)).
+
+    The eps term drops Alg. 1's weight gamma_t beta_t^2 / (2 sigma_t^2 alpha_t (beta_t +
+    alpha_t gamma_{t-1})^2), as DDPM's L_simple drops its own: with the posterior variance
+    sigma_t^2 = beta_t gamma_{t-1} / gamma_t of Eq. 30 that weight is beta_t / (2 alpha_t
+    gamma_{t-1}), infinite at t = 1. The classifier term is the second term of Eq. 6 with
+    q(i_t | x_t, x_0, i_{1:t-1}) replaced by the drawn i_t (its Monte Carlo estimate up to a
+    constant); ``classifier_weight`` = 1 is Eq. 6.
+
+    ``noise`` (an :class:`gmdiff.noise.OffsetMixtureNoise`) defaults to ``gm_net.noise``.
+    Returns ``{"eps": ..., "classifier": ..., **extra_terms, "loss": total}``.
+    """
+    from gmdiff.analytic.gm_ddpm import sample_marginal
+
+    _check_batch(x0)
+    if not classifier_weight >= 0:
+        raise ValueError(f"classifier_weight must be >= 0, got {classifier_weight}")
+    noise = gm_net.noise if noise is None else noise
+    B = x0.shape[0]
+    n = torch.randint(1, schedule.T + 1, (B,), generator=generator, device=x0.device)
+    x_n, eps, paths = sample_marginal(x0, n, schedule, noise, generator)
+    eps_hat = gm_net(x_n, n - 1)
+    loss_per_sample = ((eps_hat - eps) ** 2).flatten(1).mean(1)
+    i_n = paths[torch.arange(B, device=x0.device), n - 1]
+    ce = torch.nn.functional.cross_entropy(gm_net.logits(x_n, n - 1), i_n, reduction="none")
+    alpha_bar = schedule.alpha_bar.to(device=x0.device, dtype=x0.dtype)[n]
+    ctx = LossContext(
+        gm_net, x0, x_n, eps, n, (1 - alpha_bar).sqrt(), alpha_bar.sqrt(), eps_hat, generator
+    )
+    terms = {"classifier": lambda _: classifier_weight * ce} | dict(extra_terms or {})
+    return _collect("eps", loss_per_sample, ctx, terms)

@@ -260,6 +260,41 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "n": 10000,
         },
     },
+    "gmd_forward": {
+        # GM-DDPM forward process: float64 simulations (D = 2) against Eqs. 4, 29-30; PSNR
+        # and digit-classifier accuracy of x_t on the 1,797 sklearn 8x8 digits (T = 1000).
+        "ci": {
+            "n_check": 4000,
+            "check_steps": [1, 10, 100, 500, 1000],
+            "lams": [0.0, 0.1, 0.2, 1.0],
+            "curve_steps": list(range(0, 1001, 50))[1:],
+            "classifier_steps": 1000,
+        },
+        "full": {
+            "n_check": 40000,
+            "check_steps": [1, 2, 10, 100, 500, 999, 1000],
+            "lams": [0.0, 0.1, 0.2, 1.0],
+            "curve_steps": list(range(0, 1001, 25))[1:],
+            "classifier_steps": 3000,
+        },
+    },
+    "gmd_samplers": {
+        # The exact GM-DDPM model (float64) on the 2-D ring, T = 20 cosine steps.
+        "ci": {"T": 20, "n": 2000, "seeds": [0, 1, 2], "lams": [0.0, 0.1, 0.2, 1.0], "n_id": 4000},
+        "full": {
+            "T": 20,
+            "n": 10000,
+            "seeds": [0, 1, 2, 3, 4],
+            "lams": [0.0, 0.1, 0.2, 1.0],
+            "n_id": 20000,
+        },
+    },
+    "gmd_training": {
+        # configs/gm_ddpm_toy.yaml (ring, MLP 3 x 128 + classifier 2 x 64, T = 20), one
+        # model per lambda, trained by gmdiff.cli.train (the library's Trainer).
+        "ci": {"steps": 1500, "lams": [0.0, 0.2, 1.0], "n": 2000, "n_id": 4000},
+        "full": {"steps": 10000, "lams": [0.0, 0.1, 0.2, 1.0], "n": 10000, "n_id": 20000},
+    },
     "gm_sgm_tables": {
         # ci: 2-D ring (exact metric) + sklearn 8x8 digits (FD-digits), CPU, one thread.
         "ci": {

@@ -111,7 +111,7 @@ def transform_of(cfg: RunConfig) -> Callable[[Tensor, torch.Generator], Tensor] 
 
 def models_of(cfg: RunConfig, schedule) -> tuple[nn.Module, nn.Module, Any]:
     """(the module the trainer optimises, the denoiser D(x, sigma) built on it, its net
-    config). For the eps and smd losses the trained module is the raw eps network and the
+    config). For the eps, smd and gm_ddpm losses the trained module is the raw eps network and the
     denoiser wraps it in VPPrecond; otherwise both are the preconditioned denoiser."""
     from gmdiff import nets
     from gmdiff.schedules import DiscreteVP, VPLinear
@@ -131,7 +131,12 @@ def models_of(cfg: RunConfig, schedule) -> tuple[nn.Module, nn.Module, Any]:
             "model.precond = 'vp' needs a VP schedule (schedule.name vp_linear, ddpm_linear "
             f"or ddpm_cosine), got schedule.name = {cfg.schedule.name!r}"
         )
-    if cfg.loss.name in ("eps", "smd"):
+    if cfg.loss.name == "gm_ddpm" and not isinstance(net_cfg, nets.GMDDPMConfig):
+        raise ValueError(
+            f"loss.name = 'gm_ddpm' trains a GM-DDPM network (eps net + component classifier); "
+            f"model.net = {cfg.model.net!r} is not one (choose a gm_ddpm_* config)"
+        )
+    if cfg.loss.name in ("eps", "smd", "gm_ddpm"):
         if cfg.model.precond != "vp":
             raise ValueError(
                 f"loss.name = {cfg.loss.name!r} trains an eps network, which samples through "
@@ -159,6 +164,7 @@ def loss_of(cfg: RunConfig, schedule) -> Callable:
         "dsm": (losses.dsm_loss, Schedule, {"noise"}),
         "eps": (losses.eps_loss, DiscreteVP, {"noise"}),
         "smd": (losses.smd_loss, DiscreteVP, {"n_eta", "reduction", "temperature"}),
+        "gm_ddpm": (losses.gm_ddpm_loss, DiscreteVP, {"classifier_weight"}),
     }
     fn, kind, allowed = pick(kinds, name, "loss.name")
     if set(opts) - allowed:
@@ -190,7 +196,7 @@ def with_noise_models(options: dict, where: str) -> dict:
 
 
 def sample_shape(net_cfg) -> tuple[int, ...]:
-    net_cfg = getattr(net_cfg, "base", net_cfg)  # an SMD network has its base's shape
+    net_cfg = getattr(net_cfg, "base", net_cfg)  # SMD / GM-DDPM nets: their base's shape
     if hasattr(net_cfg, "dim"):
         return (net_cfg.dim,)
     return (net_cfg.in_ch, net_cfg.resolution, net_cfg.resolution)

@@ -153,9 +153,7 @@ def _merge(v: Tensor, w: Tensor, s: Tensor, width: float) -> tuple[Tensor, Tenso
     return m, W, var
 
 
-def offset_sum(
-    coeffs: Tensor, values: Tensor, probs: Tensor, resolution: float = 0.0
-) -> OffsetSum:
+def offset_sum(coeffs: Tensor, values: Tensor, probs: Tensor, resolution: float = 0.0) -> OffsetSum:
     """The law of S = sum_j coeffs_j c_{i_j}, with c = ``values`` drawn with ``probs``, by
     convolving one step at a time; after each step atoms that coincide, or with
     ``resolution > 0`` fall in one bin of that width, are merged (moment matching)."""
@@ -237,9 +235,7 @@ def marginal(
         )
     x0 = x0.to(F64)
     sigma = float(gamma_total(schedule)[t].sqrt())
-    S = offset_sum(
-        offset_coefficients(schedule, t), noise.values, noise.probs, resolution * sigma
-    )
+    S = offset_sum(offset_coefficients(schedule, t), noise.values, noise.probs, resolution * sigma)
     u = noise.unit_vector(x0[None])
     nu = float(u.norm())
     means = float(schedule.alpha_bar[t].sqrt()) * x0[None] + S.values[:, None] * u[None]
@@ -324,17 +320,135 @@ def mean_from_eps(
     x_t: Tensor,
     eps: Tensor,
     t: int,
-    i_t: Tensor,
+    i_t: Tensor | None,
     schedule: DiscreteVP,
     noise: OffsetMixtureNoise,
 ) -> Tensor:
     """mu_theta(x_t, t, i_t) = (x_t - sqrt(beta_t) mu_{i_t} - beta_t sqrt(gamma_t) /
     (beta_t + alpha_t gamma_{t-1}) eps) / sqrt(alpha_t) (GM-DDPM paper, Eq. 9 / 36). With
     the eps of x_t (Eq. 3) it is the posterior mean of :func:`posterior` (Eq. 8 / 35);
-    with a network's eps_theta(x_t, t) it is the model's reverse mean."""
+    with a network's eps_theta(x_t, t) it is the model's reverse mean. ``i_t=None``
+    subtracts no offset (the update of Algs. 3-4, which is DDPM's, since beta_t +
+    alpha_t gamma_{t-1} = gamma_t = 1 - ab_t)."""
     _step(schedule, t)
     beta = float(schedule.betas[t - 1])
     alpha = 1.0 - beta
     g = gamma_total(schedule)
     coef = beta * math.sqrt(float(g[t])) / (beta + alpha * float(g[t - 1]))
-    return (x_t - math.sqrt(beta) * noise.offset(i_t, x_t) - coef * eps) / math.sqrt(alpha)
+    offset = 0.0 if i_t is None else math.sqrt(beta) * noise.offset(i_t, x_t)
+    return (x_t - offset - coef * eps) / math.sqrt(alpha)
+
+
+# --------------------------------------------------------------------------------------
+# The exact model of a GM-DDPM on Gaussian-mixture data
+# --------------------------------------------------------------------------------------
+
+
+def offset_laws(
+    schedule: DiscreteVP, noise: OffsetMixtureNoise, resolution: float = 0.05
+) -> list[OffsetSum]:
+    """The laws of S_t = sum_{j<=t} sqrt(gamma_{t,j}) c_{i_j} for t = 0..T by the recursion
+    S_t = sqrt(alpha_t) S_{t-1} + sqrt(beta_t) c_{i_t} (from gamma_{t,j} = alpha_t
+    gamma_{t-1,j}, Eq. 24), atoms closer than ``resolution * sqrt(gamma_t)`` merged with
+    their moments kept (as in :func:`offset_sum`) and atoms of weight < 1e-12 dropped."""
+    c, p = noise.values, noise.probs.to(F64)
+    b = schedule.betas.to(F64)
+    g = gamma_total(schedule)
+    v, w, s = torch.zeros(1, dtype=F64), torch.ones(1, dtype=F64), torch.zeros(1, dtype=F64)
+    laws = [OffsetSum(v, w, s)]
+    for t in range(1, schedule.T + 1):
+        a, sb = float((1 - b[t - 1]).sqrt()), float(b[t - 1].sqrt())
+        v = (a * v[:, None] + sb * c[None]).reshape(-1)
+        w = (w[:, None] * p[None]).reshape(-1)
+        s = (a**2 * s).repeat_interleave(len(c))
+        v, w, s = _merge(v, w, s, resolution * float(g[t].sqrt()))
+        keep = w > 1e-12
+        v, w, s = v[keep], w[keep] / w[keep].sum(), s[keep]
+        laws.append(OffsetSum(v, w, s))
+    return laws
+
+
+class ExactGMDDPM(torch.nn.Module):
+    """The optimal GM-DDPM model for Gaussian-mixture data: eps*(x_t, t) = E[eps | x_t] (the
+    minimiser of Alg. 1's eps term) and the exact p(i_t | x_t) (the minimiser of its
+    classifier term), with the eps network's signature ``forward(x, c_noise)`` and
+    ``logits(x, c_noise)`` of :class:`gmdiff.nets.GMDDPMNet`, c_noise = n - 1 an integer.
+
+    Given the data component m (N(mu_m, Sigma_m)), the atom a of S' = sqrt(alpha_t) S_{t-1}
+    (:func:`offset_laws`) and i_t = k, x_t is Gaussian with mean sqrt(ab_t) mu_m +
+    (v_a + sqrt(beta_t) c_k) u and covariance ab_t Sigma_m + gamma_t I + spread_a u u^T, and
+    Cov(eps, x_t) = sqrt(gamma_t) I; so E[eps | x_t, m, a, k] = sqrt(gamma_t) C^-1 (x_t -
+    mean), averaged with the posterior weights of (m, a, k), whose k-marginal is p(i_t |
+    x_t). Exact up to the grouping of :func:`offset_laws` (moment-matched atoms)."""
+
+    def __init__(
+        self,
+        data: GaussianMixture,
+        schedule: DiscreteVP,
+        noise: OffsetMixtureNoise,
+        resolution: float = 0.25,
+        chunk: int = 512,
+    ) -> None:
+        super().__init__()
+        if noise.per_coordinate:
+            raise ValueError("ExactGMDDPM needs one component per step (per_coordinate=False)")
+        self.data, self.schedule, self.noise, self.chunk = data, schedule, noise, chunk
+        self.laws = offset_laws(schedule, noise, resolution)
+        d = data.means.to(F64)
+        self.covs = torch.einsum(
+            "kdr,kr,ker->kde", data.U.to(F64), data.lam.to(F64), data.U.to(F64)
+        )
+        self.u = noise.unit_vector(d[:1])
+
+    def _posterior(self, x: Tensor, n: int) -> tuple[Tensor, Tensor]:
+        """(E[eps | x_t], p(i_t | x_t)) at step n for the rows of x (B, D), float64."""
+        sch, u = self.schedule, self.u
+        ab, g = float(sch.alpha_bar[n]), 1.0 - float(sch.alpha_bar[n])
+        beta = float(sch.betas[n - 1])
+        prev = self.laws[n - 1]
+        v = math.sqrt(1 - beta) * prev.values  # atoms of S' (A,)
+        spread = (1 - beta) * prev.spread
+        D = x.shape[1]
+        cov = ab * self.covs[:, None] + g * torch.eye(D, dtype=F64)  # (M, 1, D, D)
+        cov = cov + spread[None, :, None, None] * torch.outer(u, u)  # (M, A, D, D)
+        P = torch.linalg.inv(cov)  # (M, A, D, D)
+        shift = v[:, None] + math.sqrt(beta) * self.noise.values[None]  # (A, K)
+        logw = (
+            self.data.log_weights.to(F64)[:, None, None]
+            + prev.weights.log()[None, :, None]
+            + self.noise.probs.to(F64).log()[None, None]
+            - 0.5 * torch.logdet(cov)[:, :, None]
+        )  # (M, A, K)
+        Pu = P @ u  # (M, A, D)
+        uPu = Pu @ u  # (M, A)
+        eps_out, p_out = [], []
+        # x - mean_{mak} = z_m - shift_{ak} u with z_m = x - sqrt(ab) mu_m
+        for xb in x.split(self.chunk):
+            z = xb[:, None] - math.sqrt(ab) * self.data.means.to(F64)[None]  # (B, M, D)
+            Pz = torch.einsum("made,bme->bmad", P, z)
+            zPz = (z[:, :, None] * Pz).sum(-1)  # (B, M, A)
+            zPu = torch.einsum("bmd,mad->bma", z, Pu)
+            maha = (
+                zPz[..., None] - 2 * shift * zPu[..., None] + shift**2 * uPu[..., None]
+            )  # (B, M, A, K)
+            logp = logw[None] - 0.5 * maha
+            post = torch.softmax(logp.flatten(1), 1).reshape(logp.shape)
+            w_ma, ws_ma = post.sum(-1), (post * shift).sum(-1)  # (B, M, A)
+            e = torch.einsum("bma,bmad->bd", w_ma, Pz) - torch.einsum("bma,mad->bd", ws_ma, Pu)
+            eps_out.append(math.sqrt(g) * e)
+            p_out.append(post.sum((1, 2)))
+        return torch.cat(eps_out), torch.cat(p_out)
+
+    def _step_of(self, c_noise: Tensor) -> int:
+        n = c_noise.to(F64) + 1
+        if not torch.allclose(n, n.round(), atol=1e-4) or not (n == n[0]).all():
+            raise ValueError("ExactGMDDPM is evaluated at one integer step per batch")
+        return int(n[0].round())
+
+    def forward(self, x: Tensor, c_noise: Tensor) -> Tensor:
+        return self._posterior(x.to(F64), self._step_of(c_noise))[0].to(x.dtype)
+
+    def logits(self, x: Tensor, c_noise: Tensor) -> Tensor:
+        """log p(i_t | x_t), (B, K)."""
+        p = self._posterior(x.to(F64), self._step_of(c_noise))[1]
+        return p.clamp(min=1e-300).log().to(x.dtype)

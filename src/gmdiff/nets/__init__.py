@@ -12,6 +12,7 @@ from gmdiff.nets.configs import (
 )
 from gmdiff.nets.embeddings import GaussianFourierEmbedding, sinusoidal_embedding
 from gmdiff.nets.fir import FIRDownsampleConv, FIRResample, fir_kernel_2d
+from gmdiff.nets.gm_ddpm import GMDDPMConfig, GMDDPMNet
 from gmdiff.nets.layers import AttentionBlock, num_groups
 from gmdiff.nets.mlp import MLP, MLPConfig
 from gmdiff.nets.ncsnpp import NCSNpp, NCSNppConfig
@@ -35,6 +36,8 @@ __all__ = [
     "EDMPrecond",
     "FIRDownsampleConv",
     "FIRResample",
+    "GMDDPMConfig",
+    "GMDDPMNet",
     "GaussianFourierEmbedding",
     "HyperLayer",
     "MLPConfig",
@@ -55,6 +58,6 @@ __all__ = [
     "get_config",
     "num_groups",
     "param_count_table",
-    "smd_param_counts",
     "sinusoidal_embedding",
+    "smd_param_counts",
 ]

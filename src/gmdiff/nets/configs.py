@@ -25,6 +25,13 @@ SMD (Li et al. 2024, Sec. 4; :mod:`gmdiff.nets.smd`), eps networks for DDPM time
 * ``smd_digits`` -- the ``digits`` U-Net plus small SMD layers (latent 16, g_phi base 16).
 * ``smd_toy_mlp`` -- an MLP 3 x 128 on 2-D data plus SMD layers (latent 16, g_phi 2 x 64).
 
+GM-DDPM (:mod:`gmdiff.nets.gm_ddpm`), an eps network plus the component classifier:
+
+* ``gm_ddpm_cifar10`` -- the DDPM CIFAR-10 U-Net above (the paper: "a UNet model
+  architecture similar to that used by Ho et al.", Sec. 4.1) and an MLP 2 x 256 classifier.
+* ``gm_ddpm_digits`` -- the ``digits`` U-Net and an MLP 2 x 128 classifier.
+* ``gm_ddpm_toy_mlp`` -- an MLP 3 x 128 on 2-D data and an MLP 2 x 64 classifier.
+
 ``get_config(name, **overrides)`` replaces fields; for an SMD config a mapping given for
 ``base`` replaces fields of the base network (``base={"dropout": 0.0}``).
 """
@@ -38,12 +45,17 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from gmdiff.nets.gm_ddpm import GMDDPMConfig, GMDDPMNet
 from gmdiff.nets.mlp import MLP, MLPConfig
 from gmdiff.nets.ncsnpp import NCSNpp, NCSNppConfig
 from gmdiff.nets.smd import SMDConfig, SMDNet
 from gmdiff.nets.unet import UNet, UNetConfig
 
-NetConfig = UNetConfig | NCSNppConfig | MLPConfig | SMDConfig
+NetConfig = UNetConfig | NCSNppConfig | MLPConfig | SMDConfig | GMDDPMConfig
+
+_DIGITS_UNET = UNetConfig(
+    ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(), in_ch=1, resolution=8
+)
 
 CONFIGS: dict[str, NetConfig] = {
     "ddpm_cifar10": UNetConfig(),
@@ -69,6 +81,11 @@ CONFIGS: dict[str, NetConfig] = {
     ),
     "smd_toy_mlp": SMDConfig(
         base=MLPConfig(width=128, depth=3), latent_dim=16, latent_width=64, latent_depth=2
+    ),
+    "gm_ddpm_cifar10": GMDDPMConfig(base=UNetConfig(), classifier_width=256),
+    "gm_ddpm_digits": GMDDPMConfig(base=_DIGITS_UNET),
+    "gm_ddpm_toy_mlp": GMDDPMConfig(
+        base=MLPConfig(width=128, depth=3), classifier_width=64, classifier_depth=2
     ),
 }
 
@@ -120,6 +137,8 @@ def build_net(config: NetConfig, seed: int | None = None) -> nn.Module:
         return MLP(config)
     if isinstance(config, SMDConfig):
         return SMDNet(config)
+    if isinstance(config, GMDDPMConfig):
+        return GMDDPMNet(config)
     raise TypeError(f"no network for config of type {type(config).__name__}")
 
 

@@ -7,12 +7,14 @@ where ``denoiser(x, sigma)`` is E[x_0 | x] in unscaled (EDM) units and
 * ``ddpm`` (DiscreteVP or a continuous Schedule): ancestral, Ho et al. 2020, Algorithm 2;
 * ``ddim`` (same): DDIM with eta, Song et al. 2021, Eq. 12;
 * ``dpm_solver_pp`` (same): DPM-Solver++ multistep, orders 1-3, Lu et al. 2022;
+* ``gm_ddpm`` (DiscreteVP, all T steps): GM-DDPM's Algs. 2-5 (option ``strategy``);
 * ``ve_pc`` (VE): predictor-corrector, Song et al. 2021 (score SDE), Algorithm 2.
 """
 
 from gmdiff.samplers.adaptive import adaptive_sde
 from gmdiff.samplers.ddpm import ddim, ddpm
 from gmdiff.samplers.dpm_solver import dpm_solver_pp
+from gmdiff.samplers.gm_ddpm import gm_ddpm
 from gmdiff.samplers.ode import euler, heun
 from gmdiff.samplers.pc import ve_pc
 from gmdiff.samplers.teleport import heun_nfe, teleport_heun
@@ -23,6 +25,7 @@ SAMPLERS = {
     "ddpm": ddpm,
     "ddim": ddim,
     "dpm_solver_pp": dpm_solver_pp,
+    "gm_ddpm": gm_ddpm,
     "ve_pc": ve_pc,
     "teleport_heun": teleport_heun,
 }
@@ -34,6 +37,7 @@ __all__ = [
     "ddpm",
     "dpm_solver_pp",
     "euler",
+    "gm_ddpm",
     "heun",
     "heun_nfe",
     "teleport_heun",
