@@ -111,8 +111,8 @@ def transform_of(cfg: RunConfig) -> Callable[[Tensor, torch.Generator], Tensor] 
 
 def models_of(cfg: RunConfig, schedule) -> tuple[nn.Module, nn.Module, Any]:
     """(the module the trainer optimises, the denoiser D(x, sigma) built on it, its net
-    config). For the eps, smd and gm_ddpm losses the trained module is the raw eps network and the
-    denoiser wraps it in VPPrecond; otherwise both are the preconditioned denoiser."""
+    config). For the eps, smd and gm_ddpm losses the trained module is the raw eps network
+    and the denoiser wraps it in VPPrecond; otherwise both are the preconditioned denoiser."""
     from gmdiff import nets
     from gmdiff.schedules import DiscreteVP, VPLinear
 
