@@ -12,3 +12,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip the tests marked ``gpu`` unless CUDA is usable (a driver and a device)."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA (marker gpu); no usable GPU here")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -215,7 +215,8 @@ def test_exit_status_and_stderr_of_the_console_command(tmp_path):
     assert (proc.returncode, proc.stdout) == (1, "")
     assert proc.stderr == (
         "gmdiff train: error: train.steps = 0 is out of range; see the TrainConfig docstring "
-        "(steps, batch_size, log_every >= 1; lr > 0; 0 <= ema_decay < 1; the others >= 0)\n"
+        "(steps, batch_size, log_every, prefetch_factor >= 1; lr > 0; 0 <= ema_decay < 1; "
+        "the others >= 0)\n"
     )
     assert not tmp_path.joinpath("config.yaml").exists()
 

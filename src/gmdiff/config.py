@@ -45,7 +45,7 @@ from typing import Any
 
 import yaml
 
-from gmdiff.train import TrainConfig
+from gmdiff.train import LATE_FIELDS, TrainConfig
 
 # --------------------------------------------------------------------------------------
 # Config schema
@@ -229,9 +229,15 @@ BOOKKEEPING = ("log_every", "ckpt_every")
 
 def identity(cfg: RunConfig) -> dict[str, Any]:
     """What determines the trained weights of ``cfg``: its run sections and ``train``
-    (without :data:`BOOKKEEPING`)."""
+    (without :data:`BOOKKEEPING`, and without a :data:`gmdiff.train.LATE_FIELDS` field at
+    its default, so hashes of runs cached before those fields existed stay the same)."""
     out = {name: plain(getattr(cfg, name)) for name in RUN_SECTIONS}
-    train = {k: v for k, v in plain(cfg.train).items() if k not in BOOKKEEPING}
+    defaults = {f.name: f.default for f in fields(TrainConfig) if f.name in LATE_FIELDS}
+    train = {
+        k: v
+        for k, v in plain(cfg.train).items()
+        if k not in BOOKKEEPING and not (k in defaults and v == defaults[k])
+    }
     return out | {"train": train}
 
 

@@ -22,8 +22,19 @@ the holder dies, even by SIGKILL), removal of the temp files a killed save left,
 resume that refuses a checkpoint another run wrote (the checkpoint stores the run's
 config) or one past ``steps``, then cuts ``train_log.jsonl`` back to the checkpoint's step.
 
-Switches ``bf16`` (autocast to bfloat16) and ``compile`` (torch.compile) act on CUDA only
-and are no-ops on CPU, where they would slow the small models this project trains.
+Switches ``bf16`` (autocast to bfloat16), ``compile`` (torch.compile), ``tf32`` (TF32
+matmuls and convolutions), ``channels_last`` (NHWC weights and batches) and
+``cudnn_benchmark`` (cuDNN's per-shape algorithm search) act on CUDA only and are no-ops on
+CPU, where they would slow the small models this project trains; ``tf32`` and
+``cudnn_benchmark`` set torch's process-wide flags. The optimizer is the fused AdamW on
+CUDA and the EMA one foreach lerp over all parameters (one kernel launch per chunk, not one
+per tensor).
+
+Input pipeline. ``num_workers`` > 0 with a map-style dataset (an image folder) loads the
+batches in a DataLoader with that many worker processes, which decode the images, with
+``prefetch_factor`` batches in flight per worker and pinned memory on CUDA. The batch
+sampler yields the same index lists as the in-process path, so the batches are identical;
+one loader iterator serves the whole run, so its workers persist across epochs.
 """
 
 from __future__ import annotations
@@ -55,7 +66,14 @@ LOCK = ".lock"
 #: TrainConfig fields a resumed run may change: they change how it runs, not what it
 #: trains (``steps`` only upwards). Every other field, and the caller's run_config, must
 #: match the checkpoint's.
-RESUMABLE = ("steps", "log_every", "ckpt_every", "bf16", "compile", "device")
+RESUMABLE = (
+    "steps", "log_every", "ckpt_every", "bf16", "compile", "device",
+    "tf32", "channels_last", "cudnn_benchmark", "num_workers", "prefetch_factor",
+)
+
+#: TrainConfig fields added after runs were cached: a run config's hash leaves each of them
+#: out while it has its default (gmdiff.config.identity), so older caches stay valid.
+LATE_FIELDS = ("tf32", "channels_last", "cudnn_benchmark", "num_workers", "prefetch_factor")
 
 LossFn = Callable[..., Tensor | dict[str, Tensor]]
 """``loss_fn(model, x0, generator=gen)`` -> scalar loss, or a dict with key ``"loss"``."""
@@ -76,6 +94,9 @@ class TrainConfig:
     ``grad_clip`` is the max global gradient norm (0 disables it);
     ``ema_decay`` the EMA decay per step; ``ckpt_every`` = 0 writes a checkpoint only at
     the end; ``device`` "auto" picks cuda:LOCAL_RANK when CUDA is available, else cpu.
+    ``bf16``, ``compile``, ``tf32``, ``channels_last``, ``cudnn_benchmark``: CUDA only (see
+    the module docstring); ``num_workers`` / ``prefetch_factor``: the loader of a map-style
+    dataset (0 workers: batches are read in the training process).
     """
 
     steps: int
@@ -93,6 +114,11 @@ class TrainConfig:
     bf16: bool = False
     compile: bool = False
     device: str = "auto"
+    tf32: bool = False
+    channels_last: bool = False
+    cudnn_benchmark: bool = False
+    num_workers: int = 0
+    prefetch_factor: int = 2
 
     def __post_init__(self) -> None:
         self.adam_betas = tuple(self.adam_betas)
@@ -106,12 +132,15 @@ class TrainConfig:
             "weight_decay": self.weight_decay >= 0,
             "log_every": self.log_every >= 1,
             "ckpt_every": self.ckpt_every >= 0,
+            "num_workers": self.num_workers >= 0,
+            "prefetch_factor": self.prefetch_factor >= 1,
         }
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(
                     f"train.{name} = {getattr(self, name)!r} is out of range; see the "
-                    "TrainConfig docstring (steps, batch_size, log_every >= 1; lr > 0; "
+                    "TrainConfig docstring (steps, batch_size, log_every, prefetch_factor "
+                    ">= 1; lr > 0; "
                     "0 <= ema_decay < 1; the others >= 0)"
                 )
 
@@ -130,10 +159,12 @@ class DistInfo:
 
 
 def init_distributed(backend: str | None = None) -> DistInfo:
-    """Join the torchrun process group when ``WORLD_SIZE`` > 1; a no-op returning rank 0
-    of 1 otherwise. ``backend`` defaults to NCCL when CUDA is available, else gloo. Safe
+    """Join the torchrun process group when ``WORLD_SIZE`` > 1; otherwise rank 0 of 1 (of
+    the caller's group when one is initialised; the Trainer then still wraps DDP). ``backend`` defaults to NCCL when CUDA is available, else gloo. Safe
     to call twice."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 and dist.is_available() and dist.is_initialized():  # a group of 1
+        return DistInfo(dist.get_rank(), dist.get_world_size(), 0)
     if world <= 1:
         return DistInfo()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -300,6 +331,13 @@ def differences(old: dict, new: dict) -> list[str]:
     ]
 
 
+def ema_update(ema: list[Tensor], params: list[Tensor], decay: float) -> None:
+    """ema <- ema + (1 - decay) (param - ema) for every pair, in place: one foreach lerp
+    (the same per-element formula as ``Tensor.lerp_``, batched over tensors)."""
+    if ema:
+        torch._foreach_lerp_(ema, params, 1.0 - decay)
+
+
 class _Batches:
     """The local batch of step k: a slice of a global batch drawn without replacement
     epoch by epoch (per-epoch permutations seeded by (seed, epoch)) from a tensor or a
@@ -330,18 +368,38 @@ class _Batches:
             self._perms = {epoch: torch.randperm(len(self.data), generator=g)}
         return self._perms[epoch]
 
-    def __call__(self, step: int, generator: torch.Generator) -> Tensor:
-        if not self.finite:
-            return self.data(self.b, generator)
+    def indices(self, step: int) -> Tensor:
+        """The dataset rows of this rank's batch at ``step`` (finite data only)."""
         N = len(self.data)
         start = step * self.G + self.info.rank * self.b
         pos = torch.arange(start, start + self.b)
-        idx = torch.cat(
+        return torch.cat(
             [self._perm(int(e))[pos[pos // N == e] % N] for e in torch.unique(pos // N)]
         )
+
+    def __call__(self, step: int, generator: torch.Generator) -> Tensor:
+        if not self.finite:
+            return self.data(self.b, generator)
+        idx = self.indices(step)
         if isinstance(self.data, Tensor):
             return self.data[idx]
         return torch.stack([self.data[int(i)] for i in idx])
+
+    def loader(
+        self, start: int, stop: int, workers: int, prefetch: int, pin: bool
+    ) -> Iterator[Tensor]:
+        """The batches of steps start..stop-1 from a DataLoader with ``workers`` processes
+        (same index lists as :meth:`indices`, stacked by the default collate)."""
+        sampler = [self.indices(k).tolist() for k in range(start, stop)]
+        return iter(
+            torch.utils.data.DataLoader(
+                self.data,
+                batch_sampler=sampler,
+                num_workers=workers,
+                prefetch_factor=prefetch,
+                pin_memory=pin,
+            )
+        )
 
 
 class Trainer:
@@ -377,18 +435,31 @@ class Trainer:
         else:
             self.device = torch.device(config.device)
         self.info = init_distributed("nccl" if self.device.type == "cuda" else "gloo")
+        cuda = self.device.type == "cuda"
+        if cuda and config.tf32:
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        if cuda and config.cudnn_benchmark:
+            torch.backends.cudnn.benchmark = True
+        self._channels_last = cuda and config.channels_last
         self.model = model.to(self.device)
+        if self._channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
+        self._ema_pairs = (
+            [e for e in self.ema.parameters()],
+            [p for p in self.model.parameters()],
+        )
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(),
             lr=config.lr,
             betas=config.adam_betas,
             eps=config.adam_eps,
             weight_decay=config.weight_decay,
-            fused=self.device.type == "cuda",
+            fused=cuda,
         )
         net: nn.Module = self.model
-        if self.info.world_size > 1:
+        if self.info.world_size > 1 or (dist.is_available() and dist.is_initialized()):
             ids = [self.device.index] if self.device.type == "cuda" else None
             net = nn.parallel.DistributedDataParallel(net, device_ids=ids)
         if config.compile and self.device.type == "cuda":
@@ -493,15 +564,18 @@ class Trainer:
         w = self.config.warmup_steps
         return self.config.lr * (min(1.0, (step + 1) / w) if w else 1.0)
 
-    def _train_step(self, step: int) -> Tensor:
+    def _train_step(self, step: int, batch: Tensor | None = None) -> Tensor:
+        """One optimizer step; ``batch`` is this step's batch when a loader read it."""
         cfg, r = self.config, self.info.rank
         torch.manual_seed(step_seed(cfg.seed, step, r, "global"))
         g_data = torch.Generator().manual_seed(step_seed(cfg.seed, step, r, "data"))
         g_noise = torch.Generator(self.device).manual_seed(step_seed(cfg.seed, step, r, "noise"))
-        x0 = self._batches(step, g_data)
+        x0 = self._batches(step, g_data) if batch is None else batch
         if self.transform is not None:
             x0 = self.transform(x0, g_data)
         x0 = x0.to(self.device, non_blocking=True)
+        if self._channels_last and x0.ndim == 4:
+            x0 = x0.contiguous(memory_format=torch.channels_last)
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr(step)
         bf16 = cfg.bf16 and self.device.type == "cuda"
@@ -517,8 +591,7 @@ class Trainer:
             nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.optimizer.step()
         with torch.no_grad():
-            for e, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
-                e.lerp_(p, 1.0 - cfg.ema_decay)
+            ema_update(*self._ema_pairs, cfg.ema_decay)
             for e, b in zip(self.ema.buffers(), self.model.buffers(), strict=True):
                 e.copy_(b)
         return loss.detach().float()
@@ -555,8 +628,12 @@ class Trainer:
             desc="train",
             disable=None if self.info.is_main else True,
         ) as bar:
+            batches = self._loader()
             for step in bar:
-                loss = self._train_step(step)
+                if batches is None:  # (tests patch _train_step with a one-argument step)
+                    loss = self._train_step(step)
+                else:
+                    loss = self._train_step(step, next(batches))
                 finite = torch.isfinite(loss)
                 first_bad = torch.where(finite, first_bad, first_bad.clamp(max=step))
                 loss_sum += torch.where(finite, loss, 0.0)
@@ -575,6 +652,15 @@ class Trainer:
                     self._raise_if_nonfinite(first_bad, sentinel)
                     self.save()
         return history
+
+    def _loader(self) -> Iterator[Tensor] | None:
+        """A worker DataLoader over the remaining steps when ``num_workers`` > 0 and the
+        data is a map-style dataset (not a tensor or a sampler); else None."""
+        b, cfg = self._batches, self.config
+        if cfg.num_workers == 0 or not b.finite or isinstance(b.data, Tensor):
+            return None
+        pin = self.device.type == "cuda"
+        return b.loader(self.step, cfg.steps, cfg.num_workers, cfg.prefetch_factor, pin)
 
     def _log(self, rec: dict) -> None:
         if self.out_dir is None or not self.info.is_main:

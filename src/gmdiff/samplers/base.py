@@ -12,6 +12,10 @@ i = 0..steps-1, before the update, with the step's time label ``t`` (EDM/VE: the
 level sigma; ``DiscreteVP``: the integer index n; other schedules: the time t), the state
 ``x_t`` in the sampler's own (scaled) units, and the denoiser output D (the x_0 estimate)
 at that state.
+
+Host syncs. Time grids and step coefficients stay on the host (float64 CPU tensors, 0-d
+when indexed); they enter the device arithmetic as CPU scalars, so a step reads nothing
+back from a GPU and the host can queue steps ahead of it. On CPU this changes nothing.
 """
 
 from __future__ import annotations

@@ -74,7 +74,6 @@ def ddpm(
     if variance not in _VARIANCES:
         raise ValueError(f"variance must be one of {_VARIANCES}, got {variance!r}")
     t, alpha, sigma = vp_grid(schedule, steps, spacing or default_spacing(schedule))
-    alpha, sigma = alpha.to(x_T.device), sigma.to(x_T.device)
     noise = GaussianNoise() if noise is None else noise
     x = x_T
     for i in progress(range(steps), "ddpm"):
@@ -114,7 +113,6 @@ def ddim(
     if not eta >= 0:
         raise ValueError(f"eta must be >= 0 (0: deterministic DDIM, 1: DDPM), got eta={eta}")
     t, alpha, sigma = vp_grid(schedule, steps, spacing or default_spacing(schedule))
-    alpha, sigma = alpha.to(x_T.device), sigma.to(x_T.device)
     noise = GaussianNoise() if noise is None else noise
     x = x_T
     for i in progress(range(steps), "ddim"):

@@ -89,7 +89,6 @@ def dpm_solver_pp(
     if order not in (1, 2, 3):
         raise ValueError(f"order must be 1, 2 or 3, got order={order}")
     t, alpha, sigma = vp_grid(schedule, steps, spacing or default_spacing(schedule))
-    alpha, sigma = alpha.to(x_T.device), sigma.to(x_T.device)
     lam = torch.log(alpha) - torch.log(sigma)
     x, outs, lams = x_T, [], []
     for i in progress(range(steps), "dpm_solver_pp"):

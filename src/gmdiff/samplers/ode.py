@@ -22,7 +22,7 @@ def _edm_ode(
 ) -> Tensor:
     check_schedule(schedule, EDM, name)
     check_steps(steps, minimum=2)
-    t = schedule.sigma_steps(steps).to(device=x_T.device)
+    t = schedule.sigma_steps(steps)  # stays on the host: reading it never syncs a GPU
     x = x_T
     for i in progress(range(steps), name):
         t_cur, t_next = t[i], t[i + 1]

@@ -57,7 +57,7 @@ def ve_pc(
     if isinstance(n_steps_each, bool) or not isinstance(n_steps_each, int) or n_steps_each < 0:
         raise ValueError(f"n_steps_each must be an integer >= 0, got {n_steps_each!r}")
     noise = GaussianNoise() if noise is None else noise
-    sig = schedule.discrete_sigmas(steps).to(device=x_T.device)
+    sig = schedule.discrete_sigmas(steps)  # host grid: reading it never syncs a GPU
     sig = torch.cat([sig, sig.new_zeros(1)])
     x = x_T
     for i in progress(range(steps), "ve_pc"):
