@@ -392,7 +392,7 @@ def test_samplers_on_cuda_do_not_sync_and_match_cpu(sampler, schedule, kw):
     gen = torch.Generator().manual_seed(0)
     x_T = torch.randn(16, 3, 8, 8, generator=gen)
     g_cpu, g_gpu = torch.Generator().manual_seed(1), torch.Generator("cuda").manual_seed(1)
-    den = lambda x, s: x / (1 + s[:, None, None, None] ** 2)  # noqa: E731
+    den = lambda x, s: x / (1 + s[:, None, None, None] ** 2)
     if kw.get("eta", 0) or sampler in (ddpm, ve_pc):  # stochastic: compare shapes only
         ref = None
     else:

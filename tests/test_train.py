@@ -6,6 +6,7 @@ import os
 import re
 import socket
 
+import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
@@ -261,3 +262,97 @@ def test_two_process_gloo_ddp(tmp_path):
     assert not states_equal(w0, make_model(seed=0).state_dict())
     ckpt = torch.load(tmp_path / CHECKPOINT, weights_only=True)
     assert ckpt["step"] == 6 and states_equal(ckpt["model"], w0)
+
+
+# --------------------------------------------------------------------------------------
+# Performance paths: foreach EMA, worker loader, late config fields
+# --------------------------------------------------------------------------------------
+
+
+def test_foreach_ema_equals_the_per_tensor_lerp():
+    """ema_update (one foreach lerp) gives bit-identical results to the per-parameter
+    ``lerp_`` loop it replaced, and matches the EMA formula d e + (1 - d) p."""
+    from gmdiff.nets import UNet, get_config
+    from gmdiff.train import ema_update
+
+    torch.manual_seed(0)
+    params = [p.detach() for p in UNet(get_config("digits")).parameters()]
+    ema = [p + 0.1 * torch.randn_like(p) for p in params]
+    old = [e.clone() for e in ema]
+    for e, p in zip(old, params, strict=True):
+        e.lerp_(p, 1.0 - 0.999)
+    ema_update(ema, params, 0.999)
+    assert all(torch.equal(a, b) for a, b in zip(ema, old, strict=True))
+    assert len(ema) > 20
+
+
+def test_foreach_ema_formula_and_a_planted_error():
+    from gmdiff.train import ema_update
+
+    e, p = [torch.tensor([1.0, 2.0])], [torch.tensor([3.0, -2.0])]
+    ema_update(e, p, 0.75)
+    torch.testing.assert_close(e[0], 0.75 * torch.tensor([1.0, 2.0]) + 0.25 * p[0])
+    wrong = [torch.tensor([1.0, 2.0])]
+    ema_update(wrong, p, 0.25)  # a swapped decay must not pass the same check
+    assert not torch.allclose(wrong[0], e[0])
+
+
+def _png_folder(root, n=24, size=10):
+    from PIL import Image
+
+    root.mkdir()
+    gen = np.random.default_rng(0)
+    for i in range(n):
+        arr = gen.integers(0, 256, (size, size + 3, 3), dtype=np.uint8)
+        Image.fromarray(arr).save(root / f"{i:03d}.png")
+    return root
+
+
+class TinyConvDenoiser(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x, sigma):
+        return x + self.conv(x) * sigma.log()[:, None, None, None]
+
+
+def test_worker_loader_gives_the_same_batches_and_weights(tmp_path):
+    """An image folder read by 2 DataLoader workers yields, step by step, the batches the
+    in-process path reads (across an epoch boundary), and training on it gives
+    bit-identical weights; a different seed gives other batches (the check can fail)."""
+    from gmdiff.data import ImageFolder
+
+    ds = ImageFolder(_png_folder(tmp_path / "img"), resolution=8)
+    b = _Batches(ds, 10, DistInfo(), seed=3)
+    loaded = list(b.loader(0, 6, workers=2, prefetch=2, pin=False))
+    assert len(loaded) == 6
+    for k, x in enumerate(loaded):
+        assert torch.equal(x, b(k, torch.Generator()))
+    other = _Batches(ds, 10, DistInfo(), seed=4)
+    assert not torch.equal(loaded[0], other(0, torch.Generator()))
+
+    weights = []
+    for workers in (0, 2):
+        torch.manual_seed(0)
+        cfg = config(steps=6, batch_size=10, num_workers=workers)
+        t = Trainer(TinyConvDenoiser(), edm_loss, ds, cfg)
+        assert (t._loader() is None) == (workers == 0)
+        t.fit()
+        weights.append(t.ema.state_dict())
+    assert states_equal(*weights)
+
+
+def test_late_fields_keep_config_hashes():
+    """TrainConfig fields added later (tf32, workers, ...) leave a run's hash unchanged at
+    their defaults, so cached runs stay valid, and change it when set; loader workers read
+    the same batches and never enter it."""
+    from gmdiff import config as C
+    from gmdiff.train import LATE_FIELDS
+
+    base = C.load_config("configs/toy_gmm.yaml")
+    ident = C.identity(base)
+    assert not set(LATE_FIELDS) & set(ident["train"])
+    assert C.sha(C.load_config("configs/toy_gmm.yaml", ["train.tf32=false"])) == C.sha(base)
+    assert C.sha(C.load_config("configs/toy_gmm.yaml", ["train.tf32=true"])) != C.sha(base)
+    assert C.sha(C.load_config("configs/toy_gmm.yaml", ["train.num_workers=2"])) == C.sha(base)

@@ -223,8 +223,9 @@ def plain(obj: Any) -> Any:
     return obj
 
 
-#: ``train`` fields that do not change the trained weights (how often to log and save).
-BOOKKEEPING = ("log_every", "ckpt_every")
+#: ``train`` fields that do not change the trained weights (how often to log and save, how
+#: many loader workers read the same batches).
+BOOKKEEPING = ("log_every", "ckpt_every", "num_workers", "prefetch_factor")
 
 
 def identity(cfg: RunConfig) -> dict[str, Any]:
