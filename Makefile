@@ -2,7 +2,7 @@
 PYTHON ?= python
 NOTEBOOKS := $(wildcard notebooks/*.py)
 
-.PHONY: all notebooks book test clean
+.PHONY: all notebooks book test bench clean
 all: notebooks book
 
 # Execute every chapter with papermill (profile ci, the parameters cell's defaults) and
@@ -21,6 +21,16 @@ book:
 
 test:
 	$(PYTHON) -m pytest --nbval
+
+# Benchmarks (benchmarks/run.py): ratios against diffusers and a bare loop, measured in one
+# process; on a CUDA machine also throughput, memory and MFU. Writes results/bench_*.json
+# and renders them into book/performance.md. BENCH_SIZE=full for the larger networks.
+BENCH_SIZE ?= ci
+BENCH_THREADS ?= 2
+bench:
+	OMP_NUM_THREADS=$(BENCH_THREADS) $(PYTHON) -m benchmarks.run --size $(BENCH_SIZE) \
+	  --note "$(BENCH_NOTE)"
+	$(PYTHON) -m benchmarks.render
 
 clean:
 	rm -rf _build

@@ -161,8 +161,8 @@ class DistInfo:
 
 def init_distributed(backend: str | None = None) -> DistInfo:
     """Join the torchrun process group when ``WORLD_SIZE`` > 1; otherwise rank 0 of 1 (of
-    the caller's group when one is initialised; the Trainer then still wraps DDP). ``backend`` defaults to NCCL when CUDA is available, else gloo. Safe
-    to call twice."""
+    the caller's group when one is initialised; the Trainer then still wraps DDP).
+    ``backend`` defaults to NCCL when CUDA is available, else gloo. Safe to call twice."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1 and dist.is_available() and dist.is_initialized():  # a group of 1
         return DistInfo(dist.get_rank(), dist.get_world_size(), 0)
