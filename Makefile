@@ -2,7 +2,7 @@
 PYTHON ?= python
 NOTEBOOKS := $(wildcard notebooks/*.py)
 
-.PHONY: all notebooks book test bench clean
+.PHONY: all notebooks book test test-gpu bench clean
 all: notebooks book
 
 # Execute every chapter with papermill (profile ci, the parameters cell's defaults) and
@@ -21,6 +21,10 @@ book:
 
 test:
 	$(PYTHON) -m pytest --nbval
+
+# The CUDA features' tests (marker gpu; skipped without CUDA) and the samplers' sync check.
+test-gpu:
+	$(PYTHON) -m pytest -m gpu tests -p no:cacheprovider -rs
 
 # Benchmarks (benchmarks/run.py): ratios against diffusers and a bare loop, measured in one
 # process; on a CUDA machine also throughput, memory and MFU. Writes results/bench_*.json

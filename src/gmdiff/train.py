@@ -391,7 +391,7 @@ class _Batches:
     ) -> Iterator[Tensor]:
         """The batches of steps start..stop-1 from a DataLoader with ``workers`` processes
         (same index lists as :meth:`indices`, stacked by the default collate)."""
-        sampler = [self.indices(k).tolist() for k in range(start, stop)]
+        sampler = _StepIndices(self, start, stop)
         return iter(
             torch.utils.data.DataLoader(
                 self.data,
@@ -401,6 +401,20 @@ class _Batches:
                 pin_memory=pin,
             )
         )
+
+
+class _StepIndices(torch.utils.data.Sampler):
+    """The index lists of steps start..stop-1, drawn lazily (a batch sampler)."""
+
+    def __init__(self, batches: _Batches, start: int, stop: int) -> None:
+        self.batches, self.start, self.stop = batches, start, stop
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for k in range(self.start, self.stop):
+            yield self.batches.indices(k).tolist()
+
+    def __len__(self) -> int:
+        return self.stop - self.start
 
 
 class Trainer:
