@@ -20,14 +20,19 @@ RESULTS = ROOT / "results"
 def test_notebook_times_section_is_rendered_from_the_json():
     page = (ROOT / "book/reproducibility.md").read_text()
     data = json.loads((RESULTS / "notebook_times.json").read_text())
-    assert book_times.section(page, book_times.NOTEBOOK_TIMES) == book_times.times_table(data)
+    assert book_times.section(page, book_times.NOTEBOOK_TIMES) == book_times.times_table(data), (
+        "book/reproducibility.md is stale: python -m gmdiff.book_times results/notebook_times.json"
+    )
 
 
 def test_performance_page_is_rendered_from_the_results():
     from benchmarks import render
 
     page = ROOT / "book/performance.md"
-    assert page.read_text() == render.render(RESULTS, page, ROOT / "notebooks")
+    assert page.read_text() == render.render(RESULTS, page, ROOT / "notebooks"), (
+        "book/performance.md is stale (results/bench_*.json or the stored notebooks' cell "
+        "times changed): python -m benchmarks.render"
+    )
 
 
 def test_sections_replace_only_their_text_and_need_markers():

@@ -44,9 +44,14 @@ def denoiser() -> nn.Module:
     return EDMPrecond(build_net(get_config("digits", dropout=0.0), seed=0), sigma_data=0.5)
 
 
+#: AdamW with eps = 1 updates by about lr * m (linear in the gradient, like SGD with
+#: momentum) instead of lr * sign(g) for small gradients, so round-off differences in a
+#: gradient stay as small in the weights instead of flipping a step's sign.
+OPT = {"batch_size": 16, "lr": 1e-2, "adam_eps": 1.0, "ema_decay": 0.5, "device": "cuda"}
+
+
 def train(data=DATA, steps: int = 5, **kw) -> Trainer:
-    cfg = TrainConfig(steps=steps, batch_size=16, lr=1e-3, device="cuda", ema_decay=0.5, **kw)
-    t = Trainer(denoiser(), edm_loss, data, cfg)
+    t = Trainer(denoiser(), edm_loss, data, TrainConfig(steps=steps, **OPT, **kw))
     t.fit()
     return t
 
@@ -74,8 +79,7 @@ def test_bf16_autocast_runs_convs_in_bf16_and_tracks_fp32(fp32):
     model, dtypes = denoiser(), set()
     conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
     conv.register_forward_hook(lambda m, i, o: dtypes.add(o.dtype))
-    cfg = TrainConfig(steps=5, batch_size=16, lr=1e-3, device="cuda", ema_decay=0.5, bf16=True)
-    t = Trainer(model, edm_loss, DATA, cfg)
+    t = Trainer(model, edm_loss, DATA, TrainConfig(steps=5, bf16=True, **OPT))
     t.fit()
     assert torch.bfloat16 in dtypes
     assert 0 < relative_gap(t.model, fp32.model) < 0.1
@@ -86,7 +90,10 @@ def test_compiled_model_equals_eager_and_trains_alike(fp32):
     x = DATA[:8].cuda()
     sigma = torch.full((8,), 0.7, device="cuda")
     with torch.no_grad():
-        torch.testing.assert_close(torch.compile(model)(x, sigma), model(x, sigma))
+        # inductor fuses and reorders float32 reductions: agreement to ~1e-5, not bits
+        out, ref = torch.compile(model)(x, sigma), model(x, sigma)
+        torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+        assert not torch.allclose(out, 1.01 * ref, rtol=1e-4, atol=1e-4)  # the check can fail
     t = train(compile=True)
     assert isinstance(t._net, torch._dynamo.eval_frame.OptimizedModule)
     assert relative_gap(t.model, fp32.model) < 1e-3
@@ -173,10 +180,30 @@ def test_loader_workers_pin_memory_and_train_the_same(tmp_path):
 
     runs = []
     for workers in (0, 2):
-        cfg = TrainConfig(steps=4, batch_size=16, device="cuda", num_workers=workers)
+        cfg = TrainConfig(steps=4, num_workers=workers, **OPT)
         t = Trainer(rgb_denoiser(), edm_loss, ds, cfg)
         assert (t._loader() is None) == (workers == 0)
         t.fit()
         runs.append(flat(t.model))
     w0 = flat(rgb_denoiser())
     assert float((runs[0] - runs[1]).norm() / (runs[0] - w0).norm()) < 1e-4
+
+
+def test_vp_preconditioner_runs_without_host_sync_and_matches_cpu():
+    """VPPrecond's time lookup checks the noise range on the device (no .item(), no
+    Python branch on a device value); its output equals the CPU one to float32 round-off."""
+    from gmdiff.nets import VPPrecond
+    from gmdiff.schedules import DiscreteVP
+
+    sched = DiscreteVP.linear()
+    pre = VPPrecond(build_net(get_config("digits", dropout=0.0), seed=0), sched).eval()
+    x, sigma = DATA[:8], sched.sigma_edm(torch.arange(1, 1001, 125)).float()
+    with torch.no_grad():
+        ref = pre(x, sigma)
+        pre.cuda()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            out = pre(x.cuda(), sigma.cuda())
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    torch.testing.assert_close(out.cpu(), ref, rtol=1e-4, atol=1e-4)
