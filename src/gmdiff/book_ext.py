@@ -61,8 +61,14 @@ def claim_role(name, rawtext, text, lineno, inliner, options=None, content=None)
         return [inliner.problematic(rawtext, rawtext, msg)], [msg]
     c = claims[cid]
     ref = addnodes.pending_xref(
-        rawtext, nodes.inline(cid, cid), refdomain="std", reftype="ref",
-        reftarget=_anchor(c.prefix), refexplicit=True, refwarn=True, refdoc=env.docname,
+        rawtext,
+        nodes.inline(cid, cid),
+        refdomain="std",
+        reftype="ref",
+        reftarget=_anchor(c.prefix),
+        refexplicit=True,
+        refwarn=True,
+        refdoc=env.docname,
     )
     verdict = nodes.strong(c.verdict, c.verdict, classes=["verdict"])
     return [ref, nodes.Text(": "), verdict], []
@@ -104,23 +110,21 @@ class ClaimsMap(Directive):
         env = self.state.document.settings.env
         claims = _claims(env)
         uri = env.app.builder.get_relative_uri(env.docname, "book/claims")
-        cell = (
-            '<td style="background:{bg}"><a href="{href}" title="{tip}">{n}</a></td>'
-        )
+        cell = '<td style="background:{bg}"><a href="{href}" title="{tip}">{n}</a></td>'
         out = ['<table class="claims-map"><tbody>']
         for prefix, (_, title) in ledger.PAPERS.items():
             cells = [
                 cell.format(
-                    bg=COLOURS[c.verdict], href=f"{uri}#{_anchor(prefix)}", n=c.number,
+                    bg=COLOURS[c.verdict],
+                    href=f"{uri}#{_anchor(prefix)}",
+                    n=c.number,
                     tip=html.escape(f"{c.id}: {c.verdict}. {c.claim}", quote=True),
                 )
                 for c in ledger.of_paper(claims, prefix)
             ]
             out.append(f"<tr><th>{html.escape(title)} ({prefix}-)</th>{''.join(cells)}</tr>")
         out.append("</tbody></table>")
-        legend = "".join(
-            f'<span style="background:{bg}">{v}</span>' for v, bg in COLOURS.items()
-        )
+        legend = "".join(f'<span style="background:{bg}">{v}</span>' for v, bg in COLOURS.items())
         out.append(f'<p class="claims-legend">{legend}</p>')
         return [nodes.raw("", "\n".join(out), format="html")]
 
