@@ -198,14 +198,16 @@ ks.round(3)
 # %% [markdown]
 # ## Verdict
 #
-# **{claim}`GMS-1`**, with two corrections. Stable densities ($\alpha$ = 1, 1.5, 1.8)
+# **{claim}`GMS-1`**: the stable-law panel holds after a scale correction; the mixture panel
+# holds for peakedness, not for tails. Stable densities ($\alpha$ = 1, 1.5, 1.8)
 # are more peaked and far heavier-tailed than $\mathcal N(0,1)$ in the paper's convention
 # (where $\gamma = 1$, not the stated $\gamma = 1/2$, gives the standard Gaussian). The
 # mixture-vs-addition panel holds only half-way in absolute terms: the mixture is more
 # peaked than the sum $X+Y$ but not heavier-tailed than it (only higher in kurtosis), and
 # it is heavier-tailed than the average $(X+Y)/2$ but less peaked.
 #
-# **{claim}`GMS-2`**: qualitatively only. The three paths are simulated
+# **{claim}`GMS-2`**: the paths are regenerated, but the Gaussian-mixture path does not
+# show the large jumps it is meant to imitate. The three paths are simulated
 # with increments whose laws pass KS tests; the Lévy flight shows rare jumps ~50x its median
 # step, Brownian motion none. The Gaussian-mixture path roams more widely but shows no
 # comparable large jumps (largest step under twice Brownian motion's), so it imitates the

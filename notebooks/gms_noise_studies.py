@@ -308,5 +308,7 @@ plt.show()
 # better than GM-SGM rather than the failure of the paper's Fig. 6. Mixture increments at
 # sampling (Sec. 5.4): **not reproduced**. They do not cost quality on the ring: they
 # restore the mode width (exact 1.01 instead of 0.65; trained 1.20 instead of 0.76, the
-# trained SGM's 1.21) and lower SW2 (exact 0.106 vs 0.145, trained 0.083 vs 0.135). The
-# paper's 4.1 → 5.2 on CelebA-64 is the opposite ordering.
+# trained SGM's 1.21), and their SW2 is no worse (exact 0.106 vs 0.145, trained 0.083 vs
+# 0.135: differences inside one run's tie band of about $\pm 0.06$, measured in
+# {ref}`gm-sgm-tables`, so the width is the evidence, not SW2). The paper's 4.1 → 5.2 on
+# CelebA-64 is the opposite ordering.
