@@ -38,8 +38,8 @@ from torch import Tensor
 from gmdiff import config, runs
 from gmdiff.config import RunConfig
 from gmdiff.noise import coin_scales
-from gmdiff.samplers import ve_pc
 from gmdiff.papers import numbers
+from gmdiff.samplers import ve_pc
 from gmdiff.schedules import VE, per_sample
 
 # --------------------------------------------------------------------------------------
