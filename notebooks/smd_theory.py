@@ -75,8 +75,7 @@ cond.set_index(["T", "t"]).round(3)
 # %% [markdown]
 # Eq. 7 agrees with conditioning to round-off ($10^{-15}$) at every step; the planted
 # 1 % error shows up at $10^{-2}$ or more. (Eq. 7 is written with
-# $\Lambda_k = \frac{\alpha_t - \bar\alpha_t}{1 - \alpha_t} I
-# + \frac{\bar\alpha_t}{1-\alpha_t} S_k$;
+# $\Lambda_k = \frac{\alpha_t - \bar\alpha_t}{1 - \alpha_t} I + \frac{\bar\alpha_t}{1-\alpha_t} S_k$;
 # the paper's $\bar\alpha$ and $\alpha$ are used as in its Eq. 4, which is what makes it
 # correct.)
 #

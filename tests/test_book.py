@@ -90,7 +90,8 @@ def html(tmp_path_factory) -> Path:
 
 
 def _pages(html: Path) -> list[Path]:
-    return sorted(p for d in ("book", "notebooks") for p in (html / d).glob("*.html"))
+    pages = (p for d in ("book", "notebooks") for p in (html / d).glob("*.html"))
+    return sorted(p for p in pages if not p.name.endswith(".measure.html"))
 
 
 def _text_outside_code_and_math(page: Path) -> str:
