@@ -127,23 +127,17 @@ class NetworkScore:
 def digits_training_set(
     profile: str, data_dir: str | None = None
 ) -> tuple[Tensor, Tensor | None, tuple[int, ...]]:
-    """The training set of :func:`gmdiff.zoo.digits_edm` under ``profile`` as float64 rows,
-    its labels (None where the zoo loads none) and the image shape: ``ci``, the 1,797
-    sklearn digits (1, 8, 8); ``full``, MNIST from ``data_dir`` padded with the background
-    value -1 to (1, 32, 32), as the zoo trains on it."""
-    from gmdiff import data
+    """The training set of :func:`gmdiff.zoo.digits_edm` under ``profile`` (read from its run
+    config, so the two cannot disagree) as float64 rows, its labels (the 8x8 digits' in
+    ``ci``; None for MNIST, which the zoo loads without labels) and the image shape."""
+    from gmdiff import data, runs, zoo
 
-    if profile == "ci":
-        images, labels = data.digits8x8()
-        return images.flatten(1).double(), labels, tuple(images.shape[1:])
-    if profile == "full":
-        if data_dir is None:
-            raise FileNotFoundError(
-                "profile='full' needs data_dir, the folder with MNIST's IDX file"
-            )
-        images = data.mnist32(data_dir)
-        return images.flatten(1).double(), None, tuple(images.shape[1:])
-    raise ValueError(f"profile must be 'ci' or 'full', got {profile!r}")
+    if profile == "full" and data_dir is None:
+        raise FileNotFoundError("profile='full' needs data_dir, the folder with MNIST's IDX file")
+    cfg = zoo.digits_config(profile, data_dir=data_dir)
+    images, _ = runs.data_of(cfg)
+    labels = data.digits8x8()[1] if cfg.data.name == "digits8x8" else None
+    return images.flatten(1).double(), labels, tuple(images.shape[1:])
 
 
 # ----------------------------------------------------------------------------------------
