@@ -145,6 +145,9 @@ def test_gs_a8_step_counts_and_a7_indexing():
     ffhq = {skip: s for skip, _, s, _ in gt.TABLE_4_FFHQ64}
     assert abs(float(EDM().sigma_steps(40)[2]) - ffhq[2]) < 0.05
     assert abs(float(EDM().sigma_steps(79)[2]) - ffhq[2]) > 9.0
+    # Sec. 4.3's divergence points also sit on 18 and 40 levels: step 9 (1.92), step 17 (4.37)
+    assert round(float(EDM().sigma_steps(18)[9]), 2) == 1.92
+    assert round(float(EDM().sigma_steps(40)[17]), 2) == 4.37
     s18 = EDM().sigma_steps(18)
     assert float(s18[17]) == pytest.approx(0.002, rel=1e-9)  # Eq. 40 at i = n_step - 1
     r = 1 / 7
