@@ -142,7 +142,7 @@ def test_gs_a8_step_counts_and_a7_indexing():
     A.7 lists levels sigma_0..sigma_{n_step} with sigma_{n_step} = sigma_min; Eq. 40 puts
     sigma_min at i = n_step - 1 and gives 3.9e-4 at i = n_step."""
     assert heun_nfe(79) == 157 and heun_nfe(40) == 79
-    ffhq = {skip: s for skip, _, s, _ in gt.TABLE_4_FFHQ64}
+    ffhq = {skip: s for skip, _, s, _ in gt.PAPER_TABLES["FFHQ-64"]["rows"]}
     assert abs(float(EDM().sigma_steps(40)[2]) - ffhq[2]) < 0.05
     assert abs(float(EDM().sigma_steps(79)[2]) - ffhq[2]) > 9.0
     # Sec. 4.3's divergence points also sit on 18 and 40 levels: step 9 (1.92), step 17 (4.37)
