@@ -8,6 +8,7 @@ Loaded by ``_config.yml`` (``sphinx.extra_extensions``). It adds
   it), verdict (with the profile that ran) and reason (left out with ``:brief:``, for the
   overview pages);
 * ``{claims-map}`` - the intro's map: one coloured cell per claim, paper by paper;
+* ``{errata-list} X-3`` - the errata, paper by paper;
 * the pybtex style ``gmdiff``: the bibliography labelled "Author et al., year", as the text
   cites it (``bibtex_reference_style: author_year``).
 """
@@ -103,6 +104,27 @@ class ClaimsTable(Directive):
         return [node]
 
 
+class ErrataList(Directive):
+    """The errata of a claim (X-3), paper by paper, as lists (MyST markdown)."""
+
+    required_arguments = 1
+
+    def run(self):
+        env = self.state.document.settings.env
+        claim = _claims(env).get(self.arguments[0])
+        if claim is None or not claim.errata:
+            raise self.error(f"no errata listed for {self.arguments[0]!r}")
+        lines = []
+        for key, title in ledger.PAPERS.values():
+            items = claim.errata.get(key, ())
+            if items:
+                lines += ["", f"**{title}** ({len(items)})", ""]
+                lines += [f"- {' '.join(item.split())}" for item in items]
+        node = nodes.container(classes=["errata-list"])
+        self.state.nested_parse(StringList(lines, source="book/claims.yml"), 0, node)
+        return [node]
+
+
 class ClaimsMap(Directive):
     """Every claim as a coloured cell, one row per paper, with a legend (HTML only)."""
 
@@ -185,6 +207,7 @@ def setup(app):
     app.add_role("claim", claim_role)
     app.add_directive("claims-table", ClaimsTable)
     app.add_directive("claims-map", ClaimsMap)
+    app.add_directive("errata-list", ErrataList)
     app.add_css_file("gmdiff-ledger.css")
     app.connect("build-finished", _write_css)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -8,7 +8,7 @@ rendered from this file by :mod:`gmdiff.book_ext`, so a claim has one verdict ev
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -45,6 +45,8 @@ class Claim:
     profile: str | None
     verdict: str
     reason: str
+    #: Errata found, by paper key (only X-3 has them): MyST markdown, one per item.
+    errata: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def prefix(self) -> str:
@@ -71,6 +73,7 @@ def load(path: str | Path = DEFAULT_PATH) -> dict[str, Claim]:
             profile=row.get("profile"),
             verdict=row["verdict"],
             reason=row["reason"].strip(),
+            errata={k: tuple(v) for k, v in (row.get("errata") or {}).items()},
         )
         if c.verdict not in VERDICTS:
             raise ValueError(f"{c.id}: verdict {c.verdict!r} is not one of {VERDICTS}")
@@ -78,6 +81,9 @@ def load(path: str | Path = DEFAULT_PATH) -> dict[str, Claim]:
             raise ValueError(f"{c.id}: unknown paper prefix {c.prefix!r}")
         if c.id in claims:
             raise ValueError(f"{c.id} appears twice in {path}")
+        unknown = set(c.errata) - {key for key, _ in PAPERS.values()}
+        if unknown:
+            raise ValueError(f"{c.id}: errata for unknown papers {sorted(unknown)}")
         if c.verdict != "not yet run" and not c.chapters:
             raise ValueError(f"{c.id}: a verdict needs the chapter that shows it")
         claims[c.id] = c
