@@ -105,21 +105,26 @@ class ClaimsTable(Directive):
 
 
 class ErrataList(Directive):
-    """The errata of a claim (X-3), paper by paper, as lists (MyST markdown)."""
+    """The errata of a claim (X-3), paper by paper, as lists (MyST markdown); ``:paper:``
+    keeps one paper's (its list without a heading, for its overview page)."""
 
     required_arguments = 1
+    option_spec: ClassVar[dict] = {"paper": directives.unchanged}
 
     def run(self):
         env = self.state.document.settings.env
         claim = _claims(env).get(self.arguments[0])
         if claim is None or not claim.errata:
             raise self.error(f"no errata listed for {self.arguments[0]!r}")
+        only = self.options.get("paper")
         lines = []
         for key, title in ledger.PAPERS.values():
             items = claim.errata.get(key, ())
-            if items:
-                lines += ["", f"**{title}** ({len(items)})", ""]
+            if items and only in (None, key):
+                lines += ["", f"**{title}** ({len(items)})", ""] if only is None else [""]
                 lines += [f"- {' '.join(item.split())}" for item in items]
+        if not lines:
+            raise self.error(f"no errata of paper {only!r} under {self.arguments[0]}")
         node = nodes.container(classes=["errata-list"])
         self.state.nested_parse(StringList(lines, source="book/claims.yml"), 0, node)
         return [node]
