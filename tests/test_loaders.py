@@ -1,0 +1,249 @@
+"""Networks gmdiff did not train: a diffusers model saved in its own format and an
+EDM-format state dict load as denoisers equal to the originals, and sample through
+``gmdiff sample`` (teleportation included)."""
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from gmdiff import nets
+from gmdiff.analytic import Gaussian
+from gmdiff.cli import main
+from gmdiff.commands import load_model
+from gmdiff.config import load_config
+from gmdiff.images import load_folder
+from gmdiff.loaders import Pretrained, load_diffusers, load_edm
+from gmdiff.runs import draw_samples
+from gmdiff.samplers import SAMPLERS
+from gmdiff.schedules import EDM, DiscreteVP
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+ROOT = Path(__file__).resolve().parents[1]
+DIGITS = str(ROOT / "configs" / "digits_edm.yaml")
+
+
+def _tiny_unet(prediction_type: str = "epsilon"):
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    torch.manual_seed(0)
+    unet = UNet2DModel(
+        sample_size=8,
+        in_channels=1,
+        out_channels=1,
+        layers_per_block=1,
+        block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+        up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+        norm_num_groups=4,
+        attention_head_dim=8,
+    )
+    sched = DDPMScheduler(
+        num_train_timesteps=100, beta_schedule="linear", prediction_type=prediction_type
+    )
+    return unet, sched
+
+
+@pytest.fixture(scope="module")
+def diffusers_dir(tmp_path_factory):
+    """A tiny DDPMPipeline saved with diffusers' own save_pretrained."""
+    from diffusers import DDPMPipeline
+
+    unet, sched = _tiny_unet()
+    folder = tmp_path_factory.mktemp("ddpm") / "tiny-ddpm"
+    DDPMPipeline(unet=unet, scheduler=sched).save_pretrained(folder)
+    return folder
+
+
+# -- diffusers ----------------------------------------------------------------------------
+
+
+def test_diffusers_denoiser_equals_the_original(diffusers_dir):
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    unet = UNet2DModel.from_pretrained(diffusers_dir / "unet", low_cpu_mem_usage=False).eval()
+    sched = DDPMScheduler.from_pretrained(diffusers_dir / "scheduler")
+    pre = load_diffusers(diffusers_dir)
+    assert isinstance(pre.schedule, DiscreteVP) and pre.schedule.T == 100
+    assert pre.shape == (1, 8, 8)
+    assert torch.allclose(pre.schedule.betas, sched.betas.double())
+    g = torch.Generator().manual_seed(0)
+    t = torch.tensor([0, 7, 50, 99])  # diffusers' 0-based timesteps; our index n = t + 1
+    x0 = torch.randn(4, 1, 8, 8, generator=g)
+    ab = sched.alphas_cumprod[t].double().reshape(-1, 1, 1, 1)
+    xt = (ab.sqrt() * x0 + (1 - ab).sqrt() * torch.randn(x0.shape, generator=g)).float()
+    with torch.no_grad():
+        eps = unet(xt, t).sample.double()
+        want = (xt - (1 - ab).sqrt() * eps) / ab.sqrt()  # DDPM, Eq. 4: x0 from eps
+        sigma = ((1 - ab) / ab).sqrt().flatten()
+        got = pre.denoiser((xt / ab.sqrt()).double(), sigma)
+    err = ((got - want).flatten(1).norm(dim=1) / want.flatten(1).norm(dim=1)).max().item()
+    assert err < 1e-5, err
+    # between two levels n and n + 1 the network is fed a timestep between n - 1 and n
+    n = torch.tensor([1, 8, 51, 99])
+    mid = torch.sqrt(pre.schedule.sigma_edm(n) * pre.schedule.sigma_edm(n + 1))
+    c = pre.denoiser.c_noise(mid)
+    assert ((c > n - 1) & (c < n)).all(), c
+
+
+def test_diffusers_refuses_unsupported_models(tmp_path):
+    from diffusers import DDPMPipeline
+
+    unet, sched = _tiny_unet("v_prediction")
+    DDPMPipeline(unet=unet, scheduler=sched).save_pretrained(tmp_path / "v")
+    with pytest.raises(ValueError, match="v_prediction.*not supported"):
+        load_diffusers(tmp_path / "v")
+    with pytest.raises(FileNotFoundError, match="neither a diffusers pipeline"):
+        load_diffusers(tmp_path)
+
+
+# -- EDM format ---------------------------------------------------------------------------
+
+
+class _EDMWrapper(nn.Module):
+    """The layout of EDM's VPPrecond / VEPrecond / EDMPrecond: the raw network as ``model``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+
+def _edm_reference(model: nn.Module, precond: str, x: torch.Tensor, sigma: torch.Tensor):
+    """EDM's preconditioning as its training/networks.py computes it (Karras et al. 2022,
+    Table 1), written out here independently of gmdiff.nets.precond."""
+    s = sigma.reshape(-1, 1, 1, 1)
+    if precond == "vp":
+        beta_min, beta_d, M = 0.1, 19.9, 1000
+        t = ((beta_min**2 + 2 * beta_d * (1 + s**2).log()).sqrt() - beta_min) / beta_d
+        c_skip, c_out, c_in, c_noise = 1, -s, 1 / (s**2 + 1).sqrt(), (M - 1) * t
+    elif precond == "ve":
+        c_skip, c_out, c_in, c_noise = 1, s, 1, (0.5 * s).log()
+    else:
+        sd = 0.5
+        c_skip = sd**2 / (s**2 + sd**2)
+        c_out = s * sd / (s**2 + sd**2).sqrt()
+        c_in = 1 / (sd**2 + s**2).sqrt()
+        c_noise = s.log() / 4
+    return c_skip * x + c_out * model(c_in * x, c_noise.flatten())
+
+
+def _digits_net(seed: int = 0) -> nn.Module:
+    """The digits U-Net with every weight drawn at random (its output layer starts at zero,
+    which would make all preconditionings agree)."""
+    net = nets.build_net(nets.get_config("digits"), seed=seed).eval()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(0.1 * torch.randn(p.shape, generator=g))
+    return net
+
+
+@pytest.mark.parametrize("precond", ["vp", "ve", "edm"])
+def test_edm_state_dict_denoiser_equals_edm_formulas(tmp_path, precond):
+    original = _digits_net(seed=1)
+    path = tmp_path / "net.pt"
+    torch.save({"ema": _EDMWrapper(original).state_dict()}, path)
+    pre = load_edm(path, _digits_net(seed=2), precond, shape=(1, 8, 8))
+    g = torch.Generator().manual_seed(0)
+    sigma = torch.tensor([0.002, 0.3, 2.0, 80.0])
+    x = torch.randn(4, 1, 8, 8, generator=g) * (1 + sigma.reshape(-1, 1, 1, 1))
+    with torch.no_grad():
+        got = pre.denoiser(x, sigma)
+        want = _edm_reference(original, precond, x, sigma)
+        other = _edm_reference(original, "ve" if precond != "ve" else "edm", x, sigma)
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(got, other, rtol=1e-3, atol=1e-3)  # the check tells them apart
+
+
+def test_edm_format_refusals(tmp_path):
+    net = _digits_net()
+    (tmp_path / "net.pkl").write_bytes(b"")
+    with pytest.raises(ValueError, match="torch_utils.persistence"):
+        load_edm(tmp_path / "net.pkl", net, "edm", shape=(1, 8, 8))
+    song = {"model.map_noise.freqs": torch.zeros(3), "model.enc.32x32_conv.weight": torch.zeros(1)}
+    torch.save(song, tmp_path / "song.pt")
+    with pytest.raises(ValueError, match="SongUNet.*DhariwalUNet"):
+        load_edm(tmp_path / "song.pt", net, "edm", shape=(1, 8, 8))
+    torch.save({"u": torch.zeros(3), "model.x": torch.zeros(1)}, tmp_path / "adm.pt")
+    with pytest.raises(ValueError, match="iDDPMPrecond"):
+        load_edm(tmp_path / "adm.pt", net, "edm", shape=(1, 8, 8))
+    mnist = nets.build_net(nets.get_config("mnist"))
+    torch.save(_EDMWrapper(mnist).state_dict(), tmp_path / "mnist.pt")
+    with pytest.raises(ValueError, match="do not fit"):
+        load_edm(tmp_path / "mnist.pt", net, "edm", shape=(1, 8, 8))
+    with pytest.raises(ValueError, match="not supported"):
+        load_edm(tmp_path / "mnist.pt", net, "iddpm", shape=(1, 8, 8))
+
+
+# -- through `gmdiff sample` --------------------------------------------------------------
+
+
+def _sample_args(out: Path, pretrained: Path, sampler: str, steps: int, *extra: str) -> list:
+    return [
+        "sample", "--config", DIGITS, "--pretrained", str(pretrained),
+        "--set", f"out_dir={out}", "--set", "sample.n=6", "--set", "sample.batch=4",
+        "--set", f"sample.sampler={sampler}", "--set", f"sample.steps={steps}", *extra,
+    ]  # fmt: skip
+
+
+def _same_as_direct(out: Path, pre: Pretrained, sampler: str, steps: int, **options) -> None:
+    """The CLI's samples are those of the loaded model drawn directly, and its PNGs hold
+    them quantised to 8 bits."""
+    got = torch.load(out / "samples.pt", weights_only=True)["samples"]
+    want = draw_samples(
+        pre.denoiser, pre.schedule_for(sampler), SAMPLERS[sampler], steps, pre.shape, 6,
+        seed=0, batch=4, **options,
+    )  # fmt: skip
+    assert torch.equal(got, want)
+    pngs = load_folder(out / "images")
+    assert pngs.shape == (6, 1, 8, 8) and (out / "grid.png").is_file()
+    assert (pngs - got.clamp(-1, 1)).abs().max() <= 1 / 255 + 1e-6
+
+
+def _digits_gaussian() -> Gaussian:
+    from gmdiff.data import digits8x8
+
+    return Gaussian.from_data(digits8x8()[0].flatten(1).double())
+
+
+@pytest.mark.parametrize("sampler,steps", [("ddim", 5), ("heun", 4)])
+def test_cli_samples_a_diffusers_model(diffusers_dir, tmp_path, sampler, steps, capsys):
+    assert main(_sample_args(tmp_path, diffusers_dir, sampler, steps)) == 0
+    assert "PNGs" in capsys.readouterr().out
+    _same_as_direct(tmp_path, load_diffusers(diffusers_dir), sampler, steps)
+
+
+def test_cli_teleports_a_diffusers_model(diffusers_dir, tmp_path):
+    extra = ["--set", "sample.options={skip: 2, gaussian: data}"]
+    assert main(_sample_args(tmp_path, diffusers_dir, "teleport_heun", 5, *extra)) == 0
+    pre = load_diffusers(diffusers_dir)
+    assert isinstance(pre.schedule_for("teleport_heun"), EDM)
+    lo, hi = pre.sigma_range()
+    assert math.isclose(lo, pre.schedule.sigma_edm(1).item())
+    assert math.isclose(hi, pre.schedule.sigma_edm(100).item())
+    _same_as_direct(tmp_path, pre, "teleport_heun", 5, skip=2, gaussian=_digits_gaussian())
+
+
+def test_cli_samples_and_teleports_an_edm_state_dict(tmp_path):
+    path = tmp_path / "edm-digits.pt"
+    torch.save({"ema": _EDMWrapper(_digits_net(seed=3)).state_dict()}, path)
+    cfg = load_config(DIGITS)
+    pre = load_model(cfg, pretrained=path)
+    assert pre.origin.startswith("EDM-format EDMPrecond") and pre.weights == "as stored"
+    out = tmp_path / "heun"
+    assert main(_sample_args(out, path, "heun", 4)) == 0
+    _same_as_direct(out, pre, "heun", 4)
+    out = tmp_path / "teleport"
+    extra = ["--set", "sample.options={skip: 1, gaussian: data}", "--weights", "ema"]
+    assert main(_sample_args(out, path, "teleport_heun", 4, *extra)) == 0
+    _same_as_direct(out, pre, "teleport_heun", 4, skip=1, gaussian=_digits_gaussian())
+    assert torch.load(out / "samples.pt", weights_only=True)["weights"] == "ema"
+
+
+def test_cli_pretrained_errors_are_one_sentence(tmp_path, capsys):
+    assert main(_sample_args(tmp_path, tmp_path / "missing.pt", "heun", 4)) == 1
+    err = capsys.readouterr().err
+    assert "missing.pt" in err and len(err.strip().splitlines()) == 1
