@@ -10,10 +10,11 @@ integrated forward from the data x at t_min to x_T at t_max (Song et al. 2021, "
 Sec. 4.3 and App. D.2). Here p_T is the schedule's prior N(0, prior_std^2 I), as in
 score_sde's ``likelihood.py``; for an unscaled process (EDM, VE) the true p_T is the data
 blurred by N(0, sigma_max^2 I), and the mismatch moves each sample's NLL by about
-x_T . E[x] / sigma_max^2 ~ |E[x]| / sigma_max nats, which averages out to O(1 / sigma_max^2); the divergence is exact (D backward passes per step, for
-small D) or Hutchinson's estimate eps^T (df/dx) eps with one Rademacher or Gaussian probe
-per sample, drawn once and held fixed over the integration (Grathwohl et al. 2019, FFJORD,
-Eq. 7): an unbiased estimate of log p whose per-sample spread is returned with it.
+x_T . E[x] / sigma_max^2 ~ |E[x]| / sigma_max nats, which averages out to O(1 / sigma_max^2).
+The divergence is exact (D backward passes per step, for small D) or Hutchinson's estimate
+eps^T (df/dx) eps with one Rademacher or Gaussian probe per sample, drawn once and held
+fixed over the integration (Grathwohl et al. 2019, FFJORD, Eq. 7): an unbiased estimate of
+log p whose per-sample spread is returned with it.
 
 The model is any denoiser D(x, sigma) in the library's signature
 (:mod:`gmdiff.samplers.base`) on any continuous :class:`~gmdiff.schedules.Schedule`; the
