@@ -208,3 +208,37 @@ def image_bpd(
     x = dequantize(images, gen, centered) if dequantize_data else images
     res = pf_ode_nll(denoiser, schedule, x, generator=gen, **options)
     return bits_per_dim(res.nll, images[0].numel(), centered), res
+
+
+@dataclass
+class Gap:
+    """PF-ODE NLL against an exact one on the same points (nats): the means, the mean of
+    the per-sample difference and its standard error, the worst per-sample difference,
+    and the solver's drift evaluations."""
+
+    nll: float
+    exact: float
+    gap: float
+    gap_stderr: float
+    max_abs_gap: float
+    nfe: int
+
+
+def gap_to_exact(
+    denoiser: Denoiser, exact_model, schedule: Schedule, x: Tensor, **options
+) -> tuple[Gap, NLL, Tensor]:
+    """:func:`pf_ode_nll` of ``denoiser`` on x (``options``: divergence, probe, generator,
+    rtol, atol) against the exact -log p_{t_min}(x) of ``exact_model``
+    (:func:`marginal_log_prob`); returns the summary, the estimate and the exact NLLs."""
+    res = pf_ode_nll(denoiser, schedule, x, **options)
+    exact = -marginal_log_prob(exact_model, schedule, x, schedule.t_min)
+    d = res.nll - exact
+    gap = Gap(
+        nll=res.nll.mean().item(),
+        exact=exact.mean().item(),
+        gap=d.mean().item(),
+        gap_stderr=(d.std() / math.sqrt(d.numel())).item(),
+        max_abs_gap=d.abs().max().item(),
+        nfe=res.nfe,
+    )
+    return gap, res, exact
