@@ -247,3 +247,24 @@ def test_cli_pretrained_errors_are_one_sentence(tmp_path, capsys):
     assert main(_sample_args(tmp_path, tmp_path / "missing.pt", "heun", 4)) == 1
     err = capsys.readouterr().err
     assert "missing.pt" in err and len(err.strip().splitlines()) == 1
+
+
+def test_gaussian_score_analyses_run_on_a_loaded_model(diffusers_dir):
+    """GS-6's score comparison and the Heun trajectories take the loaded denoiser through
+    NetworkScore (flat float64 rows), as they take gmdiff's own networks."""
+    from gmdiff.papers import gs_networks as gsn
+
+    pre = load_diffusers(diffusers_dir)
+    net = gsn.NetworkScore(pre.denoiser, pre.shape)
+    g = _digits_gaussian()
+    x = g.mean[None].expand(8, -1) + 0.3 * torch.randn(8, 64, generator=torch.Generator())
+    sig = torch.full((8,), 0.5, dtype=torch.float64)
+    with torch.no_grad():
+        direct = pre.denoiser(x.reshape(8, 1, 8, 8), sig).reshape(8, 64)
+    assert torch.allclose(net.denoiser(x, 0.5), direct, atol=1e-5)
+    table = gsn.score_fuv_table(net, {"gaussian": g}, x, [0.1, 1.0], n=8, seed=0)
+    assert table.shape[0] == 2 and table["FUV"].notna().all() and (table["FUV"] > 0).all()
+    lo, hi = pre.sigma_range()
+    traj = gsn.heun_trajectory(net, hi * torch.randn(3, 64, dtype=torch.float64), 4,
+                               EDM(sigma_min=lo, sigma_max=hi))  # fmt: skip
+    assert traj.sample.shape == (3, 64) and torch.isfinite(traj.sample).all()
