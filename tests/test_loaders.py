@@ -130,15 +130,68 @@ def _edm_reference(model: nn.Module, precond: str, x: torch.Tensor, sigma: torch
     return c_skip * x + c_out * model(c_in * x, c_noise.flatten())
 
 
-def _digits_net(seed: int = 0) -> nn.Module:
-    """The digits U-Net with every weight drawn at random (its output layer starts at zero,
-    which would make all preconditionings agree)."""
-    net = nets.build_net(nets.get_config("digits"), seed=seed).eval()
+#: A small SongUNet (EDM's DDPM++ / NCSN++ code) on 1 x 8 x 8 images, NCSN++-style.
+_TINY_SONG = nets.SongUNetConfig(
+    resolution=8, in_ch=1, model_channels=16, channel_mult=(1, 2), num_blocks=1,
+    attn_resolutions=(4,), dropout=0.0, augment_dim=9, embedding_type="fourier",
+    channel_mult_noise=2, encoder_type="residual", resample_filter=(1, 3, 3, 1),
+)  # fmt: skip
+_SONG_OVERRIDES = (
+    "{resolution: 8, in_ch: 1, model_channels: 16, channel_mult: [1, 2], num_blocks: 1, "
+    "attn_resolutions: [4], dropout: 0.0}"
+)
+
+
+def _randomised(net: nn.Module, seed: int) -> nn.Module:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in net.parameters():
             p.copy_(0.1 * torch.randn(p.shape, generator=g))
-    return net
+    return net.eval()
+
+
+def test_song_unet_matches_edm_parameter_names_and_counts():
+    """EDM's CIFAR-10 networks: parameter counts as EDM's training/networks.py (commit
+    b2a26c9) builds them (55,733,891 DDPM++, 56,397,827 NCSN++; measured with that code,
+    whose outputs the port also matched exactly on random weights, all encoder and decoder
+    types, during development), and EDM's parameter names."""
+    counts = {"edm_ddpmpp_cifar10": 55_733_891, "edm_ncsnpp_cifar10": 56_397_827}
+    for name, n in counts.items():
+        assert nets.count_params(nets.get_config(name)) == n, name
+    with torch.device("meta"):
+        keys = set(nets.build_net(nets.get_config("edm_ncsnpp_cifar10")).state_dict())
+    for k in ("map_noise.freqs", "map_augment.weight", "enc.32x32_conv.weight",
+              "enc.16x16_down.skip.resample_filter", "enc.16x16_aux_residual.weight",
+              "enc.16x16_block0.qkv.weight", "dec.8x8_in0.proj.bias",
+              "dec.32x32_aux_norm.weight", "dec.32x32_aux_conv.weight"):  # fmt: skip
+        assert k in keys, k
+
+
+@pytest.mark.parametrize("precond", ["vp", "ve", "edm"])
+def test_edm_song_unet_state_dict_loads(tmp_path, precond):
+    original = _randomised(nets.build_net(_TINY_SONG), seed=4)
+    torch.save({"ema": _EDMWrapper(original).state_dict()}, tmp_path / "song.pt")
+    pre = load_edm(tmp_path / "song.pt", nets.build_net(_TINY_SONG), precond, shape=(1, 8, 8))
+    sigma = torch.tensor([0.01, 0.5, 5.0])
+    x = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        got, want = pre.denoiser(x, sigma), _edm_reference(original, precond, x, sigma)
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_cli_samples_an_edm_song_unet(tmp_path):
+    path = tmp_path / "song.pt"
+    torch.save(_EDMWrapper(_randomised(nets.build_net(_TINY_SONG), seed=5)).state_dict(), path)
+    song = ["--set", "model.net=edm_ncsnpp_cifar10", "--set", f"model.overrides={_SONG_OVERRIDES}"]
+    assert main(_sample_args(tmp_path, path, "heun", 3, *song)) == 0
+    cfg = load_config(DIGITS, [a for a in song if a != "--set"])
+    _same_as_direct(tmp_path, load_model(cfg, pretrained=path), "heun", 3)
+
+
+def _digits_net(seed: int = 0) -> nn.Module:
+    """The digits U-Net with every weight drawn at random (its output layer starts at zero,
+    which would make all preconditionings agree)."""
+    return _randomised(nets.build_net(nets.get_config("digits"), seed=seed), seed)
 
 
 @pytest.mark.parametrize("precond", ["vp", "ve", "edm"])
@@ -163,9 +216,16 @@ def test_edm_format_refusals(tmp_path):
     (tmp_path / "net.pkl").write_bytes(b"")
     with pytest.raises(ValueError, match="torch_utils.persistence"):
         load_edm(tmp_path / "net.pkl", net, "edm", shape=(1, 8, 8))
-    song = {"model.map_noise.freqs": torch.zeros(3), "model.enc.32x32_conv.weight": torch.zeros(1)}
-    torch.save(song, tmp_path / "song.pt")
-    with pytest.raises(ValueError, match="SongUNet.*DhariwalUNet"):
+    adm = {"model.out_conv.weight": torch.zeros(3), "model.enc.32x32_conv.weight": torch.zeros(1)}
+    torch.save(adm, tmp_path / "adm-net.pt")
+    with pytest.raises(ValueError, match="DhariwalUNet"):
+        load_edm(tmp_path / "adm-net.pt", net, "edm", shape=(1, 8, 8))
+    torch.save({"model.map_label.weight": torch.zeros(3)}, tmp_path / "cond.pt")
+    with pytest.raises(ValueError, match="class-conditional"):
+        load_edm(tmp_path / "cond.pt", net, "edm", shape=(1, 8, 8))
+    song = nets.build_net(_TINY_SONG)
+    torch.save(_EDMWrapper(song).state_dict(), tmp_path / "song.pt")
+    with pytest.raises(ValueError, match="SongUNet: choose model.net edm_ddpmpp_cifar10"):
         load_edm(tmp_path / "song.pt", net, "edm", shape=(1, 8, 8))
     torch.save({"u": torch.zeros(3), "model.x": torch.zeros(1)}, tmp_path / "adm.pt")
     with pytest.raises(ValueError, match="iDDPMPrecond"):

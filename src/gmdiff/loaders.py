@@ -19,13 +19,15 @@ wrappers (Karras et al. 2022, ``training/networks.py``): ``VPPrecond``, ``VEPrec
 ``EDMPrecond``, keys ``model.*``, in a ``.pt``/``.pth`` file (flat, or under ``"ema"``,
 ``"net"`` or ``"model"``) or a ``.safetensors`` file. EDM's c_skip, c_out, c_in and c_noise
 for these three are those of :mod:`gmdiff.nets.precond` (VP: beta_min 0.1, beta_d 19.9,
-M 1000 by default, as EDM); the inner network must be a gmdiff architecture
-(``gmdiff.nets.CONFIGS``: the DDPM U-Net, score_sde's NCSN++, the MLP) named by the caller.
-Not supported, each with an error saying so: EDM's ``.pkl`` files (pickled modules that need
-EDM's ``torch_utils.persistence``: export ``net.state_dict()`` in EDM's environment), EDM's
-own ``SongUNet`` (DDPM++ / NCSN++ as EDM wrote them, keys ``model.enc.*``, ``model.map_noise.*``)
-and ``DhariwalUNet`` (ADM), and the ADM preconditioning ``iDDPMPrecond`` (buffer ``u``):
-gmdiff has no implementation of those architectures, so their weights have nowhere to go.
+M 1000 by default, as EDM). The inner network, named by the caller, is EDM's own
+``SongUNet`` (DDPM++ / NCSN++, :mod:`gmdiff.nets.edm_song`, same parameter names; configs
+``edm_ddpmpp_cifar10``, ``edm_ncsnpp_cifar10``, other sizes by overrides), so EDM's
+unconditional VP / VE / EDM networks load, or any other gmdiff architecture
+(``gmdiff.nets.CONFIGS``). Not supported, each with an error saying so: EDM's ``.pkl``
+files (pickled modules that need EDM's ``torch_utils.persistence``: export
+``net.state_dict()`` in EDM's environment), class-conditional networks (``map_label``),
+EDM's ADM network ``DhariwalUNet`` (keys ``model.out_conv.*``) and the ADM preconditioning
+``iDDPMPrecond`` (buffer ``u``): gmdiff has no implementation of them.
 """
 
 from __future__ import annotations
@@ -194,12 +196,16 @@ def _check_edm_keys(state: dict[str, Tensor], path: Path) -> None:
             "does not support; supported: EDM's VPPrecond, VEPrecond, EDMPrecond around a "
             "gmdiff network"
         )
-    if any(k.startswith(("model.enc.", "model.dec.", "model.map_noise.")) for k in state):
+    if any(k.startswith("model.out_conv.") for k in state):
         raise ValueError(
-            f"{path}: the keys (model.enc.*, model.map_noise.*) are those of EDM's SongUNet "
-            "(DDPM++ / NCSN++) or DhariwalUNet (ADM); gmdiff has no implementation of these "
-            "architectures, so their weights cannot be loaded. Supported: EDM's VPPrecond, "
-            "VEPrecond, EDMPrecond around a gmdiff network (gmdiff.nets.CONFIGS)"
+            f"{path}: the keys (model.out_conv.*) are those of EDM's DhariwalUNet (ADM), "
+            "which gmdiff does not implement; supported: EDM's SongUNet (DDPM++ / NCSN++, "
+            "model.net edm_ddpmpp_cifar10 / edm_ncsnpp_cifar10) and gmdiff's networks"
+        )
+    if any(k.startswith("model.map_label.") for k in state):
+        raise ValueError(
+            f"{path}: a class-conditional network (model.map_label.*); gmdiff loads "
+            "unconditional EDM networks only"
         )
     if not state or not all(k.startswith("model.") for k in state):
         bad = next((k for k in state if not k.startswith("model.")), None)
@@ -240,9 +246,16 @@ def load_edm(
         net.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
     except RuntimeError as err:
         first = str(err).strip().splitlines()
+        song = any(k.startswith("model.enc.") for k in state)
+        hint = (
+            "they are EDM's SongUNet: choose model.net edm_ddpmpp_cifar10 or "
+            "edm_ncsnpp_cifar10 with the overrides of its size"
+            if song
+            else "build the network with the architecture they were trained with"
+        )
         raise ValueError(
             f"{path}: the weights do not fit the chosen gmdiff network ({type(net).__name__}): "
-            f"{' '.join(first[:3])}; build the network with the architecture they were trained with"
+            f"{' '.join(first[:3])}; {hint}"
         ) from None
     wrappers = {
         "vp": lambda: VPPrecond(net, VPLinear(beta_min=beta_min, beta_max=beta_min + beta_d), M),
