@@ -328,3 +328,27 @@ def test_gaussian_score_analyses_run_on_a_loaded_model(diffusers_dir):
     traj = gsn.heun_trajectory(net, hi * torch.randn(3, 64, dtype=torch.float64), 4,
                                EDM(sigma_min=lo, sigma_max=hi))  # fmt: skip
     assert traj.sample.shape == (3, 64) and torch.isfinite(traj.sample).all()
+
+
+@pytest.mark.parametrize("spacing", ["leading", "trailing"])
+def test_ddim_on_a_loaded_model_equals_diffusers_own_ddim(diffusers_dir, spacing):
+    """End to end: gmdiff's DDIM (eta = 0) on the loaded model and diffusers'
+    DDIMScheduler loop on the original UNet, from the same x_T and with the same timestep
+    spacing, give the same samples (diffusers' timestep t is our index n - 1; no clipping
+    on either side). The two spacings' samples differ by ~0.5, so the check can fail."""
+    from diffusers import DDIMScheduler, UNet2DModel
+
+    unet = UNet2DModel.from_pretrained(diffusers_dir / "unet", low_cpu_mem_usage=False).eval()
+    sched = DDIMScheduler.from_pretrained(diffusers_dir / "scheduler")
+    sched.register_to_config(clip_sample=False, set_alpha_to_one=True, timestep_spacing=spacing)
+    sched = DDIMScheduler.from_config(sched.config)
+    steps = 10
+    sched.set_timesteps(steps)
+    x_T = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    x = x_T.clone()
+    with torch.no_grad():
+        for t in sched.timesteps:
+            x = sched.step(unet(x, t).sample, t, x, eta=0.0).prev_sample
+        pre = load_diffusers(diffusers_dir)
+        ours = SAMPLERS["ddim"](pre.denoiser, pre.schedule, x_T.double(), steps, spacing=spacing)
+    assert torch.allclose(ours.float(), x, atol=1e-4), (ours.float() - x).abs().max()
