@@ -125,5 +125,10 @@ def test_image_bpd_matches_the_exact_density_of_dequantized_pixels():
     exact = -marginal_log_prob(g, schedule, y.flatten(1), schedule.t_min)
     assert res.nll.shape == (16,)
     assert torch.allclose(bpd, bits_per_dim(exact, 4), atol=2e-3)
+    halves, res2 = image_bpd(
+        denoiser, schedule, images, divergence="exact", generator=torch.Generator().manual_seed(5),
+        batch=8,
+    )  # fmt: skip
+    assert torch.allclose(halves, bpd, atol=1e-3) and res2.nll.shape == (16,)
     raw, _ = image_bpd(denoiser, schedule, images, dequantize_data=False, divergence="exact")
     assert not torch.allclose(raw, bpd, atol=1e-3)  # the flag changes the points scored

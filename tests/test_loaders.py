@@ -352,3 +352,19 @@ def test_ddim_on_a_loaded_model_equals_diffusers_own_ddim(diffusers_dir, spacing
         pre = load_diffusers(diffusers_dir)
         ours = SAMPLERS["ddim"](pre.denoiser, pre.schedule, x_T.double(), steps, spacing=spacing)
     assert torch.allclose(ours.float(), x, atol=1e-4), (ours.float() - x).abs().max()
+
+
+def test_cli_bits_per_dim_of_a_loaded_diffusers_model(diffusers_dir, tmp_path):
+    """`gmdiff evaluate --pretrained` with evaluate.likelihood_n: bits/dim of digits under
+    the loaded DDPM network, integrated on EDM's process over the network's noise range."""
+    import json
+
+    assert main(_sample_args(tmp_path, diffusers_dir, "ddim", 2)) == 0
+    ev = ["evaluate", "--config", DIGITS, "--pretrained", str(diffusers_dir),
+          "--set", f"out_dir={tmp_path}", "--set", "evaluate.likelihood_n=4",
+          "--set", "sample.batch=2"]  # fmt: skip
+    assert main(ev) == 0
+    res = json.loads((tmp_path / "metrics.json").read_text())["likelihood"]
+    assert res["dequantized"] is True and res["likelihood_n"] == 4 and res["nfe"] > 0
+    assert res["t_min"] == pytest.approx(load_diffusers(diffusers_dir).sigma_range()[0])
+    assert math.isfinite(res["bpd"]) and res["bpd_stderr"] > 0

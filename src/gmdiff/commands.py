@@ -181,7 +181,8 @@ def _data_metrics(cfg: RunConfig, x: Tensor) -> dict[str, Any]:
 def likelihood(cfg: RunConfig, model: Pretrained, n: int) -> dict[str, Any]:
     """PF-ODE NLL of ``n`` data examples (drawn with ``evaluate.seed``) under ``model``:
     for images bits/dim (``evaluate.dequantize``: uniform dequantisation,
-    :mod:`gmdiff.likelihood`), for a toy the NLL in nats next to the exact one."""
+    :mod:`gmdiff.likelihood`; ``sample.batch`` images per ODE solve), for a toy the NLL in
+    nats next to the exact one."""
     from gmdiff import likelihood as L
 
     e = cfg.evaluate
@@ -194,7 +195,13 @@ def likelihood(cfg: RunConfig, model: Pretrained, n: int) -> dict[str, Any]:
     opts = {"divergence": e.divergence, "generator": gen}
     if x.ndim == 4:
         bpd, res = L.image_bpd(
-            den, schedule, x, dequantize_data=e.dequantize, centered=model.centered, **opts
+            den,
+            schedule,
+            x,
+            dequantize_data=e.dequantize,
+            centered=model.centered,
+            batch=cfg.sample.batch,
+            **opts,
         )
         mean, se = bpd.mean().item(), (bpd.std() / bpd.numel() ** 0.5).item()
         out = {"bpd": mean, "bpd_stderr": se, "dequantized": e.dequantize}

@@ -41,7 +41,7 @@ import torch
 from scipy.integrate import solve_ivp
 from torch import Tensor
 
-from gmdiff.samplers.base import Denoiser, call_denoiser
+from gmdiff.samplers.base import Denoiser, call_denoiser, progress
 from gmdiff.schedules import Schedule, denoiser_to_score
 
 DIVERGENCES = ("exact", "hutchinson")
@@ -198,15 +198,21 @@ def image_bpd(
     dequantize_data: bool = True,
     centered: bool = True,
     generator: torch.Generator | None = None,
+    batch: int | None = None,
     **options,
 ) -> tuple[Tensor, NLL]:
     """Bits/dim of 8-bit images (B, C, H, W) under the model: uniformly dequantised first
     when ``dequantize_data`` (the convention of the module docstring; without it the
     number is the continuous density of the grid points and not a code length), then
-    :func:`pf_ode_nll` (``options``: divergence, probe, t_min, rtol, atol)."""
+    :func:`pf_ode_nll` (``options``: divergence, probe, t_min, rtol, atol), ``batch``
+    images at a time (default all; each batch is one ODE solve, its NFE summed)."""
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     x = dequantize(images, gen, centered) if dequantize_data else images
-    res = pf_ode_nll(denoiser, schedule, x, generator=gen, **options)
+    parts = [
+        pf_ode_nll(denoiser, schedule, xb, generator=gen, **options)
+        for xb in progress(x.split(batch or x.shape[0]), "likelihood batches")
+    ]
+    res = NLL(torch.cat([r.nll for r in parts]), sum(r.nfe for r in parts), parts[0].divergence)
     return bits_per_dim(res.nll, images[0].numel(), centered), res
 
 
