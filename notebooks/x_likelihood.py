@@ -14,6 +14,9 @@
 # (x-likelihood)=
 # # Likelihood through the probability-flow ODE
 #
+# *Stored run: profile `ci`, a 2-D ring of 8 Gaussians whose exact density is known, 200
+# points; nothing is trained.*
+#
 # A diffusion model defines a density through its probability-flow ODE: integrating the
 # ODE forward from a data point $x$ at the smallest noise level to $x_T$ at the largest,
 # the instantaneous change of variables gives
