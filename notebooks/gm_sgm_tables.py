@@ -14,6 +14,10 @@
 # (gm-sgm-tables)=
 # # GM-SGM: training with Gaussian-mixture noise, and the paper's Tables 1-5 (GMS-4, GMS-6..9)
 #
+# *Stored run: profile `ci`, a 2-D ring and the 8x8 digits, small score networks trained
+# on 2 CPU cores, one or two seeds per model, FD-digits (not FID); `full`: NCSN++ on
+# CIFAR-10 with FID.*
+#
 # GM-SGM {cite}`gmsgm` keeps score_sde's VE model, loss weighting and predictor-corrector
 # (PC) sampler {cite}`song2021score` and changes one thing: the noise a training datum is
 # corrupted with. Alg. 1 alternates, batch by batch, between the usual
@@ -361,7 +365,7 @@ plt.show()  # the book's style lays figures out with constrained_layout
 # words, so a single row is weak evidence: the verdicts below use only orderings that both
 # seeds share.
 #
-# **GMS-4 (method): reproduced.** Alg. 1's alternation (odd iterations $\tilde\beta=\beta$, even
+# **{claim}`GMS-4`** (the method). Alg. 1's alternation (odd iterations $\tilde\beta=\beta$, even
 # $\tilde\beta=1$, whole batch), the i.i.d. discrete and the continuous $p(\tilde\beta)$ of Eq. 11, and
 # A.5's matrix mixture $\{I, 2M\}$ with the top-5% frequency filter are `NoiseModel`s of the
 # library's `dsm_loss`; `tests/test_gm_sgm.py` checks their distributions (KS tests,
@@ -370,7 +374,7 @@ plt.show()  # the book's style lays figures out with constrained_layout
 # read $\eta/\sigma_t^2$ as in Eq. 11 and Alg. 1; and the target is minus the total noise over
 # $\sigma_t^2$, not the score of the mixture kernel.
 #
-# **GMS-6 (Tables 1-2): not reproduced** (at this scale). On the digits, GM-SGM's FD-digits
+# **{claim}`GMS-6`** (Tables 1-2, at this scale). On the digits, GM-SGM's FD-digits
 # is worse than the SGM's at 20, 50 and 100 PC iterations (247 vs 224, 218 vs 181, 184 vs
 # 152; with seed 1, which redraws the networks, the classifier, data order and noise, 302
 # vs 285, 252 vs 187, 244 vs 177: FD-digits moves by up to 60 between seeds, the ordering
@@ -379,19 +383,19 @@ plt.show()  # the book's style lays figures out with constrained_layout
 # paper's gain rests on, the SGM collapsing below ~200 iterations (FID 456 at 50), does not
 # occur at this scale: our SGM degrades smoothly as iterations fall.
 #
-# **GMS-7 (Table 3): inconclusive** (one seed per beta has no power to order them). On the ring all four values of $\beta$
+# **{claim}`GMS-7`** (Table 3; one seed per $\beta$ has no power to order them). On the ring all four values of $\beta$
 # give SW2 0.09-0.14 at 20, 50 and 200 iterations, within 2 standard deviations of the noise
 # floor (0.10 ± 0.03) of each other; the paper's ordering (2 best, 3 clearly worse) cannot be
 # resolved here. (With under-trained 1,500-step nets we had seen $\beta=3$ worst; that
 # difference disappeared with adequate training.)
 #
-# **GMS-8 (Table 4): inconclusive** (one seed; differences near the SW2 noise floor). The adaptive solver (ours, VP: 176
+# **{claim}`GMS-8`** (Table 4; one seed, differences near the SW2 noise floor). The adaptive solver (ours, VP: 176
 # NFE, VE: 117 NFE at the default tolerances; SW2 0.14 and 0.16) is slightly worse than PC
 # at 50-100 NFE (0.08-0.11) for both models, and GM-SGM has no edge over the SGM; the paper's
 # ordering (GM-SGM far ahead of the adaptive solver, far ahead of the SGM) relies on the
 # SGM's collapse, absent here.
 #
-# **GMS-9 (Table 5): not reproduced** (at this scale). DDPM, DDIM, SGM and GM-SGM all lie
+# **{claim}`GMS-9`** (Table 5, at this scale). DDPM, DDIM, SGM and GM-SGM all lie
 # near the noise floor at 20 and 100 steps on the ring (SW2 0.07-0.15), while the paper has
 # GM-SGM far ahead of DDPM and close to DDIM. DDGM with $\theta_0 = 1$ is clearly the worst
 # column (0.35-0.60 for its two samplers, against DDPM/DDIM's 0.07-0.15 from the same
@@ -400,7 +404,7 @@ plt.show()  # the book's style lays figures out with constrained_layout
 # $2\theta_0\alpha/\sigma$), and the DDGM paper's own per-dataset $\theta_0$ is not in our
 # paper set.
 #
-# **GMS-12 (App. A.5, the frequency-shaped matrix mixture): not reproduced** (at this scale).
+# **{claim}`GMS-12`** (App. A.5, the frequency-shaped matrix mixture, at this scale).
 # On the digits the $\{I, 2M\}$ model is worse than the SGM at 50 and 100 iterations for
 # both seeds (FD-digits 254 / 236 / 202 against 224 / 181 / 152 at 20 / 50 / 100
 # iterations; seed 1: 283 / 228 / 202 against 285 / 187 / 177, a tie at 20). Against

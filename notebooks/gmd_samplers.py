@@ -14,6 +14,9 @@
 # (gmd-samplers)=
 # # GM-DDPM's samplers with the exact model (GMD-6, and GMD-7 to GMD-9 in the exact limit)
 #
+# *Stored run: profile `ci`, the exact GM-DDPM model of a 2-D ring of Gaussians ($T =
+# 20$); nothing is trained.*
+#
 # GM-DDPM {cite}`gmddpm` trains an $\epsilon$-network and a component classifier
 # $p_\theta(i_t\mid x_t)$ (Alg. 1; the chapter {ref}`gmd-training` trains them) and samples
 # with one of four procedures (App. A.4). All are ancestral steps

@@ -14,6 +14,9 @@
 # (gmd-training)=
 # # GM-DDPM trained: the classifier against the exact posterior, and the samplers (GMD-5 to GMD-9)
 #
+# *Stored run: profile `ci`, a 2-D ring of Gaussians, $T = 20$, MLP networks trained 1,500
+# steps, seeds 0-2.*
+#
 # Alg. 1 of GM-DDPM {cite}`gmddpm` trains two things at once on $x_t$ drawn from Eq. 3: an
 # $\epsilon$-network on the Gaussian part $\epsilon$ of the noise, and a classifier
 # $p_\theta(i_t\mid x_t)$ on the component of the *last* step, by

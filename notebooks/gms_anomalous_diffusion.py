@@ -14,6 +14,9 @@
 # (gms-anomalous-diffusion)=
 # # Heavy tails, Gaussian mixtures and anomalous diffusion (GMS-1, GMS-2)
 #
+# *Stored run: profile `ci`, exact densities and path simulation on the CPU; nothing is
+# trained.*
+#
 # The GM-SGM paper {cite}`gmsgm` motivates training score models with Gaussian-mixture
 # noise by analogy with Lévy flights. Its Sec. 3.1-3.2 makes two visual points:
 #
@@ -195,14 +198,16 @@ ks.round(3)
 # %% [markdown]
 # ## Verdict
 #
-# **GMS-1: reproduced, with two corrections.** Stable densities ($\alpha$ = 1, 1.5, 1.8)
+# **{claim}`GMS-1`**: the stable-law panel holds after a scale correction; the mixture panel
+# holds for peakedness, not for tails. Stable densities ($\alpha$ = 1, 1.5, 1.8)
 # are more peaked and far heavier-tailed than $\mathcal N(0,1)$ in the paper's convention
 # (where $\gamma = 1$, not the stated $\gamma = 1/2$, gives the standard Gaussian). The
 # mixture-vs-addition panel holds only half-way in absolute terms: the mixture is more
 # peaked than the sum $X+Y$ but not heavier-tailed than it (only higher in kurtosis), and
 # it is heavier-tailed than the average $(X+Y)/2$ but less peaked.
 #
-# **GMS-2: reproduced qualitatively, not quantitatively.** The three paths are simulated
+# **{claim}`GMS-2`**: the paths are regenerated, but the Gaussian-mixture path does not
+# show the large jumps it is meant to imitate. The three paths are simulated
 # with increments whose laws pass KS tests; the Lévy flight shows rare jumps ~50x its median
 # step, Brownian motion none. The Gaussian-mixture path roams more widely but shows no
 # comparable large jumps (largest step under twice Brownian motion's), so it imitates the

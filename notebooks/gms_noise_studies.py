@@ -14,6 +14,9 @@
 # (gms-noise-studies)=
 # # GM-SGM: what the mixture noise changes, with exact and trained denoisers (GMS-5, GMS-10, GMS-11)
 #
+# *Stored run: profile `ci`, a 2-D ring with exact optimal denoisers and 3x128 MLPs
+# trained 5,000 steps, and a 64-D mixture fitted to the digits (exact denoisers only).*
+#
 # GM-SGM {cite}`gmsgm` trains the score model of score_sde {cite}`song2021score` on data
 # corrupted with $\tilde\beta\sigma_t\eta$, $\tilde\beta\in\{1,\beta\}$, and samples with the
 # unchanged predictor-corrector (PC) sampler. Three of its claims are about what this does
@@ -277,7 +280,7 @@ plt.show()
 # training or sampling removes that bias. SW2 barely registers it (0.10-0.15 for all
 # models, floor 0.10 ± 0.03), which is why the width is reported beside it.
 #
-# **GMS-5 (trained network): reproduced at small scale.** At every noise level where the
+# **{claim}`GMS-5`** (here: the trained network, on the 2-D ring). At every noise level where the
 # two optima differ by more than the networks' errors ($\sigma \ge 0.2$), the trained GM-SGM
 # network is 2.5-2.8 times closer to the empirical-Bayes optimum than to the Gaussian one
 # (e.g. 0.058 vs 0.163 at $\sigma = 0.5$, 0.103 vs 0.281 at $\sigma = 1$); at $\sigma = 0.05$ the
@@ -286,7 +289,7 @@ plt.show()
 # standard errors ≤ 0.024) but is smaller than the optimum gap, mostly because the trained
 # SGM network is the less accurate of the two (0.64 from its optimum at $\sigma = 2$).
 #
-# **GMS-10 (Fig. 4): partly.** On the ring $r_\text{mean}$ exceeds 1 (by more than 0.1%,
+# **{claim}`GMS-10`** (Fig. 4). On the ring $r_\text{mean}$ exceeds 1 (by more than 0.1%,
 # above round-off) on only 76% of the steps, for the trained pair and the exact optima
 # alike, and dips to 0.83-0.86 at intermediate noise; for the exact optima of the 64-D
 # digits mixture it never falls below 1 but equals 1 within 0.1% on 56% of the steps, the
@@ -297,7 +300,7 @@ plt.show()
 # these dimensions (2 and 64) large ratios are not a consequence of the mixture noise.
 # The paper's CelebA-64 networks (12,288 dimensions) are not run in `ci`.
 #
-# **GMS-11 (failure modes): partly.** Training only on large jumps gives the most
+# **{claim}`GMS-11`** (failure modes). Training only on large jumps gives the most
 # over-concentrated model, exact and trained alike (spread 0.49-0.50 and 0.54-0.55, vs
 # 0.62-0.65 and 0.74-0.76 for GM-SGM), so it is the worst model in that sense, as the paper
 # reports; on the ring it is a matter of degree, not a collapse (SW2 0.10-0.19).
@@ -305,5 +308,7 @@ plt.show()
 # better than GM-SGM rather than the failure of the paper's Fig. 6. Mixture increments at
 # sampling (Sec. 5.4): **not reproduced**. They do not cost quality on the ring: they
 # restore the mode width (exact 1.01 instead of 0.65; trained 1.20 instead of 0.76, the
-# trained SGM's 1.21) and lower SW2 (exact 0.106 vs 0.145, trained 0.083 vs 0.135). The
-# paper's 4.1 → 5.2 on CelebA-64 is the opposite ordering.
+# trained SGM's 1.21), and their SW2 is no worse (exact 0.106 vs 0.145, trained 0.083 vs
+# 0.135: differences inside one run's tie band of about $\pm 0.06$, measured in
+# {ref}`gm-sgm-tables`, so the width is the evidence, not SW2). The paper's 4.1 → 5.2 on
+# CelebA-64 is the opposite ordering.

@@ -14,6 +14,9 @@
 # (gms-theorems)=
 # # The GM-SGM theory, checked: the VE bridge and the empirical-Bayes denoiser (GMS-3, GMS-5)
 #
+# *Stored run: profile `ci`, exact Gaussian conditioning, quadrature and Monte Carlo in
+# one and two dimensions; nothing is trained.*
+#
 # Sec. 4.1 of the GM-SGM paper {cite}`gmsgm` explains why a score model trained with
 # Gaussian-mixture noise still samples correctly. Two exact statements carry the argument:
 #
@@ -217,13 +220,13 @@ mse.round(4)
 #
 # ## Verdict
 #
-# **GMS-3: reproduced for the Markov VE process, with an erratum.** Theorem 1's mean
+# **{claim}`GMS-3`**: Theorem 1 holds for the Markov VE process; an erratum. Theorem 1's mean
 # $x_t - \frac{a}{a+b}(x_t - x_u)$ and variance $\frac{ab}{a+b}$ match exact Gaussian
 # conditioning to $10^{-15}$ and pass a Monte-Carlo test on bimodal data that rejects a
 # swapped-variance formula. Eq. 12 must be read with independent *increments*; with i.i.d.
 # $\xi_t$, as printed, the theorem is false. Under mixture noise only the mean carries over.
 #
-# **GMS-5: reproduced, with an erratum.** The GM-SGM optimum is the empirical-Bayes
+# **{claim}`GMS-5`** (the exact optimum here; the trained network in {ref}`gms-noise-studies`). The GM-SGM optimum is the empirical-Bayes
 # mixture $\sum_k p(\beta_k \mid x) D(x; \beta_k\sigma)$ (checked against quadrature to
 # $10^{-10}$ and by Monte Carlo); it differs from the SGM denoiser mostly far from the data,
 # where it takes larger steps. Eq. 13 as printed double-counts $p(x_t \mid \tilde\beta)$;

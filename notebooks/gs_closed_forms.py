@@ -14,6 +14,9 @@
 # (gs-closed-forms)=
 # # Exact scores and the closed-form Gaussian PF-ODE (GS-1, GS-2)
 #
+# *Stored run: profile `ci`, exact float64 checks on the 1,797 sklearn 8x8 digits and
+# small synthetic models; nothing is trained.*
+#
 # The Gaussian score paper {cite}`wang2024gaussian` compares learned scores with the
 # scores of idealised distributions whose noised densities are known in closed form:
 # the isotropic model (all mass at the data mean, its Eq. 29), a Gaussian with the data's
@@ -168,10 +171,10 @@ plt.show()
 #
 # ## Verdict
 #
-# * **GS-1: reproduced.** Isotropic, full and low-rank Gaussian, full and low-rank GMM and
+# * **{claim}`GS-1`.** Isotropic, full and low-rank Gaussian, full and low-rank GMM and
 #   delta-mixture scores equal autograd of their log densities, and their denoisers equal
 #   $x + \sigma^2 \times$ score, to round-off at every noise level tried. Erratum: Eq. 11's
 #   extra exponential (the appendix's Eq. 39 is right).
-# * **GS-2: reproduced.** The EDM-form (Eqs. 15-17) and VP-form (Eqs. 18-21) solutions
+# * **{claim}`GS-2`.** The EDM-form (Eqs. 15-17) and VP-form (Eqs. 18-21) solutions
 #   match RK45 to better than $10^{-6}$ relative error. Erratum: $I - U^\top U$ in
 #   Eqs. 18-19 should read $I - UU^\top$.

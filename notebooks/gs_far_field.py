@@ -14,6 +14,9 @@
 # (gs-far-field)=
 # # The far field: a point cloud's score becomes Gaussian (GS-5)
 #
+# *Stored run: profile `ci`, float64 scores of the 1,797 8x8 digits at 13 noise levels;
+# nothing is trained.*
+#
 # Sec. 4.1 and App. D.8 of the Gaussian score paper {cite}`wang2024gaussian` argue that at
 # high noise the score of any bounded point cloud (the exact score of a training set,
 # Eq. 10) is nearly that of the Gaussian with the same mean and covariance (Eqs. 147-148):
@@ -83,6 +86,6 @@ plt.show()
 #
 # ## Verdict
 #
-# **GS-5: reproduced.** The point-cloud score approaches the moment-matched Gaussian
+# **{claim}`GS-5`.** The point-cloud score approaches the moment-matched Gaussian
 # score as $\sigma$ grows, with a relative error that falls at least as fast as
 # $\operatorname{tr}\Sigma/\sigma^2$ (measured slope near $-3$).

@@ -14,6 +14,9 @@
 # (gs-gaussian-dynamics)=
 # # Generation dynamics of the Gaussian model (GS-3, GS-4)
 #
+# *Stored run: profile `ci`, exact computations on DDPM's schedule (linear betas, $T =
+# 1000$) with Gaussians fitted to package-shipped digits; nothing is trained.*
+#
 # With the closed-form solution of {ref}`gs-closed-forms` in hand, the Gaussian score
 # paper {cite}`wang2024gaussian` (Sec. 3.3, App. D.4) draws qualitative conclusions about
 # how samples form on a VP process with $\alpha_t^2 + \sigma_t^2 = 1$. This chapter
@@ -189,11 +192,11 @@ plt.show()
 #
 # ## Verdict
 #
-# * **GS-3: reproduced.** Fig. 3 is regenerated; features commit in order of decreasing
+# * **{claim}`GS-3`.** Fig. 3 is regenerated; features commit in order of decreasing
 #   variance, and the critical period sits within a factor of about 3 in SNR of the
 #   predicted $\sigma_t = \alpha_t\sqrt\lambda$. Eq. 23's gain matches integration to
 #   $10^{-4}$; off-manifold perturbations vanish.
-# * **GS-4: partly.** The rotation picture and Eq. 108 hold, but $|J| \le 0.586$ (Eq. 107)
+# * **{claim}`GS-4`.** The rotation picture and Eq. 108 hold, but $|J| \le 0.586$ (Eq. 107)
 #   is not a bound (the maximum over time approaches 1 as $\lambda$ grows), and the Eq. 22
 #   bound, $(1-\sqrt2/2)^2 r/D$, is exceeded on MNIST's Gaussian; the main text also drops
 #   the factor 4 that App. D.4.2 has.

@@ -14,6 +14,10 @@
 # (gs-score-structure)=
 # # What a trained network's score looks like (GS-6, GS-7, GS-8, GS-10)
 #
+# *Stored run: profile `ci`, the shared small networks of `gmdiff.zoo` (a digits U-Net and
+# a 2-D mixture MLP, trained on 2 CPU cores) against exact scores; seeds 0-2 for the
+# verdicts.*
+#
 # Sec. 4 of the Gaussian score paper {cite}`wang2024gaussian` compares the scores of
 # pretrained EDM networks {cite}`karras2022edm` with the scores of idealised models fitted
 # to the same training set: the isotropic model (Eq. 29), the Gaussian with the data's
@@ -357,7 +361,7 @@ plt.show()
 # Scale: 1,797 digits of 8x8 pixels and a 0.65M-parameter U-Net trained for 1,000 steps on
 # CPU, against the paper's pretrained EDM networks on CIFAR-10, FFHQ-64 and AFHQv2-64.
 #
-# **GS-6: reproduced, with one difference.** The Gaussian explains > 99% of the network
+# **{claim}`GS-6`**, with one difference. The Gaussian explains > 99% of the network
 # score at high noise (from $\sigma \approx 2.5$; paper: from 1.08), a ten-class GMM adds
 # only $1.8$-$2.6\times10^{-3}$ there across seeds 0-2 (paper's query points; paper:
 # $< 2.5\times10^{-3}$), and at low noise the exact
@@ -365,17 +369,17 @@ plt.show()
 # difference: on the digits the 99% threshold lies above $\sqrt{\lambda_\text{max}}$, not
 # below it.
 #
-# **GS-7: reproduced for the Gaussian; the delta part not reproduced at this scale.** The
+# **{claim}`GS-7`**: the Gaussian part holds, the delta part does not at this scale. The
 # network's trajectory stays within MSE 0.01 of the closed-form Gaussian solution down to
 # $\sigma \approx 1.1$ (paper: 1.92 on CIFAR-10) and then diverges. The delta-mixture
 # trajectory does not diverge earlier than the Gaussian's here (paper: below
 # $\sigma \approx 15$), though it ends farther from the network's.
 #
-# **GS-8: reproduced (pixel MSE only).** From the same $x_T$, Gaussian-model samples are
+# **{claim}`GS-8`** (pixel MSE only). From the same $x_T$, Gaussian-model samples are
 # closer to the network's than delta-mixture samples (MSE about 0.11 against 0.16; the
 # paired difference's 95% interval lies above zero for seeds 0, 1 and 2).
 # LPIPS is not computed: its pretrained weights are not available offline.
 #
-# **GS-10: figure reproduced.** The score fields on the plane through three training
+# **{claim}`GS-10`**: the figure is regenerated. The score fields on the plane through three training
 # images show a single Gaussian-like basin at $\sigma = 2$ for all models and, at
 # $\sigma = 0.3$, multi-basin structure in the network between the GMM and delta fields.

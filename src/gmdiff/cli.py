@@ -19,109 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
-from pathlib import Path
 
-import torch
-from torch import Tensor
-
-from gmdiff import runs
-from gmdiff.config import RunConfig, load_config
+from gmdiff.commands import evaluate, sample
+from gmdiff.config import load_config
+from gmdiff.evaluation import protocol_text
 from gmdiff.runs import train
-from gmdiff.train import atomic_save, atomic_write, errors_naming, load_checkpoint
 
 __all__ = ["evaluate", "load_config", "main", "sample", "train"]
-
-# --------------------------------------------------------------------------------------
-# Commands
-# --------------------------------------------------------------------------------------
-
-
-def sample(cfg: RunConfig, checkpoint: str | Path | None = None) -> Tensor:
-    """Draw ``sample.n`` samples from the EMA weights; saves them to out_dir/samples.pt."""
-    from gmdiff.samplers import SAMPLERS
-
-    run = runs.build(cfg)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    ckpt = Path(checkpoint) if checkpoint else Path(cfg.out_dir) / "checkpoint.pt"
-    step = load_checkpoint(ckpt, run.trained, ema=True, map_location=str(device))
-    _check_writable(Path(cfg.out_dir))
-    run.denoiser.to(device).eval()
-    s = cfg.sample
-    if s.n < 1 or s.batch < 1:
-        raise ValueError(f"sample.n and sample.batch must be >= 1, got n={s.n}, batch={s.batch}")
-    fn = runs.pick(SAMPLERS, s.sampler, "sample.sampler")
-    x = runs.draw_samples(
-        run.denoiser,
-        run.schedule,
-        fn,
-        s.steps,
-        run.shape,
-        s.n,
-        seed=s.seed,
-        batch=s.batch,
-        device=device,
-        **s.options,
-    )
-    atomic_save(
-        {"samples": x, "step": step, "sampler": s.sampler, "steps": s.steps},
-        Path(cfg.out_dir) / "samples.pt",
-    )
-    return x
-
-
-def _reference(cfg: RunConfig, n: int, gen: torch.Generator) -> tuple[Tensor, object]:
-    """n data examples to compare samples with (fresh draws for a toy, a random subset of
-    the dataset otherwise, with the training centring) and the toy's analytic model."""
-    data, model = runs.data_of(cfg)
-    if model is not None:
-        return data(n, gen), model
-    idx = torch.randperm(len(data), generator=gen)[:n]
-    x = data[idx] if isinstance(data, Tensor) else torch.stack([data[int(i)] for i in idx])
-    return (x if cfg.data.centered else (x + 1) / 2), None
-
-
-def evaluate(cfg: RunConfig) -> dict[str, float]:
-    """Compare out_dir/samples.pt with the data: sliced Wasserstein-2 and RBF MMD^2
-    (bandwidth: median pairwise distance of the data) on flattened examples; for toy data
-    also the mean NLL of the samples under the true density next to that of true samples.
-    Writes out_dir/metrics.json."""
-    from gmdiff import metrics
-
-    path = Path(cfg.out_dir) / "samples.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"no samples at {path}; run `gmdiff sample` with this config first")
-    _check_writable(path.parent)
-    x = torch.load(path, weights_only=True)["samples"].double().flatten(1)
-    gen = torch.Generator().manual_seed(cfg.evaluate.seed)
-    ref, model = _reference(cfg, x.shape[0], gen)
-    ref = ref.double().flatten(1)
-    if ref.shape != x.shape:
-        raise ValueError(
-            f"samples {tuple(x.shape)} and data {tuple(ref.shape)} differ in shape: the "
-            "dataset has fewer examples than sample.n; lower sample.n"
-        )
-    bandwidth = torch.cdist(ref, ref).median().item()
-    result = {
-        "n": x.shape[0],
-        "sliced_wasserstein_2": metrics.sliced_wasserstein(x, ref, cfg.evaluate.n_projections, gen),
-        "mmd2_rbf": metrics.mmd_rbf(x, ref, bandwidth),
-        "mmd_bandwidth": bandwidth,
-    }
-    if model is not None:
-        result["nll_samples"] = metrics.mean_nll(x, model)
-        result["nll_data"] = metrics.mean_nll(ref, model)
-    atomic_write(Path(cfg.out_dir) / "metrics.json", json.dumps(result, indent=2) + "\n")
-    return result
-
-
-def _check_writable(folder: Path) -> None:
-    """Fail now, naming ``folder``, when results cannot be written there (not after the
-    work that makes them)."""
-    with errors_naming(folder):
-        folder.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=folder).close()
-
 
 # --------------------------------------------------------------------------------------
 # Entry point
@@ -132,6 +36,9 @@ examples:
   gmdiff train --config configs/toy_gmm.yaml             # checkpoints into out_dir
   gmdiff sample --config configs/toy_gmm.yaml            # out_dir/samples.pt from EMA weights
   gmdiff evaluate --config configs/toy_gmm.yaml          # out_dir/metrics.json
+  gmdiff sample --config configs/pretrained_ddpm_cifar10.yaml --pretrained ddpm-cifar10-32/
+  gmdiff evaluate --config configs/pretrained_ddpm_cifar10.yaml \
+      --set evaluate.fid_reference=cifar10_train_png/   # FID with its protocol
   gmdiff train --config configs/toy_gmm.yaml --set train.steps=100 --set out_dir=/tmp/run
   torchrun --nproc_per_node 4 -m gmdiff.cli train --config configs/ddpm_cifar10.yaml
 
@@ -153,8 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="{train,sample,evaluate}")
     helps = {
         "train": "train the model (resumes from out_dir/checkpoint.pt if present)",
-        "sample": "draw sample.n samples from the EMA weights into out_dir/samples.pt",
-        "evaluate": "compare out_dir/samples.pt with the data into out_dir/metrics.json",
+        "sample": "draw sample.n samples (EMA weights, or --pretrained) into out_dir/samples.pt "
+        "and PNGs",
+        "evaluate": "compare out_dir/samples.pt with the data (or FID against "
+        "evaluate.fid_reference) into out_dir/metrics.json",
     }
     for name, text in helps.items():
         c = sub.add_parser(name, help=text, description=text)
@@ -173,9 +82,21 @@ def _parser() -> argparse.ArgumentParser:
                 action="store_true",
                 help="start over: delete out_dir's checkpoint and log instead of resuming",
             )
-        if name == "sample":
+        if name in ("sample", "evaluate"):
             c.add_argument(
                 "--checkpoint", help="checkpoint to load (default: out_dir/checkpoint.pt)"
+            )
+            c.add_argument(
+                "--pretrained",
+                metavar="PATH",
+                help="a network gmdiff did not train: a diffusers folder or an EDM-format "
+                "state dict (see gmdiff.loaders)",
+            )
+            c.add_argument(
+                "--weights",
+                choices=("ema", "raw", "as stored"),
+                help="which weights: a checkpoint's ema (default) or raw; for --pretrained, "
+                "what the file holds, as recorded in the protocol (default 'as stored')",
             )
     return p
 
@@ -219,12 +140,17 @@ def _run(args: argparse.Namespace) -> None:
         if history:
             print(json.dumps(history[-1]))
     elif args.command == "sample":
-        x = sample(cfg, args.checkpoint)
+        x = sample(cfg, args.checkpoint, args.pretrained, args.weights)
+        pngs = " and PNGs (images/, grid.png)" if x.ndim == 4 else ""
         print(
-            f"wrote {x.shape[0]} samples of shape {tuple(x.shape[1:])} to {cfg.out_dir}/samples.pt"
+            f"wrote {x.shape[0]} samples of shape {tuple(x.shape[1:])} to "
+            f"{cfg.out_dir}/samples.pt{pngs}"
         )
     else:
-        print(json.dumps(evaluate(cfg), indent=2))
+        result = evaluate(cfg, args.checkpoint, args.pretrained, args.weights)
+        if "fid" in result:
+            print(protocol_text(result))
+        print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,14 @@ naming it):
 ``sample``    ``sampler`` (a name in ``gmdiff.samplers.SAMPLERS``), ``steps``, ``n``,
               ``batch``, ``seed``, ``options`` (sampler keywords; ``noise`` as in
               ``loss``, e.g. GM-SGM's mixture increments for ``ve_pc``).
-``evaluate``  ``n_projections`` and ``seed`` of the sliced Wasserstein distance.
+``evaluate``  ``n_projections`` and ``seed`` of the sliced Wasserstein distance (the seed
+              also draws the likelihood examples); ``fid_reference`` (a folder of images
+              or an .npz of Inception statistics: FID with its protocol instead of the
+              data-space distances), ``fid_mode`` (clean-fid's clean or
+              legacy_tensorflow), ``inception_dir`` (the folder of clean-fid's Inception
+              weights); ``likelihood_n`` (PF-ODE NLL / bits per dim of that many data
+              examples), ``divergence`` (hutchinson or exact), ``dequantize`` (uniform
+              dequantisation of 8-bit images); see :mod:`gmdiff.commands`.
 
 Numbers: a float key also takes a string that parses as a float, since YAML 1.1 reads
 ``1e-3`` (no dot) as the string "1e-3"; true/false are refused where a number is expected.
@@ -94,6 +101,12 @@ class SampleSection:
 class EvaluateSection:
     n_projections: int = 256
     seed: int = 0
+    fid_reference: str = ""
+    fid_mode: str = "clean"
+    inception_dir: str = ""
+    likelihood_n: int = 0
+    divergence: str = "hutchinson"
+    dequantize: bool = True
 
 
 @dataclass

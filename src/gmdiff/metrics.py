@@ -227,8 +227,20 @@ def frechet_distance_features(feats_a: Tensor, feats_b: Tensor) -> float:
     is exact for singular covariances too (a dead unit of the digit classifier, constant in
     one set, gives a zero row), where the general matrix square root that clean-fid and
     pytorch-fid take of S_a S_b warns and may lose accuracy."""
-    mu_a, s_a = feature_statistics(feats_a)
-    mu_b, s_b = feature_statistics(feats_b)
+    return frechet_distance(*feature_statistics(feats_a), *feature_statistics(feats_b))
+
+
+def frechet_distance(
+    mu_a: np.ndarray, s_a: np.ndarray, mu_b: np.ndarray, s_b: np.ndarray
+) -> float:
+    """The Frechet distance of :func:`frechet_distance_features` from the two Gaussian
+    fits (means (F,), covariances (F, F)), e.g. precomputed reference statistics."""
+    mu_a, s_a, mu_b, s_b = (np.asarray(a, dtype=np.float64) for a in (mu_a, s_a, mu_b, s_b))
+    if mu_a.shape != mu_b.shape or s_a.shape != s_b.shape or s_a.shape != mu_a.shape * 2:
+        raise ValueError(
+            f"feature statistics differ in dimension: mean {mu_a.shape} / {mu_b.shape}, "
+            f"covariance {s_a.shape} / {s_b.shape}"
+        )
     w, v = np.linalg.eigh(s_a)
     root_a = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
     m = root_a @ s_b @ root_a
@@ -268,6 +280,8 @@ def classifier_score(images: Tensor, model: DigitClassifier, batch_size: int = 1
 # --------------------------------------------------------------------------------------
 
 INCEPTION_FILE = "inception-2015-12-05.pt"
+#: clean-fid's preprocessing modes with the torchscript Inception (Parmar et al. 2022).
+INCEPTION_MODES = ("clean", "legacy_tensorflow")
 INCEPTION_URL = (
     "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/" + INCEPTION_FILE
 )
@@ -294,22 +308,31 @@ def inception_features(
     weights_dir: str | Path | None = None,
     batch_size: int = 64,
     device: str | torch.device = "cpu",
+    mode: str = "clean",
 ) -> Tensor:
     """2048-d Inception-v3 pool features of (N, C, H, W) images in [-1, 1] (C = 1 or 3),
-    with clean-fid's "clean" preprocessing: quantise to uint8, PIL bicubic resize to
-    299 x 299 in float, values in [0, 255]."""
+    quantised to uint8 first, with clean-fid's preprocessing ``mode``: "clean" (PIL bicubic
+    resize to 299 x 299 in float, values in [0, 255]) or "legacy_tensorflow" (the
+    TensorFlow FID's resize inside the network, as the original FID code and EDM's
+    ``fid.py``; Parmar et al. 2022)."""
     from cleanfid.inception_torchscript import InceptionV3W
     from cleanfid.resize import build_resizer
 
-    model = InceptionV3W(str(inception_weights_dir(weights_dir)), download=False).to(device)
-    resize = build_resizer("clean")
+    if mode not in INCEPTION_MODES:
+        raise ValueError(f"Inception mode must be one of {INCEPTION_MODES}, got {mode!r}")
+    model = InceptionV3W(
+        str(inception_weights_dir(weights_dir)),
+        download=False,
+        resize_inside=mode == "legacy_tensorflow",
+    ).to(device)
+    resize = build_resizer(mode)
     u8 = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     if u8.shape[1] == 1:
         u8 = u8.expand(-1, 3, -1, -1)
     out = []
     for b in tqdm(u8.split(batch_size), desc="inception features", disable=None):
         arr = np.stack([resize(im.permute(1, 2, 0).numpy()) for im in b])
-        x = torch.from_numpy(arr).permute(0, 3, 1, 2).to(device)
+        x = torch.from_numpy(arr).permute(0, 3, 1, 2).float().to(device)
         out.append(model(x).cpu())
     return torch.cat(out)
 

@@ -6,6 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    "x_likelihood": {
+        # Exact computations on the 2-D ring: the profiles differ in the number of points.
+        "ci": {"n": 200, "sigma_maxes": [5.0, 20.0, 80.0], "rtol": 1e-5},
+        "full": {"n": 2000, "sigma_maxes": [5.0, 20.0, 80.0, 400.0], "rtol": 1e-5},
+    },
     "gs_closed_forms": {
         # Exact computations: the two profiles differ only in how many points are checked.
         "ci": {

@@ -384,17 +384,19 @@ def draw_samples(
     **options: Any,
 ) -> Tensor:
     """n samples (on the CPU) of ``sampler`` with ``steps`` steps from the schedule's prior
-    x_T ~ N(0, prior_std^2 I), in batches, all randomness from one generator seeded by
-    ``seed`` (an SMD network's latent noise too)."""
+    x_T ~ N(0, prior_std^2 I), in batches (a plain tqdm bar over them on a terminal), all
+    randomness from one generator seeded by ``seed`` (an SMD network's latent noise too)."""
     if n < 1 or batch < 1:
         raise ValueError(f"the sample count and batch must be >= 1, got n={n}, batch={batch}")
+    from gmdiff.samplers.base import progress
+
     dev = torch.device(device) if device is not None else device_of(denoiser)
     gen = torch.Generator(dev).manual_seed(seed)
     options = with_noise_models(options, "sample.options.noise")
     smd = _find(denoiser, "eta_from")
     out = []
     with smd.eta_from(gen) if smd is not None else contextlib.nullcontext():
-        for start in range(0, n, batch):
+        for start in progress(range(0, n, batch), "batches"):
             b = min(batch, n - start)
             x_T = schedule.prior_std * torch.randn((b, *shape), generator=gen, device=dev)
             x0 = call_with(

@@ -10,6 +10,7 @@ from gmdiff.nets.configs import (
     get_config,
     param_count_table,
 )
+from gmdiff.nets.edm_song import SongUNet, SongUNetConfig
 from gmdiff.nets.embeddings import GaussianFourierEmbedding, sinusoidal_embedding
 from gmdiff.nets.fir import FIRDownsampleConv, FIRResample, fir_kernel_2d
 from gmdiff.nets.gm_ddpm import GMDDPMConfig, GMDDPMNet
@@ -48,6 +49,8 @@ __all__ = [
     "SMDConfig",
     "SMDNet",
     "ScorePrecond",
+    "SongUNet",
+    "SongUNetConfig",
     "UNet",
     "UNetConfig",
     "VEPrecond",

@@ -32,6 +32,15 @@ GM-DDPM (:mod:`gmdiff.nets.gm_ddpm`), an eps network plus the component classifi
 * ``gm_ddpm_digits`` -- the ``digits`` U-Net and an MLP 2 x 128 classifier.
 * ``gm_ddpm_toy_mlp`` -- an MLP 3 x 128 on 2-D data and an MLP 2 x 64 classifier.
 
+EDM's networks (Karras et al. 2022; :mod:`gmdiff.nets.edm_song`, for their released
+weights through :func:`gmdiff.loaders.load_edm`):
+
+* ``edm_ddpmpp_cifar10`` -- EDM's unconditional CIFAR-10 DDPM++ (SongUNet: 128 channels,
+  multipliers (2, 2, 2), 4 blocks, attention at 16, augmentation labels of size 9);
+  55,733,891 parameters, the count EDM's own code gives.
+* ``edm_ncsnpp_cifar10`` -- the same with NCSN++'s Fourier embedding, residual encoder and
+  (1, 3, 3, 1) resampling filter; 56,397,827 parameters.
+
 ``get_config(name, **overrides)`` replaces fields; for an SMD config a mapping given for
 ``base`` replaces fields of the base network (``base={"dropout": 0.0}``).
 """
@@ -45,13 +54,14 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from gmdiff.nets.edm_song import SongUNet, SongUNetConfig
 from gmdiff.nets.gm_ddpm import GMDDPMConfig, GMDDPMNet
 from gmdiff.nets.mlp import MLP, MLPConfig
 from gmdiff.nets.ncsnpp import NCSNpp, NCSNppConfig
 from gmdiff.nets.smd import SMDConfig, SMDNet
 from gmdiff.nets.unet import UNet, UNetConfig
 
-NetConfig = UNetConfig | NCSNppConfig | MLPConfig | SMDConfig | GMDDPMConfig
+NetConfig = UNetConfig | NCSNppConfig | MLPConfig | SMDConfig | GMDDPMConfig | SongUNetConfig
 
 _DIGITS_UNET = UNetConfig(
     ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(), in_ch=1, resolution=8
@@ -86,6 +96,13 @@ CONFIGS: dict[str, NetConfig] = {
     "gm_ddpm_digits": GMDDPMConfig(base=_DIGITS_UNET),
     "gm_ddpm_toy_mlp": GMDDPMConfig(
         base=MLPConfig(width=128, depth=3), classifier_width=64, classifier_depth=2
+    ),
+    "edm_ddpmpp_cifar10": SongUNetConfig(),
+    "edm_ncsnpp_cifar10": SongUNetConfig(
+        embedding_type="fourier",
+        channel_mult_noise=2,
+        encoder_type="residual",
+        resample_filter=(1, 3, 3, 1),
     ),
 }
 
@@ -139,6 +156,8 @@ def build_net(config: NetConfig, seed: int | None = None) -> nn.Module:
         return SMDNet(config)
     if isinstance(config, GMDDPMConfig):
         return GMDDPMNet(config)
+    if isinstance(config, SongUNetConfig):
+        return SongUNet(config)
     raise TypeError(f"no network for config of type {type(config).__name__}")
 
 

@@ -38,6 +38,7 @@ from torch import Tensor
 from gmdiff import config, runs
 from gmdiff.config import RunConfig
 from gmdiff.noise import coin_scales
+from gmdiff.papers import numbers
 from gmdiff.samplers import ve_pc
 from gmdiff.schedules import VE, per_sample
 
@@ -45,105 +46,14 @@ from gmdiff.schedules import VE, per_sample
 # The paper's numbers (FID, Inception features; lower is better)
 # --------------------------------------------------------------------------------------
 
-#: Table 1: FID on CIFAR-10 vs PC-sampler iterations T (SGM = NCSN++ public checkpoint).
-TABLE1 = pd.DataFrame(
-    {
-        "iterations": [1000, 500, 400, 333, 250, 200, 100, 50],
-        "SGM": [2.50, 3.54, 4.35, 6.24, 12.70, 29.39, 306.91, 456.49],
-        "GM-SGM": [2.25, 3.53, 4.00, 4.55, 6.18, 8.76, 37.63, 29.41],
-    }
-)
-#: Table 2: FID on CelebA (64 x 64) vs PC-sampler iterations T.
-TABLE2 = pd.DataFrame(
-    {
-        "iterations": [500, 400, 333, 200, 100, 80, 66, 20],
-        "SGM": [4.01, 6.56, 14.53, 257.64, 435.59, 437.98, 436.91, 439.32],
-        "GM-SGM": [3.75, 3.98, 4.10, 4.51, 5.99, 6.20, 6.26, 27.81],
-    }
-)
-#: Table 3 (App. A.3): FID on CIFAR-10 for beta in Alg. 1 (rows) vs iterations (columns);
-#: beta = 1 is the SGM.
-TABLE3 = pd.DataFrame(
-    {
-        "beta": [1.0, 1.5, 2.0, 3.0],
-        50: [456.49, 37.91, 29.41, 105.40],
-        200: [29.39, 9.06, 8.76, 11.24],
-        250: [12.70, 7.07, 6.18, 8.08],
-        500: [3.54, 3.33, 3.53, 3.64],
-    }
-)
-#: Table 4 (App. A.4): FID on CIFAR-10 of the adaptive SDE solver of Jolicoeur-Martineau
-#: et al. 2021 (VP and VE) at about 50 "iterations" vs SGM and GM-SGM with 50 PC iterations.
-TABLE4 = pd.DataFrame(
-    {
-        "method": ["adaptive SDE solver (VP)", "adaptive SDE solver (VE)", "SGM", "GM-SGM"],
-        "iterations": [49, 50, 50, 50],
-        "FID": [82.42, 307.32, 456.49, 29.41],
-    }
-)
-#: Table 5 (App. A.4): FID on CelebA (64 x 64) at 20 and 100 iterations.
-TABLE5 = pd.DataFrame(
-    {
-        "iterations": [20, 100],
-        "DDPM": [183.83, 45.2],
-        "DDIM": [13.73, 6.53],
-        "DDGM (DDPM-based)": [28.24, 14.22],
-        "DDGM (DDIM-based)": [6.83, 3.17],
-        "SGM": [439.32, 435.59],
-        "GM-SGM": [27.81, 5.99],
-    }
-)
-#: Numbers quoted in the text: Sec. 5.4 (mixture increments at sampling, CelebA-64, 333
-#: iterations) and App. A.5 (frequency-shaped matrix mixture).
-TEXT_NUMBERS = pd.DataFrame(
-    [
-        {
-            "where": "Sec. 5.4",
-            "dataset": "CelebA-64",
-            "iterations": 333,
-            "setting": "GM-SGM, Gaussian increments",
-            "FID": 4.1,
-        },
-        {
-            "where": "Sec. 5.4",
-            "dataset": "CelebA-64",
-            "iterations": 333,
-            "setting": "GM-SGM, mixture increments",
-            "FID": 5.2,
-        },
-        {
-            "where": "Sec. 5.4",
-            "dataset": "CelebA-64",
-            "iterations": 333,
-            "setting": "SGM",
-            "FID": 14.5,
-        },
-        {
-            "where": "A.5",
-            "dataset": "CelebA-64",
-            "iterations": 400,
-            "setting": "GM-SGM, matrix mixture {I, 2M}",
-            "FID": 3.77,
-        },
-        {
-            "where": "A.5",
-            "dataset": "CIFAR-10",
-            "iterations": 1000,
-            "setting": "GM-SGM, matrix mixture {I, 2M}",
-            "FID": 2.24,
-        },
-        {"where": "A.5", "dataset": "CIFAR-10", "iterations": 1000, "setting": "SGM", "FID": 2.51},
-    ]
-)
-
+#: The paper's printed FID tables (``papers/numbers/gm_sgm.yaml``): Tables 1-5 (CIFAR-10,
+#: CelebA-64) and the numbers quoted in Sec. 5.4 and App. A.5 (``"text"``).
 PAPER_TABLES: dict[str, pd.DataFrame] = {
-    "table1": TABLE1,
-    "table2": TABLE2,
-    "table3": TABLE3,
-    "table4": TABLE4,
-    "table5": TABLE5,
-    "text": TEXT_NUMBERS,
+    name: numbers.table("gm_sgm", name)
+    for name in ("table1", "table2", "table3", "table4", "table5", "text")
 }
+TABLE1, TABLE2, TABLE3, TABLE4, TABLE5 = (PAPER_TABLES[f"table{i}"] for i in range(1, 6))
+TEXT_NUMBERS = PAPER_TABLES["text"]
 
 # --------------------------------------------------------------------------------------
 # Sampling: the unchanged PC sampler, and Sec. 5.4's mixture increments

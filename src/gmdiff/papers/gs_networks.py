@@ -40,6 +40,7 @@ from gmdiff.analytic import (
     gaussian_state,
 )
 from gmdiff.metrics import fraction_unexplained_variance
+from gmdiff.papers import numbers
 from gmdiff.papers.gaussian_score import noisy_queries
 from gmdiff.samplers import heun
 from gmdiff.schedules import EDM, denoiser_to_score
@@ -47,33 +48,10 @@ from gmdiff.schedules import EDM, denoiser_to_score
 Query = Literal["noise", "data"]
 
 #: What the paper states in numbers for the claims of this module (CIFAR-10, FFHQ-64,
-#: AFHQv2-64 EDM models; MNIST / CIFAR-10 mini-EDM runs for Secs. 4.4 and 5).
+#: AFHQv2-64 EDM models; MNIST / CIFAR-10 mini-EDM runs for Secs. 4.4 and 5), from
+#: ``papers/numbers/gaussian_score.yaml``.
 PAPER: dict[str, dict[str, object]] = {
-    "GS-6": {
-        "sigma above which Gaussian FUV < 0.01": 1.08,  # Sec. 4.2: "> 99%" for sigma > 1.08
-        "max EV gain of 10-class GMM over Gaussian for sigma > 1.08": 2.5e-3,  # CIFAR-10
-        "delta worse than Gaussian and GMM at low noise": True,
-        "query points": "N(0, sigma^2 I)",
-    },
-    "GS-7": {
-        "MSE threshold for 'close'": 0.01,
-        "CIFAR-10 divergence": {"step": 9, "of steps": 18, "sigma": 1.92},
-        "FFHQ/AFHQ divergence": {"step": 17, "of steps": 79, "sigma": 4.37},
-        "delta diverges below sigma": 15.0,
-    },
-    "GS-8": {"Gaussian samples closer to network samples than delta samples (MSE, LPIPS)": True},
-    "GS-9": {
-        "modes help for sigma >": 0.05,
-        "EV gain of modes rises as sigma falls": (1e-8, 1e-2),
-        "U-shape optimum, MNIST modes": (200, 500),
-        "U-shape optimum, CIFAR-10 modes": 100,
-        "sigma = 10: rank 100 as good as full rank (D = 3072)": True,
-        "minimal rank tolerance (within 10% of full rank)": 0.1,
-    },
-    "GS-11": {
-        "sigma at or below which Gaussian FUV is non-monotone in training": 1.5,
-        "sigma at or above which all models agree": 10.0,
-    },
+    cid: numbers.facts("gaussian_score", cid) for cid in ("GS-6", "GS-7", "GS-8", "GS-9", "GS-11")
 }
 
 
@@ -149,23 +127,17 @@ class NetworkScore:
 def digits_training_set(
     profile: str, data_dir: str | None = None
 ) -> tuple[Tensor, Tensor | None, tuple[int, ...]]:
-    """The training set of :func:`gmdiff.zoo.digits_edm` under ``profile`` as float64 rows,
-    its labels (None where the zoo loads none) and the image shape: ``ci``, the 1,797
-    sklearn digits (1, 8, 8); ``full``, MNIST from ``data_dir`` padded with the background
-    value -1 to (1, 32, 32), as the zoo trains on it."""
-    from gmdiff import data
+    """The training set of :func:`gmdiff.zoo.digits_edm` under ``profile`` (read from its run
+    config, so the two cannot disagree) as float64 rows, its labels (the 8x8 digits' in
+    ``ci``; None for MNIST, which the zoo loads without labels) and the image shape."""
+    from gmdiff import data, runs, zoo
 
-    if profile == "ci":
-        images, labels = data.digits8x8()
-        return images.flatten(1).double(), labels, tuple(images.shape[1:])
-    if profile == "full":
-        if data_dir is None:
-            raise FileNotFoundError(
-                "profile='full' needs data_dir, the folder with MNIST's IDX file"
-            )
-        images = data.mnist32(data_dir)
-        return images.flatten(1).double(), None, tuple(images.shape[1:])
-    raise ValueError(f"profile must be 'ci' or 'full', got {profile!r}")
+    if profile == "full" and data_dir is None:
+        raise FileNotFoundError("profile='full' needs data_dir, the folder with MNIST's IDX file")
+    cfg = zoo.digits_config(profile, data_dir=data_dir)
+    images, _ = runs.data_of(cfg)
+    labels = data.digits8x8()[1] if cfg.data.name == "digits8x8" else None
+    return images.flatten(1).double(), labels, tuple(images.shape[1:])
 
 
 # ----------------------------------------------------------------------------------------

@@ -19,73 +19,33 @@ from torch import Tensor
 
 from gmdiff.analytic import Gaussian, GaussianMixture, integrate_pf_ode
 from gmdiff.metrics import paired_bootstrap_ci
+from gmdiff.papers import numbers
 from gmdiff.samplers import heun_nfe, teleport_heun
 from gmdiff.samplers.base import Denoiser
 from gmdiff.schedules import EDM
 
-# (skip, NFE, sigma_skip, FID) exactly as printed in App. B.8.
-TABLE_4_FFHQ64: tuple[tuple[int, int, float, float], ...] = (
-    (0, 79, 80.0, 2.464),
-    (2, 75, 60.1, 2.489),
-    (4, 71, 44.6, 2.523),
-    (6, 67, 32.7, 2.561),
-    (8, 63, 23.6, 2.617),
-    (10, 59, 16.8, 2.681),
-    (12, 55, 11.7, 2.841),
-    (14, 51, 8.0, 3.243),
-    (16, 47, 5.4, 4.402),
-    (20, 39, 2.2, 15.451),
-)
-TABLE_5_AFHQV2_64: tuple[tuple[int, int, float, float], ...] = (
-    (0, 79, 80.0, 2.043),
-    (2, 75, 60.1, 2.029),
-    (4, 71, 44.6, 2.016),
-    (6, 67, 32.7, 2.003),
-    (8, 63, 23.6, 2.005),
-    (10, 59, 16.8, 2.026),
-    (12, 55, 11.7, 2.102),
-    (14, 51, 8.0, 2.359),
-    (16, 47, 5.4, 3.206),
-    (20, 39, 2.2, 14.442),
-)
-TABLE_6_CIFAR10: tuple[tuple[int, int, float, float], ...] = (
-    (0, 35, 80.0, 1.958),
-    (1, 33, 57.6, 1.955),
-    (2, 31, 40.8, 1.949),
-    (3, 29, 28.4, 1.940),
-    (4, 27, 19.4, 1.932),
-    (5, 25, 12.9, 1.934),
-    (6, 23, 8.4, 1.963),
-    (7, 21, 5.3, 2.123),
-    (8, 19, 3.3, 3.213),
-    (10, 15, 1.1, 23.947),
-    (12, 11, 0.3, 109.178),
-)
-
-#: Per dataset: its table, the Heun step count, and the table number in the paper.
+#: Tables 4-6 of the paper (``papers/numbers/gaussian_score.yaml``), per dataset: the rows
+#: (skip, NFE, sigma_skip, FID) as tuples, the Heun step count and the table number.
 PAPER_TABLES: dict[str, dict] = {
-    "CIFAR-10": {"rows": TABLE_6_CIFAR10, "steps": 18, "table": 6},
-    "FFHQ-64": {"rows": TABLE_4_FFHQ64, "steps": 40, "table": 4},
-    "AFHQv2-64": {"rows": TABLE_5_AFHQV2_64, "steps": 40, "table": 5},
+    t["dataset"]: {
+        "rows": tuple(map(tuple, t["rows"])),
+        "steps": t["steps"],
+        "table": t["table"],
+    }
+    for t in (
+        numbers.entry("gaussian_score", name)
+        for name in ("table6_cifar10", "table4_ffhq64", "table5_afhqv2_64")
+    )
 }
 
-#: Table 1 (main text): the EDM baseline and two teleportation rows per dataset, as
-#: (dataset, row, NFE, noise sigma_skip, FID); every row is also a row of Tables 4-6.
-TABLE_1: tuple[tuple[str, str, int, float, float], ...] = (
-    ("FFHQ-64", "EDM baseline", 79, 80.0, 2.464),
-    ("FFHQ-64", "Teleportation", 67, 32.7, 2.561),
-    ("FFHQ-64", "Teleportation", 55, 11.7, 2.841),
-    ("AFHQ-64", "EDM baseline", 79, 80.0, 2.043),
-    ("AFHQ-64", "Teleportation", 59, 16.8, 2.026),
-    ("AFHQ-64", "Teleportation", 51, 8.0, 2.359),
-    ("CIFAR-10", "EDM baseline", 35, 80.0, 1.958),
-    ("CIFAR-10", "Teleportation", 25, 12.9, 1.934),
-    ("CIFAR-10", "Teleportation", 21, 5.3, 2.123),
-)
+#: Table 1 (main text): (dataset, row, NFE, noise sigma_skip, FID); every row is also a row
+#: of Tables 4-6.
+TABLE_1 = tuple(map(tuple, numbers.entry("gaussian_score", "table1")["rows"]))
 
 #: GS-12's quantitative claim (Sec. 6): 15-30% of NFE saved at < 3% FID increase.
-CLAIM_NFE_SAVED = (15.0, 30.0)
-CLAIM_MAX_QUALITY_LOSS = 3.0
+_CLAIM = numbers.facts("gaussian_score", "claims")
+CLAIM_NFE_SAVED = _CLAIM["nfe_saved_percent"]
+CLAIM_MAX_QUALITY_LOSS = _CLAIM["max_quality_loss_percent"]
 
 
 def _with_changes(df: pd.DataFrame, quality: str) -> pd.DataFrame:

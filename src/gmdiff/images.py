@@ -1,0 +1,84 @@
+"""Image files: samples as 8-bit PNGs (one file per image, as clean-fid's folder mode and
+EDM's ``fid.py`` read them, and a grid), and a folder of images read back as a tensor."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def to_uint8(images: Tensor, centered: bool = True) -> Tensor:
+    """(N, C, H, W) floats in [-1, 1] (``centered``) or [0, 1] -> uint8 (N, H, W, C),
+    clipped and rounded to the nearest of the 256 levels."""
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"expected images (N, C, H, W) with C = 1 or 3, got {tuple(images.shape)}")
+    x01 = (images.float() + 1) / 2 if centered else images.float()
+    return (x01.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
+
+
+def from_uint8(u8: Tensor, centered: bool = True) -> Tensor:
+    """uint8 (N, H, W, C) -> float32 (N, C, H, W) in [-1, 1] (``centered``) or [0, 1]."""
+    x01 = u8.permute(0, 3, 1, 2).float() / 255
+    return 2 * x01 - 1 if centered else x01
+
+
+def grid(u8: Tensor, ncols: int | None = None, pad: int = 1) -> np.ndarray:
+    """uint8 images (N, H, W, C) tiled into one (rows (H + pad), cols (W + pad), C) array,
+    ``ncols`` per row (default: ceil(sqrt N)), white padding."""
+    n, h, w, c = u8.shape
+    ncols = ncols or math.ceil(math.sqrt(n))
+    nrows = math.ceil(n / ncols)
+    out = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, c), 255, dtype=np.uint8)
+    for i, im in enumerate(u8.numpy()):
+        r, q = divmod(i, ncols)
+        out[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + q * (w + pad) :][:, :w] = im
+    return out
+
+
+def _pil(arr: np.ndarray):
+    from PIL import Image
+
+    return Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
+
+
+def save_pngs(
+    images: Tensor, folder: str | Path, centered: bool = True, grid_n: int = 64
+) -> tuple[Path, Path]:
+    """Write each image as ``folder/images/000000.png``... and the first ``grid_n`` as
+    ``folder/grid.png``; returns (images folder, grid file)."""
+    u8 = to_uint8(images, centered)
+    folder = Path(folder)
+    out = folder / "images"
+    out.mkdir(parents=True, exist_ok=True)
+    for i, im in enumerate(u8.numpy()):
+        _pil(im).save(out / f"{i:06d}.png")
+    grid_path = folder / "grid.png"
+    _pil(grid(u8[:grid_n])).save(grid_path)
+    return out, grid_path
+
+
+def load_folder(folder: str | Path, centered: bool = True, limit: int | None = None) -> Tensor:
+    """The images of ``folder`` (sorted by name; PNG, JPEG, BMP, WebP), at most ``limit``,
+    as float32 (N, C, H, W) in [-1, 1] (``centered``) or [0, 1]; all must share one size."""
+    from PIL import Image
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder not found: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    if not files:
+        raise ValueError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    arrs = []
+    for p in files:
+        with Image.open(p) as im:
+            a = np.asarray(im.convert("RGB" if im.mode not in ("L", "RGB") else im.mode))
+        arrs.append(a[..., None] if a.ndim == 2 else a)
+    if len({a.shape for a in arrs}) > 1:
+        raise ValueError(f"{folder}: images differ in size or channels; resize them to one size")
+    return from_uint8(torch.from_numpy(np.stack(arrs)), centered)

@@ -1,0 +1,204 @@
+"""The book as a reader sees it: build it, then check the stored notebooks and the HTML.
+
+Fails on: a stderr / warning / error output in a stored notebook; a math delimiter or TeX
+command left as text in a page (MathJax renders only what sits inside the math elements
+that MyST emits); a NaN cell in a displayed table; a claim ID printed next to a verdict
+that is not the ledger's; and, measured in headless Chromium at a 1400 px window (the
+width the book was reviewed at; its content column is then about 770 px): a table wider
+than the content column, or an image shown at under 90% of its natural width. The theme
+scales every image down to the column, so "under 90%" means the figure was drawn wider
+than the column and its labels shrink below the size they were set at.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from bs4 import BeautifulSoup
+
+from gmdiff import ledger
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+VERDICT_RE = "|".join(sorted(map(re.escape, ledger.VERDICTS), key=len, reverse=True))
+ID_RE = r"\b(?:GS|GMS|SMD|GMD|X)-\d+\b"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_ledger_rejects_a_bad_verdict(tmp_path):
+    text = (ROOT / "book" / "claims.yml").read_text(encoding="utf-8")
+    (tmp_path / "claims.yml").write_text(
+        text.replace("verdict: partly", "verdict: mostly", 1), encoding="utf-8"
+    )
+    with pytest.raises(ValueError, match="mostly"):
+        ledger.load(tmp_path / "claims.yml")
+
+
+def test_every_claim_of_claims_md_is_in_the_ledger():
+    ids = set(re.findall(ID_RE, (ROOT.parent / "shared" / "CLAIMS.md").read_text()))
+    if not ids:
+        pytest.skip("../shared/CLAIMS.md is not beside the repository")
+    assert ids <= set(ledger.load())
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_stored_notebook_has_no_warning_or_error_output(path):
+    nb = nbformat.read(path, as_version=4)
+    bad = []
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            text = out.get("text", "") or "".join(
+                str(v) for k, v in out.get("data", {}).items() if k.startswith("text/")
+            )
+            if out.output_type == "error" or out.get("name") == "stderr":
+                bad.append((i, out.output_type, text[:120]))
+            elif re.search(r"\w+Warning\b|Traceback|<\w+(\.\w+)+ (object )?at 0x", text):
+                bad.append((i, "warning-like text", text[:120]))
+    assert not bad, f"{path.name}: {bad}"
+
+
+@pytest.fixture(scope="module")
+def html(tmp_path_factory) -> Path:
+    """The book built from the stored notebooks, with Sphinx warnings as errors."""
+    out = tmp_path_factory.mktemp("book")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    proc = subprocess.run(
+        [
+            str(jb),
+            "build",
+            str(ROOT),
+            "--path-output",
+            str(out),
+            "--warningiserror",
+            "--keep-going",
+            "--all",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out / "_build" / "html"
+
+
+def _pages(html: Path) -> list[Path]:
+    pages = (p for d in ("book", "notebooks") for p in (html / d).glob("*.html"))
+    return sorted(p for p in pages if not p.name.endswith(".measure.html"))
+
+
+def _text_outside_code_and_math(page: Path) -> str:
+    soup = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser")
+    article = soup.find("article") or soup
+    for tag in article.select("script, style, pre, code, .math, .highlight, .cell_input"):
+        tag.decompose()
+    return article.get_text(" ")
+
+
+def test_pages_have_no_unrendered_math(html):
+    bad = {}
+    for page in _pages(html):
+        text = _text_outside_code_and_math(page)
+        hits = re.findall(r".{0,30}(?:\$|\\[A-Za-z]{2,}).{0,30}", text)
+        if hits:
+            bad[page.name] = hits[:3]
+    assert not bad, bad
+
+
+def test_displayed_tables_have_no_nan(html):
+    bad = {}
+    for page in _pages(html):
+        soup = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser")
+        cells = [td.get_text(strip=True) for td in soup.select("td, th")]
+        nans = [c for c in cells if c.lower() in {"nan", "<na>", "none"}]
+        if nans:
+            bad[page.name] = len(nans)
+    assert not bad, bad
+
+
+def test_each_claim_has_one_verdict_on_every_page(html):
+    claims = ledger.load()
+    bad = []
+    for page in _pages(html) + [html / "index.html"]:
+        text = " ".join(_text_outside_code_and_math(page).split())
+        pattern = rf"({ID_RE})\s*(?:\([^)]{{0,80}}\))?\s*[:,]?\s*({VERDICT_RE})\b"
+        for cid, verdict in re.findall(pattern, text):
+            if cid in claims and claims[cid].verdict != verdict:
+                bad.append((page.name, cid, verdict, claims[cid].verdict))
+        soup = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser")
+        for row in soup.select("tr"):
+            cells = row.find_all("td")
+            if cells and re.fullmatch(ID_RE, cells[0].get_text(strip=True)):
+                cid = cells[0].get_text(strip=True)
+                said = {s.get_text(strip=True) for s in row.find_all("strong")}
+                said &= set(ledger.VERDICTS)
+                if cid in claims and said - {claims[cid].verdict}:
+                    bad.append((page.name, cid, said, claims[cid].verdict))
+    assert not bad, bad
+
+
+MEASURE = r"""
+<script>
+window.addEventListener('load', () => setTimeout(() => {
+  const article = document.querySelector('article') || document.body;
+  const cs = getComputedStyle(article);
+  const col = article.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+  const out = {col: col, tables: [], images: []};
+  article.querySelectorAll('table').forEach(t => {
+    if (t.offsetParent !== null && t.scrollWidth > col + 2)
+      out.tables.push([t.scrollWidth, t.innerText.replace(/\s+/g, ' ').slice(0, 60)]);
+  });
+  article.querySelectorAll('img').forEach(im => {
+    if (im.offsetParent !== null && im.naturalWidth > 0 &&
+        im.clientWidth < 0.9 * im.naturalWidth)
+      out.images.push([im.src.split('/').pop(), im.clientWidth, im.naturalWidth]);
+  });
+  const pre = document.createElement('pre');
+  pre.id = 'gmdiff-measure';
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+}, 300));
+</script>
+"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs headless Chromium (apt-get install chromium)")
+def test_tables_and_figures_fit_the_column(html):
+    bad = {}
+    for page in _pages(html):
+        probe = page.with_name(page.stem + ".measure.html")
+        probe.write_text(
+            page.read_text(encoding="utf-8").replace("</body>", MEASURE + "</body>"),
+            encoding="utf-8",
+        )
+        dom = subprocess.run(
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                "--window-size=1400,1000",
+                "--virtual-time-budget=10000",
+                "--dump-dom",
+                probe.as_uri(),
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
+        found = re.search(r'<pre id="gmdiff-measure"[^>]*>(.*?)</pre>', dom, re.DOTALL)
+        assert found, f"{page.name}: the measuring script did not run"
+        result = json.loads(BeautifulSoup(found.group(1), "html.parser").get_text())
+        assert 600 < result["col"] < 900, f"unexpected content column {result['col']} px"
+        if result["tables"] or result["images"]:
+            bad[page.name] = {k: result[k] for k in ("tables", "images") if result[k]}
+    assert not bad, bad
