@@ -122,6 +122,29 @@ def test_a_chapter_without_its_executed_notebook_fails(tmp_path):
     ) in report
 
 
+def test_a_chapter_named_on_the_command_line_runs_once(tmp_path):
+    """``pytest --nbval notebooks/x.py`` runs the chapter's cells in the kernel only; pytest
+    does not also import the .py as a test module (which would execute the whole chapter
+    a second time). The module-level marker below is written only by such an import."""
+    chapters = tmp_path / "notebooks"
+    chapters.mkdir()
+    marker = tmp_path / "imported"
+    source = SOURCE + f"\n# %%\nif __name__ != '__main__':\n    open({str(marker)!r}, 'w')\n"
+    _write_pair(chapters, "chapter", source, "0.75\n")
+    nb = nbformat.read(chapters / "chapter.ipynb", as_version=4)
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="0.75\n")]
+    nb.cells[-1].outputs = []
+    nbformat.write(nb, chapters / "chapter.ipynb")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "-p",
+         "gmdiff.nbval_plugin", "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
+         str(chapters / "chapter.py")],
+        check=False, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0 and "3 passed" in proc.stdout, proc.stdout
+    assert not marker.exists()
+
+
 def test_nbval_spread_reports_the_largest_change_per_cell(tmp_path):
     from gmdiff.nbval_spread import spread
 

@@ -211,6 +211,24 @@ def is_chapter(path: Path) -> bool:
     return "jupytext:" in header or _PERCENT_CELL.search(text) is not None
 
 
+class _NotATestModule(pytest.File):
+    """A chapter named on the command line: pytest would import it as a test module, so
+    running the whole chapter once more before nbval runs it cell by cell (gmd_samplers:
+    two minutes). Its cells are collected by :class:`JupytextNotebook`; this collects
+    nothing."""
+
+    def collect(self):
+        return []
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makemodule(module_path: Path, parent):
+    """Never import a chapter as a Python test module (see :class:`_NotATestModule`)."""
+    if is_chapter(module_path):
+        return _NotATestModule.from_parent(parent, path=module_path)
+    return None
+
+
 def pytest_collect_file(file_path: Path, parent):
     opt = parent.config.option
     if not (getattr(opt, "nbval", False) or getattr(opt, "nbval_lax", False)):
