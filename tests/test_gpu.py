@@ -207,3 +207,19 @@ def test_vp_preconditioner_runs_without_host_sync_and_matches_cpu():
         finally:
             torch.cuda.set_sync_debug_mode("default")
     torch.testing.assert_close(out.cpu(), ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("net", ["ddpm_cifar10 U-Net", "NCSN++ (VE)"])
+def test_gpu_benchmark_row_is_plausible(net):
+    """benchmarks/run.py's GPU measurement of one network (fp32, eager, 2 repeats): positive
+    throughputs, the published parameter count's order, and an MFU in (0, 1) on a device
+    with a known peak."""
+    from benchmarks.run import GPU_NETS, _gpu_case
+
+    cfg_name, calls = GPU_NETS[net]
+    row = _gpu_case(net, cfg_name, calls, "fp32", False, repeats=2)
+    assert row["train_images_per_s"] > 0 and row["samples_per_s"] > 0
+    assert row["flops_per_step"] > 1e9 * row["batch"]  # > 1 GFLOP per image and step
+    assert 0 < row["peak_mem_gib"] < 80
+    if row["mfu"] is not None:
+        assert 0 < row["mfu"] < 1
