@@ -100,3 +100,11 @@ def test_trained_study_runs_end_to_end_at_tiny_size(tmp_path, monkeypatch):
     assert (gap["min"] <= gap["mean"]).all() and (gap["mean"] <= gap["max"]).all()
     assert any(p.name.startswith("gms-dim3-") for p in (tmp_path / "runs").iterdir())
     assert math.isfinite(M.floor_fd(train(3, 1.0, 0)[2], 32, [0]))
+
+
+def test_mixture_exact_study_rows_and_floor():
+    table, floors = M.mixture_exact_study(2, 1, [3], [4, 30], n=300)
+    assert len(table) == 2 * 2 and set(table["model"]) == {"exact score", "GM-SGM optimum"}
+    exact = table[table["model"] == "exact score"].set_index("iterations")["relative FD"]
+    # 30 exact-score iterations land within a few floors of exact samples
+    assert exact[30] < 5 * floors[3] + 0.02
