@@ -300,6 +300,49 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "ci": {"steps": 1500, "lams": [0.0, 0.2, 1.0], "n": 2000, "n_id": 4000},
         "full": {"steps": 10000, "lams": [0.0, 0.1, 0.2, 1.0], "n": 10000, "n_id": 20000},
     },
+    "gms_dimension": {
+        # ci: exact-score recursion up to CIFAR's D, and small MLPs on a low-rank GMM at two D
+        # (CPU, one thread); full: more D, seeds and steps, the same code.
+        "ci": {
+            "exact_dims": [2, 16, 64, 256, 784, 3072],
+            "exact_iterations": [20, 50, 100, 200, 1000],
+            "gmm": {"k": 4, "rank": 4},
+            "exact_mc_dims": [16, 64, 256],
+            "dims": [16, 64],
+            "seeds": [0, 1],
+            # EMA 0.99: at 0.999 the average of a 1,000-step run still holds the initial weights
+            "net": {
+                "width": 256,
+                "depth": 3,
+                "steps": 1000,
+                "batch": 128,
+                "lr": 2e-3,
+                "ema_decay": 0.99,
+            },
+            "iterations": [20, 50, 100, 200],
+            "ratio_iterations": 50,
+            "n": 400,
+        },
+        "full": {
+            "exact_dims": [2, 16, 64, 256, 784, 3072, 12288],
+            "exact_iterations": [20, 50, 100, 200, 500, 1000],
+            "gmm": {"k": 10, "rank": 16},
+            "exact_mc_dims": [64, 256, 784, 3072],
+            "dims": [64, 256, 784, 3072],
+            "seeds": [0, 1, 2],
+            "net": {
+                "width": 1024,
+                "depth": 4,
+                "steps": 20000,
+                "batch": 256,
+                "lr": 1e-3,
+                "ema_decay": 0.999,
+            },
+            "iterations": [20, 50, 100, 200, 1000],
+            "ratio_iterations": 50,
+            "n": 4000,
+        },
+    },
     "gm_sgm_tables": {
         # ci: 2-D ring (exact metric) + sklearn 8x8 digits (FD-digits), CPU, one thread.
         "ci": {
