@@ -118,7 +118,7 @@ table
 # likelihoods are averages over thousands of images.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(9, 4), sharex=True, sharey=True)
+fig, axes = plt.subplots(1, 2, figsize=(8, 3.6), sharex=True, sharey=True)
 for ax, name in zip(axes, ["exact divergence", "Hutchinson, Rademacher probe"]):
     exact, est = per_point[name]
     ax.scatter(exact, est, s=8, alpha=0.6)
@@ -128,6 +128,7 @@ for ax, name in zip(axes, ["exact divergence", "Hutchinson, Rademacher probe"]):
     ax.set_title(name)
 axes[0].set_ylabel("PF-ODE NLL (nats)")
 axes[0].legend(loc="upper left")
+plt.show()
 
 # %% [markdown]
 # ## The prior's share of the error
