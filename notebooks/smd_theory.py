@@ -72,8 +72,8 @@ cond.set_index(["T", "t"]).round(3)
 # %% [markdown]
 # Eq. 7 agrees with conditioning to round-off ($10^{-15}$) at every step; the planted
 # 1 % error shows up at $10^{-2}$ or more. (Eq. 7 is written with
-# $\Lambda_k = \frac{\alpha_t - \bar\alpha_t}{1 - \alpha_t} I
-# + \frac{\bar\alpha_t}{1-\alpha_t} S_k$;
+# $\Lambda_k = \frac{\alpha_t - \bar\alpha_t}{1 - \alpha_t} I +
+# \frac{\bar\alpha_t}{1-\alpha_t} S_k$;
 # the paper's $\bar\alpha$ and $\alpha$ are used as in its Eq. 4, which is what makes it
 # correct.)
 #
@@ -111,8 +111,10 @@ sim.set_index(["T", "t", "model"]).round(2)
 # them; and the expected posterior variance is at most that of the estimator
 # $x_t/\sqrt{\alpha_t}$. Together they give, for *every* data distribution,
 #
-# $$\mathcal M_t \le \frac D2 \log\frac{1 - \bar\alpha_t}{\alpha_t (1 - \bar\alpha_{t-1})}
-# \qquad (t \ge 2),$$
+# $$
+# \mathcal M_t \le \frac D2 \log\frac{1 - \bar\alpha_t}{\alpha_t (1 - \bar\alpha_{t-1})}
+# \qquad (t \ge 2),
+# $$
 #
 # and a similar bound for the fixed variance (`local_error_bound`). At $t = 1$ the
 # bound is infinite ($\tilde\beta_1 = 0$). So with $D$ and the schedule fixed,
