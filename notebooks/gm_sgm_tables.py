@@ -58,6 +58,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
+from IPython.display import display
 
 from gmdiff import data, metrics, plotting, runs, zoo
 from gmdiff.noise import ScaleMixtureNoise
@@ -149,7 +150,7 @@ print(f"SW2 of exact samples (noise floor): {sw2_floor:.3f} +- {sw2_sd:.3f}")
 # Both models are sampled with score_sde's PC sampler (reverse-diffusion predictor + one
 # Langevin corrector step at snr 0.16, so one "iteration" costs 2 network evaluations) on
 # the geometric ladder from $\sigma_\text{max}$ to $\sigma_\text{min}$, with identical seeds.
-# The last column is Sec. 5.4's variant: GM-SGM sampled with mixture increments
+# Our table's last row is Sec. 5.4's variant: GM-SGM sampled with mixture increments
 # $\mathcal N_\text{mix}(0,\{I,\beta^2I\})$ instead of Gaussian ones.
 
 # %%
@@ -164,10 +165,10 @@ pc_runs = {
     ),
 }
 t12 = G.sampler_table(pc_runs, toy_cfg["iterations"], sw2, seed).round(3)
-print("2-D ring, SW2 (exact-distribution metric, lower is better); paper: FID on CIFAR-10 / CelebA-64")
-G.side_by_side(t12[["iterations", "SGM", "GM-SGM"]], G.TABLE1, "iterations").join(
-    G.TABLE2.set_index("iterations").add_suffix(" (paper, CelebA)"), how="outer"
-).join(t12.set_index("iterations")[["GM-SGM, mixture increments"]].add_suffix(" (ours)"))
+print("ours: 2-D ring, SW2 (exact-distribution metric); paper: FID; lower is better")
+display(t12.set_index("iterations").T.rename_axis(columns="ours (ring, SW2), PC iterations:"))
+display(G.TABLE1.set_index("iterations").T.rename_axis(columns="paper Table 1 (CIFAR-10 FID):"))
+G.TABLE2.set_index("iterations").T.rename_axis(columns="paper Table 2 (CelebA-64 FID):")
 
 # %% [markdown]
 # Digits: the same comparison with a U-Net (base 16 channels, 0.16M parameters) on the
@@ -229,14 +230,15 @@ def keep(name, run):
 t12_img = G.sampler_table(
     {k: keep(k, r) for k, r in img_runs.items()}, img_cfg["iterations"], img_metric, seed
 ).round(1)
-print(f"{img_cfg['dataset']}, {img_cfg['metric']} (lower is better); paper: FID on CIFAR-10")
+print(f"{img_cfg['dataset']}, {img_cfg['metric']} (lower is better) by PC iterations; "
+      "paper: Table 1 above (FID on CIFAR-10)")
 print("paper, App. A.5 (the matrix mixture; FID):")
 print(G.TEXT_NUMBERS[G.TEXT_NUMBERS["where"] == "A.5"].to_string(index=False))
-G.side_by_side(t12_img, G.TABLE1, "iterations", digits=1)
+t12_img.set_index("iterations").T
 
 # %%
 its = img_cfg["iterations"]
-fig, axes = plt.subplots(len(img_models), len(its), figsize=(2.6 * len(its), 2.7 * len(img_models)), squeeze=False)
+fig, axes = plt.subplots(len(img_models), len(its), figsize=(2.6 * len(its), 2.8 * len(img_models)), squeeze=False)
 for r, name in enumerate(img_models):
     for c, s in enumerate(its):
         grid = G.image_grid(img_samples[(name, s)], 6)
@@ -244,8 +246,8 @@ for r, name in enumerate(img_models):
         ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray_r", vmin=0, vmax=1)
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(f"{name}, {s} its", fontsize=8)
-        ax.set_xlabel("36 samples, 8x8 pixels each")
+        ax.set_title(f"{name},\n{s} iterations", fontsize=10)
+        ax.set_xlabel("36 samples, 8x8 pixels", fontsize=10)
 
 # %% [markdown]
 # **Figure 1.** The first 36 digits sampled by the SGM (top), GM-SGM ($\beta=2$, middle) and
@@ -295,7 +297,10 @@ for label, run in [("SGM", pc_runs["SGM"]), ("GM-SGM", pc_runs["GM-SGM"])]:
                      "NFE (ours)": 2 * its_, "SW2 (ours)": round(sw2(run(its_, seed)), 3)})
 t4 = pd.DataFrame(rows)
 print("2-D ring, SW2; paper: CIFAR-10 FID at ~50 'iterations'")
-t4.merge(G.TABLE4.rename(columns={"iterations": "iterations (paper)", "FID": "FID (paper)"}), on="method", how="left")
+half = t4[t4["method"].str.contains("25 PC")]
+print("ours at 25 PC iterations (50 NFE): "
+      + ", ".join(f"{m.split(' (')[0]} SW2 {v:.2f}" for m, v in zip(half["method"], half["SW2 (ours)"])))
+t4.merge(G.TABLE4.rename(columns={"iterations": "iterations (paper)", "FID": "FID (paper)"}), on="method")
 
 # %% [markdown]
 # In the paper's Table 4 the adaptive solver's "49/50" are its NFE while SGM/GM-SGM's "50"
@@ -325,25 +330,27 @@ t5_runs = {
     "GM-SGM": pc_runs["GM-SGM"],
 }
 t5 = G.sampler_table(t5_runs, toy_cfg["table5_steps"], sw2, seed).round(3)
-print("2-D ring, SW2; paper: CelebA-64 FID")
-G.side_by_side(t5, G.TABLE5, "iterations")
+print("2-D ring, SW2 (ours) beside the paper's CelebA-64 FID, by sampling steps")
+G.paired(t5, G.TABLE5, "iterations")
 
 # %%
-fig, axes = plt.subplots(1, 4, figsize=(12, 3.2), sharex=True, sharey=True)
+fig, axes = plt.subplots(2, 2, figsize=(7, 6.8), sharex=True, sharey=True)
 for ax, (name, run, s) in zip(
-    axes,
+    axes.flat,
     [("SGM", pc_runs["SGM"], 20), ("GM-SGM", pc_runs["GM-SGM"], 20), ("SGM", pc_runs["SGM"], 200), ("GM-SGM", pc_runs["GM-SGM"], 200)],
     strict=True,
 ):
     x = run(s, seed)[:1000]
     ax.scatter(true_ring[:1000, 0], true_ring[:1000, 1], s=2, c="0.75", label="data")
     ax.scatter(x[:, 0], x[:, 1], s=2, label=name)
-    ax.set_title(f"{name}, {s} PC iterations", fontsize=9)
-    ax.set_xlabel("$x_1$")
+    ax.set_title(f"{name}, {s} PC iterations")
     ax.set_xlim(-3.5, 3.5)
     ax.set_ylim(-3.5, 3.5)
-axes[0].set_ylabel("$x_2$")
-axes[0].legend(loc="lower left", fontsize=7, markerscale=4)
+for ax in axes[1]:
+    ax.set_xlabel("$x_1$")
+for ax in axes[:, 0]:
+    ax.set_ylabel("$x_2$")
+axes[0, 0].legend(loc="lower left", fontsize=9, markerscale=4)
 plt.show()  # the book's style lays figures out with constrained_layout
 
 # %% [markdown]

@@ -23,10 +23,12 @@
 # probability $\omega_{i_t}$, then add $\mathcal N(\mu_{i_t}, I)$ (Eqs. 1-2). Unrolled, the
 # state is DDPM's plus a random offset (Eq. 3),
 #
-# $$x_t=\sqrt{\bar\alpha_t}\,x_0+\sqrt{\gamma_t}\,\epsilon
+# $$
+# x_t=\sqrt{\bar\alpha_t}\,x_0+\sqrt{\gamma_t}\,\epsilon
 #   +\sum_{j\le t}\sqrt{\gamma_{t,j}}\,\mu_{i_j},
 # \qquad \gamma_{t,j}=\beta_j\prod_{k=j+1}^t\alpha_k,
-# \quad \gamma_t=\sum_j\gamma_{t,j}=1-\bar\alpha_t .$$
+# \quad \gamma_t=\sum_j\gamma_{t,j}=1-\bar\alpha_t .
+# $$
 #
 # The chapter checks the closed forms the method rests on (**GMD-1**: the marginal
 # $q(x_t\mid x_0)$ of Eq. 4 and the $\gamma$ identities of Eq. 24; **GMD-2**: the posterior
@@ -212,7 +214,7 @@ print("accuracy(GM-DDPM) - accuracy(DDPM), mean over t = 150..450:",
       ", ".join(f"lam={k}: {v:+.3f}" for k, v in paired.items()))
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), layout="constrained")
+fig, axes = plt.subplots(1, 2, figsize=(8.2, 3.8), layout="constrained")
 for lam, grp in curves.groupby("lam"):
     axes[0].plot(grp.t, grp.psnr_sim, label=f"λ={lam:g}" + (" (DDPM)" if lam == 0 else ""))
     axes[1].plot(grp.t, grp.accuracy, label=f"λ={lam:g}")

@@ -158,7 +158,7 @@ print(table.to_string())
 # shows where the samples go at $\lambda=1$.
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.4), sharex=True, sharey=True)
+fig, axes = plt.subplots(1, 3, figsize=(8.2, 3.7), sharex=True, sharey=True)
 den = VPPrecond(exact[1.0], sched)
 g = torch.Generator().manual_seed(seed)
 x_T = torch.randn(1000, 2, generator=g, dtype=torch.float64)
@@ -168,7 +168,7 @@ for ax, (name, (sampler, steps, opts)) in zip(
     x = SAMPLERS[sampler](den, sched, x_T, steps or sched.T, generator=torch.Generator().manual_seed(seed), **opts)
     ax.scatter(*reference[:1000].T, s=2, color="0.7", label="data")
     ax.scatter(*x.T, s=2, label="samples")
-    ax.set(title=f"{name}, λ = 1", xlabel="x₁", xlim=(-5, 5), ylim=(-5, 5))
+    ax.set(title=f"{name}\nλ = 1", xlabel="x₁", xlim=(-5, 5), ylim=(-5, 5), xticks=[-4, -2, 0, 2, 4])
 axes[0].set_ylabel("x₂")
 axes[0].legend(fontsize=9, markerscale=4, loc="lower right")
 plt.show()

@@ -81,7 +81,7 @@ levy.round(4)
 beta = cfg["beta"]
 x = np.linspace(-6, 6, 241)
 xt = np.linspace(0, 20, 161)
-fig, axs = plt.subplots(1, 3, figsize=(15, 3.8))
+fig, axs = plotting.panels(4, ncols=2, aspect=0.68)
 for a in cfg["alphas"]:
     axs[0].plot(x, an.sas_pdf(x, a), label=rf"S$\alpha$S, $\alpha$={a:g}")
     axs[1].semilogy(xt, an.sas_pdf(xt, a), label=rf"$\alpha$={a:g}")
@@ -89,13 +89,14 @@ for ax, xx in [(axs[0], x), (axs[1], xt)]:
     ax.plot(xx, stats.norm.pdf(xx), "k--", label=r"$\mathcal{N}(0,1)$ ($\alpha$=2)")
 axs[0].set(title="A. densities", xlabel="x", ylabel="p(x)")
 axs[1].set(title="B. tails (log scale)", xlabel="x", ylabel="p(x)", ylim=(1e-12, 1))
-axs[0].legend(fontsize=8)
+axs[0].legend(fontsize=9)
 axs[2].plot(x, stats.norm.pdf(x), "k--", lw=1, label=r"$\mathcal{N}(0,1)$")
 axs[2].plot(x, an.gm_pdf(x, [1.0, beta]), lw=2.5, label=rf"mixture $\frac{{1}}{{2}}\mathcal{{N}}(0,1)+\frac{{1}}{{2}}\mathcal{{N}}(0,{beta:g}^2)$")
 axs[2].plot(x, stats.norm.pdf(x, scale=np.sqrt(1 + beta**2)), label=rf"sum $X+Y \sim \mathcal{{N}}(0,{1 + beta**2:g})$")
 axs[2].plot(x, stats.norm.pdf(x, scale=np.sqrt((1 + beta**2) / 4)), ":", label=rf"average $(X+Y)/2 \sim \mathcal{{N}}(0,{(1 + beta**2) / 4:g})$")
 axs[2].set(title=rf"C. mixture vs addition, $\beta$={beta:g}", xlabel="x", ylabel="p(x)")
-axs[2].legend(fontsize=7)
+axs[3].axis("off")
+axs[3].legend(*axs[2].get_legend_handles_labels(), loc="center", title="C.", fontsize=10)
 plt.show()
 
 # %% [markdown]
@@ -149,14 +150,16 @@ paths = an.three_paths(cfg["n_steps"], alpha=cfg["alpha_path"], beta=beta, seed=
 names = {"levy": rf"A. anomalous diffusion $dL^\alpha$, $\alpha$={cfg['alpha_path']:g}",
          "gm": rf"B. GM Brownian motion $dw^{{1,\beta}}$, $\beta$={beta:g}",
          "brownian": "C. Brownian motion $dw$"}
-fig, axs = plt.subplots(1, 3, figsize=(15, 4.6))
+fig, axs = plotting.panels(4, ncols=2, aspect=0.8)
 for ax, (k, p) in zip(axs, paths.items()):
     p = p.numpy()
     ax.plot(p[:, 0], p[:, 1], lw=0.6)
     ax.plot(*p[0], "go", ms=5, label="start")
     ax.plot(*p[-1], "rs", ms=5, label="end")
-    ax.set(title=names[k], xlabel="$x_1$", ylabel="$x_2$", aspect="equal")
-axs[0].legend(fontsize=8)
+    ax.set(title=names[k], xlabel="$x_1$", ylabel="$x_2$")
+    ax.set_aspect("equal", adjustable="datalim")
+axs[3].axis("off")
+axs[3].legend(*axs[0].get_legend_handles_labels(), loc="center", fontsize=10)
 plt.show()
 
 # %% [markdown]

@@ -157,17 +157,17 @@ for name, (sig, n_gm, n_sgm, rm, rv) in xi.items():
                  "sigma at max r_var": sig[rv.argmax()].item(), "r_var at sigma_min": rv[-1].item()})
 print("paper (CelebA-64, Sec. 5.1 / Fig. 4): r_mean > 1 across the whole sampling run; "
       "r_var starts at 50-150, surges, then dips")
-pd.DataFrame(rows).set_index("pair")
+pd.DataFrame(rows).set_index("pair").T
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+fig, axes = plotting.panels(4, ncols=2, aspect=0.7)
 sig, n_gm, n_sgm, _, _ = xi["ring, trained"]
 for j in range(4):
     axes[0].plot(sig, n_gm[:, j], color="C1", lw=0.8, label="GM-SGM" if j == 0 else None)
     axes[0].plot(sig, n_sgm[:, j], color="C0", lw=0.8, label="SGM" if j == 0 else None)
 axes[0].set_ylabel(r"$\|\xi_\theta\|$ (4 trajectories)")
-axes[0].set_title("ring, trained networks", fontsize=9)
-axes[0].legend(fontsize=8)
+axes[0].set_title("ring, trained networks")
+axes[0].legend(fontsize=9)
 for name, (sig, _, _, rm, rv) in xi.items():
     axes[1].plot(sig, rm, label=name)
     axes[2].plot(sig, rv, label=name)
@@ -176,16 +176,19 @@ axes[2].axhline(1, color="0.5", lw=0.8, ls=":")
 axes[1].set_ylabel(r"$r_\mathrm{mean}(t)$")
 axes[2].set_ylabel(r"$r_\mathrm{var}(t)$")
 axes[2].set_yscale("log")
-axes[1].legend(fontsize=8)
-for ax in axes:
+axes[3].axis("off")
+axes[3].legend(*axes[1].get_legend_handles_labels(), loc="center", fontsize=10,
+               title=r"$r_\mathrm{mean}$, $r_\mathrm{var}$: GM-SGM over SGM")
+for ax in axes[:3]:
     ax.set_xscale("log")
-    ax.set_xlabel(r"noise level $\sigma_t$ (sampling runs right to left)")
+    ax.set_xlabel(r"noise level $\sigma_t$ (sampling: right to left)")
     ax.invert_xaxis()
 plt.show()
 
 # %% [markdown]
-# **Figure 1.** Left: $\|\xi_\theta\|$ along four PC trajectories of the trained SGM (blue) and
-# GM-SGM (orange) on the ring. Middle and right: the paper's $r_\text{mean}$ and $r_\text{var}$
+# **Figure 1.** Top left: $\|\xi_\theta\|$ along four PC trajectories of the trained SGM (blue)
+# and GM-SGM (orange) on the ring. Top right and bottom left: the paper's $r_\text{mean}$ and
+# $r_\text{var}$
 # (GM-SGM over SGM, 512 trajectories, 200 PC iterations) for the trained ring models and
 # for the exact optima on the ring and on the 64-D digits mixture. The paper's Fig. 4
 # (CelebA-64, trained NCSN++ models) has $r_\text{mean}>1$ throughout and $r_\text{var}$ of
@@ -238,19 +241,20 @@ inc
 
 # %%
 its = fail_its[-1]
-fig, axes = plt.subplots(2, 4, figsize=(12, 6.2), sharex=True, sharey=True)
+fig, axes = plt.subplots(2, 4, figsize=(8.2, 4.9), sharex=True, sharey=True)
 for r, kind in enumerate(("exact", "trained")):
     for c, name in enumerate(scales):
         ax = axes[r, c]
         x = samples[(name, kind, its)][:1000]
         ax.scatter(true_ring[:1000, 0], true_ring[:1000, 1], s=2, c="0.75", label="data")
         ax.scatter(x[:, 0], x[:, 1], s=2, c="C3", label="samples")
-        ax.set_title(f"{name} ({kind})", fontsize=9)
+        ax.set_title(f"{name}\n({kind})", fontsize=10)
         ax.set_xlim(-2.8, 2.8)
         ax.set_ylim(-2.8, 2.8)
         ax.set_xlabel("$x_1$") if r == 1 else None
     axes[r, 0].set_ylabel("$x_2$")
-axes[0, 0].legend(loc="lower left", fontsize=7, markerscale=4)
+fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=9,
+           markerscale=4)
 plt.show()
 
 # %% [markdown]

@@ -23,7 +23,11 @@
 # * **GMS-3 (Theorem 1).** For the variance-exploding corruption $x_t = x_0 + \sigma_t\xi_t$
 #   (Eq. 12) and times $0 \le u < s < t$, with $a = \sigma_t^2 - \sigma_s^2$ and
 #   $b = \sigma_s^2 - \sigma_u^2$,
-#   $$p(x_s \mid x_t, x_u) = \mathcal N\!\Big(x_t - \tfrac{a}{a+b}(x_t - x_u),\ \tfrac{ab}{a+b} I\Big).$$
+#
+#   $$
+#   p(x_s \mid x_t, x_u) = \mathcal N\!\Big(x_t - \tfrac{a}{a+b}(x_t - x_u),\ \tfrac{ab}{a+b} I\Big).
+#   $$
+#
 # * **GMS-5 (Eq. 13).** A model trained with noise $\tilde\beta\sigma_t\eta$,
 #   $\tilde\beta \sim p(\tilde\beta)$, infers the noise by *empirical Bayes*: it weighs the
 #   hypotheses $\tilde\beta$ by $p(\tilde\beta \mid x_t) \propto p(x_t \mid \tilde\beta)p(\tilde\beta)$,
@@ -103,13 +107,13 @@ curves = {
     "Thm. 1, mixture of BMs": th.binned_residuals(mixed, th.theorem1(sig)),
 }
 mix_bridge = th.binned_residuals(mixed, th.gm_bridge(sig, (1.0, 2.0), th.bimodal_prior()))
-fig, axs = plt.subplots(1, 2, figsize=(13, 4))
+fig, axs = plt.subplots(2, 1, figsize=(8.2, 7))
 for name, c in curves.items():
     axs[0].errorbar(c["x_t - x_u"], c["mean r"], yerr=2 * c["se mean r"], fmt="o-", ms=3, label=name)
 axs[0].axhline(0, color="k", lw=0.8)
 axs[0].set(title="A. conditional mean of the residual", xlabel=r"$x_t - x_u$ (bin mean)",
            ylabel=r"$E[x_s - m \mid$ bin$]$ ($\pm$2 s.e.)")
-axs[0].legend(fontsize=8)
+axs[0].legend(fontsize=9, loc="center left", bbox_to_anchor=(1.01, 0.5))
 for name in ["Thm. 1, Markov VE", "Thm. 1, mixture of BMs"]:
     c = curves[name]
     axs[1].errorbar(c["x_t - x_u"], c["mean r^2"], yerr=2 * c["se mean r^2"], fmt="o", ms=3, label=f"measured, {name}")
@@ -117,7 +121,7 @@ axs[1].plot(curves["Thm. 1, Markov VE"]["x_t - x_u"], curves["Thm. 1, Markov VE"
 axs[1].plot(mix_bridge["x_t - x_u"], mix_bridge["predicted v"], "r--", label="mixture bridge (bin mean)")
 axs[1].set(title="B. conditional variance", xlabel=r"$x_t - x_u$ (bin mean)",
            ylabel=r"$E[(x_s - m)^2 \mid$ bin$]$")
-axs[1].legend(fontsize=8)
+axs[1].legend(fontsize=9, loc="center left", bbox_to_anchor=(1.01, 0.5))
 plt.show()
 
 # %% [markdown]
@@ -143,8 +147,12 @@ plt.show()
 #
 # The minimiser of the GM-SGM objective (Eqs. 9-11) is the posterior mean of the noise, or,
 # in denoiser form,
-# $$D_\text{GM}(x;\sigma) = E[x_0 \mid x] = \sum_k p(\beta_k \mid x)\, D(x; \beta_k\sigma),
-# \qquad p(\beta_k \mid x) \propto \pi_k\, p_{\beta_k\sigma}(x),$$
+#
+# $$
+# D_\text{GM}(x;\sigma) = E[x_0 \mid x] = \sum_k p(\beta_k \mid x)\, D(x; \beta_k\sigma),
+# \qquad p(\beta_k \mid x) \propto \pi_k\, p_{\beta_k\sigma}(x),
+# $$
+#
 # where $D(\cdot;\sigma)$ and $p_\sigma$ are the data's own denoiser and noised density.
 # The SGM denoiser is $D(x;\sigma)$ alone. Read literally, Eq. 13 mixes the per-scale
 # posteriors $p(\xi \mid x, \beta_k) = p(x\mid\xi)p(\xi\mid\beta_k)/p(x\mid\beta_k)$ with
@@ -167,21 +175,23 @@ for k, v in errs.items():
     print(f"  {k:18s} {'< 1e-10' if v < 1e-10 else round(v, 4)}")
 
 # %%
-fig, axs = plt.subplots(1, 3, figsize=(15, 3.8))
+fig, axs = plotting.panels(4, ncols=2, aspect=0.68)
 x = den["x"]
 axs[0].plot(x, den["SGM D(x; sigma)"], label=r"SGM $D(x;\sigma)$")
 axs[0].plot(x, den["GM-SGM optimal"], lw=2.5, label="GM-SGM optimal (EB)")
 axs[0].plot(x, den["quadrature"], "k:", label="quadrature")
 axs[0].plot(x, x, color="grey", lw=0.8, ls="--", label="identity")
 axs[0].set(title=r"A. denoisers, $\sigma$=1, $\beta \in \{1, 2\}$", xlabel="noisy x", ylabel=r"$E[x_0 \mid x]$", ylim=(-4, 4))
-axs[0].legend(fontsize=8)
+axs[3].set_visible(True)
+axs[3].axis("off")
+axs[3].legend(*axs[0].get_legend_handles_labels(), loc="center", title="A.", fontsize=10)
 axs[1].plot(x, den["p(beta=2 | x)"], color="C3")
 axs[1].set(title=r"B. posterior of the large scale", xlabel="noisy x", ylabel=r"$p(\tilde\beta = 2 \mid x)$", ylim=(0, 1.02))
 axs[2].plot(x, den["GM-SGM optimal"] - den["SGM D(x; sigma)"], label="GM-SGM optimal - SGM")
 axs[2].plot(x, den["Eq. 13 as printed"] - den["GM-SGM optimal"], label="Eq. 13 as printed - optimal")
 axs[2].axhline(0, color="k", lw=0.8)
 axs[2].set(title="C. differences", xlabel="noisy x", ylabel="difference of denoisers")
-axs[2].legend(fontsize=8)
+axs[2].legend(fontsize=9)
 plt.show()
 
 # %% [markdown]

@@ -67,7 +67,7 @@ ax.axvline(tr_sigma ** 0.5, color="grey", lw=1, ls=":", label=r"$\sigma = \sqrt{
 ax.set(xscale="log", yscale="log", xlabel=r"noise level $\sigma$",
        ylabel=r"$\|s - s_\delta\| / \|s_\delta\|$", ylim=(1e-11, 10),
        title="GS-5: far-field error against the exact point-cloud score")
-ax.legend(fontsize=8)
+ax.legend(fontsize=9)
 plt.show()
 
 # %% [markdown]

@@ -59,7 +59,7 @@ cfg
 
 # %%
 n = curves["n"].numpy()
-fig, axs = plt.subplots(1, 5, figsize=(16, 3.3))
+fig, axs = plotting.panels(6, ncols=3, aspect=0.95)
 axs[0].plot(n, curves["alpha2"], label=r"$\alpha_t^2$")
 axs[0].plot(n, curves["sigma2"], label=r"$\sigma_t^2$")
 axs[0].set(title="A. schedule", xlabel="DDPM step t", ylabel="value")
@@ -67,7 +67,7 @@ axs[0].legend()
 panels = [("psi", r"B. $\bar\psi(t,\lambda)$", "state gain"),
           ("xi_norm", r"C. $\bar\xi(t,\lambda)/\sqrt{\lambda}$", "denoiser gain / sd"),
           ("dxi_dn", r"D. $|\Delta(\bar\xi/\sqrt{\lambda})|$ per step", "change per step"),
-          ("gain", r"E. perturbation gain, Eq. 23", "gain")]
+          ("gain", r"E. perturbation gain", "gain (Eq. 23)")]
 for ax, (key, title, ylabel) in zip(axs[1:], panels):
     for i, lam in enumerate(cfg["lams"]):
         y = curves[key][i].abs().numpy()
@@ -75,7 +75,8 @@ for ax, (key, title, ylabel) in zip(axs[1:], panels):
     ax.set(title=title, xlabel="DDPM step t", ylabel=ylabel)
 axs[1].set_yscale("log")
 axs[4].set_yscale("log")
-axs[4].legend(fontsize=8)
+axs[5].axis("off")
+axs[5].legend(*axs[4].get_legend_handles_labels(), loc="center", fontsize=10, title="B-E")
 plt.show()
 
 # %% [markdown]
@@ -142,7 +143,7 @@ ax.axhline(gs.J_AT_EQ106, color="k", lw=1, ls=":", label=r"$2(1-\sqrt{2}/2) \app
 ax.axhline(1.0, color="grey", lw=1, label=r"$|J| < 1$")
 ax.set(xscale="log", xlabel=r"variance $\lambda$ along the axis", ylabel=r"$|J|$",
        title="GS-4: size of the rotation correction")
-ax.legend(fontsize=8)
+ax.legend(fontsize=9)
 plt.show()
 
 # %% [markdown]
@@ -177,7 +178,7 @@ for (name, b), ls in zip(gs.rotation_bounds(10, 784).items(), ["--", "-.", ":"])
     ax.axhline(b, color="k", ls=ls, lw=1, label=name)
 ax.set(xlabel="DDPM step t", ylabel=r"$\|x_t - \alpha_t x_0 - \sigma_t x_T\|^2 / \|x_T\|^2$",
        title="GS-4: departure from rotation, MNIST Gaussian, r = 10")
-ax.legend(fontsize=8)
+ax.legend(fontsize=9)
 plt.show()
 
 # %% [markdown]

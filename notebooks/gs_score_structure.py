@@ -95,9 +95,9 @@ def fuv_pivot(t: pd.DataFrame) -> pd.DataFrame:
 fuv_pivot(fuv["noise"]).map(lambda v: f"{v:.1e}")
 
 # %%
-fig, axs = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
-for ax, (q, title) in zip(axs, [("noise", r"queries from $\mathcal{N}(0,\sigma^2 I)$ (paper)"),
-                                 ("data", r"queries from noised data $y_i + \sigma\epsilon$")]):
+fig, axs = plt.subplots(1, 2, figsize=(8.2, 4), sharey=True)
+for ax, (q, title) in zip(axs, [("noise", r"queries $\sim\mathcal{N}(0,\sigma^2 I)$ (paper)"),
+                                 ("data", r"queries $y_i + \sigma\epsilon$ (noised data)")]):
     for name, t in fuv[q].groupby("model", sort=False):
         ax.plot(t["sigma"], t["FUV"], "o-", ms=3, label=name)
         ax.fill_between(t["sigma"], t["FUV q25"], t["FUV q75"], alpha=0.15)
@@ -106,7 +106,7 @@ for ax, (q, title) in zip(axs, [("noise", r"queries from $\mathcal{N}(0,\sigma^2
     ax.axhline(0.01, color="k", lw=0.8, ls="--")
     ax.set(xscale="log", yscale="log", xlabel=r"noise level $\sigma$", title=title)
 axs[0].set_ylabel("fraction of unexplained variance (Eq. 28)")
-axs[0].legend(fontsize=8)
+fig.legend(*axs[0].get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=9)
 plt.show()
 
 # %% [markdown]
@@ -180,14 +180,14 @@ toy_fuv = gn.score_fuv_table(toy_net, toy_models, toy_x, sigmas, cfg["n_queries"
 toy_fuv.pivot(index="sigma", columns="model", values="FUV")[list(toy_models)].map(lambda v: f"{v:.1e}")
 
 # %%
-fig, ax = plt.subplots(figsize=(6, 3.8))
+fig, ax = plt.subplots(figsize=(6.5, 3.8))
 for name, t in toy_fuv.groupby("model", sort=False):
     ax.plot(t["sigma"], t["FUV"], "o-", ms=3, label=name)
 ax.axhline(0.01, color="k", lw=0.8, ls="--")
 ax.set(xscale="log", yscale="log", xlabel=r"noise level $\sigma$",
        ylabel="FUV of the MLP score (Eq. 28)",
        title=f"toy GMM: D = {gmm_true.dim}, {gmm_true.n_components} modes")
-ax.legend(fontsize=8)
+ax.legend(fontsize=9)
 plt.show()
 
 # %% [markdown]
@@ -228,19 +228,19 @@ div["final MSE"] = div["final MSE"].map(lambda v: f"{v:.3g}")
 div
 
 # %%
-fig, axs = plt.subplots(1, 2, figsize=(12, 4))
+fig, axs = plt.subplots(1, 2, figsize=(8.2, 4))
 for ax, qty in zip(axs, ["x_t", "D"]):
     for name, t in dev[dev.quantity == qty].groupby("model", sort=False):
         t = t[(t["sigma"] > 0) & (t["step"] > 0)]  # step 0 is the shared start x_T
         ax.plot(t["sigma"], t["MSE"], "o-", ms=3, label=name)
         ax.fill_between(t["sigma"], t["q25"], t["q75"], alpha=0.15)
     ax.axhline(0.01, color="k", lw=0.8, ls="--")
-    ax.set(xscale="log", yscale="log", xlabel=r"noise level $\sigma_t$ (sampling runs right to left)",
+    ax.set(xscale="log", yscale="log", xlabel=r"noise level $\sigma_t$ (sampling: right to left)",
            ylabel=f"MSE to the network's {'$x_t$' if qty == 'x_t' else '$D(x_t)$'}")
     ax.invert_xaxis()
 axs[0].set_title("state $x_t$ (Fig. 7)")
 axs[1].set_title("denoiser output $D(x_t)$ (Fig. 15)")
-axs[0].legend(fontsize=8)
+fig.legend(*axs[0].get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=9)
 plt.show()
 
 # %% [markdown]
@@ -252,14 +252,14 @@ plt.show()
 
 # %%
 show = [0, 4, 8, 10, 12, 14, 17]
-fig, axs = plt.subplots(2, len(show), figsize=(1.4 * len(show), 3.2))
+fig, axs = plt.subplots(2, len(show), figsize=(1.15 * len(show), 2.9))
 for row, name in enumerate(["network", "Gaussian (Eq. 15)"]):
     for col, i in enumerate(show):
         axs[row, col].imshow(traj[name].denoised[i, 0].reshape(shape[-2:]).numpy(), cmap="gray_r", vmin=-1, vmax=1)
         axs[row, col].set(xticks=[], yticks=[])
         if row == 0:
-            axs[row, col].set_title(rf"$\sigma$={float(traj[name].sigma[i]):.2g}", fontsize=8)
-    axs[row, 0].set_ylabel(name.split(" ")[0], fontsize=8)
+            axs[row, col].set_title(rf"$\sigma$={float(traj[name].sigma[i]):.2g}", fontsize=10)
+    axs[row, 0].set_ylabel(name.split(" ")[0], fontsize=10)
 plt.show()
 
 # %% [markdown]
@@ -292,12 +292,12 @@ dist.round(3)
 
 # %%
 n_show = 8
-fig, axs = plt.subplots(len(samples), n_show, figsize=(1.1 * n_show, 1.2 * len(samples)))
+fig, axs = plt.subplots(len(samples), n_show, figsize=(1.0 * n_show, 1.1 * len(samples)))
 for row, (name, s) in enumerate(samples.items()):
     for col in range(n_show):
         axs[row, col].imshow(s[col].reshape(shape[-2:]).numpy(), cmap="gray_r", vmin=-1, vmax=1)
         axs[row, col].set(xticks=[], yticks=[])
-    axs[row, 0].set_ylabel(name.split(" (")[0], fontsize=7)
+    axs[row, 0].set_ylabel(name.split(" (")[0].replace(" per ", "\nper "), fontsize=10)
 plt.show()
 
 # %% [markdown]
@@ -325,22 +325,18 @@ plt.show()
 idx = torch.arange(3) if labels is None else torch.nonzero(labels == cfg["plane_digit"])[:3, 0]
 plane = gn.plane_through(x[idx])
 field_models = {"network": net, **{k: models[k] for k in [f"GMM k-means {cfg['kmeans_ks'][-1]}", gmm_name, "Gaussian", "delta (training set)"]}}
-fig, axs = plt.subplots(len(cfg["plane_sigmas"]), len(field_models),
-                        figsize=(3.0 * len(field_models), 2.9 * len(cfg["plane_sigmas"])), squeeze=False)
-for row, sigma in enumerate(cfg["plane_sigmas"]):
-    for col, (name, m) in enumerate(field_models.items()):
+for sigma in cfg["plane_sigmas"]:
+    fig, axs = plotting.panels(len(field_models), ncols=3, aspect=1.0)
+    for ax, (name, m) in zip(axs, field_models.items()):
         f = {k: v.numpy() for k, v in gn.plane_field(m, plane, sigma, cfg["plane_grid"]).items()}
-        ax = axs[row, col]
         ax.pcolormesh(f["u"], f["v"], f["norm"], cmap="viridis", shading="auto")
         ax.quiver(f["u"], f["v"], f["su"] / f["norm"], f["sv"] / f["norm"], color="w", scale=25, width=0.006)
         ax.plot(plane.anchors[:, 0].numpy(), plane.anchors[:, 1].numpy(), "o", color="r", ms=5)
-        ax.set(title=f"{name.split(' (')[0]}, $\\sigma$={sigma:g}", aspect="equal")
-        ax.title.set_fontsize(9)
-        if row == len(cfg["plane_sigmas"]) - 1:
-            ax.set_xlabel("in-plane axis 1 (L2)")
-        if col == 0:
-            ax.set_ylabel("in-plane axis 2 (L2)")
-plt.show()
+        ax.set(title=name.split(" (")[0], aspect="equal")
+    fig.suptitle(rf"score fields at $\sigma$ = {sigma:g}")
+    fig.supxlabel("in-plane axis 1 (L2)")
+    fig.supylabel("in-plane axis 2 (L2)")
+    plt.show()
 
 # %% [markdown]
 # **Figure 6** (the paper's Fig. 11). Score fields on the plane through three training

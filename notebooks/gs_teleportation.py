@@ -148,7 +148,7 @@ gmm_tables["trained MLP"].round(gmm_digits)
 # %%
 sd_data = gmm.sample(20000, gen).var(0).sum().sqrt().item()
 print(f"sqrt(tr Sigma) of the mixture: {sd_data:.2f}")
-fig, axs = plt.subplots(1, 2, figsize=(10, 3.6))
+fig, axs = plt.subplots(1, 2, figsize=(8.2, 4))
 for name, tab in gmm_tables.items():
     axs[0].plot(tab["sigma_skip"], tab["endpoint error"], "o-", label=name)
     axs[1].plot(tab["sigma_skip"], tab["mode flips (%)"], "o-", label=name)
@@ -159,7 +159,7 @@ axs[1].set(xscale="log", xlabel=r"teleport target $\sigma_\mathrm{skip}$",
 for ax in axs:
     ax.axvline(sd_data, color="grey", ls=":", lw=1, label=r"$\sqrt{\mathrm{tr}\,\Sigma}$ of the data")
     ax.invert_xaxis()
-    ax.legend(fontsize=8)
+fig.legend(*axs[0].get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=9)
 plt.show()
 
 # %% [markdown]
@@ -243,7 +243,7 @@ for ax, k in zip(axs, shown):
     ax.imshow(torch.cat(list(row), dim=1).numpy(), cmap="gray_r", vmin=-1, vmax=1)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_ylabel(f"skip {k}\nNFE {heun_nfe(steps, k)}", rotation=0, ha="right", va="center", fontsize=8)
+    ax.set_ylabel(f"skip {k}\nNFE {heun_nfe(steps, k)}", rotation=0, ha="right", va="center", fontsize=9)
 axs[0].set_title("(b) the same 16 starting points $x_T$, teleported to later and later noise levels")
 plt.show()
 
@@ -295,7 +295,7 @@ summary = pd.DataFrame(rows).set_index(["setting", "skip"])
 summary
 
 # %%
-fig, ax = plt.subplots(figsize=(7, 4))
+fig, ax = plt.subplots(figsize=(8.2, 5.6))
 for name, (tab, q) in theirs.items():
     ax.plot(tab["NFE saved (%)"], tab[f"{q} change (%)"], "s--", alpha=0.6, label=f"{name} (FID)")
 for name, (tab, q) in ours.items():
@@ -304,7 +304,7 @@ ax.axhline(3, color="k", lw=1, ls=":")
 ax.axvspan(15, 30, color="grey", alpha=0.15, label="claimed 15-30% saving")
 ax.set(xlabel="NFE saved (%)", ylabel="quality change vs Heun (%)", ylim=(-25, 60), xlim=(-2, 70),
        title="GS-12: quality cost of teleportation")
-ax.legend(fontsize=7, loc="upper left")
+fig.legend(loc="outside lower center", ncol=2, fontsize=9)
 plt.show()
 
 # %% [markdown]

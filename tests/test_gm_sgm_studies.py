@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy import stats
@@ -132,3 +133,15 @@ def test_image_grid_places_every_image_between_separators():
     assert (g[0] == 0.5).all() and (g[:, 0] == 0.5).all()
     with pytest.raises(ValueError, match="need 16 images"):
         G.image_grid(x, 4)
+
+
+def test_paired_puts_paper_beside_ours_without_empty_cells():
+    ours = pd.DataFrame({"iterations": [20, 100], "SGM": [0.1234, 0.2], "GM-SGM": [0.3, 0.4],
+                         "only ours": [1.0, 2.0]})
+    paper = pd.DataFrame({"iterations": [100, 500], "SGM": [45.2, 3.5], "GM-SGM": [6.0, 3.0]})
+    t = G.paired(ours, paper, "iterations", digits=2)
+    assert list(t.index) == ["SGM", "GM-SGM"]  # models both tables have, the paper's order
+    assert list(t.columns) == ["100 (paper)", "100 (ours)", "500 (paper)", "20 (ours)"]
+    assert not t.isna().any().any()
+    assert t.loc["SGM", "20 (ours)"] == 0.12 and t.loc["GM-SGM", "100 (paper)"] == 6.0
+    assert t.loc["GM-SGM", "100 (ours)"] == 0.4 and t.loc["SGM", "500 (paper)"] == 3.5

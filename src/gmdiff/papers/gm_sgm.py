@@ -220,20 +220,25 @@ def dsm_config(
     )
 
 
-def side_by_side(ours: pd.DataFrame, paper: pd.DataFrame, on: str, digits: int = 3) -> pd.DataFrame:
-    """Join our table with the paper's on column ``on``: for every column name, the
-    paper's value (" (paper)") next to ours (" (ours)"), paper columns first in the
-    paper's order, then columns only we have; rows either side lacks show NaN. Our numbers
-    are rounded to ``digits`` decimals."""
+def paired(ours: pd.DataFrame, paper: pd.DataFrame, on: str, digits: int | None = 3) -> pd.DataFrame:
+    """Our table beside the paper's, transposed: one row per column (model) that both
+    tables have, and for every value of ``on`` (e.g. the number of iterations) the paper's
+    number ("<value> (paper)") next to ours ("<value> (ours)"), the paper's values of ``on``
+    first in its order. A value only one side has gives that side's column alone, so no cell
+    is empty. Our numbers are rounded to ``digits`` decimals."""
     a = ours.set_index(on)
-    a = a.round(digits) if digits is not None else a
-    b = paper.set_index(on)
-    joined = a.add_suffix(" (ours)").join(b.add_suffix(" (paper)"), how="outer")
-    cols = []
-    for name in list(b.columns) + [c for c in a.columns if c not in b.columns]:
-        cols += [f"{name} (paper)"] if name in b.columns else []
-        cols += [f"{name} (ours)"] if name in a.columns else []
-    return joined[cols].sort_index(ascending=False)
+    a = (a.round(digits) if digits is not None else a).T
+    b = paper.set_index(on).T
+    models = [m for m in b.index if m in a.index]
+    cols = {}
+    for v in list(b.columns) + [v for v in a.columns if v not in b.columns]:
+        if v in b.columns:
+            cols[f"{v:g} (paper)"] = b.loc[models, v]
+        if v in a.columns:
+            cols[f"{v:g} (ours)"] = a.loc[models, v]
+    out = pd.DataFrame(cols)
+    out.columns.name = on
+    return out
 
 
 def which_is_lower(a: float, b: float, tol: float, name_a: str, name_b: str) -> str:
