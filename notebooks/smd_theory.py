@@ -113,8 +113,10 @@ sim.set_index(["T", "t", "model"]).round(2)
 # them; and the expected posterior variance is at most that of the estimator
 # $x_t/\sqrt{\alpha_t}$. Together they give, for *every* data distribution,
 #
-# $$\mathcal M_t \le \frac D2 \log\frac{1 - \bar\alpha_t}{\alpha_t (1 - \bar\alpha_{t-1})}
-# \qquad (t \ge 2),$$
+# $$
+# \mathcal M_t \le \frac D2 \log\frac{1 - \bar\alpha_t}{\alpha_t (1 - \bar\alpha_{t-1})}
+# \qquad (t \ge 2),
+# $$
 #
 # and a similar bound for the fixed variance (`local_error_bound`). At $t = 1$ the
 # bound is infinite ($\tilde\beta_1 = 0$). So with $D$ and the schedule fixed,
