@@ -376,6 +376,10 @@ for sigma in cfg["plane_sigmas"]:
 # paired difference's 95% interval lies above zero for seeds 0, 1 and 2).
 # LPIPS is not computed: its pretrained weights are not available offline.
 #
-# **{claim}`GS-10`**: the figure is regenerated. The score fields on the plane through three training
-# images show a single Gaussian-like basin at $\sigma = 2$ for all models and, at
-# $\sigma = 0.3$, multi-basin structure in the network between the GMM and delta fields.
+# **{claim}`GS-10`**: the figure is regenerated, its key feature only in part. The score
+# fields on the plane through three training images show a single Gaussian-like basin at
+# $\sigma = 2$ for all models and, at $\sigma = 0.3$, multi-basin structure in the network
+# between the GMM and delta fields. At $\sigma = 0.1$, where the paper sees the network's
+# field vanish inside the triangle of the three images, the delta field has one basin per
+# image and the network's field is weak along a band joining the images through two edges
+# of the triangle, not inside it.

@@ -72,7 +72,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "heun_steps": 18,
             "n_trajectories": 128,
             "plane_digit": 2,
-            "plane_sigmas": [2.0, 0.3],
+            "plane_sigmas": [2.0, 0.3, 0.1],
             "plane_grid": 17,
             "toy_n_points": 2000,
         },
