@@ -396,9 +396,10 @@ plt.show()  # the book's style lays figures out with constrained_layout
 # resolved here. (With under-trained 1,500-step nets we had seen $\beta=3$ worst; that
 # difference disappeared with adequate training.)
 #
-# **{claim}`GMS-8`** (Table 4; one seed, differences near the SW2 noise floor). The adaptive solver (ours, VP: 176
-# NFE, VE: 117 NFE at the default tolerances; SW2 0.14 and 0.16) is slightly worse than PC
-# at 50-100 NFE (0.08-0.11) for both models, and GM-SGM has no edge over the SGM; the paper's
+# **{claim}`GMS-8`** (Table 4; one seed, differences near the SW2 noise floor). The adaptive solver (ours, VP: 175-176
+# NFE, VE: 117 NFE at the default tolerances, the VP count moving by one between CPU kernel
+# paths; SW2 0.14-0.15 and 0.16) lies within one run's tie band of PC at 50-100 NFE
+# (0.08-0.11) for both models, and GM-SGM has no edge over the SGM; the paper's
 # ordering (GM-SGM far ahead of the adaptive solver, far ahead of the SGM) relies on the
 # SGM's collapse, absent here.
 #
