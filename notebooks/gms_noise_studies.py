@@ -313,6 +313,6 @@ plt.show()
 # sampling (Sec. 5.4): **not reproduced**. They do not cost quality on the ring: they
 # restore the mode width (exact 1.01 instead of 0.65; trained 1.20 instead of 0.76, the
 # trained SGM's 1.21), and their SW2 is no worse (exact 0.106 vs 0.145, trained 0.083 vs
-# 0.135: differences inside one run's tie band of about $\pm 0.06$, measured in
-# {ref}`gm-sgm-tables`, so the width is the evidence, not SW2). The paper's 4.1 → 5.2 on
+# 0.135: differences inside the tie band of {ref}`gm-sgm-tables`, 3 standard deviations
+# of the SW2 noise floor or about 0.09, so the width is the evidence, not SW2). The paper's 4.1 → 5.2 on
 # CelebA-64 is the opposite ordering.
