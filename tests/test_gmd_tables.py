@@ -81,7 +81,10 @@ def test_evaluate_tables_scores_every_run_with_paired_noise(tiny_models):
 def test_image_scores_against_the_metrics():
     g = torch.Generator().manual_seed(0)
     ref = torch.rand(300, 1, 2, 2, generator=g) * 2 - 1
-    flat = lambda x: x.flatten(1)  # noqa: E731
+
+    def flat(x):
+        return x.flatten(1)
+
     s = P.ImageScores(ref, flat, 50, 0)
     x = torch.rand(50, 1, 2, 2, generator=g) * 2 - 1
     out = s(x)
