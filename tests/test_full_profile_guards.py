@@ -25,3 +25,23 @@ def test_gm_sgm_tables_full_profile_without_data_stops_at_once(tmp_path, dataset
     assert err.value.ename == "FileNotFoundError"
     assert dataset in err.value.evalue and "data_dir" in err.value.evalue
     assert time.perf_counter() - t0 < 120  # a kernel start and the imports, no training
+
+
+GMD_TABLES = CHAPTER.parent / "gmd_tables.py"
+
+
+def test_gmd_tables_full_profile_without_data_stops_at_once(tmp_path):
+    """GM-DDPM's Tables 1-3 at paper scale need the CIFAR-10 batches: a missing folder is a
+    FileNotFoundError that says how to pass it, before anything is trained."""
+    t0 = time.perf_counter()
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        pm.execute_notebook(
+            str(GMD_TABLES),
+            str(tmp_path / "out.ipynb"),
+            parameters={"profile": "full", "data_dir": str(tmp_path / "missing")},
+            kernel_name="python3",
+            progress_bar=False,
+        )
+    assert err.value.ename == "FileNotFoundError"
+    assert "CIFAR-10" in err.value.evalue and "data_dir" in err.value.evalue
+    assert time.perf_counter() - t0 < 120  # a kernel start and the imports, no training

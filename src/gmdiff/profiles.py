@@ -343,6 +343,26 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "n": 4000,
         },
     },
+    "gmd_tables": {
+        # GM-DDPM Tables 1-3. ci: configs/gm_ddpm_digits.yaml (8x8 digits, T = 50, CPU),
+        # FD-digits / IS-digits / precision-recall in the digit classifier's features.
+        # full: configs/gm_ddpm_cifar10.yaml (T = 1000, GPU, the CIFAR-10 batches) and
+        # clean-fid FID on 50,000 samples (DDPM's count; the paper states none).
+        "ci": {
+            "lams": [0.0, 0.1, 0.2, 1.0],
+            "seeds": [0, 1, 2],
+            "n": 200,
+            "solver_steps": 10,
+            "batch": 1000,
+        },
+        "full": {
+            "lams": [0.0, 0.1, 0.2, 1.0],
+            "seeds": [0, 1, 2],
+            "n": 50_000,
+            "solver_steps": 20,
+            "batch": 1000,
+        },
+    },
     "gm_sgm_tables": {
         # ci: 2-D ring (exact metric) + sklearn 8x8 digits (FD-digits), CPU, one thread.
         "ci": {

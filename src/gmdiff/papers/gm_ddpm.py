@@ -29,10 +29,17 @@ F64 = torch.float64
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"
 
 #: Tables 1-3 of the paper (``papers/numbers/gm_ddpm.yaml``; of Table 3 the CIFAR-10 FID at
-#: lr 1e-4, the learning rate of Table 1).
+#: lr 1e-4, the learning rate of Table 1, and its other columns, (IS, FID) per cell: CIFAR-10
+#: at lr 2e-4 and CIFAR-100).
 PAPER_TABLE1 = numbers.table("gm_ddpm", "table1")
 PAPER_TABLE2 = numbers.table("gm_ddpm", "table2")
 PAPER_TABLE3_C10 = numbers.table("gm_ddpm", "table3_cifar10")
+PAPER_TABLE3_OTHER = numbers.table("gm_ddpm", "table3_other")
+#: Table 2's only precision / recall (AFHQ-cat): (solver, model) -> (P, R).
+PAPER_TABLE2_PR = {
+    (r.solver, r.model): (r.precision, r.recall)
+    for r in numbers.table("gm_ddpm", "table2_pr").itertuples(index=False)
+}
 
 
 # --------------------------------------------------------------------------------------
@@ -296,3 +303,201 @@ def toy_config(lam: float, steps: int, seed: int):
 
     sets = [f"model.overrides.lam={lam}", f"train.steps={steps}", f"train.seed={seed}"]
     return load_config(CONFIG_DIR / "gm_ddpm_toy.yaml", sets)
+
+
+# --------------------------------------------------------------------------------------
+# Tables 1-3 on trained image models (GMD-7..9)
+# --------------------------------------------------------------------------------------
+
+#: The table runs: name -> (library sampler, steps (None: all T; "solver": the solver
+#: budget), options). The three strategies are Table 1's rows in the paper's order (Sec.
+#: 4.1: "original" = the DDPM sampler, Alg. 3; "removal mu", Alg. 4; "random mu", Alg. 5);
+#: the solvers are Table 2's (DPM-Solver run as the library's DPM-Solver++(2M)).
+TABLE_RUNS: dict[str, tuple[str, int | str | None, dict]] = {
+    "original (Alg. 3)": ("gm_ddpm", None, {"strategy": "ddpm"}),
+    "removal mu (Alg. 4)": ("gm_ddpm", None, {"strategy": "keep_mu"}),
+    "random mu (Alg. 5)": ("gm_ddpm", None, {"strategy": "random"}),
+    "DDIM": ("ddim", "solver", {}),
+    "DPM-Solver": ("dpm_solver_pp", "solver", {}),
+}
+STRATEGY_RUNS = tuple(TABLE_RUNS)[:3]
+SOLVER_RUNS = tuple(TABLE_RUNS)[3:]
+
+#: The table configs per profile: ci = 8x8 digits on the CPU, full = the paper's CIFAR-10.
+TABLE_CONFIGS = {"ci": "gm_ddpm_digits.yaml", "full": "gm_ddpm_cifar10.yaml"}
+
+
+def table_config(profile: str, lam: float, seed: int, sets: Sequence[str] = ()):
+    """The run of the tables for offset scale ``lam`` (0 = DDPM: the same network, loss
+    and schedule with every mean 0, Sec. 4.3) and training seed ``seed``: TABLE_CONFIGS
+    [profile] with ``sets`` (``key=value`` overrides, e.g. the data folder) applied."""
+    from gmdiff.config import load_config
+
+    if profile not in TABLE_CONFIGS:
+        raise ValueError(f"profile must be one of {sorted(TABLE_CONFIGS)}, got {profile!r}")
+    overrides = [*sets, f"model.overrides.lam={lam}", f"train.seed={seed}"]
+    return load_config(CONFIG_DIR / TABLE_CONFIGS[profile], overrides)
+
+
+def train_table_models(
+    profile: str,
+    lams: Sequence[float],
+    seeds: Sequence[int],
+    sets: Sequence[str] = (),
+    cache_dir=None,
+) -> dict[tuple[float, int], object]:
+    """{(lam, seed): :class:`gmdiff.runs.Run`} for every lam and seed, each trained once by
+    :func:`gmdiff.runs.load_or_train` (cached) and loaded with its EMA weights."""
+    from gmdiff import runs
+
+    return {
+        (lam, s): runs.load_or_train(
+            table_config(profile, lam, s, sets), "gmd-tables", cache_dir=cache_dir
+        )[0]
+        for lam in lams
+        for s in seeds
+    }
+
+
+def table_samples(run, name: str, n: int, seed: int, solver_steps: int, batch: int = 1000):
+    """n samples of the trained ``run`` with the table run ``name`` (:data:`TABLE_RUNS`),
+    from x_T ~ N(0, I) drawn by a generator seeded with ``seed`` (so every model and run
+    with the same seed starts from the same noise)."""
+    from gmdiff.runs import draw_samples
+    from gmdiff.samplers import SAMPLERS
+
+    sampler, steps, opts = TABLE_RUNS[name]
+    steps = run.schedule.T if steps is None else solver_steps
+    return draw_samples(
+        run.denoiser, run.schedule, SAMPLERS[sampler], steps, run.shape, n,
+        seed=seed, batch=batch, **opts,
+    )  # fmt: skip
+
+
+class ImageScores:
+    """The tables' metrics of a sample set against fixed reference images, in one feature
+    space (the digit classifier's for FD-digits / IS-digits, Inception's for FID):
+
+    * ``fd``: Frechet distance of the features (:func:`gmdiff.metrics.frechet_distance_features`)
+      to all reference images;
+    * ``is``: exp E KL(p(y|x) || p(y)) (:func:`gmdiff.metrics.classifier_score`) when a
+      classifier is given;
+    * ``precision`` / ``recall``: Kynkaanniemi et al. 2019 (k = 3,
+      :func:`gmdiff.metrics.precision_recall`) against ``n_pr`` reference images drawn once
+      (seeded), as many as the samples (the metric compares sets of equal size).
+
+    ``features(images) -> (N, F)``; samples are clipped to [-1, 1] first, as images are."""
+
+    def __init__(self, reference: Tensor, features, n_pr: int, seed: int, classifier=None):
+        self.features, self.classifier = features, classifier
+        self.ref = features(reference)
+        idx = torch.randperm(len(reference), generator=torch.Generator().manual_seed(seed))
+        self.ref_pr = self.ref[idx[:n_pr]]
+
+    def __call__(self, x: Tensor) -> dict[str, float]:
+        x = x.clamp(-1, 1)
+        f = self.features(x)
+        out = {"fd": metrics.frechet_distance_features(f, self.ref)}
+        if self.classifier is not None:
+            out["is"] = metrics.classifier_score(x, self.classifier)
+        out["precision"], out["recall"] = metrics.precision_recall(
+            self.ref_pr, f[: len(self.ref_pr)]
+        )
+        return out
+
+
+def evaluate_tables(
+    models: dict[tuple[float, int], object],
+    runs_of: Callable[[float], Sequence[str]],
+    score: Callable[[Tensor], dict[str, float]],
+    n: int,
+    solver_steps: int,
+    batch: int = 1000,
+) -> pd.DataFrame:
+    """One row per (lam, seed, run in ``runs_of(lam)``): the scores of n samples of the
+    model (lam, seed); samples of seed s start from x_T drawn with seed 1000 + s for every
+    model and run, so differences between models of one seed are paired."""
+    rows = []
+    for (lam, s), run in models.items():
+        for name in runs_of(lam):
+            x = table_samples(run, name, n, 1000 + s, solver_steps, batch)
+            rows.append({"lam": lam, "seed": s, "run": name, **score(x)})
+    return pd.DataFrame(rows)
+
+
+def _t975(n: int) -> float:
+    """Student's t quantile t_{0.975, n - 1} of the paired CIs over n seeds."""
+    return float(stats.t.ppf(0.975, n - 1))
+
+
+def paired_differences(
+    scores: pd.DataFrame, metric: str, baseline: Callable[[str], str]
+) -> pd.DataFrame:
+    """For every (lam > 0, run) of ``scores`` (:func:`evaluate_tables`): the mean of
+    ``metric`` over seeds, and its difference from DDPM (lam = 0, run ``baseline(run)``) of
+    the same seed: mean, 95% t-interval over the seeds (mean -+ t_{0.975, n-1} sd / sqrt n)
+    and the range over the seeds."""
+    base = scores[scores.lam == 0].set_index(["run", "seed"])[metric]
+    rows = []
+    for (lam, run), g in scores[scores.lam > 0].groupby(["lam", "run"], sort=False):
+        d = g[metric].to_numpy() - base.loc[[(baseline(run), s) for s in g.seed]].to_numpy()
+        half = _t975(len(d)) * d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else math.inf
+        rows.append({"lam": lam, "run": run, "mean": g[metric].mean(), "diff": d.mean(),
+                     "ci_low": d.mean() - half, "ci_high": d.mean() + half,
+                     "min": d.min(), "max": d.max(), "seeds": len(d)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def direction(low: float, high: float, lower_is_better: bool = True) -> str:
+    """The direction "better" / "worse" when the interval [low, high] of a difference (model - DDPM)
+    excludes 0 on that side, else "tied"."""
+    if (high < 0) if lower_is_better else (low > 0):
+        return "better"
+    if (low > 0) if lower_is_better else (high < 0):
+        return "worse"
+    return "tied"
+
+
+def paper_direction(diff: float, tol: float, lower_is_better: bool = True) -> str:
+    """The direction of a paper's difference (model - DDPM; no error bars printed): "tied"
+    within ``tol``, else better / worse."""
+    return direction(diff - tol, diff + tol, lower_is_better)
+
+
+def verdict(ours: Sequence[str], paper: Sequence[str]) -> str:
+    """The ledger's verdict from paired cells (ours, the paper's direction): every cell
+    agrees -> "reproduced at small scale"; some cell where the paper reports a change
+    agrees -> "partly"; all of ours "tied" while the paper reports a change ->
+    "inconclusive"; else "not reproduced"."""
+    pairs = list(zip(ours, paper, strict=True))
+    if all(o == p for o, p in pairs):
+        return "reproduced at small scale"
+    if any(o == p != "tied" for o, p in pairs):
+        return "partly"
+    if all(o == "tied" for o, _ in pairs):
+        return "inconclusive"
+    return "not reproduced"
+
+
+def paper_fid(lam: float, run: str) -> tuple[float, float]:
+    """(the paper's CIFAR-10 FID of the cell (lam, run), its DDPM FID): Table 3 at lr 1e-4
+    (= Table 1) for the strategies, Table 2 for the solvers (at lam = 0.2)."""
+    if run in SOLVER_RUNS:
+        t = PAPER_TABLE2[PAPER_TABLE2.solver == run].set_index("model")["CIFAR-10 FID"]
+        return float(t["GM-DDPM"]), float(t["DDPM"])
+    col = {STRATEGY_RUNS[0]: "original", STRATEGY_RUNS[1]: "removal mu"}.get(run, "random mu")
+    t = PAPER_TABLE3_C10.set_index("lam")
+    return float(t.loc[lam, col]), float(t.loc[0.0, col])
+
+
+def claim_cells(diffs: pd.DataFrame, tol: float) -> pd.DataFrame:
+    """The rows of :func:`paired_differences` (of a lower-is-better metric) with ours =
+    :func:`direction` of the interval, the paper's CIFAR-10 FID (:func:`paper_fid`) and
+    its direction against DDPM (:func:`paper_direction` with ``tol``)."""
+    paper = [paper_fid(lam, run) for lam, run in zip(diffs.lam, diffs.run, strict=True)]
+    return diffs.assign(
+        ours=[direction(lo, hi) for lo, hi in zip(diffs.ci_low, diffs.ci_high, strict=True)],
+        paper_fid=[f for f, _ in paper],
+        paper_ddpm_fid=[b for _, b in paper],
+        paper=[paper_direction(f - b, tol) for f, b in paper],
+    )

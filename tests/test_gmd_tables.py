@@ -1,0 +1,133 @@
+"""The loops behind GM-DDPM's Tables 1-3 (gmdiff.papers.gm_ddpm, chapter gmd_tables): the
+configs, the pairing of samples, the scores, the paired differences and the verdict rule,
+at tiny sizes."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from gmdiff import metrics, nets, runs
+from gmdiff.papers import gm_ddpm as P
+from gmdiff.samplers import SAMPLERS
+
+TINY = ["train.steps=2", "train.batch_size=8", "model.overrides.base.ch=8",
+        "model.overrides.classifier_width=8", "schedule.options.T=6"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    return P.train_table_models("ci", [0.0, 0.2], [0, 1], TINY, cache_dir=cache)
+
+
+def test_table_config_sets_lambda_seed_and_profile():
+    cfg = P.table_config("ci", 0.1, 2)
+    assert cfg.model.overrides["lam"] == 0.1 and cfg.train.seed == 2
+    assert cfg.data.name == "digits8x8" and cfg.model.net == "gm_ddpm_digits"
+    full = P.table_config("full", 0.0, 0)
+    assert full.data.name == "cifar10" and full.schedule.options["T"] == 1000
+    with pytest.raises(ValueError, match="profile"):
+        P.table_config("paper", 0.2, 0)
+
+
+def test_full_profile_builds_the_paper_sized_network():
+    """configs/gm_ddpm_cifar10.yaml: the DDPM CIFAR-10 U-Net (Ho et al.: 35.7M parameters)
+    plus the classifier MLP on the 3,072 pixels; built on the CPU, not trained."""
+    run = runs.build(P.table_config("full", 0.2, 0))
+    eps = sum(p.numel() for p in run.trained.net.parameters())
+    ddpm = sum(p.numel() for p in nets.build_net(nets.get_config("ddpm_cifar10")).parameters())
+    assert eps == ddpm and abs(eps - 35.7e6) / 35.7e6 < 0.01
+    clf = sum(p.numel() for p in run.trained.classifier.parameters())
+    assert clf > 3072 * 256  # its first layer reads every pixel
+    assert run.shape == (3, 32, 32) and run.schedule.T == 1000
+
+
+def test_ddpm_strategy_is_the_library_ddpm_sampler_from_the_same_noise(tiny_models):
+    """Alg. 3 of the tables' lam = 0.2 model equals samplers.ddpm from the same x_T (a
+    separate path through draw_samples); Alg. 4 at lam = 0 equals it (no offsets)."""
+    run = tiny_models[(0.2, 1)]
+    x = P.table_samples(run, "original (Alg. 3)", 16, 1001, 3)
+    ref = runs.draw_samples(run.denoiser, run.schedule, SAMPLERS["ddpm"], run.schedule.T,
+                            run.shape, 16, seed=1001)  # fmt: skip
+    torch.testing.assert_close(x, ref)
+    base = tiny_models[(0.0, 1)]
+    a3 = P.table_samples(base, "original (Alg. 3)", 16, 7, 3)
+    torch.testing.assert_close(P.table_samples(base, "removal mu (Alg. 4)", 16, 7, 3), a3)
+    assert (P.table_samples(run, "removal mu (Alg. 4)", 16, 7, 3) - x).abs().max() > 1e-3
+
+
+def test_evaluate_tables_scores_every_run_with_paired_noise(tiny_models):
+    seen = []
+
+    def score(x):
+        seen.append(x)
+        return {"fd": float(x.mean()), "precision": 1.0}
+
+    df = P.evaluate_tables(tiny_models, lambda lam: P.STRATEGY_RUNS if lam else ["DDIM"], score,
+                           8, 3)  # fmt: skip
+    assert len(df) == 2 * 1 + 2 * 3 and set(df.seed) == {0, 1}
+    assert df.groupby("lam").size().to_dict() == {0.0: 2, 0.2: 6}
+    # solver runs use the solver budget: DDIM with 3 steps, not T = 6
+    run = tiny_models[(0.0, 0)]
+    ddim = runs.draw_samples(run.denoiser, run.schedule, SAMPLERS["ddim"], 3, run.shape, 8,
+                             seed=1000)  # fmt: skip
+    torch.testing.assert_close(seen[0], ddim)
+
+
+def test_image_scores_against_the_metrics():
+    g = torch.Generator().manual_seed(0)
+    ref = torch.rand(300, 1, 2, 2, generator=g) * 2 - 1
+
+    def flat(x):
+        return x.flatten(1)
+
+    s = P.ImageScores(ref, flat, 50, 0)
+    x = torch.rand(50, 1, 2, 2, generator=g) * 2 - 1
+    out = s(x)
+    assert out["fd"] == pytest.approx(metrics.frechet_distance_features(flat(x), flat(ref)))
+    assert "is" not in out
+    assert s(s.ref_pr.reshape(-1, 1, 2, 2))["precision"] == 1.0
+    shifted = s(torch.full((50, 1, 2, 2), 5.0))  # clipped to 1: one point, off the data
+    assert shifted["recall"] < 0.1
+
+
+def test_paired_differences_t_interval_by_hand():
+    rows = [(0.0, "A", s, 10.0) for s in range(3)] + [(0.0, "B", s, 0.0) for s in range(3)]
+    rows += [(0.2, "A", s, 10.0 + d) for s, d in enumerate([1.0, 2.0, 3.0])]
+    rows += [(0.2, "C", s, 5.0) for s in range(3)]
+    df = pd.DataFrame(rows, columns=["lam", "run", "seed", "fd"])
+    out = P.paired_differences(df, "fd", lambda r: "B" if r == "C" else r).set_index("run")
+    half = 4.302652729911275 * 1.0 / math.sqrt(3)  # t_{0.975, 2} * sd / sqrt(n)
+    assert out.loc["A", "diff"] == pytest.approx(2.0)
+    assert out.loc["A", "ci_low"] == pytest.approx(2.0 - half)
+    assert out.loc["A", "ci_high"] == pytest.approx(2.0 + half)
+    assert (out.loc["A", "min"], out.loc["A", "max"]) == (1.0, 3.0)
+    assert out.loc["C", "diff"] == 5.0 and out.loc["C", "ci_low"] == 5.0  # against B
+
+
+def test_directions_and_verdict_rule():
+    assert P.direction(-2, -1) == "better" and P.direction(1, 2) == "worse"
+    assert P.direction(-1, 1) == "tied" and P.direction(1, 2, lower_is_better=False) == "better"
+    assert P.paper_direction(-0.38, 0.1) == "better" and P.paper_direction(0.05, 0.1) == "tied"
+    assert P.verdict(["better", "tied"], ["better", "tied"]) == "reproduced at small scale"
+    assert P.verdict(["better", "worse"], ["better", "better"]) == "partly"
+    assert P.verdict(["tied", "tied"], ["better", "better"]) == "inconclusive"
+    assert P.verdict(["worse", "tied"], ["better", "better"]) == "not reproduced"
+    # a tie of the paper matched by ours does not make a partial reproduction
+    assert P.verdict(["tied", "worse"], ["tied", "better"]) == "not reproduced"
+
+
+def test_paper_cells_read_the_right_tables():
+    assert P.paper_fid(0.2, "original (Alg. 3)") == (2.97, 3.35)
+    assert P.paper_fid(1.0, "random mu (Alg. 5)") == (7.79, 3.35)
+    assert P.paper_fid(0.2, "DDIM") == (5.24, 6.50)
+    assert P.paper_fid(0.2, "DPM-Solver") == (5.10, 5.25)
+    diffs = pd.DataFrame({"lam": [0.2, 1.0], "run": ["removal mu (Alg. 4)", "DDIM"],
+                          "ci_low": [-3.0, -1.0], "ci_high": [-1.0, 2.0]})  # fmt: skip
+    cells = P.claim_cells(diffs, 0.1)
+    assert list(cells.ours) == ["better", "tied"]
+    assert list(cells.paper) == ["better", "better"]
