@@ -208,7 +208,7 @@ t3 = cells[cells.run.isin(P.STRATEGY_RUNS)]
 show(t3)
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6))
+fig, axes = plt.subplots(1, 2, figsize=(8.2, 3.6))
 lams = cfg["lams"]
 second = "is" if "is" in scores else "recall"
 base = scores[(scores.lam == 0) & (scores.run == "original (Alg. 3)")]
@@ -224,7 +224,7 @@ for ax, m in zip(axes, ["fd", second]):
            title=f"{names.get(m, m)}, mean and range over seeds")  # fmt: skip
     ax.set_xticks(lams, [f"{v:g}" for v in lams])
     ax.minorticks_off()
-axes[0].legend(fontsize=8)
+axes[0].legend(fontsize=9)
 plt.show()
 
 # %% [markdown]

@@ -44,11 +44,10 @@ data_dir = None
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import pandas as pd
 import torch
 
 from gmdiff import data, plotting, zoo
-from gmdiff.papers import smd
+from gmdiff.papers import numbers, smd
 from gmdiff.profiles import get_profile
 
 torch.set_num_threads(1)
@@ -122,21 +121,7 @@ plt.show()
 
 # %%
 # NBVAL_TOLERANCE abs=0.8  (measured: FD-digits moves <= 0.37, native/AVX2 vs default)
-paper = pd.DataFrame(
-    [
-        ("Table 1", "CIFAR-10 32x32", "DDPM", "FID", 3.78, 3.13),
-        ("Table 1", "LSUN-Conference 64x64", "DDPM", "FID", 4.15, 3.52),
-        ("Table 1", "LSUN-Church 64x64", "DDPM", "FID", 3.65, 3.17),
-        ("Table 1", "CelebA-HQ 128x128", "DDPM", "FID", 6.78, 6.35),
-        ("Table 1", "CIFAR-10 32x32", "ADM", "FID", 2.98, 2.55),
-        ("Table 1", "LSUN-Conference 64x64", "ADM", "FID", 3.85, 3.29),
-        ("Table 1", "LSUN-Church 64x64", "ADM", "FID", 3.41, 2.98),
-        ("Table 1", "CelebA-HQ 128x128", "ADM", "FID", 6.45, 6.02),
-        ("Table 2", "LSUN-Church 256x256", "LDM", "FID", 5.86, 5.21),
-        ("Table 2", "CelebA-HQ 256x256", "LDM", "FID", 6.13, 5.48),
-    ],
-    columns=["source", "data", "model", "metric", "without SMD", "with SMD"],
-)
+paper = numbers.table("smd", "tables_1_2")
 ours = wide.loc[("ddpm", max(s for m, s in grid if m == "ddpm"))]
 paper.loc[len(paper)] = ("ours (ci)", "sklearn digits 8x8", "DDPM", "FD-digits",
                          ours["DDPM"], ours["DDPM w/ SMD"])  # fmt: skip

@@ -152,7 +152,8 @@ window.addEventListener('load', () => setTimeout(() => {
   const col = article.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
   const out = {col: col, tables: [], images: []};
   article.querySelectorAll('table').forEach(t => {
-    if (t.offsetParent !== null && t.scrollWidth > col + 2)
+    // a table folded away (a collapsed cell) is not shown, so it cannot overflow
+    if (t.offsetParent !== null && t.innerText.trim() && t.scrollWidth > col + 2)
       out.tables.push([t.scrollWidth, t.innerText.replace(/\s+/g, ' ').slice(0, 60)]);
   });
   article.querySelectorAll('img').forEach(im => {
