@@ -139,8 +139,10 @@ def cell_profile(notebooks: Path, top: int = 10) -> str:
     total = sum(totals.values())
     out = [
         (
-            f"Papermill's recorded times of the stored notebooks (cold cache: trained models "
-            f"included): {len(totals)} notebooks, {total:.0f} s ({total / 60:.1f} min) in all."
+            f"Papermill's recorded times of the stored notebooks, as each was last executed (on "
+            f"a shared machine, some with their trained models already cached, so these locate "
+            f"the slow cells; the cold times are in the reproducibility page): {len(totals)} "
+            f"notebooks, {total:.0f} s ({total / 60:.1f} min) in all."
         ),
         "",
         "| notebook | code cell | time (s) | share of all | first line |",
