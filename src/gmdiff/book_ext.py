@@ -30,10 +30,12 @@ from sphinx import addnodes
 
 from gmdiff import ledger
 
-#: Cell colours of the map, one per verdict (colour-blind safe, text stays black).
+#: Cell colours of the map, one per verdict: blues for reproduced, oranges against, grey and
+#: white for no decision (a blue-orange scale reads under the common colour-vision
+#: deficiencies; each cell's tooltip also names its verdict).
 COLOURS = {
-    "reproduced": "#4daf4a",
-    "reproduced at small scale": "#a6dba0",
+    "reproduced": "#4393c3",
+    "reproduced at small scale": "#b8d9ee",
     "partly": "#fdb863",
     "not reproduced": "#e66101",
     "inconclusive": "#bababa",
