@@ -43,6 +43,7 @@
 
 # %% tags=["parameters"]
 profile = "ci"
+seed = 0  # the first training seed; the profile's other seeds follow it
 
 # %%
 import matplotlib.pyplot as plt
@@ -56,6 +57,7 @@ from gmdiff.papers import gm_sgm_dimension as M
 from gmdiff.profiles import get_profile
 
 cfg = get_profile("gms_dimension", profile)
+cfg["seeds"] = [seed + k for k in range(len(cfg["seeds"]))]
 torch.set_num_threads(1)  # small nets: one thread is fastest on this machine
 plotting.style()
 pd.set_option("display.precision", 3)
