@@ -67,7 +67,7 @@ def test_recursion_shell_distance_grows_like_sqrt_d_for_isotropic_data():
 
 def test_frechet_to_moments_is_small_for_exact_samples_and_sees_a_planted_shift():
     prior = data.seeded_low_rank_gmm(10, 3, 2, 0)
-    mean, cov = M.gmm_moments(prior)
+    mean, cov = prior.moments()
     x = prior.sample(200_000, torch.Generator().manual_seed(0))
     assert torch.allclose(x.mean(0), mean, atol=0.02)
     assert torch.allclose(torch.cov(x.T), cov, atol=0.03)

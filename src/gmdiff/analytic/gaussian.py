@@ -148,6 +148,17 @@ class GaussianMixture:
         )
         return (w[..., None] * d_k).sum(1)
 
+    def moments(self) -> tuple[Tensor, Tensor]:
+        """Exact mean (D,) and covariance (D, D) of the mixture:
+        mu = sum_k pi_k mu_k, Sigma = sum_k pi_k (Sigma_k + mu_k mu_k^T) - mu mu^T."""
+        w = self.log_weights.exp()
+        mu = w @ self.means
+        covs = torch.einsum("kdr,kr,ker->kde", self.U, self.lam, self.U)
+        second = torch.einsum("k,kde->de", w, covs) + torch.einsum(
+            "k,kd,ke->de", w, self.means, self.means
+        )
+        return mu, second - torch.outer(mu, mu)
+
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n exact samples of the (noise-free) mixture."""
         k = torch.multinomial(self.log_weights.exp(), n, replacement=True, generator=generator)

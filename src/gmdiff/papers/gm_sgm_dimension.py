@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from gmdiff import runs
+from gmdiff import metrics, runs
 from gmdiff.papers import gm_sgm as G
 from gmdiff.samplers import ve_pc
 from gmdiff.schedules import VE
@@ -193,7 +193,7 @@ def mixture_exact_study(
         prior = data.seeded_low_rank_gmm(D, k, rank, 0)
         x = prior.sample(1000, torch.Generator().manual_seed(0))
         sched = VE(sigma_min=0.01, sigma_max=sigma_max_rule(x))
-        mean, cov = gmm_moments(prior)
+        mean, cov = prior.moments()
         floors[D] = floor_fd(prior, n, [0, 1])
         models = {"exact score": prior.denoiser,
                   "GM-SGM optimum": G.exact_denoiser(prior, (1.0, beta))}  # fmt: skip
@@ -224,26 +224,13 @@ def gmm_data(D: int, k: int, rank: int) -> dict:
     return {"name": "low_rank_gmm", "options": {"d": D, "k": k, "rank": rank, "seed": 0}}
 
 
-def gmm_moments(prior) -> tuple[Tensor, Tensor]:
-    """Exact mean (D,) and covariance (D, D) of a :class:`gmdiff.analytic.GaussianMixture`."""
-    w = prior.log_weights.exp()
-    mean = (w[:, None] * prior.means).sum(0)
-    cov = torch.einsum("k,kdr,kr,ker->de", w, prior.U, prior.lam, prior.U)
-    dm = prior.means - mean
-    return mean, cov + torch.einsum("k,kd,ke->de", w, dm, dm)
-
-
 def frechet_to_moments(x: Tensor, mean: Tensor, cov: Tensor) -> float:
-    """Frechet distance |m - mean|^2 + tr(S + cov - 2 (S cov)^(1/2)) between the sample
-    moments (m, S) of ``x`` (N, D) and exact moments, normalised by tr(cov)."""
+    """The Frechet distance (:func:`gmdiff.metrics.frechet_distance`) between the exact
+    moments and the sample moments of ``x`` (N, D), normalised by tr(cov)."""
     x = x.flatten(1).double()
-    m, S = x.mean(0), torch.cov(x.T)
-    w, V = torch.linalg.eigh(cov.double())
-    root = (V * w.clamp(min=0).sqrt()) @ V.T
-    M = root @ S @ root
-    tr = torch.linalg.eigvalsh((M + M.T) / 2).clamp(min=0).sqrt().sum()
-    fd = ((m - mean) ** 2).sum() + S.trace() + cov.trace() - 2 * tr
-    return float(fd / cov.trace())
+    exact = (mean.double().cpu().numpy(), cov.double().cpu().numpy())
+    sample = (x.mean(0).cpu().numpy(), torch.cov(x.T).cpu().numpy())
+    return metrics.frechet_distance(*exact, *sample) / float(cov.double().trace())
 
 
 def trained_study(
@@ -268,7 +255,7 @@ def trained_study(
         for seed in seeds:
             nets = {b: train(D, b, seed) for b in betas}
             prior = nets[betas[0]][2]
-            mean, cov = gmm_moments(prior)
+            mean, cov = prior.moments()
             for N in iterations:
                 for b, (den, sched, _) in nets.items():
                     _, dist, x = pc_trace(den, sched, (D,), n, N, prior, seed)
@@ -308,7 +295,7 @@ def trained_study(
 def floor_fd(prior, n: int, seeds: Sequence[int]) -> float:
     """Mean :func:`frechet_to_moments` of n exact samples of ``prior`` (the metric's
     Monte-Carlo floor at this sample count) over ``seeds``."""
-    mean, cov = gmm_moments(prior)
+    mean, cov = prior.moments()
     return float(
         np.mean(
             [

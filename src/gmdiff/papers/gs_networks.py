@@ -177,15 +177,9 @@ def truncate_rank(gmm: GaussianMixture, rank: int) -> GaussianMixture:
 
 
 def gmm_moments(gmm: GaussianMixture) -> Gaussian:
-    """The Gaussian with the exact mean and covariance of a mixture:
-    mu = sum_k pi_k mu_k, Sigma = sum_k pi_k (Sigma_k + mu_k mu_k^T) - mu mu^T."""
-    w = gmm.log_weights.exp()
-    mu = w @ gmm.means
-    covs = torch.einsum("kdr,kr,ker->kde", gmm.U, gmm.lam, gmm.U)
-    second = torch.einsum("k,kde->de", w, covs) + torch.einsum(
-        "k,kd,ke->de", w, gmm.means, gmm.means
-    )
-    return Gaussian.from_cov(mu, second - torch.outer(mu, mu))
+    """The Gaussian with the exact mean and covariance of a mixture
+    (:meth:`gmdiff.analytic.GaussianMixture.moments`)."""
+    return Gaussian.from_cov(*gmm.moments())
 
 
 def idealised_models(
