@@ -36,7 +36,8 @@ def test_bad_names_are_clear_errors():
 
 
 def test_tables_are_fresh_copies():
-    numbers.table("gm_sgm", "table1")["extra"] = 1
+    first = numbers.table("gm_sgm", "table1")
+    first["extra"] = 1
     assert "extra" not in numbers.table("gm_sgm", "table1")
 
 
