@@ -117,17 +117,20 @@ vp_toy = {"name": "vp_linear"}
 toy_train = {k: toy_cfg[k] for k in ("steps", "batch", "lr")}
 
 
-def train_toy(schedule, noise):
-    """The trained EMA denoiser (cached; `config.plain(cfg)` is its `gmdiff train` YAML)."""
-    cfg = G.dsm_config(G.RING, G.RING_MLP, schedule, noise, **toy_train, seed=seed, device=device)
-    return runs.load_or_train(cfg, "gms-ring")[0]
+def toy_config(schedule, noise):
+    """A ring model's run (`config.plain(cfg)` is its `gmdiff train` YAML)."""
+    return G.dsm_config(G.RING, G.RING_MLP, schedule, noise, **toy_train, seed=seed, device=device)
 
 
-toy_runs = {"SGM": train_toy(ve_toy, {"name": "gm_sgm", "beta": 1.0})}
-for b in toy_cfg["betas"]:
-    toy_runs[f"GM-SGM beta={b:g}"] = train_toy(ve_toy, {"name": "gm_sgm", "beta": b})
-toy_runs["SGM (VP)"] = train_toy(vp_toy, {"name": "gm_sgm", "beta": 1.0})
-toy_runs["DDGM (VP)"] = train_toy(vp_toy, {"name": "gamma", "theta0": toy_cfg["ddgm_theta0"]})
+toy_noises = {
+    "SGM": (ve_toy, {"name": "gm_sgm", "beta": 1.0}),
+    **{f"GM-SGM beta={b:g}": (ve_toy, {"name": "gm_sgm", "beta": b}) for b in toy_cfg["betas"]},
+    "SGM (VP)": (vp_toy, {"name": "gm_sgm", "beta": 1.0}),
+    "DDGM (VP)": (vp_toy, {"name": "gamma", "theta0": toy_cfg["ddgm_theta0"]}),
+}
+# cached; the missing ones trained side by side, one process per core
+toy_jobs = [(toy_config(*v), "gms-ring") for v in toy_noises.values()]
+toy_runs = dict(zip(toy_noises, runs.load_or_train_many(toy_jobs), strict=True))
 toy = {name: run.denoiser for name, run in toy_runs.items()}
 ve_toy, vp_toy = toy_runs["SGM"].schedule, toy_runs["SGM (VP)"].schedule
 true_ring = ring.sample(toy_cfg["n"], torch.Generator().manual_seed(seed + 1)).float()
@@ -190,19 +193,20 @@ img_train = {"steps": img_cfg["steps"], "batch": img_cfg["batch"], "lr": img_cfg
              "ema_decay": img_cfg["ema_decay"], "warmup": img_cfg.get("warmup", 50)}
 
 
-def train_img(noise):
-    cfg = G.dsm_config(img_data, img_model, ve_img, noise, **img_train, seed=seed, device=device)
-    return runs.load_or_train(cfg, f"gms-{img_cfg['dataset']}")[0]
-
-
-img_trained = {
-    "SGM": train_img({"name": "gm_sgm", "beta": 1.0}),
-    "GM-SGM": train_img({"name": "gm_sgm", "beta": 2.0}),
+img_noises = {
+    "SGM": {"name": "gm_sgm", "beta": 1.0},
+    "GM-SGM": {"name": "gm_sgm", "beta": 2.0},
     # App. A.5 (GMS-12): B in {I, 2M}, M shrinks the top-5% spatial frequencies by 0.5
-    "GM-SGM, matrix mixture": train_img(
-        {"name": "frequency_mixture", "gain": 2.0, "fraction": 0.05, "shrink": 0.5, "alternate": True}
-    ),
+    "GM-SGM, matrix mixture": {
+        "name": "frequency_mixture", "gain": 2.0, "fraction": 0.05, "shrink": 0.5, "alternate": True
+    },
 }
+img_jobs = [
+    (G.dsm_config(img_data, img_model, ve_img, noise, **img_train, seed=seed, device=device),
+     f"gms-{img_cfg['dataset']}")
+    for noise in img_noises.values()
+]  # fmt: skip
+img_trained = dict(zip(img_noises, runs.load_or_train_many(img_jobs), strict=True))
 img_models = {name: run.denoiser for name, run in img_trained.items()}
 ve_img = img_trained["SGM"].schedule
 if profile == "full":

@@ -53,17 +53,17 @@ from gmdiff import data, plotting
 from gmdiff.analytic.gm_ddpm import ExactGMDDPM
 from gmdiff.papers import gm_ddpm as P
 from gmdiff.profiles import get_profile
-from gmdiff.runs import load_or_train
+from gmdiff.runs import load_or_train_many
 
 torch.set_num_threads(1)
 plotting.style()
 pd.set_option("display.precision", 3)
 cfg = get_profile("gmd_training", profile)
 ring = data.ring2d(k=8, radius=2.0, std=0.1)
-models = {}
-for lam in cfg["lams"]:
-    run_cfg = P.toy_config(lam, cfg["steps"], seed)  # configs/gm_ddpm_toy.yaml, lam and seed set
-    models[lam], _ = load_or_train(run_cfg, "gm_ddpm_toy")  # trained by gmdiff.train.Trainer
+# configs/gm_ddpm_toy.yaml with lam and seed set, trained by gmdiff.train.Trainer (cached;
+# the missing ones side by side)
+jobs = [(P.toy_config(lam, cfg["steps"], seed), "gm_ddpm_toy") for lam in cfg["lams"]]
+models = dict(zip(cfg["lams"], load_or_train_many(jobs), strict=True))
 sched = models[cfg["lams"][0]].schedule
 print(f"trained {len(models)} models (lambda = {cfg['lams']}), T = {sched.T}, {cfg['steps']} steps each")
 

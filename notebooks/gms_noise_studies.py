@@ -95,11 +95,13 @@ print(f"SW2 of exact samples (noise floor): {floor.mean():.3f} +- {floor.std():.
 scales = {"SGM": (1.0,), "GM-SGM": (1.0, 2.0), "only large jumps": (2.0,), "{0.5, 2}": (0.5, 2.0)}
 exact = {k: G.exact_denoiser(ring, s) for k, s in scales.items()}
 train = {k: cfg[k] for k in ("steps", "batch", "lr")}
-trained = {}
-for name, sc in scales.items():
-    noise = {"name": "scale_mixture", "scales": list(sc), "alternate": len(sc) > 1}
-    run_cfg = G.dsm_config(G.RING, G.RING_MLP, ve_cfg, noise, **train, seed=seed)
-    trained[name] = runs.load_or_train(run_cfg, "gms-ring")[0].denoiser
+jobs = [
+    (G.dsm_config(G.RING, G.RING_MLP, ve_cfg,
+                  {"name": "scale_mixture", "scales": list(sc), "alternate": len(sc) > 1},
+                  **train, seed=seed), "gms-ring")
+    for sc in scales.values()
+]  # fmt: skip
+trained = {k: r.denoiser for k, r in zip(scales, runs.load_or_train_many(jobs), strict=True)}
 print(f"trained {list(trained)} for {train['steps']} steps each")
 
 # %% [markdown]

@@ -106,28 +106,23 @@ pd.DataFrame(rows).fillna("").set_index("config")
 # reaches.
 
 # %%
-def runs_for(T, seed):
-    """Trained (net, denoiser) per label at T steps; cached under GMDIFF_CACHE_DIR."""
-    kinds = {
-        "DDPM": dict(kind="ddpm"),
-        "SMD (Eq. 15)": dict(kind="smd"),
-        "SMD, min of 4 eta": dict(kind="smd", n_eta=4, reduction="min"),
-    }
-    out = {}
-    for label, kw in kinds.items():
-        run = smd.run_config(T=T, steps=cfg["steps"], batch_size=cfg["batch"], seed=seed, **kw)
-        net, den, sch = smd.trained(run)
-        out[label] = (net, den)
-    return out, sch
-
-
-tables, runs = {}, {}
-for T in cfg["Ts"]:
-    runs[T] = runs_for(T, seed)
-    tables[T] = smd.kernel_table(
-        runs[T][0], ring, runs[T][1], n_x=cfg["n_x"], n_y=cfg["n_y"],
-        n_eta=cfg["n_eta_eval"], seed=seed,
-    )  # fmt: skip
+kinds = {
+    "DDPM": dict(kind="ddpm"),
+    "SMD (Eq. 15)": dict(kind="smd"),
+    "SMD, min of 4 eta": dict(kind="smd", n_eta=4, reduction="min"),
+}
+grid = [(T, label) for T in cfg["Ts"] for label in kinds]
+bank = smd.trained_many([  # cached; the missing ones trained side by side
+    smd.run_config(T=T, steps=cfg["steps"], batch_size=cfg["batch"], seed=seed, **kinds[label])
+    for T, label in grid
+])  # fmt: skip
+runs = {T: ({label: bank[grid.index((T, label))][:2] for label in kinds},
+            bank[grid.index((T, "DDPM"))][2]) for T in cfg["Ts"]}  # fmt: skip
+tables = {
+    T: smd.kernel_table(nets, ring, sch, n_x=cfg["n_x"], n_y=cfg["n_y"],
+                        n_eta=cfg["n_eta_eval"], seed=seed)
+    for T, (nets, sch) in runs.items()
+}  # fmt: skip
 kl = pd.concat(tables, names=["T"]).reset_index(level=0)
 
 # %%

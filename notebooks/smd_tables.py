@@ -67,11 +67,13 @@ cfg
 # ## Training (through the library's trainer, cached)
 
 # %%
-models = {}
-for label, kind in [("DDPM", "ddpm"), ("DDPM w/ SMD", "smd")]:
-    run = smd.run_config(kind, base=cfg["base"], seed=seed, overrides=overrides)
-    models[label] = smd.trained(run)
-    print(f"{label}: {sum(p.numel() for p in models[label][0].parameters()) / 1e6:.3f}M parameters")
+kinds = {"DDPM": "ddpm", "DDPM w/ SMD": "smd"}
+bank = smd.trained_many(  # cached; the missing ones trained side by side
+    [smd.run_config(kind, base=cfg["base"], seed=seed, overrides=overrides) for kind in kinds.values()]
+)
+models = dict(zip(kinds, bank, strict=True))
+for label, (net, _, _) in models.items():
+    print(f"{label}: {sum(p.numel() for p in net.parameters()) / 1e6:.3f}M parameters")
 
 # %% [markdown]
 # ## Quality against the number of backward iterations

@@ -163,3 +163,34 @@ def test_the_cli_reaches_the_gm_sgm_chapter_model(tmp_path):
     assert main(["sample", "--config", "configs/gm_sgm_ring.yaml", *sets]) == 0
     x = torch.load(tmp_path / "samples.pt", weights_only=True)["samples"]
     assert x.shape == (8, 2) and torch.isfinite(x).all()
+
+
+def test_a_bank_trained_side_by_side_equals_serial_runs(tmp_path, monkeypatch):
+    """load_or_train_many: two worker processes give each run the weights of a serial
+    load_or_train, bit for bit, in the order asked; a config listed twice trains once, and
+    cached runs are loaded without training."""
+    cfgs = [_cfg(20), _cfg(20, "train.seed=1"), _cfg(20, *GM_SGM)]
+    jobs = [(c, "toy") for c in cfgs] + [(cfgs[0], "toy")]
+    bank = runs.load_or_train_many(jobs, cache_dir=tmp_path / "bank", workers=2)
+    serial = [runs.load_or_train(c, "toy", cache_dir=tmp_path / "serial")[0] for c in cfgs]
+    assert all(_same(b.trained, s.trained) for b, s in zip(bank, serial, strict=False))
+    assert _same(bank[3].trained, bank[0].trained)
+    assert not _same(bank[0].trained, bank[1].trained)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(train.Trainer, "fit", refuse)
+    again = runs.load_or_train_many(jobs, cache_dir=tmp_path / "bank", workers=2)
+    assert _same(again[2].trained, serial[2].trained)
+
+
+def test_a_bank_reports_a_failed_worker_and_bad_worker_counts(tmp_path, monkeypatch):
+    """A worker's error reaches the caller."""
+    bad = _cfg(20, "model.overrides.width=-4")  # refused when the worker builds the net
+    with pytest.raises(RuntimeError, match="width must be >= 1"):
+        runs.load_or_train_many([(_cfg(20), "toy"), (bad, "toy")], cache_dir=tmp_path, workers=2)
+    with pytest.raises(ValueError, match="workers"):
+        runs.train_workers(0)
+    monkeypatch.setenv(runs.WORKERS_ENV, "3")
+    assert runs.train_workers() == 3

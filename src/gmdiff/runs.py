@@ -10,6 +10,8 @@ taken through the same steps:
 * :func:`load_or_train` does the same in a folder of the model cache named by the config's
   hash, so a chapter trains a model once, resumes it after an interruption, and then loads
   it (in every profile: a ``full`` run of days on a GPU checkpoints like the CLI's);
+  :func:`load_or_train_many` trains a chapter's bank of CPU models side by side, one
+  process per core;
 * :func:`draw_samples` is the one sampling loop: x_T from the schedule's prior, batches,
   one generator.
 """
@@ -20,7 +22,11 @@ import contextlib
 import dataclasses
 import inspect
 import os
-from collections.abc import Callable, Iterable
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -35,6 +41,7 @@ from gmdiff.config import RunConfig
 from gmdiff.train import CHECKPOINT, Trainer, atomic_write, load_checkpoint, remove_orphans
 
 CACHE_ENV = "GMDIFF_CACHE_DIR"
+WORKERS_ENV = "GMDIFF_TRAIN_WORKERS"
 
 
 def call_with(fn: Callable, options: dict, where: str, *args: Any, **fixed: Any) -> Any:
@@ -341,6 +348,73 @@ def load_or_train(
         snapshots[stop] = _frozen(build(run.cfg), folder / f"snapshot-{stop}.pt").denoiser
     run.trained.eval().requires_grad_(False)
     return run, snapshots
+
+
+def load_or_train_many(
+    jobs: Sequence[tuple[RunConfig, str]],
+    *,
+    cache_dir: str | Path | None = None,
+    workers: int | None = None,
+) -> list[Run]:
+    """:func:`load_or_train` of each ``(cfg, name)`` in ``jobs``, in order; the runs not
+    yet in the cache are first trained side by side in ``workers`` processes.
+
+    Each run trains on one thread (:func:`_fit`) from its own seed, so its weights are
+    those of a serial run, bit for bit (tested), and a chapter's bank of small CPU models
+    uses every core. ``workers`` defaults to ``$GMDIFF_TRAIN_WORKERS``, else the cores this
+    process may use; runs on a GPU (which they would share) train one at a time."""
+    jobs = list(jobs)
+    todo = {}  # one job per cache folder: a config listed twice trains once
+    for cfg, name in jobs:
+        folder = run_dir(cfg, name, cache_dir)
+        if _finished_at(folder) < cfg.train.steps:
+            todo[folder] = (cfg, name)
+    n = min(len(todo), train_workers(workers))
+    if n > 1 and all(_on_cpu(cfg) for cfg, _ in todo.values()):
+        with ThreadPoolExecutor(n) as pool:  # each thread waits on one worker process
+            futures = [
+                pool.submit(_train_in_process, cfg, name, cache_root(cache_dir))
+                for cfg, name in todo.values()
+            ]
+            for f in futures:
+                f.result()  # re-raises a worker's error here
+    return [load_or_train(cfg, name, cache_dir=cache_dir)[0] for cfg, name in jobs]
+
+
+def train_workers(workers: int | None = None) -> int:
+    """How many runs :func:`load_or_train_many` trains at once: ``workers``, else
+    ``$GMDIFF_TRAIN_WORKERS``, else the number of cores this process may use."""
+    if workers is None:
+        env = os.environ.get(WORKERS_ENV)
+        workers = int(env) if env else len(os.sched_getaffinity(0))
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1 (or ${WORKERS_ENV}), got {workers}")
+    return workers
+
+
+def _on_cpu(cfg: RunConfig) -> bool:
+    d = cfg.train.device
+    return not torch.cuda.is_available() if d == "auto" else torch.device(d).type == "cpu"
+
+
+def _train_in_process(cfg: RunConfig, name: str, cache: Path) -> None:
+    """Train ``cfg`` into the cache in a fresh ``python -m gmdiff.train_worker`` process
+    (a new interpreter: nothing of the caller's script or kernel is re-run there)."""
+    package_root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "config.yaml"
+        path.write_text(yaml.safe_dump(C.plain(cfg), sort_keys=False))
+        cmd = [sys.executable, "-m", "gmdiff.train_worker", str(path), name, str(cache)]
+        done = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"training {name}-{C.sha(cfg)} in a worker process failed "
+            f"(exit {done.returncode}):\n{done.stderr[-4000:]}"
+        )
+    if _finished_at(run_dir(cfg, name, cache)) < cfg.train.steps:  # a config lost in transit
+        raise RuntimeError(f"the worker process did not train {run_dir(cfg, name, cache)}")
 
 
 def _finished_at(folder: Path) -> int:

@@ -346,17 +346,14 @@ def train_table_models(
     sets: Sequence[str] = (),
     cache_dir=None,
 ) -> dict[tuple[float, int], object]:
-    """{(lam, seed): :class:`gmdiff.runs.Run`} for every lam and seed, each trained once by
-    :func:`gmdiff.runs.load_or_train` (cached) and loaded with its EMA weights."""
+    """{(lam, seed): :class:`gmdiff.runs.Run`} for every lam and seed, each trained once
+    (cached; the missing ones side by side, :func:`gmdiff.runs.load_or_train_many`) and
+    loaded with its EMA weights."""
     from gmdiff import runs
 
-    return {
-        (lam, s): runs.load_or_train(
-            table_config(profile, lam, s, sets), "gmd-tables", cache_dir=cache_dir
-        )[0]
-        for lam in lams
-        for s in seeds
-    }
+    keys = [(lam, s) for lam in lams for s in seeds]
+    jobs = [(table_config(profile, lam, s, sets), "gmd-tables") for lam, s in keys]
+    return dict(zip(keys, runs.load_or_train_many(jobs, cache_dir=cache_dir), strict=True))
 
 
 def table_samples(run, name: str, n: int, seed: int, solver_steps: int, batch: int = 1000):

@@ -18,7 +18,7 @@ Monte Carlo otherwise (:func:`pc_trace`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -308,19 +308,25 @@ def floor_fd(prior, n: int, seeds: Sequence[int]) -> float:
     )
 
 
-def mlp_trainer(cfg: dict, k: int, rank: int, device: str = "cpu"):
+def mlp_trainer(
+    cfg: dict,
+    k: int,
+    rank: int,
+    device: str = "cpu",
+    bank: Iterable[tuple[int, float, int]] = (),
+):
     """``train(D, beta, seed) -> (EMA denoiser, VE schedule, analytic prior)``: an MLP
     (EDM preconditioning, ``cfg['width']`` x ``cfg['depth']``) on :func:`gmm_data`,
     trained by :func:`gmdiff.runs.load_or_train` (``cfg``: steps, batch, lr, ema_decay) with
     GM-SGM's Alg. 1 noise
     ({"name": "gm_sgm", "beta": beta}; beta = 1 is the SGM) on the VE schedule with
-    sigma_min 0.01 and sigma_max from :func:`sigma_max_rule` on 1,000 data points."""
+    sigma_min 0.01 and sigma_max from :func:`sigma_max_rule` on 1,000 data points.
+    The ``(D, beta, seed)`` of ``bank`` are trained first, side by side
+    (:func:`gmdiff.runs.load_or_train_many`)."""
     from gmdiff import data
 
-    def train(D: int, beta: float, seed: int):
-        prior = data.seeded_low_rank_gmm(D, k, rank, 0)
-        x = prior.sample(1000, torch.Generator().manual_seed(0))
-        sd = float(x.std())
+    def job(D: int, beta: float, seed: int):
+        x = data.seeded_low_rank_gmm(D, k, rank, 0).sample(1000, torch.Generator().manual_seed(0))
         model = {
             "net": "toy_mlp",
             "overrides": {
@@ -330,7 +336,7 @@ def mlp_trainer(cfg: dict, k: int, rank: int, device: str = "cpu"):
                 "embedding": "fourier",
             },
             "precond": "edm",
-            "sigma_data": round(sd, 3),
+            "sigma_data": round(float(x.std()), 3),
         }
         schedule = {
             "name": "ve",
@@ -348,9 +354,13 @@ def mlp_trainer(cfg: dict, k: int, rank: int, device: str = "cpu"):
             seed=seed,
             device=device,
         )
-        run = runs.load_or_train(rc, f"gms-dim{D}")[0]
-        return run.denoiser, run.schedule, prior
+        return rc, f"gms-dim{D}"
 
+    def train(D: int, beta: float, seed: int):
+        run = runs.load_or_train(*job(D, beta, seed))[0]
+        return run.denoiser, run.schedule, data.seeded_low_rank_gmm(D, k, rank, 0)
+
+    runs.load_or_train_many([job(*b) for b in bank])
     return train
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -94,8 +95,16 @@ def trained(
 ) -> tuple[nn.Module, nn.Module, DiscreteVP]:
     """(EMA eps network, its denoiser D(x, sigma), schedule) of the run ``cfg``:
     :func:`gmdiff.runs.load_or_train` (trained once in the model cache, then loaded)."""
-    run, _ = runs.load_or_train(cfg, "smd", cache_dir=cache_dir)
-    return run.trained, run.denoiser, run.schedule
+    return trained_many([cfg], cache_dir)[0]
+
+
+def trained_many(
+    cfgs: Sequence[RunConfig], cache_dir: str | Path | None = None
+) -> list[tuple[nn.Module, nn.Module, DiscreteVP]]:
+    """:func:`trained` of each run in ``cfgs``, the missing ones trained side by side
+    (:func:`gmdiff.runs.load_or_train_many`)."""
+    bank = runs.load_or_train_many([(cfg, "smd") for cfg in cfgs], cache_dir=cache_dir)
+    return [(run.trained, run.denoiser, run.schedule) for run in bank]
 
 
 @torch.no_grad()
