@@ -11,6 +11,43 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "ci": {"n": 200, "sigma_maxes": [5.0, 20.0, 80.0], "rtol": 1e-5},
         "full": {"n": 2000, "sigma_maxes": [5.0, 20.0, 80.0, 400.0], "rtol": 1e-5},
     },
+    "x_benchmark": {
+        # Five methods x data with exact answers x seeds, one MLP size and training budget
+        # (gmdiff.benchmark.Budget); full: longer training, larger nets, more D and samples.
+        "ci": {
+            "data": {
+                "ring": {"name": "ring", "k": 8, "radius": 2.0, "std": 0.1},
+                "GMM D=16": {"name": "low_rank_gmm", "d": 16, "k": 8, "rank": 2},
+            },
+            "budget": {"steps": 1000, "batch": 256},
+            "seeds": [0, 1, 2],
+            "nfes": [10, 20, 50],
+            "n": 2000,
+            "error_steps": [1, 3, 5, 10, 20, 30],
+            "n_error": 2000,
+            "cost_steps": 100,
+            "cost_repeats": 3,
+            "teleport_scale": 1.0,
+        },
+        "full": {
+            "data": {
+                "ring": {"name": "ring", "k": 8, "radius": 2.0, "std": 0.1},
+                "GMM D=16": {"name": "low_rank_gmm", "d": 16, "k": 8, "rank": 2},
+                "GMM D=64": {"name": "low_rank_gmm", "d": 64, "k": 8, "rank": 4},
+                "GMM D=256": {"name": "low_rank_gmm", "d": 256, "k": 16, "rank": 8},
+            },
+            "budget": {"steps": 20000, "batch": 512, "width": 256, "T": 200,
+                       "beta_1": 1e-4, "beta_T": 0.1},
+            "seeds": [0, 1, 2, 3, 4],
+            "nfes": [10, 20, 50, 100, 200],
+            "n": 10000,
+            "error_steps": [1, 5, 10, 20, 50, 100],
+            "n_error": 10000,
+            "cost_steps": 200,
+            "cost_repeats": 5,
+            "teleport_scale": 1.0,
+        },
+    },
     "gs_closed_forms": {
         # Exact computations: the two profiles differ only in how many points are checked.
         "ci": {

@@ -1,0 +1,479 @@
+"""One benchmark across the four papers on data with an exact answer (CLAIMS X-1, X-2).
+
+Five training methods, each the library's own model of its paper, on equal terms: the same
+MLP (``width`` x ``depth``), training steps, batch, learning rate, EMA and seeds, the same
+data, and the same number of denoiser evaluations (NFE) when sampling.
+
+* **DDPM** (Ho et al. 2020): an eps network on the discrete VP chain of ``T`` steps;
+* **SMD** (Soft Mixture Denoising, Eq. 15 / Alg. 1): the same eps network with SMD's
+  latent layers (:mod:`gmdiff.nets.smd`);
+* **GM-DDPM** (Alg. 1): the same eps network with mixture offsets ``lam * mu_base`` and
+  the component classifier (:mod:`gmdiff.nets.gm_ddpm`);
+* **SGM** (score_sde, VE) and **GM-SGM** (Alg. 1's alternation, beta = 2): an
+  EDM-preconditioned MLP trained with :func:`gmdiff.losses.dsm_loss` on the VE process.
+
+Samplers (:data:`SAMPLERS`): ancestral (DDPM's Alg. 2 respaced; SMD's Alg. 2; GM-DDPM's
+Alg. 2, which takes all ``T`` steps), DDIM and DPM-Solver++(2M) for the eps networks; the
+PC sampler, EDM's Heun and Heun after analytical teleportation (the Gaussian score paper's
+Alg. 1, the Gaussian of the data's exact moments) for the VE networks.
+
+Ground truth (X-2): the data are Gaussian mixtures (:mod:`gmdiff.analytic`), so every
+method's denoiser is compared with the exact one along the noise levels
+(:func:`denoiser_errors`), and samples are scored against the exact distribution
+(:func:`sample_scores`: sliced W2 to exact samples, modes found and their width).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from torch import Tensor
+
+from gmdiff import config, data, metrics, runs
+from gmdiff.analytic import Gaussian, GaussianMixture
+from gmdiff.samplers import SAMPLERS, heun_nfe
+from gmdiff.schedules import EDM
+
+METHODS = ("DDPM", "SMD", "GM-DDPM", "SGM", "GM-SGM")
+ASSIGN_SIGMA = 0.05
+VP_METHODS = ("DDPM", "SMD", "GM-DDPM")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What every method gets: the network (an MLP ``width`` x ``depth``), the training
+    (``steps`` of ``batch``, AdamW ``lr`` after ``warmup`` steps, EMA ``ema_decay``), the
+    VP chain length ``T`` (DDPM's linear betas from ``beta_1`` to ``beta_T``), the VE range
+    (sigma_min to ``sigma_max``) and GM-DDPM's offset scale ``lam``."""
+
+    steps: int = 1500
+    batch: int = 256
+    lr: float = 2e-3
+    warmup: int = 100
+    ema_decay: float = 0.995
+    width: int = 128
+    depth: int = 3
+    T: int = 50
+    beta_1: float = 2e-3
+    beta_T: float = 0.4
+    sigma_min: float = 0.01
+    sigma_max: float = 10.0
+    lam: float = 0.2
+    gm_sgm_beta: float = 2.0
+
+
+def dataset(spec: dict) -> tuple[dict, GaussianMixture]:
+    """(the run-config data entry, the exact distribution) of ``spec``: ``{"name": "ring",
+    "k", "radius", "std"}`` (equal-weight Gaussians on a circle in the plane) or
+    ``{"name": "low_rank_gmm", "d", "k", "rank"}`` (:func:`gmdiff.data.seeded_low_rank_gmm`,
+    seed 0)."""
+    opts = {k: v for k, v in spec.items() if k != "name"}
+    if spec["name"] == "ring":
+        return {"name": "ring2d", "options": opts}, data.ring2d(**opts)
+    if spec["name"] == "low_rank_gmm":
+        entry = {"name": "low_rank_gmm", "options": {**opts, "seed": 0}}
+        return entry, data.seeded_low_rank_gmm(opts["d"], opts["k"], opts["rank"], 0)
+    raise ValueError(f"data name must be 'ring' or 'low_rank_gmm', got {spec['name']!r}")
+
+
+def run_config(method: str, spec: dict, budget: Budget, seed: int, device: str = "cpu"):
+    """The :class:`gmdiff.config.RunConfig` of ``method`` on the data ``spec`` with
+    ``budget`` and training seed ``seed`` (what ``gmdiff train`` takes)."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    entry, prior = dataset(spec)
+    mlp = {"dim": prior.dim, "width": budget.width, "depth": budget.depth}
+    if method in VP_METHODS:
+        schedule = {
+            "name": "ddpm_linear",
+            "options": {"T": budget.T, "beta_1": budget.beta_1, "beta_T": budget.beta_T},
+        }
+        model, loss = {
+            "DDPM": ({"net": "toy_mlp", "overrides": mlp}, {"name": "eps"}),
+            "SMD": (
+                {"net": "smd_toy_mlp", "overrides": {"base": mlp}},
+                {"name": "smd", "options": {"n_eta": 1, "reduction": "mean"}},
+            ),
+            "GM-DDPM": (
+                {"net": "gm_ddpm_toy_mlp", "overrides": {"base": mlp, "lam": budget.lam}},
+                {"name": "gm_ddpm", "options": {"classifier_weight": 1.0}},
+            ),
+        }[method]
+        model["precond"] = "vp"
+    else:
+        x = prior.sample(1000, torch.Generator().manual_seed(0))
+        model = {
+            "net": "toy_mlp",
+            "overrides": {**mlp, "embedding": "fourier"},
+            "precond": "edm",
+            "sigma_data": round(float(x.std()), 3),
+        }
+        beta = 1.0 if method == "SGM" else budget.gm_sgm_beta
+        loss = {"name": "dsm", "options": {"noise": {"name": "gm_sgm", "beta": beta}}}
+        schedule = {
+            "name": "ve",
+            "options": {"sigma_min": budget.sigma_min, "sigma_max": budget.sigma_max},
+        }
+    train = {
+        "steps": budget.steps,
+        "batch_size": budget.batch,
+        "lr": budget.lr,
+        "warmup_steps": budget.warmup,
+        "ema_decay": budget.ema_decay,
+        "grad_clip": 1.0,
+        "seed": seed,
+        "log_every": budget.steps,
+        "ckpt_every": max(1, budget.steps // 4),
+        "device": device,
+    }
+    return config.from_dict(
+        {"data": entry, "model": model, "loss": loss, "schedule": schedule, "train": train}
+    )
+
+
+def train_all(
+    methods: Sequence[str],
+    specs: dict[str, dict],
+    budget: Budget,
+    seeds: Sequence[int],
+    device: str = "cpu",
+    cache_dir=None,
+) -> dict[tuple[str, str, int], runs.Run]:
+    """{(method, data name, seed): trained run}, through :func:`gmdiff.runs.load_or_train_many`
+    (cached; the missing runs trained side by side)."""
+    keys = [(m, name, s) for name in specs for m in methods for s in seeds]
+    jobs = [(run_config(m, specs[name], budget, s, device), "bench") for m, name, s in keys]
+    return dict(zip(keys, runs.load_or_train_many(jobs, cache_dir=cache_dir), strict=True))
+
+
+# --------------------------------------------------------------------------------------
+# Sampling at a number of denoiser evaluations
+# --------------------------------------------------------------------------------------
+
+#: sampler label -> the methods it serves
+SAMPLERS_OF = {
+    "ancestral": VP_METHODS,
+    "DDIM": VP_METHODS,
+    "DPM-Solver": VP_METHODS,
+    "PC": ("SGM", "GM-SGM"),
+    "Heun": ("SGM", "GM-SGM"),
+    "Heun + teleport": ("SGM", "GM-SGM"),
+}
+
+
+def plan(method: str, sampler: str, nfe: int, run: runs.Run, teleport_sigma: float):
+    """(library sampler, steps, options, NFE actually spent) for ``sampler`` on ``method``'s
+    ``run`` within ``nfe`` denoiser evaluations, or None where it cannot run there.
+
+    Ancestral, DDIM and DPM-Solver++(2M) take ``nfe`` steps of the (respaced) chain, one
+    evaluation each; GM-DDPM's ancestral sampler only all ``T``. PC takes ``nfe // 2``
+    iterations (a corrector and a predictor step, one evaluation each). Heun takes the
+    ``(nfe + 1) // 2`` levels of EDM's schedule that cost at most ``nfe``; Heun + teleport
+    spends the same on the levels below ``teleport_sigma``: it takes the EDM schedule with
+    the most levels whose first ``skip`` levels above ``teleport_sigma`` are jumped over."""
+    if method not in SAMPLERS_OF.get(sampler, ()):
+        return None
+    T = getattr(run.schedule, "T", None)
+    if sampler == "ancestral" and method == "GM-DDPM":
+        return ("gm_ddpm", T, {"strategy": "standard"}, T) if nfe == T else None
+    if sampler in ("ancestral", "DDIM", "DPM-Solver"):
+        name = {"ancestral": "ddpm", "DDIM": "ddim", "DPM-Solver": "dpm_solver_pp"}[sampler]
+        return (name, nfe, {}, nfe) if nfe <= T else None
+    if sampler == "PC":
+        return ("ve_pc", nfe // 2, {}, 2 * (nfe // 2))
+    levels = (nfe + 1) // 2
+    if levels < 2:
+        return None
+    if sampler == "Heun":
+        return ("heun", levels, {}, heun_nfe(levels))
+    steps = levels
+    while True:  # the finest EDM schedule that leaves ``levels`` levels below teleport_sigma
+        skip = _levels_above(steps + 1, run.schedule, teleport_sigma)
+        if steps + 1 - skip > levels:
+            break
+        steps += 1
+    skip = _levels_above(steps, run.schedule, teleport_sigma)
+    return ("teleport_heun", steps, {"skip": skip}, heun_nfe(steps, skip))
+
+
+def edm_of(schedule) -> EDM:
+    """EDM's schedule over a VE schedule's range (the VE networks' D(x, sigma) is EDM's)."""
+    return EDM(sigma_min=schedule.sigma_min, sigma_max=schedule.sigma_max)
+
+
+def _levels_above(steps: int, schedule, sigma: float) -> int:
+    """How many of the ``steps`` EDM levels lie above ``sigma`` (at most steps - 1)."""
+    levels = edm_of(schedule).sigma_steps(steps)[:steps]
+    return min(int((levels > sigma).sum()), steps - 1)
+
+
+def draw(run: runs.Run, planned, n: int, seed: int, gaussian: Gaussian) -> Tensor:
+    """n samples of ``run`` with a :func:`plan`; x_T from a generator seeded with ``seed``."""
+    name, steps, options, _ = planned
+    schedule = run.schedule
+    if name in ("heun", "teleport_heun"):
+        schedule = edm_of(schedule)
+        if name == "teleport_heun":
+            options = {**options, "gaussian": gaussian}
+    return runs.draw_samples(
+        run.denoiser, schedule, SAMPLERS[name], steps, run.shape, n, seed=seed, batch=n,
+        **options,
+    )  # fmt: skip
+
+
+def sample_scores(x: Tensor, prior: GaussianMixture, reference: Tensor, seed: int) -> dict:
+    """What n samples ``x`` get right about the exact ``prior``: ``SW2`` (sliced W2 to as
+    many exact samples ``reference``, :func:`gmdiff.metrics.sw2_to_reference`), ``modes``
+    (the components holding at least a fifth of their share of the samples, each sample
+    given to its most likely component under the data noised by ``ASSIGN_SIGMA``, as
+    low-rank components have no density off their plane) and ``width`` (the samples' RMS distance to the
+    mean of their component over the component's exact RMS spread, averaged over the
+    components found: 1 is right, above 1 blurred, below 1 collapsed)."""
+    x = x.double()
+    if not torch.isfinite(x).all():
+        return {"SW2": math.inf, "modes": 0, "width": math.nan}
+    comp = prior.component_log_probs(x, ASSIGN_SIGMA).argmax(1)
+    w = prior.log_weights.exp()
+    counts = torch.bincount(comp, minlength=prior.n_components).double()
+    found = counts >= 0.2 * w * len(x)
+    spread = (prior.lam.double().sum(1)).sqrt()  # exact RMS distance to the mean
+    widths = [
+        float(((x[comp == k] - prior.means[k]) ** 2).sum(1).mean().sqrt() / spread[k])
+        for k in range(prior.n_components)
+        if found[k]
+    ]
+    return {
+        "SW2": metrics.sw2_to_reference(x, reference, seed),
+        "modes": int(found.sum()),
+        "width": sum(widths) / len(widths) if widths else math.nan,
+    }
+
+
+def benchmark(
+    trained: dict[tuple[str, str, int], runs.Run],
+    specs: dict[str, dict],
+    nfes: Sequence[int],
+    n: int,
+    teleport_scale: float = 1.0,
+) -> pd.DataFrame:
+    """One row per (data, method, sampler, NFE, seed) that can run: :func:`sample_scores`
+    of n samples. Samples of training seed s start from x_T drawn with seed 1000 + s for
+    every method and sampler of one data set (paired across methods); the reference is n
+    exact samples drawn with seed 2000 + s. Heun + teleport jumps to sigma =
+    ``teleport_scale`` x the RMS spread of the data, sqrt(tr Cov)."""
+    rows = []
+    for (method, name, s), run in trained.items():
+        prior = dataset(specs[name])[1]
+        mean, cov = prior.moments()
+        gaussian = Gaussian.from_cov(mean.double(), cov.double())
+        tele = teleport_scale * float(torch.trace(cov).sqrt())
+        ref = prior.sample(n, torch.Generator().manual_seed(2000 + s))
+        for sampler in SAMPLERS_OF:
+            for nfe in nfes:
+                p = plan(method, sampler, nfe, run, tele)
+                if p is None:
+                    continue
+                x = draw(run, p, n, 1000 + s, gaussian)
+                rows.append(
+                    {"data": name, "method": method, "sampler": sampler, "NFE": p[3],
+                     "NFE budget": nfe, "seed": s, **sample_scores(x, prior, ref, s)}
+                )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def floor_scores(specs: dict[str, dict], n: int, seeds: Sequence[int]) -> pd.DataFrame:
+    """:func:`sample_scores` of n exact samples (seed 3000 + s) against the benchmark's
+    references: the metrics' own floor at this sample count."""
+    rows = []
+    for name, spec in specs.items():
+        prior = dataset(spec)[1]
+        for s in seeds:
+            ref = prior.sample(n, torch.Generator().manual_seed(2000 + s))
+            x = prior.sample(n, torch.Generator().manual_seed(3000 + s))
+            rows.append({"data": name, "seed": s, **sample_scores(x, prior, ref, s)})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------
+# Denoisers against the exact ones (X-2)
+# --------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def denoiser_errors(
+    trained: dict[tuple[str, str, int], runs.Run],
+    specs: dict[str, dict],
+    steps: Sequence[int],
+    n: int,
+    gm_sgm_beta: float = 2.0,
+) -> pd.DataFrame:
+    """Per (data, method, seed, chain step t): the denoiser's excess error over the exact
+    optimum of its own loss, E||D_theta - x_0||^2 / E||D* - x_0||^2 - 1 on n fresh noisy
+    points at the VP chain's noise level sigma_t = sqrt(1/abar_t - 1) (seed 4000 + s).
+
+    D* is the exact posterior mean E[x_0 | x_0 + sigma eta] of the mixture
+    (:meth:`gmdiff.analytic.GaussianMixture.denoiser`) for DDPM, SMD and SGM; for GM-SGM
+    it is the minimiser of its mixture-noise loss (:func:`gmdiff.papers.gm_sgm.exact_denoiser`,
+    scales (1, beta)) on points noised as it was trained (beta~ = 1 or beta, equal odds:
+    Alg. 1 alternates), and ``vs Gaussian-path D*`` is its excess over the Gaussian-path
+    posterior mean, the one its sampler needs, on the Gaussian points; for GM-DDPM the eps network against the exact E[eps | x_t] on
+    the offset chain (:class:`gmdiff.analytic.gm_ddpm.ExactGMDDPM`), in eps, which at one
+    step is the same ratio."""
+    from gmdiff.analytic.gm_ddpm import ExactGMDDPM
+    from gmdiff.papers import gm_ddpm as P
+    from gmdiff.papers.gm_sgm import exact_denoiser
+
+    rows = []
+    for (method, name, s), run in trained.items():
+        prior = dataset(specs[name])[1]
+        if method == "GM-DDPM":
+            exact = ExactGMDDPM(prior, run.schedule, run.trained.noise)
+            tab = P.identifiability(exact, prior, run.schedule, steps, n, 4000 + s, run.trained)
+            for t, net, opt in zip(tab["t"], tab["mse_net"], tab["mse_exact"], strict=True):
+                rows.append({"data": name, "method": method, "seed": s, "t": int(t),
+                             "excess": net / opt - 1})  # fmt: skip
+            continue
+        vp = trained[("DDPM", name, s)].schedule
+        own = exact_denoiser(prior, (1.0, gm_sgm_beta)) if method == "GM-SGM" else None
+        g = torch.Generator().manual_seed(4000 + s)
+        for t in steps:
+            sigma = float(vp.sigma_edm(t))
+            lo, hi = (
+                getattr(run.schedule, "sigma_min", 0),
+                getattr(run.schedule, "sigma_max", math.inf),
+            )
+            if not lo <= sigma <= hi:
+                raise ValueError(
+                    f"step {t} has sigma = {sigma:.3g}, outside {method}'s trained range "
+                    f"[{lo}, {hi}]; choose steps inside it"
+                )
+            x0 = prior.sample(n, g)
+            x = x0 + sigma * torch.randn(x0.shape, generator=g, dtype=x0.dtype)
+            level = torch.full((n,), sigma)
+            gauss = _mse(prior.denoiser(x, sigma), x0)
+            err = _mse(run.denoiser(x.float(), level), x0)
+            row = {"data": name, "method": method, "seed": s, "t": t, "sigma": sigma}
+            if own is None:
+                row["excess"] = err / gauss - 1
+            else:  # its own loss: x_0 + beta~ sigma eta, beta~ in {1, beta} with equal odds
+                pick = torch.randint(0, 2, (n, 1), generator=g).double()
+                scale = 1 + (gm_sgm_beta - 1) * pick
+                x_own = x0 + scale * sigma * torch.randn(x0.shape, generator=g, dtype=x0.dtype)
+                own_err = _mse(run.denoiser(x_own.float(), level), x0)
+                row["excess"] = own_err / _mse(own(x_own, level.double()), x0) - 1
+                row["vs Gaussian-path D*"] = err / gauss - 1
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _mse(d: Tensor, x0: Tensor) -> float:
+    return float(((d.double() - x0) ** 2).sum(1).mean())
+
+
+# --------------------------------------------------------------------------------------
+# Summaries over seeds
+# --------------------------------------------------------------------------------------
+
+
+def t_interval(values: Sequence[float]) -> tuple[float, float, float]:
+    """(mean, low, high) of a 95 % Student-t interval over seeds (n >= 2)."""
+    v = torch.tensor(list(values), dtype=torch.float64)
+    if len(v) < 2:
+        raise ValueError("a confidence interval needs at least two seeds")
+    from scipy import stats
+
+    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std() / len(v) ** 0.5)
+    m = float(v.mean())
+    return m, m - half, m + half
+
+
+#: The comparisons of the results table: (idea, (method, sampler) with it, without it).
+IDEAS = (
+    ("SMD (ancestral)", ("SMD", "ancestral"), ("DDPM", "ancestral")),
+    ("SMD + DDIM", ("SMD", "DDIM"), ("DDPM", "DDIM")),
+    ("SMD + DPM-Solver", ("SMD", "DPM-Solver"), ("DDPM", "DPM-Solver")),
+    ("GM-DDPM (Alg. 2, all T)", ("GM-DDPM", "ancestral"), ("DDPM", "ancestral")),
+    ("GM-DDPM + DDIM", ("GM-DDPM", "DDIM"), ("DDPM", "DDIM")),
+    ("GM-DDPM + DPM-Solver", ("GM-DDPM", "DPM-Solver"), ("DDPM", "DPM-Solver")),
+    ("GM-SGM (PC)", ("GM-SGM", "PC"), ("SGM", "PC")),
+    ("GM-SGM (Heun)", ("GM-SGM", "Heun"), ("SGM", "Heun")),
+    ("teleport on SGM", ("SGM", "Heun + teleport"), ("SGM", "Heun")),
+    ("teleport on GM-SGM", ("GM-SGM", "Heun + teleport"), ("GM-SGM", "Heun")),
+    ("GM-SGM + teleport vs SGM", ("GM-SGM", "Heun + teleport"), ("SGM", "Heun")),
+)
+
+
+def paired(table: pd.DataFrame, value: str, ideas=IDEAS) -> pd.DataFrame:
+    """Per idea of ``ideas`` (label, with, without), data set and NFE budget: ``value`` with
+    the idea minus without it, paired by training seed (the same data, budget and x_T),
+    as mean and 95 % Student t-interval over seeds; ``effect`` says "helps" / "hurts"
+    where the interval excludes 0 (lower ``value`` is better), else "no difference"."""
+    idx = ["data", "NFE budget", "seed"]
+
+    def of(method, sampler):
+        rows = table[(table["method"] == method) & (table["sampler"] == sampler)]
+        return rows.set_index(idx)[value]
+
+    out = []
+    for label, with_, without in ideas:
+        diff = (of(*with_) - of(*without)).dropna()
+        for (d, b), g in diff.groupby(level=["data", "NFE budget"]):
+            if len(g) < 2:
+                continue
+            mean, lo, hi = t_interval(g.tolist())
+            effect = "helps" if hi < 0 else "hurts" if lo > 0 else "no difference"
+            out.append({"idea": label, "data": d, "NFE budget": b, "seeds": len(g),
+                        "difference": mean, "low": lo, "high": hi, "effect": effect})  # fmt: skip
+    return pd.DataFrame(out)
+
+
+def step_cost(
+    methods: Sequence[str], spec: dict, budget: Budget, steps: int = 100, repeats: int = 3
+) -> pd.DataFrame:
+    """Seconds per training step of each method (``steps`` steps of the Trainer from a fresh
+    start, on one thread as the harness trains; the methods interleaved, ``repeats``
+    rounds after one warm-up round) and the median ratio to the first method of each
+    round, measured in this process; plus the trained module's parameter count."""
+    import tempfile
+    import time
+
+    short = dataclasses.replace(budget, steps=steps)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for r in range(repeats + 1):
+                for m in methods:
+                    cfg = dataclasses.replace(
+                        run_config(m, spec, short, seed=0), out_dir=f"{tmp}/{m}-{r}"
+                    )
+                    start = time.perf_counter()
+                    runs.train(cfg)
+                    if r > 0:
+                        times[m].append((time.perf_counter() - start) / steps)
+    finally:
+        torch.set_num_threads(threads)
+    base = times[methods[0]]
+    return pd.DataFrame(
+        {
+            "parameters": [
+                sum(
+                    p.numel()
+                    for p in runs.build(run_config(m, spec, budget, 0)).trained.parameters()
+                )
+                for m in methods
+            ],
+            "ms per step": [1e3 * float(torch.tensor(times[m]).median()) for m in methods],
+            "ratio to " + methods[0]: [
+                float(torch.tensor([a / b for a, b in zip(times[m], base, strict=True)]).median())
+                for m in methods
+            ],
+        },
+        index=pd.Index(methods, name="method"),
+    )
