@@ -17,6 +17,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "ci": {
             "data": {
                 "ring": {"name": "ring", "k": 8, "radius": 2.0, "std": 0.1},
+                "wide ring": {"name": "ring", "k": 8, "radius": 2.0, "std": 0.5},
                 "GMM D=16": {"name": "low_rank_gmm", "d": 16, "k": 8, "rank": 2},
             },
             "budget": {"steps": 1000, "batch": 256},
@@ -32,6 +33,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "full": {
             "data": {
                 "ring": {"name": "ring", "k": 8, "radius": 2.0, "std": 0.1},
+                "wide ring": {"name": "ring", "k": 8, "radius": 2.0, "std": 0.5},
                 "GMM D=16": {"name": "low_rank_gmm", "d": 16, "k": 8, "rank": 2},
                 "GMM D=64": {"name": "low_rank_gmm", "d": 64, "k": 8, "rank": 4},
                 "GMM D=256": {"name": "low_rank_gmm", "d": 256, "k": 16, "rank": 8},
