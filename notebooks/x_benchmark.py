@@ -61,7 +61,6 @@ data_dir = None  # unused: every data set is generated
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
-from IPython.display import display
 
 from gmdiff import benchmark as B
 from gmdiff import plotting
@@ -74,6 +73,7 @@ seeds = [seed + s for s in cfg["seeds"]]
 device = "cuda" if profile == "full" and torch.cuda.is_available() else "cpu"
 plotting.style()
 pd.set_option("display.precision", 3)
+pd.set_option("display.max_rows", 120)  # the comparison table has 93 rows
 
 # %% [markdown]
 # ## Training: 5 methods x 3 data sets x 3 seeds (cached)
@@ -135,17 +135,17 @@ for col in range(2):
                         loc="upper center", bbox_to_anchor=(0.5, -0.25))  # fmt: skip
 plt.show()
 
-# %%
-# NBVAL_TOLERANCE abs=0.1 rel=0.02  (retrained under the ATEN default and the AVX2 kernels: printed numbers moved <= 0.002; one unit of the last digit)
-print("mode width over the exact one (1 = right), mean over seeds")
-print("exact samples:", floor["width"].round(2).to_dict())
-summary["width"].unstack(["data", "NFE budget"]).map(lambda v: "-" if pd.isna(v) else f"{v:.1f}")
-
 # %% [markdown]
 # SW2 against NFE, mean over the three seeds with 95 % t-intervals (the points of one NFE
 # are set slightly apart); the black line is the floor, exact samples against the same
 # references. Methods by colour, samplers by line and marker. GM-DDPM's ancestral sampler
 # has one point, at NFE $=T=50$.
+
+# %%
+# NBVAL_TOLERANCE abs=0.1 rel=0.02  (retrained under the ATEN default and the AVX2 kernels: printed numbers moved <= 0.002; one unit of the last digit)
+print("mode width over the exact one (1 = right), mean over seeds")
+print("exact samples:", floor["width"].round(2).to_dict())
+summary["width"].unstack(["data", "NFE budget"]).map(lambda v: "-" if pd.isna(v) else f"{v:.1f}")
 
 # %% [markdown]
 # ## Which idea helps where
@@ -175,9 +175,8 @@ keys = ["idea", "data", "NFE budget"]
 both = sw2.merge(width, on=keys, suffixes=(" SW2", " width")).rename(
     columns={"cell SW2": "SW2", "cell width": "width error", "NFE budget": "NFE"}
 )
-for name in specs:
-    print(f"{name}: with the idea minus without it, mean [95% CI] over seeds (lower is better)")
-    display(both[both["data"] == name].set_index(["idea", "NFE"]).sort_index()[["SW2", "width error"]])
+print("with the idea minus without it, mean [95% CI] over seeds (lower is better)")
+both.set_index(["data", "idea", "NFE"]).sort_index()[["SW2", "width error"]]
 
 # %%
 # NBVAL_TOLERANCE abs=1  (a count moves by one where an interval ends within the kernel paths' spread of zero: SMD ancestral, D = 16, NFE 10 ends at -0.002)

@@ -231,9 +231,10 @@ def sample_scores(x: Tensor, prior: GaussianMixture, reference: Tensor, seed: in
     many exact samples ``reference``, :func:`gmdiff.metrics.sw2_to_reference`), ``modes``
     (the components holding at least a fifth of their share of the samples, each sample
     given to its most likely component under the data noised by ``ASSIGN_SIGMA``, as
-    low-rank components have no density off their plane) and ``width`` (the samples' RMS distance to the
-    mean of their component over the component's exact RMS spread, averaged over the
-    components found: 1 is right, above 1 blurred, below 1 collapsed)."""
+    low-rank components have no density off their plane) and ``width`` (the samples' RMS
+    distance to the mean of their component over the component's exact RMS spread,
+    averaged over the components found: 1 is right, above 1 blurred, below 1 collapsed;
+    where modes overlap, exact samples score below 1)."""
     x = x.double()
     if not torch.isfinite(x).all():
         return {"SW2": math.inf, "modes": 0, "width": math.nan}
