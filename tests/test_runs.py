@@ -194,3 +194,6 @@ def test_a_bank_reports_a_failed_worker_and_bad_worker_counts(tmp_path, monkeypa
         runs.train_workers(0)
     monkeypatch.setenv(runs.WORKERS_ENV, "3")
     assert runs.train_workers() == 3
+    monkeypatch.setenv(runs.WORKERS_ENV, "two")
+    with pytest.raises(ValueError, match="whole number"):
+        runs.train_workers()

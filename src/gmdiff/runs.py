@@ -385,7 +385,9 @@ def train_workers(workers: int | None = None) -> int:
     """How many runs :func:`load_or_train_many` trains at once: ``workers``, else
     ``$GMDIFF_TRAIN_WORKERS``, else the number of cores this process may use."""
     if workers is None:
-        env = os.environ.get(WORKERS_ENV)
+        env = os.environ.get(WORKERS_ENV, "").strip()
+        if env and not env.isdigit():
+            raise ValueError(f"${WORKERS_ENV} must be a whole number >= 1, got {env!r}")
         workers = int(env) if env else len(os.sched_getaffinity(0))
     if workers < 1:
         raise ValueError(f"workers must be >= 1 (or ${WORKERS_ENV}), got {workers}")
