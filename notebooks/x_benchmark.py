@@ -49,6 +49,10 @@
 # (RMS distance of a mode's samples to its mean over the exact value: 1 is right, above 1
 # blurred). Denoisers are compared with the exact posterior mean along the noise levels.
 #
+# No paper reports numbers on these data or at this budget, so the tables below have no
+# paper column; each paper's own numbers stand beside ours in its chapters, linked from the
+# last section.
+#
 # The `full` profile runs the same code with 20,000 training steps, MLPs 3 x 256, $T=200$,
 # five seeds and mixtures up to $D=256$ (`-p profile full`, a GPU advised).
 

@@ -36,6 +36,7 @@ from torch import Tensor
 
 from gmdiff import config, data, metrics, runs
 from gmdiff.analytic import Gaussian, GaussianMixture
+from gmdiff.metrics import t_interval  # also B.t_interval in the chapter
 from gmdiff.samplers import SAMPLERS, heun_nfe
 from gmdiff.schedules import EDM
 
@@ -379,18 +380,6 @@ def _mse(d: Tensor, x0: Tensor) -> float:
 # --------------------------------------------------------------------------------------
 # Summaries over seeds
 # --------------------------------------------------------------------------------------
-
-
-def t_interval(values: Sequence[float]) -> tuple[float, float, float]:
-    """(mean, low, high) of a 95 % Student-t interval over seeds (n >= 2)."""
-    v = torch.tensor(list(values), dtype=torch.float64)
-    if len(v) < 2:
-        raise ValueError("a confidence interval needs at least two seeds")
-    from scipy import stats
-
-    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std() / len(v) ** 0.5)
-    m = float(v.mean())
-    return m, m - half, m + half
 
 
 #: The comparisons of the results table: (idea, (method, sampler) with it, without it).

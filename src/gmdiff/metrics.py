@@ -104,6 +104,19 @@ def sw2_to_reference(x: Tensor, reference: Tensor, seed: int, n_projections: int
     return sliced_wasserstein(x, ref, n_projections, torch.Generator().manual_seed(seed))
 
 
+def t_interval(values) -> tuple[float, float, float]:
+    """(mean, low, high): the 95 % Student-t interval of the mean of ``values`` (one per
+    seed, n >= 2): mean -+ t_{0.975, n-1} sd / sqrt(n), sd with n - 1 degrees of freedom."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) < 2:
+        raise ValueError("a confidence interval needs at least two seeds")
+    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+    m = float(v.mean())
+    return m, m - half, m + half
+
+
 # --------------------------------------------------------------------------------------
 # Pointwise measures
 # --------------------------------------------------------------------------------------
@@ -230,9 +243,7 @@ def frechet_distance_features(feats_a: Tensor, feats_b: Tensor) -> float:
     return frechet_distance(*feature_statistics(feats_a), *feature_statistics(feats_b))
 
 
-def frechet_distance(
-    mu_a: np.ndarray, s_a: np.ndarray, mu_b: np.ndarray, s_b: np.ndarray
-) -> float:
+def frechet_distance(mu_a: np.ndarray, s_a: np.ndarray, mu_b: np.ndarray, s_b: np.ndarray) -> float:
     """The Frechet distance of :func:`frechet_distance_features` from the two Gaussian
     fits (means (F,), covariances (F, F)), e.g. precomputed reference statistics."""
     mu_a, s_a, mu_b, s_b = (np.asarray(a, dtype=np.float64) for a in (mu_a, s_a, mu_b, s_b))

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from gmdiff import metrics
 from gmdiff.analytic import gm_ddpm as A
+from gmdiff.metrics import t_interval
 from gmdiff.noise import OffsetMixtureNoise
 from gmdiff.papers import numbers
 from gmdiff.schedules import DiscreteVP
@@ -422,11 +423,6 @@ def evaluate_tables(
     return pd.DataFrame(rows)
 
 
-def _t975(n: int) -> float:
-    """Student's t quantile t_{0.975, n - 1} of the paired CIs over n seeds."""
-    return float(stats.t.ppf(0.975, n - 1))
-
-
 def paired_differences(
     scores: pd.DataFrame, metric: str, baseline: Callable[[str], str]
 ) -> pd.DataFrame:
@@ -438,9 +434,9 @@ def paired_differences(
     rows = []
     for (lam, run), g in scores[scores.lam > 0].groupby(["lam", "run"], sort=False):
         d = g[metric].to_numpy() - base.loc[[(baseline(run), s) for s in g.seed]].to_numpy()
-        half = _t975(len(d)) * d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else math.inf
+        _, low, high = t_interval(d) if len(d) > 1 else (0.0, -math.inf, math.inf)
         rows.append({"lam": lam, "run": run, "mean": g[metric].mean(), "diff": d.mean(),
-                     "ci_low": d.mean() - half, "ci_high": d.mean() + half,
+                     "ci_low": low, "ci_high": high,
                      "min": d.min(), "max": d.max(), "seeds": len(d)})  # fmt: skip
     return pd.DataFrame(rows)
 
