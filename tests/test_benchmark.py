@@ -52,7 +52,9 @@ def test_sample_scores_are_exact_for_exact_samples_and_see_planted_errors():
     ref, x = prior.sample(4000, g), prior.sample(4000, g)
     exact = B.sample_scores(x, prior, ref, 0)
     assert exact["modes"] == 8 and abs(exact["width"] - 1) < 0.05
-    blurred = B.sample_scores(x + 0.2 * torch.randn(x.shape, generator=g, dtype=x.dtype), prior, ref, 0)
+    blurred = B.sample_scores(
+        x + 0.2 * torch.randn(x.shape, generator=g, dtype=x.dtype), prior, ref, 0
+    )
     assert blurred["width"] > 1.5 and blurred["SW2"] > exact["SW2"]
     collapsed = prior.means[torch.arange(4000) % 6]  # two modes dropped, no width at all
     bad = B.sample_scores(collapsed, prior, ref, 0)
@@ -124,3 +126,59 @@ def test_the_benchmark_runs_end_to_end_at_tiny_size(tmp_path):
     assert list(cost.index) == list(B.METHODS) and cost.loc["DDPM", "ratio to DDPM"] == 1.0
     with pytest.raises(ValueError, match="method must be one of"):
         B.run_config("DDGM", RING, budget, 0)
+
+
+def test_kernel_errors_match_the_exact_ddpm_kernel_for_an_exact_denoiser():
+    """A DDPM 'network' that is the exact posterior mean has the KL of the best DDPM
+    kernel computed exactly (up to Monte Carlo); a planted 50 % noise-level error is seen."""
+    prior = B.dataset(RING)[1]
+
+    def exact(x, sigma):
+        return prior.denoiser(x.double(), sigma.double()).float()
+
+    def wrong(x, sigma):
+        return prior.denoiser(x.double(), 1.5 * sigma.double()).float()
+
+    trained = _fake_trained({"DDPM": exact, "SMD": wrong}, prior)
+    for run in trained.values():
+        run.trained = torch.nn.Identity()  # no latent: one kernel mean per x_t
+    k = B.kernel_errors(trained, {"ring": RING}, [3, 10], n_x=256, n_y=512, n_eta=2)
+    k = k.set_index(["t", "kernel"])["KL"]
+    for t in (3, 10):
+        best = k[(t, "best DDPM kernel (exact)")]
+        assert k[(t, "DDPM")] == pytest.approx(best, rel=0.1)  # measured: 3.5 % apart
+        assert k[(t, "SMD")] > best + 0.01  # the planted error
+        assert abs(k[(t, "best Gaussian (exact)")]) < 0.02 < best  # T = 50: q is nearly Gaussian
+    with pytest.raises(ValueError, match="must be in 2..T"):
+        B.kernel_errors(trained, {"ring": RING}, [1], n_x=8, n_y=8, n_eta=2)
+
+
+def test_images_need_a_score_and_their_floor_is_real_digits():
+    digits = {"8x8 digits": {"name": "digits8x8"}}
+    with pytest.raises(ValueError, match="digits8x8"):
+        B.dataset({"name": "digits8x8", "size": 16})
+    images = B.data.digits8x8()[0]
+    floor = B.floor_scores(digits, 50, [0], score=lambda x: {"mean": float(x.mean())})
+    pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(3000))[:50]
+    assert floor["mean"].iloc[0] == pytest.approx(float(images[pick].mean()))
+    # teleportation on images uses the Gaussian of the digits' moments
+    g = B.teleport_gaussian(digits["8x8 digits"])
+    flat = images.flatten(1).double()
+    assert float(g.eigenvalues.sum()) == pytest.approx(float(flat.var(0, unbiased=False).sum()))
+
+
+def test_the_image_leg_runs_end_to_end_at_tiny_size(tmp_path):
+    """The five methods build the digits U-Net (SMD and GM-DDPM around it) and train through
+    the harness; every sampler draws images, scored by the given function."""
+    digits = {"8x8 digits": {"name": "digits8x8"}}
+    budget = B.Budget(steps=2, batch=4, channels=8, T=10, warmup=1)
+    trained = B.train_all(B.METHODS, digits, budget, [0], cache_dir=tmp_path)
+    nets = {m: trained[(m, "8x8 digits", 0)].cfg.model.net for m in B.METHODS}
+    assert nets == {"DDPM": "digits", "SMD": "smd_digits", "GM-DDPM": "gm_ddpm_digits",
+                    "SGM": "digits", "GM-SGM": "digits"}  # fmt: skip
+    with pytest.raises(ValueError, match="no exact distribution"):
+        B.benchmark(trained, digits, [4], 8)
+    table = B.benchmark(trained, digits, [4, 10], 8, score=lambda x: {"shape": tuple(x.shape)})
+    assert set(table["sampler"]) == set(B.SAMPLERS_OF)
+    assert (table["shape"] == (8, 1, 8, 8)).all()
+    assert B.denoiser_errors(trained, digits, [1], 8).empty  # no exact denoiser for images

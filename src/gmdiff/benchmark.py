@@ -21,11 +21,17 @@ Ground truth (X-2): the data are Gaussian mixtures (:mod:`gmdiff.analytic`), so 
 method's denoiser is compared with the exact one along the noise levels
 (:func:`denoiser_errors`), and samples are scored against the exact distribution
 (:func:`sample_scores`: sliced W2 to exact samples, modes found and their width).
+
+Images: on sklearn's 8x8 digits (data ``{"name": "digits8x8"}``) the same five methods
+train the ``digits`` U-Net at ``Budget.channels`` base channels; there is no exact answer,
+so :func:`benchmark` scores their samples with a given ``score`` (the chapter's: FD-digits,
+precision and recall in the digit classifier's features).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,7 +56,8 @@ class Budget:
     """What every method gets: the network (an MLP ``width`` x ``depth``), the training
     (``steps`` of ``batch``, AdamW ``lr`` after ``warmup`` steps, EMA ``ema_decay``), the
     VP chain length ``T`` (DDPM's linear betas from ``beta_1`` to ``beta_T``), the VE range
-    (sigma_min to ``sigma_max``) and GM-DDPM's offset scale ``lam``."""
+    (sigma_min to ``sigma_max``), GM-DDPM's offset scale ``lam``, GM-SGM's ``beta``; on
+    images the network is the ``digits`` U-Net with ``channels`` base channels instead."""
 
     steps: int = 1500
     batch: int = 256
@@ -66,20 +73,26 @@ class Budget:
     sigma_max: float = 10.0
     lam: float = 0.2
     gm_sgm_beta: float = 2.0
+    channels: int = 24
 
 
-def dataset(spec: dict) -> tuple[dict, GaussianMixture]:
+def dataset(spec: dict) -> tuple[dict, GaussianMixture | None]:
     """(the run-config data entry, the exact distribution) of ``spec``: ``{"name": "ring",
-    "k", "radius", "std"}`` (equal-weight Gaussians on a circle in the plane) or
+    "k", "radius", "std"}`` (equal-weight Gaussians on a circle in the plane),
     ``{"name": "low_rank_gmm", "d", "k", "rank"}`` (:func:`gmdiff.data.seeded_low_rank_gmm`,
-    seed 0)."""
+    seed 0) or ``{"name": "digits8x8"}`` (sklearn's 1,797 digits; no exact distribution:
+    None)."""
     opts = {k: v for k, v in spec.items() if k != "name"}
+    if spec["name"] == "digits8x8" and not opts:
+        return {"name": "digits8x8"}, None
     if spec["name"] == "ring":
         return {"name": "ring2d", "options": opts}, data.ring2d(**opts)
     if spec["name"] == "low_rank_gmm":
         entry = {"name": "low_rank_gmm", "options": {**opts, "seed": 0}}
         return entry, data.seeded_low_rank_gmm(opts["d"], opts["k"], opts["rank"], 0)
-    raise ValueError(f"data name must be 'ring' or 'low_rank_gmm', got {spec['name']!r}")
+    raise ValueError(
+        f"data must be 'ring', 'low_rank_gmm' or 'digits8x8' (no options), got {spec!r}"
+    )
 
 
 def run_config(method: str, spec: dict, budget: Budget, seed: int, device: str = "cpu"):
@@ -88,29 +101,34 @@ def run_config(method: str, spec: dict, budget: Budget, seed: int, device: str =
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     entry, prior = dataset(spec)
-    mlp = {"dim": prior.dim, "width": budget.width, "depth": budget.depth}
+    if prior is None:  # images: the digits U-Net (SMD and GM-DDPM wrap it as their base)
+        base, nets = {"ch": budget.channels}, ("digits", "smd_digits", "gm_ddpm_digits")
+        x = data.digits8x8()[0]
+    else:
+        base = {"dim": prior.dim, "width": budget.width, "depth": budget.depth}
+        nets = ("toy_mlp", "smd_toy_mlp", "gm_ddpm_toy_mlp")
+        x = prior.sample(1000, torch.Generator().manual_seed(0))
     if method in VP_METHODS:
         schedule = {
             "name": "ddpm_linear",
             "options": {"T": budget.T, "beta_1": budget.beta_1, "beta_T": budget.beta_T},
         }
         model, loss = {
-            "DDPM": ({"net": "toy_mlp", "overrides": mlp}, {"name": "eps"}),
+            "DDPM": ({"net": nets[0], "overrides": base}, {"name": "eps"}),
             "SMD": (
-                {"net": "smd_toy_mlp", "overrides": {"base": mlp}},
+                {"net": nets[1], "overrides": {"base": base}},
                 {"name": "smd", "options": {"n_eta": 1, "reduction": "mean"}},
             ),
             "GM-DDPM": (
-                {"net": "gm_ddpm_toy_mlp", "overrides": {"base": mlp, "lam": budget.lam}},
+                {"net": nets[2], "overrides": {"base": base, "lam": budget.lam}},
                 {"name": "gm_ddpm", "options": {"classifier_weight": 1.0}},
             ),
         }[method]
         model["precond"] = "vp"
     else:
-        x = prior.sample(1000, torch.Generator().manual_seed(0))
         model = {
-            "net": "toy_mlp",
-            "overrides": {**mlp, "embedding": "fourier"},
+            "net": nets[0],
+            "overrides": base if prior is None else {**base, "embedding": "fourier"},
             "precond": "edm",
             "sigma_data": round(float(x.std()), 3),
         }
@@ -256,48 +274,78 @@ def sample_scores(x: Tensor, prior: GaussianMixture, reference: Tensor, seed: in
     }
 
 
+def teleport_gaussian(spec: dict) -> Gaussian:
+    """The Gaussian that Heun + teleport jumps with: the exact mean and covariance of a
+    mixture, or the moments of the training images (the Gaussian score paper, Eqs. 147-148)."""
+    prior = dataset(spec)[1]
+    if prior is None:
+        return Gaussian.from_data(data.digits8x8()[0].flatten(1).double())
+    mean, cov = prior.moments()
+    return Gaussian.from_cov(mean.double(), cov.double())
+
+
+def _samples(method, run, spec, nfes, n, seed, teleport_scale):
+    """(NFE actually spent, NFE budget, n samples) of every sampler of ``method`` that can
+    run within each budget of ``nfes``; x_T drawn with seed 1000 + ``seed``."""
+    gaussian = teleport_gaussian(spec)
+    tele = teleport_scale * float(gaussian.eigenvalues.sum().sqrt())
+    for sampler in SAMPLERS_OF:
+        for nfe in nfes:
+            p = plan(method, sampler, nfe, run, tele)
+            if p is not None:
+                yield sampler, p[3], nfe, draw(run, p, n, 1000 + seed, gaussian)
+
+
 def benchmark(
     trained: dict[tuple[str, str, int], runs.Run],
     specs: dict[str, dict],
     nfes: Sequence[int],
     n: int,
     teleport_scale: float = 1.0,
+    score=None,
 ) -> pd.DataFrame:
-    """One row per (data, method, sampler, NFE, seed) that can run: :func:`sample_scores`
-    of n samples. Samples of training seed s start from x_T drawn with seed 1000 + s for
-    every method and sampler of one data set (paired across methods); the reference is n
-    exact samples drawn with seed 2000 + s. Heun + teleport jumps to sigma =
-    ``teleport_scale`` x the RMS spread of the data, sqrt(tr Cov)."""
+    """One row per (data, method, sampler, NFE, seed) that can run: the scores of n
+    samples. Samples of training seed s start from x_T drawn with seed 1000 + s for every
+    method and sampler of one data set (paired across methods). Heun + teleport jumps to
+    sigma = ``teleport_scale`` x the RMS spread of the data, sqrt(tr Cov)
+    (:func:`teleport_gaussian`).
+
+    Mixtures are scored by :func:`sample_scores` against n exact samples drawn with seed
+    2000 + s; images (no exact distribution) by ``score(x) -> dict`` (e.g.
+    :class:`gmdiff.papers.gm_ddpm.ImageScores` in the digit classifier's features)."""
     rows = []
     for (method, name, s), run in trained.items():
         prior = dataset(specs[name])[1]
-        mean, cov = prior.moments()
-        gaussian = Gaussian.from_cov(mean.double(), cov.double())
-        tele = teleport_scale * float(torch.trace(cov).sqrt())
-        ref = prior.sample(n, torch.Generator().manual_seed(2000 + s))
-        for sampler in SAMPLERS_OF:
-            for nfe in nfes:
-                p = plan(method, sampler, nfe, run, tele)
-                if p is None:
-                    continue
-                x = draw(run, p, n, 1000 + s, gaussian)
-                rows.append(
-                    {"data": name, "method": method, "sampler": sampler, "NFE": p[3],
-                     "NFE budget": nfe, "seed": s, **sample_scores(x, prior, ref, s)}
-                )  # fmt: skip
+        if prior is None:
+            if score is None:
+                raise ValueError(f"data {name!r} has no exact distribution: pass score=")
+            scores = score
+        else:
+            ref = prior.sample(n, torch.Generator().manual_seed(2000 + s))
+            scores = functools.partial(sample_scores, prior=prior, reference=ref, seed=s)
+        for sampler, spent, nfe, x in _samples(method, run, specs[name], nfes, n, s,
+                                               teleport_scale):  # fmt: skip
+            rows.append({"data": name, "method": method, "sampler": sampler, "NFE": spent,
+                         "NFE budget": nfe, "seed": s, **scores(x)})  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def floor_scores(specs: dict[str, dict], n: int, seeds: Sequence[int]) -> pd.DataFrame:
-    """:func:`sample_scores` of n exact samples (seed 3000 + s) against the benchmark's
-    references: the metrics' own floor at this sample count."""
+def floor_scores(specs: dict[str, dict], n: int, seeds: Sequence[int], score=None) -> pd.DataFrame:
+    """The metrics' own floor at this sample count: :func:`sample_scores` of n exact
+    samples (seed 3000 + s) against the benchmark's references; for images, ``score`` of n
+    training images drawn without replacement (seed 3000 + s), which the reference holds."""
     rows = []
     for name, spec in specs.items():
         prior = dataset(spec)[1]
         for s in seeds:
-            ref = prior.sample(n, torch.Generator().manual_seed(2000 + s))
-            x = prior.sample(n, torch.Generator().manual_seed(3000 + s))
-            rows.append({"data": name, "seed": s, **sample_scores(x, prior, ref, s)})
+            g = torch.Generator().manual_seed(3000 + s)
+            if prior is None:
+                images = data.digits8x8()[0]
+                row = score(images[torch.randperm(len(images), generator=g)[:n]])
+            else:
+                ref = prior.sample(n, torch.Generator().manual_seed(2000 + s))
+                row = sample_scores(prior.sample(n, g), prior, ref, s)
+            rows.append({"data": name, "seed": s, **row})
     return pd.DataFrame(rows)
 
 
@@ -325,7 +373,7 @@ def denoiser_errors(
     Alg. 1 alternates), and ``vs Gaussian-path D*`` is its excess over the Gaussian-path
     posterior mean, the one its sampler needs, on the Gaussian points; for GM-DDPM the eps network against the exact E[eps | x_t] on
     the offset chain (:class:`gmdiff.analytic.gm_ddpm.ExactGMDDPM`), in eps, which at one
-    step is the same ratio."""
+    step is the same ratio. Runs on data without an exact distribution (images) are left out."""
     from gmdiff.analytic.gm_ddpm import ExactGMDDPM
     from gmdiff.papers import gm_ddpm as P
     from gmdiff.papers.gm_sgm import exact_denoiser
@@ -333,6 +381,8 @@ def denoiser_errors(
     rows = []
     for (method, name, s), run in trained.items():
         prior = dataset(specs[name])[1]
+        if prior is None:
+            continue
         if method == "GM-DDPM":
             exact = ExactGMDDPM(prior, run.schedule, run.trained.noise)
             tab = P.identifiability(exact, prior, run.schedule, steps, n, 4000 + s, run.trained)
@@ -371,6 +421,37 @@ def denoiser_errors(
                 row["vs Gaussian-path D*"] = err / gauss - 1
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def kernel_errors(
+    trained: dict[tuple[str, str, int], runs.Run],
+    specs: dict[str, dict],
+    steps: Sequence[int],
+    n_x: int,
+    n_y: int,
+    n_eta: int,
+) -> pd.DataFrame:
+    """Per (data, seed, chain step t, kernel): KL(q(x_{t-1} | x_t) || p(x_{t-1} | x_t))
+    from the exact reverse step of the mixture (SMD paper, Prop. 3.1) to the ancestral
+    kernel of the trained DDPM and SMD networks (SMD's over ``n_eta`` draws of its
+    latent), and to the best Gaussian and best DDPM kernels computed exactly, averaged over
+    ``n_x`` draws of x_t (:func:`gmdiff.papers.smd.kernel_table`, seed 5000 + s). The
+    other methods are left out: GM-DDPM's chain is not DDPM's and the VE samplers have no
+    ancestral kernel on this chain; so are data without an exact distribution."""
+    from gmdiff.papers import smd
+
+    tables = []
+    for (method, name, s), run in trained.items():
+        prior = dataset(specs[name])[1]
+        if method != "DDPM" or prior is None or ("SMD", name, s) not in trained:
+            continue
+        smd_run = trained[("SMD", name, s)]
+        models = {m: (r.trained, r.denoiser) for m, r in (("DDPM", run), ("SMD", smd_run))}
+        tab = smd.kernel_table(models, prior, run.schedule, n_x=n_x, n_y=n_y, n_eta=n_eta,
+                               seed=5000 + s, steps=steps)  # fmt: skip
+        tables.append(tab.assign(data=name, seed=s))
+    return pd.concat(tables, ignore_index=True)
 
 
 def _mse(d: Tensor, x0: Tensor) -> float:

@@ -26,9 +26,20 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "n": 2000,
             "error_steps": [1, 3, 5, 10, 20, 30],
             "n_error": 2000,
+            "kernel": {"steps": [2, 3, 5, 10], "n_x": 128, "n_y": 128, "n_eta": 64},
             "cost_steps": 100,
             "cost_repeats": 3,
             "teleport_scale": 1.0,
+            # 8x8 digits: the digits U-Net (24 base channels) for every method, the
+            # gmd_tables recipe (400 steps of batch 16), FD-digits of n samples (as
+            # gmd_tables); two NFE budgets, as sampling the U-Nets dominates the time.
+            "images": {
+                "data": {"8x8 digits": {"name": "digits8x8"}},
+                "budget": {"steps": 400, "batch": 16, "warmup": 50, "ema_decay": 0.99,
+                           "channels": 24},
+                "nfes": [10, 50],
+                "n": 200,
+            },
         },
         "full": {
             "data": {
@@ -45,9 +56,17 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "n": 10000,
             "error_steps": [1, 5, 10, 20, 50, 100],
             "n_error": 10000,
+            "kernel": {"steps": [2, 5, 10, 20, 50, 100], "n_x": 1024, "n_y": 512, "n_eta": 256},
             "cost_steps": 200,
             "cost_repeats": 5,
             "teleport_scale": 1.0,
+            "images": {
+                "data": {"8x8 digits": {"name": "digits8x8"}},
+                "budget": {"steps": 20000, "batch": 128, "warmup": 500, "ema_decay": 0.999,
+                           "channels": 32, "T": 200, "beta_1": 1e-4, "beta_T": 0.1},
+                "nfes": [10, 20, 50, 100, 200],
+                "n": 1797,
+            },
         },
     },
     "gs_closed_forms": {

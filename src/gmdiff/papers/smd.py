@@ -245,8 +245,9 @@ def kernel_table(
     n_y: int,
     n_eta: int,
     seed: int,
+    steps: Sequence[int] | None = None,
 ) -> pd.DataFrame:
-    """Per step t = 2..T: the KL from the exact reverse step q(x_{t-1} | x_t) (Prop. 3.1)
+    """Per step t of ``steps`` (default 2..T): the KL from the exact reverse step q(x_{t-1} | x_t) (Prop. 3.1)
     to each kernel, averaged over ``n_x`` draws x_t ~ q(x_t) shared by all rows (mean and
     standard error over x_t), for
 
@@ -260,8 +261,13 @@ def kernel_table(
     spread (:func:`eta_spread`, :func:`between_spread`), averaged over x_t."""
     from gmdiff.analytic.ddpm_posterior import forward_marginal, posterior_kl, reverse_posterior
 
+    steps = range(2, schedule.T + 1) if steps is None else steps
+    if any(not 2 <= t <= schedule.T for t in steps):
+        raise ValueError(
+            f"steps t must be in 2..T={schedule.T} (t = 1 is deterministic), got {steps}"
+        )
     rows = []
-    for t in range(2, schedule.T + 1):
+    for t in steps:
         gen = torch.Generator().manual_seed(seed + t)
         x_t = forward_marginal(gmm, schedule, t).sample(n_x, gen)
         post = reverse_posterior(gmm, schedule, t, x_t)
