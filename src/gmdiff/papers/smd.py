@@ -247,9 +247,9 @@ def kernel_table(
     seed: int,
     steps: Sequence[int] | None = None,
 ) -> pd.DataFrame:
-    """Per step t of ``steps`` (default 2..T): the KL from the exact reverse step q(x_{t-1} | x_t) (Prop. 3.1)
-    to each kernel, averaged over ``n_x`` draws x_t ~ q(x_t) shared by all rows (mean and
-    standard error over x_t), for
+    """Per step t of ``steps`` (default 2..T): the KL from the exact reverse step
+    q(x_{t-1} | x_t) (Prop. 3.1) to each kernel, averaged over ``n_x`` draws x_t ~ q(x_t)
+    shared by all rows (mean and standard error over x_t), for
 
     * ``"best Gaussian (exact)"``: N(m(x_t), C(x_t)), the moment-matched optimum (M_t);
     * ``"best DDPM kernel (exact)"``: N(m(x_t), beta-tilde_t I), the exact posterior mean
