@@ -39,6 +39,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                            "channels": 24},
                 "nfes": [10, 50],
                 "n": 200,
+                "cost_steps": 20,
+                "cost_repeats": 3,
             },
         },
         "full": {
@@ -66,6 +68,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                            "channels": 32, "T": 200, "beta_1": 1e-4, "beta_T": 0.1},
                 "nfes": [10, 20, 50, 100, 200],
                 "n": 1797,
+                "cost_steps": 100,
+                "cost_repeats": 5,
             },
         },
     },
