@@ -228,7 +228,7 @@ errors.groupby(["data", "method", "t"])["excess"].agg(mean_ci).unstack("t")
 
 # %%
 # NBVAL_TOLERANCE abs=0.01 rel=0.02  (retrained under the ATEN default and the AVX2 kernels: printed numbers moved <= 0.002; one unit of the last digit)
-print("GM-SGM against the Gaussian-path posterior mean (what its PC / Heun sampler needs):")
+print("GM-SGM against the Gaussian-path D* (what its PC / Heun samplers need):")
 gm = errors[errors["method"] == "GM-SGM"].groupby(["data", "t"])["vs Gaussian-path D*"]
 gm.agg(mean_ci).unstack("t")
 
@@ -254,7 +254,7 @@ per_seed = kernels.pivot_table(index=["data", "t", "seed"], columns="kernel", va
 diff = (per_seed["SMD"] - per_seed["DDPM"]).groupby(["data", "t"]).agg(mean_ci).unstack("t")
 diff.index = pd.MultiIndex.from_product([diff.index, ["SMD − DDPM (paired)"]], names=kl.index.names)
 spread = kernels.loc[kernels["kernel"] == "SMD", "eta spread"].max()
-print(f"SMD: largest spread of its kernel's mean over eta (tr Cov, mean over x_t): {spread:.1e}")
+print(f"SMD's kernel mean, largest spread over eta (tr Cov): {spread:.1e}")
 print("KL(exact reverse step || kernel), mean ± 95% CI half-width over the three seeds")
 pd.concat([kl, diff]).sort_index()
 
