@@ -250,9 +250,9 @@ gm.agg(mean_ci).unstack("t")
 # NBVAL_TOLERANCE abs=0.01 rel=0.02  (retrained under the ATEN default and the AVX2 kernels: unchanged at two decimals; one unit)
 kernels = B.kernel_errors(trained, specs, **cfg["kernel"])
 kl = kernels.groupby(["data", "kernel", "t"])["KL"].agg(mean_ci).unstack("t")
-per_seed = kernels.pivot_table(index=["data", "t", "seed"], columns="kernel", values="KL")
-diff = (per_seed["SMD"] - per_seed["DDPM"]).groupby(["data", "t"]).agg(mean_ci).unstack("t")
-diff.index = pd.MultiIndex.from_product([diff.index, ["SMD − DDPM (paired)"]], names=kl.index.names)
+diff = B.kernel_difference(kernels, "SMD", "DDPM").assign(kernel="SMD − DDPM (paired)")
+diff["cell"] = [f"{m:.2f} ± {hi - m:.2f}" for m, hi in diff[["difference", "high"]].values]
+diff = diff.pivot(index=["data", "kernel"], columns="t", values="cell")
 spread = kernels.loc[kernels["kernel"] == "SMD", "eta spread"].max()
 print(f"SMD's kernel mean, largest spread over eta (tr Cov): {spread:.1e}")
 print("KL(exact reverse step || kernel), mean ± 95% CI half-width over the three seeds")
@@ -299,9 +299,9 @@ print("GM-DDPM's Alg. 2 takes all T = 50 steps")
 by["fd"].agg(mean_ci, digits=0).unstack().fillna("-")
 
 # %%
-# NBVAL_TOLERANCE abs=0.02  (retrained under the ATEN default and the AVX2 kernels: moved <= 0.01, one unit)
-print(f"precision and recall (k = 3), mean over seeds (floor: {img_floor['precision']:.2f}, {img_floor['recall']:.2f})")
-by[["precision", "recall"]].mean().unstack().map(lambda v: "-" if pd.isna(v) else f"{v:.2f}")
+# NBVAL_TOLERANCE abs=0.03  (retrained under the ATEN default kernels: means and half-widths moved <= 0.02; one unit above that)
+print(f"precision and recall (k = 3), mean ± 95% CI half-width over seeds (floor: {img_floor['precision']:.2f}, {img_floor['recall']:.2f})")
+pd.concat({v: by[v].agg(mean_ci).unstack() for v in ("precision", "recall")}, axis=1).fillna("-")
 
 # %%
 fig, axs = plotting.panels(2, ncols=2, aspect=0.8)
@@ -365,7 +365,7 @@ img_ideas.set_index(["idea", "NFE"]).sort_index()[["FD-digits", "effect"]]
 #   teleportation, GM-SGM and SGM are the best VE runs at 10 evaluations on both rings;
 #   at $D=16$ GM-SGM + teleportation is worse than plain SGM.
 #   *On the 8x8 digits* the seeds spread FD-digits by tens (95 % half-widths of 15-100 at
-#   200 samples), so only large effects show: GM-DDPM is worse with every sampler (+185
+#   200 samples; over 300 for GM-DDPM), so only large effects show: GM-DDPM is worse with every sampler (+185
 #   with Alg. 2, +1030 to +1100 with the solvers), as on the mixtures and in
 #   {ref}`gmd-tables`; teleportation lowers SGM's Heun by 5 [1, 9] at 50 evaluations
 #   (−12 [−25, +1] at 10, inside the spread); SMD's ancestral sampler (−34 [−77, +10] at 50)
@@ -373,8 +373,9 @@ img_ideas.set_index(["idea", "NFE"]).sort_index()[["FD-digits", "effect"]]
 #   mixtures without clearing the seeds' spread. All methods stay far above the floor of
 #   19: the best are SGM's Heun with teleportation at 10 evaluations (141) and SMD's
 #   ancestral sampler at 50 (151). Heun's FD-digits rises with NFE (SGM 154 to 192,
-#   GM-SGM 163 to 243) while its recall falls (0.90 to 0.79): following these networks'
-#   ODE more closely does not give better digits.
+#   GM-SGM 163 to 243) and its recall falls (0.90 to 0.79), a tendency only, as the
+#   seeds' intervals overlap: following these networks' ODE more closely does not give
+#   better digits.
 #   *Cost*: a training step of SMD costs 1.8 times DDPM's on both networks; GM-DDPM's
 #   1.7 times on the MLP but 1.05 on the U-Net (its classifier is a large share of a small
 #   MLP only); GM-SGM's the same as SGM's (the tables above, measured in this process).

@@ -182,3 +182,14 @@ def test_the_image_leg_runs_end_to_end_at_tiny_size(tmp_path):
     assert set(table["sampler"]) == set(B.SAMPLERS_OF)
     assert (table["shape"] == (8, 1, 8, 8)).all()
     assert B.denoiser_errors(trained, digits, [1], 8).empty  # no exact denoiser for images
+
+
+def test_kernel_difference_is_a_paired_t_interval_over_seeds():
+    rows = []
+    for s, (smd, ddpm) in enumerate([(1.0, 2.0), (1.5, 3.5), (0.5, 3.5)]):  # -1, -2, -3
+        rows += [{"data": "ring", "t": 2, "seed": s, "kernel": "SMD", "KL": smd},
+                 {"data": "ring", "t": 2, "seed": s, "kernel": "DDPM", "KL": ddpm}]  # fmt: skip
+    out = B.kernel_difference(pd.DataFrame(rows)).iloc[0]
+    half = stats.t.ppf(0.975, 2) * 1.0 / 3**0.5
+    assert out["difference"] == pytest.approx(-2.0)
+    assert (out["low"], out["high"]) == pytest.approx((-2.0 - half, -2.0 + half))

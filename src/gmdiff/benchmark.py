@@ -454,6 +454,18 @@ def kernel_errors(
     return pd.concat(tables, ignore_index=True)
 
 
+def kernel_difference(kernels: pd.DataFrame, with_: str = "SMD", without: str = "DDPM"):
+    """Per (data, t) of :func:`kernel_errors`' table: the KL of kernel ``with_`` minus that
+    of ``without``, paired by seed, as mean and 95 % t-interval over the seeds."""
+    per_seed = kernels.pivot_table(index=["data", "t", "seed"], columns="kernel", values="KL")
+    diff = per_seed[with_] - per_seed[without]
+    rows = []
+    for (d, t), g in diff.groupby(level=["data", "t"]):
+        mean, lo, hi = t_interval(g.tolist())
+        rows.append({"data": d, "t": t, "difference": mean, "low": lo, "high": hi})
+    return pd.DataFrame(rows)
+
+
 def _mse(d: Tensor, x0: Tensor) -> float:
     return float(((d.double() - x0) ** 2).sum(1).mean())
 
