@@ -113,7 +113,7 @@ def test_paired_differences_use_a_t_interval_over_seeds():
 def test_the_benchmark_runs_end_to_end_at_tiny_size(tmp_path):
     """Every method trains through the harness (two worker processes), every sampler that
     fits the budget draws finite samples, and the step-cost table has every method."""
-    budget = B.Budget(steps=4, batch=32, width=16, depth=1, T=10)
+    budget = B.Budget(steps=4, batch=32, width=16, depth=1, T=10, ema_rampup=0.05)
     trained = B.train_all(B.METHODS, {"ring": RING}, budget, [0, 1], cache_dir=tmp_path)
     assert len(trained) == 10
     table = B.benchmark(trained, {"ring": RING}, [4, 10], 64)
@@ -171,7 +171,7 @@ def test_the_image_leg_runs_end_to_end_at_tiny_size(tmp_path):
     """The five methods build the digits U-Net (SMD and GM-DDPM around it) and train through
     the harness; every sampler draws images, scored by the given function."""
     digits = {"8x8 digits": {"name": "digits8x8"}}
-    budget = B.Budget(steps=2, batch=4, channels=8, T=10, warmup=1)
+    budget = B.Budget(steps=2, batch=4, channels=8, T=10, warmup=1, ema_rampup=0.05)
     trained = B.train_all(B.METHODS, digits, budget, [0], cache_dir=tmp_path)
     nets = {m: trained[(m, "8x8 digits", 0)].cfg.model.net for m in B.METHODS}
     assert nets == {"DDPM": "digits", "SMD": "smd_digits", "GM-DDPM": "gm_ddpm_digits",

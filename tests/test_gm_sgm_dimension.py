@@ -87,7 +87,7 @@ def test_trained_study_runs_end_to_end_at_tiny_size(tmp_path, monkeypatch):
     """The full profile's path (training through runs.load_or_train, sampling, metrics,
     r_mean / r_var) at a tiny size."""
     monkeypatch.setenv("GMDIFF_CACHE_DIR", str(tmp_path))
-    cfg = {"width": 16, "depth": 2, "steps": 20, "batch": 16, "lr": 1e-3}
+    cfg = {"width": 16, "depth": 2, "steps": 20, "batch": 16, "lr": 1e-3, "ema_rampup": 0.05}
     train = M.mlp_trainer(cfg, k=2, rank=1)
     table, ratios = M.trained_study(
         train, [3], [1.0, 2.0], [0, 1], [5, 8], n=32, ratio_iterations=[8]

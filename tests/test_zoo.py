@@ -15,7 +15,7 @@ from gmdiff import data, nets, runs, train, zoo
 
 def tiny_config(steps: int = 6, seed: int = 0):
     """A 4-d toy run small enough for unit tests, in the zoo's EDM form."""
-    train = {"steps": steps, "batch_size": 16, "lr": 1e-2, "ema_decay": 0.5, "seed": seed,
+    train = {"steps": steps, "batch_size": 16, "lr": 1e-2, "ema_decay": 0.5, "ema_rampup": 0.05, "seed": seed,
              "log_every": 2, "device": "cpu"}  # fmt: skip
     gmm = {"name": "low_rank_gmm", "options": {"d": 4, "k": 2, "rank": 1}}
     overrides = {"dim": 4, "width": 16, "depth": 2, "emb_dim": 8}
@@ -41,7 +41,7 @@ def test_training_leaves_global_rng_and_threads_untouched(tmp_path):
 def test_zoo_models_are_cached_runs(tmp_path, monkeypatch):
     """gmm_mlp is the run of gmm_config, cached under its hash: a second call loads it."""
     small = zoo.gmm_config("ci")
-    small = dataclasses.replace(small, train=dataclasses.replace(small.train, steps=4))
+    small = dataclasses.replace(small, train=dataclasses.replace(small.train, steps=4, ema_rampup=0.05))
     monkeypatch.setattr(zoo, "gmm_config", lambda profile, seed: small)
     den, snaps, gmm = zoo.gmm_mlp("ci", snapshot_steps=[2], cache_dir=tmp_path)
     assert runs.run_dir(small, "gmm_mlp", tmp_path).is_dir() and set(snaps) == {2}

@@ -54,7 +54,8 @@ VP_METHODS = ("DDPM", "SMD", "GM-DDPM")
 @dataclass(frozen=True)
 class Budget:
     """What every method gets: the network (an MLP ``width`` x ``depth``), the training
-    (``steps`` of ``batch``, AdamW ``lr`` after ``warmup`` steps, EMA ``ema_decay``), the
+    (``steps`` of ``batch``, AdamW ``lr`` after ``warmup`` steps, EMA ``ema_decay`` with
+    EDM's ramp ``ema_rampup``, :class:`gmdiff.train.TrainConfig`), the
     VP chain length ``T`` (DDPM's linear betas from ``beta_1`` to ``beta_T``), the VE range
     (sigma_min to ``sigma_max``), GM-DDPM's offset scale ``lam``, GM-SGM's ``beta``; on
     images the network is the ``digits`` U-Net with ``channels`` base channels instead."""
@@ -64,6 +65,7 @@ class Budget:
     lr: float = 2e-3
     warmup: int = 100
     ema_decay: float = 0.995
+    ema_rampup: float = 0.0
     width: int = 128
     depth: int = 3
     T: int = 50
@@ -144,6 +146,7 @@ def run_config(method: str, spec: dict, budget: Budget, seed: int, device: str =
         "lr": budget.lr,
         "warmup_steps": budget.warmup,
         "ema_decay": budget.ema_decay,
+        "ema_rampup": budget.ema_rampup,
         "grad_clip": 1.0,
         "seed": seed,
         "log_every": budget.steps,

@@ -349,6 +349,7 @@ def mlp_trainer(
             batch=cfg["batch"],
             lr=cfg["lr"],
             ema_decay=cfg.get("ema_decay", 0.999),
+            ema_rampup=cfg.get("ema_rampup", 0.0),
             seed=seed,
             device=device,
         )
