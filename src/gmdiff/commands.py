@@ -127,6 +127,7 @@ def sample(
         "samples": x,
         "sampler": s.sampler,
         "steps": s.steps,
+        "options": s.options,
         "seed": s.seed,
         "weights": model.weights,
         "origin": model.origin,
