@@ -159,6 +159,7 @@ def _run(args: argparse.Namespace) -> None:
     elif args.command == "sample":
         x = sample(cfg, args.checkpoint, args.pretrained, args.weights)
         pngs = " and PNGs (images/, grid.png)" if x.ndim == 4 else ""
+        pngs = " and scatter.png" if x.ndim == 2 and x.shape[1] == 2 else pngs
         print(
             f"wrote {x.shape[0]} samples of shape {tuple(x.shape[1:])} to "
             f"{cfg.out_dir}/samples.pt{pngs}"

@@ -4,7 +4,9 @@ line and calls these).
 ``sample`` draws from a run's EMA checkpoint or from a network gmdiff did not train
 (``pretrained``: a diffusers folder or an EDM-format state dict, :mod:`gmdiff.loaders`)
 and writes ``out_dir/samples.pt`` (the samples and how they were drawn) and, for images,
-``out_dir/images/000000.png``... and ``out_dir/grid.png`` (:mod:`gmdiff.images`).
+``out_dir/images/000000.png``... and ``out_dir/grid.png`` (:mod:`gmdiff.images`; the grid
+upscaled so that each image is at least 64 pixels), for 2-D data ``out_dir/scatter.png``
+(the samples over as many exact draws of the data).
 
 ``evaluate`` reads ``out_dir/samples.pt`` and reports, per the config's ``evaluate``
 section: the data-space distances to the data (sliced Wasserstein-2, RBF MMD^2 and, for a
@@ -137,7 +139,18 @@ def sample(
     atomic_save(record, out / "samples.pt")
     if x.ndim == 4 and x.shape[1] in (1, 3):
         save_pngs(x, out, model.centered)
+    elif x.ndim == 2 and x.shape[1] == 2:
+        _scatter(cfg, x, out / "scatter.png", f"{s.sampler}, {s.steps} steps, seed {s.seed}")
     return x
+
+
+def _scatter(cfg: RunConfig, x: Tensor, path: Path, title: str) -> None:
+    """scatter.png of 2-D samples, over as many exact draws of a toy's data (seed 0)."""
+    from gmdiff.plotting import save_scatter
+
+    data, model = runs.data_of(cfg)
+    ref = data(x.shape[0], torch.Generator().manual_seed(0)) if model is not None else None
+    save_scatter(x, path, ref, title)
 
 
 def _reference(cfg: RunConfig, n: int, gen: torch.Generator) -> tuple[Tensor, object]:

@@ -37,7 +37,8 @@ def doc(meaning: str, paper: str = "") -> tuple[str, str]:
 KEYS: dict[str, tuple[str, str]] = {
     "out_dir": doc(
         "Folder of the run: checkpoint.pt, train_log.jsonl, config.yaml, samples.pt, "
-        "metrics.json, and images/ and grid.png for images.",
+        "metrics.json, and the pictures: images/ and grid.png for images, scatter.png for "
+        "2-D data.",
         "",
     ),
     # data -------------------------------------------------------------------------------
