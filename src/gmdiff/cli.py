@@ -168,6 +168,10 @@ def _run(args: argparse.Namespace) -> None:
         result = evaluate(cfg, args.checkpoint, args.pretrained, args.weights)
         if "fid" in result:
             print(protocol_text(result))
+        if "is_kid_protocol" in result:
+            from gmdiff.fidelity import protocol_text as is_kid_text
+
+            print(is_kid_text(result))
         print(json.dumps(result, indent=2))
 
 

@@ -11,8 +11,10 @@ upscaled so that each image is at least 64 pixels), for 2-D data ``out_dir/scatt
 ``evaluate`` reads ``out_dir/samples.pt`` and reports, per the config's ``evaluate``
 section: the data-space distances to the data (sliced Wasserstein-2, RBF MMD^2 and, for a
 toy, the exact NLL), or, with ``fid_reference`` set, FID with its protocol
-(:mod:`gmdiff.evaluation`); with ``likelihood_n`` > 0 also the PF-ODE NLL (bits/dim for
-images) of that many data examples under the model (:mod:`gmdiff.likelihood`).
+(:mod:`gmdiff.evaluation`); with ``metrics`` listing ``is`` and/or ``kid`` also the
+Inception Score and KID through torch-fidelity (:mod:`gmdiff.fidelity`, an optional
+extra); with ``likelihood_n`` > 0 also the PF-ODE NLL (bits/dim for images) of that many
+data examples under the model (:mod:`gmdiff.likelihood`).
 """
 
 from __future__ import annotations
@@ -241,7 +243,7 @@ def evaluate(
     weights: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate out_dir/samples.pt (module docstring); writes out_dir/metrics.json."""
-    from gmdiff import evaluation
+    from gmdiff import evaluation, fidelity
 
     path = Path(cfg.out_dir) / "samples.pt"
     if not path.is_file():
@@ -249,21 +251,32 @@ def evaluate(
     check_writable(path.parent)
     record = torch.load(path, weights_only=True)
     x, e = record["samples"], cfg.evaluate
+    extra = fidelity.check_metrics(e.metrics) if e.metrics else []
+    if extra:  # fail before any work on a missing reference, weights file or library
+        fidelity.check_reference(extra, e.fid_reference)
+        inception, network = fidelity.load_inception(e.inception_dir or None, _device())
+    how = {
+        "centered": record.get("centered", cfg.data.centered),
+        "device": _device(),
+        "weights": record.get("weights", "ema"),
+        "seed": record.get("seed"),
+        "model": record.get("origin", ""),
+        "sampler": f"{record.get('sampler')}, {record.get('steps')} steps",
+    }
     if e.fid_reference:
         result = evaluation.fid_report(
             x.float(),
             e.fid_reference,
             mode=e.fid_mode,
             weights_dir=e.inception_dir or None,
-            centered=record.get("centered", cfg.data.centered),
-            device=_device(),
-            weights=record.get("weights", "ema"),
-            seed=record.get("seed"),
-            model=record.get("origin", ""),
-            sampler=f"{record.get('sampler')}, {record.get('steps')} steps",
+            **how,
         )
     else:
         result = _data_metrics(cfg, x)
+    if extra:
+        result |= fidelity.report(
+            x, extra, e.fid_reference, extractor=inception, network=network, **how
+        )
     if e.likelihood_n > 0:
         model = load_model(cfg, checkpoint, pretrained, weights)
         result["likelihood"] = likelihood(cfg, model, e.likelihood_n)

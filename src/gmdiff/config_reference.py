@@ -189,6 +189,12 @@ KEYS: dict[str, tuple[str, str]] = {
         "hutchinson (unbiased trace estimate) or exact.",
         "hutchinson: Song et al. 2021 (Skilling-Hutchinson)",
     ),
+    "evaluate.metrics": doc(
+        "Extra image metrics through torch-fidelity (pip install -e '.[fidelity]'): is "
+        "(Inception Score of the samples), kid (Kernel Inception Distance to the images of "
+        "fid_reference); protocol in gmdiff.fidelity.",
+        "IS: Salimans et al. 2016, 10 splits; KID: Binkowski et al. 2018, 100 subsets of 1000",
+    ),
     "evaluate.dequantize": doc(
         "Uniform dequantisation of 8-bit images before the likelihood.",
         "as in Song et al. 2021's bits/dim",
