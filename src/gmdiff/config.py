@@ -239,9 +239,9 @@ def plain(obj: Any) -> Any:
     return obj
 
 
-#: ``train`` fields that do not change the trained weights (how often to log and save, how
-#: many loader workers read the same batches).
-BOOKKEEPING = ("log_every", "ckpt_every", "num_workers", "prefetch_factor")
+#: ``train`` fields that do not change the trained weights (how often and where to log, how
+#: often to save, how many loader workers read the same batches).
+BOOKKEEPING = ("log_every", "ckpt_every", "num_workers", "prefetch_factor", "log")
 
 
 def identity(cfg: RunConfig) -> dict[str, Any]:

@@ -143,6 +143,11 @@ KEYS: dict[str, tuple[str, str]] = {
         "process); the batches are the same.",
         "",
     ),
+    "train.log": doc(
+        "jsonl: train_log.jsonl only (no dependency); tensorboard: also TensorBoard scalars "
+        "train/loss and train/lr in out_dir/tensorboard/ (needs the tensorboard package).",
+        "",
+    ),
     "train.prefetch_factor": doc("Batches in flight per loader worker.", ""),
     # sample -----------------------------------------------------------------------------
     "sample.sampler": doc(
