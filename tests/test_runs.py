@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -197,3 +198,39 @@ def test_a_bank_reports_a_failed_worker_and_bad_worker_counts(tmp_path, monkeypa
     monkeypatch.setenv(runs.WORKERS_ENV, "two")
     with pytest.raises(ValueError, match="whole number"):
         runs.train_workers()
+
+
+def test_an_ema_that_still_holds_its_initialisation_is_refused_before_training(tmp_path):
+    """The harness refuses a run whose EMA would hold more than EMA_INIT_BOUND of the random
+    initialisation (0.999 ** 30 = 97 %) with one sentence naming the fix, before training;
+    EDM's ramp (ema_rampup) is accepted, and the run reports its adequacy."""
+    bad = _cfg(30, "train.ema_rampup=0", "train.ema_decay=0.999")
+    with pytest.raises(ValueError, match=r"97\.0% of its random initialisation.*ema_rampup"):
+        runs.load_or_train(bad, "toy", cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="ema_rampup"):
+        runs.load_or_train_many([(bad, "toy")], cache_dir=tmp_path)
+    assert not (tmp_path / "runs").exists()  # nothing trained, nothing written
+    run, _ = runs.load_or_train(_cfg(30, "train.ema_rampup=0.05"), "toy", cache_dir=tmp_path)
+    a = run.adequacy()
+    assert a["ema_init_share"] == 0.0 and a["steps"] == 30
+    losses = [
+        json.loads(line)["loss"]
+        for line in (tmp_path / "runs")
+        .glob("*/train_log.jsonl")
+        .__next__()
+        .read_text()
+        .splitlines()
+    ]
+    assert a["final_loss"] == losses[-1] and a["best_loss"] == min(losses)
+    assert a["final/best"] >= 1.0
+
+
+def test_raw_weights_are_the_checkpoints_model_not_its_ema(tmp_path):
+    cfg = _cfg(20, "train.ema_rampup=0.05")
+    run, _ = runs.load_or_train(cfg, "toy", cache_dir=tmp_path)
+    raw = runs.raw_weights(run)
+    ref = runs.build(cfg)
+    state = torch.load(next((tmp_path / "runs").glob("*/checkpoint.pt")), weights_only=True)
+    ref.trained.load_state_dict(state["model"])
+    assert _same(raw.trained, ref.trained) and not _same(raw.trained, run.trained)
+    assert not raw.trained.training

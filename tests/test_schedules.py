@@ -136,3 +136,29 @@ def test_valid_schedules_keep_their_values():
         torch.linspace(1e-3, 0.02, 100, dtype=f64),
     )
     assert DiscreteVP.cosine(T=1000).betas.max() == 0.999
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        EDM(sigma_max=80.0),
+        VE(sigma_min=0.01, sigma_max=4.0),
+        VPLinear(),
+        DiscreteVP(torch.linspace(1e-4, 0.02, 50)),
+    ],
+    ids=["edm", "ve", "vp", "discrete"],
+)
+def test_the_prior_is_drawn_and_evaluated_in_one_place(schedule):
+    """prior_sample is N(0, prior_std^2 I) (its draw equals prior_std * randn from the same
+    generator) and prior_logp its log-density (torch.distributions, float64)."""
+    x = schedule.prior_sample((4000, 3), torch.Generator().manual_seed(0), dtype=torch.float64)
+    ref = schedule.prior_std * torch.randn(
+        (4000, 3), generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
+    assert torch.equal(x, ref)
+    normal = torch.distributions.Normal(0.0, torch.tensor(schedule.prior_std, dtype=torch.float64))
+    torch.testing.assert_close(
+        schedule.prior_logp(x[:5]), normal.log_prob(x[:5]).sum(1), rtol=1e-12, atol=1e-12
+    )
+    img = schedule.prior_sample((2, 1, 4, 4), torch.Generator().manual_seed(1))
+    assert schedule.prior_logp(img).shape == (2,)

@@ -21,6 +21,9 @@ from gmdiff.train import (
     Trainer,
     _Batches,
     atomic_save,
+    ema_decay_at,
+    ema_init_share,
+    ema_update,
     load_checkpoint,
     lock_dir,
 )
@@ -350,9 +353,51 @@ def test_late_fields_keep_config_hashes():
     from gmdiff import config as C
     from gmdiff.train import LATE_FIELDS
 
-    base = C.load_config("configs/toy_gmm.yaml")
+    toy = lambda *sets: C.load_config("configs/toy_gmm.yaml", ["train.ema_rampup=0", *sets])
+    base = toy()
     ident = C.identity(base)
     assert not set(LATE_FIELDS) & set(ident["train"])
-    assert C.sha(C.load_config("configs/toy_gmm.yaml", ["train.tf32=false"])) == C.sha(base)
-    assert C.sha(C.load_config("configs/toy_gmm.yaml", ["train.tf32=true"])) != C.sha(base)
-    assert C.sha(C.load_config("configs/toy_gmm.yaml", ["train.num_workers=2"])) == C.sha(base)
+    assert C.sha(toy("train.tf32=false")) == C.sha(base)
+    assert C.sha(toy("train.tf32=true")) != C.sha(base)
+    assert C.sha(toy("train.ema_rampup=0.05")) != C.sha(base)
+    assert C.sha(toy("train.num_workers=2")) == C.sha(base)
+
+
+def test_ema_init_share_is_the_product_of_the_decays_the_ema_applied():
+    """ema_init_share (the initialisation's weight in the EMA) against the EMA itself: with
+    a model whose trained weights are all 0 after step 0 (lr huge is not needed: we zero
+    them by hand each step), the EMA of a weight w0 is exactly share * w0."""
+    cfg = config(steps=7, ema_decay=0.8, warmup_steps=0)
+    assert ema_init_share(cfg) == pytest.approx(0.8**7)
+    ramp = config(steps=7, ema_decay=0.999, ema_rampup=0.05, warmup_steps=0)
+    assert ema_decay_at(ramp, 0) == 0.0  # EDM's ramp: step 0 copies the weights
+    assert ema_decay_at(ramp, 10) == pytest.approx(0.5 ** (1 / 0.5))  # half-life 0.05*10
+    assert ema_decay_at(ramp, 10**6) == pytest.approx(0.999)  # capped at ema_decay's
+    assert ema_init_share(ramp) == 0.0 and ema_init_share(ramp, 0) == 1.0
+    for c in (cfg, config(steps=7, ema_decay=0.8, ema_rampup=0.5, warmup_steps=0)):
+        model = make_model()
+        w0 = [p.detach().clone() for p in model.parameters()]
+        t = Trainer(model, edm_loss, DATA, c)
+
+        def zero_step(step, batch=None, t=t, c=c):  # the raw weights are 0 after each step
+            with torch.no_grad():
+                for p in t.model.parameters():
+                    p.zero_()
+                ema_update(*t._ema_pairs, ema_decay_at(c, step))
+            return torch.zeros(())
+
+        t._train_step = zero_step
+        t.fit()
+        share = ema_init_share(c)
+        for e, p in zip(t.ema.parameters(), w0, strict=True):
+            torch.testing.assert_close(e, share * p, rtol=1e-6, atol=1e-7)
+
+
+def test_ema_rampup_is_a_late_field_and_part_of_the_identity():
+    """ema_rampup = 0 leaves old hashes and checkpoints valid; set, it is another run."""
+    a = Trainer(make_model(), edm_loss, DATA, config()).identity()
+    assert "train.ema_rampup" not in a
+    b = Trainer(make_model(), edm_loss, DATA, config(ema_rampup=0.05)).identity()
+    assert b["train.ema_rampup"] == 0.05
+    with pytest.raises(ValueError, match="ema_rampup"):
+        config(ema_rampup=-1.0)

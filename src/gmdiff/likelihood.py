@@ -156,9 +156,7 @@ def pf_ode_nll(
         raise RuntimeError(f"the PF-ODE integration failed: {sol.message}")
     end = torch.from_numpy(sol.y[:, -1].copy())
     x_T, delta = end[: B * D].reshape(B, D), end[B * D :]
-    s = schedule.prior_std
-    log_prior = -0.5 * (x_T**2).sum(1) / s**2 - D * (math.log(s) + 0.5 * math.log(2 * math.pi))
-    return NLL(nll=-(log_prior + delta), nfe=nfe, divergence=divergence)
+    return NLL(nll=-(schedule.prior_logp(x_T) + delta), nfe=nfe, divergence=divergence)
 
 
 def marginal_log_prob(model, schedule: Schedule, x: Tensor, t: float) -> Tensor:

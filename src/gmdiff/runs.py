@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
+import json
 import os
 import subprocess
 import sys
@@ -38,7 +39,16 @@ from torch import Tensor, nn
 
 from gmdiff import config as C
 from gmdiff.config import RunConfig
-from gmdiff.train import CHECKPOINT, Trainer, atomic_write, load_checkpoint, remove_orphans
+from gmdiff.train import (
+    CHECKPOINT,
+    EMA_INIT_BOUND,
+    LOG,
+    Trainer,
+    atomic_write,
+    ema_init_share,
+    load_checkpoint,
+    remove_orphans,
+)
 
 CACHE_ENV = "GMDIFF_CACHE_DIR"
 WORKERS_ENV = "GMDIFF_TRAIN_WORKERS"
@@ -232,6 +242,21 @@ class Run:
         """The shape of one example."""
         return sample_shape(self.net_config)
 
+    def adequacy(self) -> dict[str, float]:
+        """How well trained the run is (after :func:`load_or_train`): ``ema_init_share``,
+        the weight of the random initialisation left in the EMA (:func:`gmdiff.train.\
+ema_init_share`), and from the training log the ``final_loss`` (mean over the last log
+        window) beside the ``best_loss`` of any window, and their ratio ``final/best``
+        (1 when the loss has not risen from its best; much above 1: not at a plateau)."""
+        out = {"steps": self.cfg.train.steps, "ema_init_share": ema_init_share(self.cfg.train)}
+        log = Path(self.cfg.out_dir or ".") / LOG
+        if log.is_file():
+            losses = [json.loads(line)["loss"] for line in log.read_text().splitlines()]
+            if losses:
+                out |= {"final_loss": losses[-1], "best_loss": min(losses)}
+                out["final/best"] = losses[-1] / min(losses)
+        return out
+
     def sample(self, n: int, seed: int = 0, **overrides: Any) -> Tensor:
         """n samples as the config's ``sample`` section says (sampler, steps, batch,
         options), any of them overridden by keyword (``sampler`` a name in
@@ -291,6 +316,21 @@ def train(cfg: RunConfig, resume: bool = True) -> list[dict]:
     return history if trainer.info.is_main else []
 
 
+def check_ema(cfg: RunConfig) -> None:
+    """Refuse, before any training, a run whose EMA would still hold more than
+    :data:`gmdiff.train.EMA_INIT_BOUND` of its random initialisation at ``train.steps``:
+    such an EMA is not the trained network, and the book's results use the EMA."""
+    share = ema_init_share(cfg.train)
+    if share > EMA_INIT_BOUND:
+        t = cfg.train
+        raise ValueError(
+            f"the EMA of this run would still hold {share:.1%} of its random initialisation "
+            f"after train.steps = {t.steps} at train.ema_decay = {t.ema_decay} (the bound is "
+            f"{EMA_INIT_BOUND:.0%}); set train.ema_rampup (EDM's ramp, e.g. 0.05), lower "
+            "train.ema_decay or train longer"
+        )
+
+
 def cache_root(cache_dir: str | Path | None = None) -> Path:
     """``cache_dir``, else ``$GMDIFF_CACHE_DIR``, else ``results/cache`` under the
     repository root (the folder holding ``pyproject.toml`` above this file), else under
@@ -321,6 +361,7 @@ def load_or_train(
     ``train.ckpt_every`` steps, resumed after an interruption) unless already there;
     training stops at each snapshot step and continues, which gives the same weights as
     one uninterrupted run."""
+    check_ema(cfg)
     folder = run_dir(cfg, name, cache_dir)
     stops = sorted({int(s) for s in snapshot_steps})
     if any(not 0 <= s <= cfg.train.steps for s in stops):
@@ -364,6 +405,8 @@ def load_or_train_many(
     uses every core. ``workers`` defaults to ``$GMDIFF_TRAIN_WORKERS``, else the cores this
     process may use; runs on a GPU (which they would share) train one at a time."""
     jobs = list(jobs)
+    for cfg, _ in jobs:
+        check_ema(cfg)
     todo = {}  # one job per cache folder: a config listed twice trains once
     for cfg, name in jobs:
         folder = run_dir(cfg, name, cache_dir)
@@ -439,6 +482,15 @@ def _fit(trainer: Trainer) -> None:
         torch.set_num_threads(n)
 
 
+def raw_weights(run: Run) -> Run:
+    """The run of :func:`load_or_train` with the raw weights of its checkpoint instead of
+    the EMA (the control a referee asks for: does a result depend on the averaging?)."""
+    raw = build(run.cfg)
+    load_checkpoint(Path(run.cfg.out_dir) / CHECKPOINT, raw.trained, ema=False)
+    raw.trained.eval().requires_grad_(False)
+    return raw
+
+
 def _frozen(run: Run, weights: Path) -> Run:
     run.trained.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     run.trained.eval().requires_grad_(False)
@@ -474,7 +526,7 @@ def draw_samples(
     with smd.eta_from(gen) if smd is not None else contextlib.nullcontext():
         for start in progress(range(0, n, batch), "batches"):
             b = min(batch, n - start)
-            x_T = schedule.prior_std * torch.randn((b, *shape), generator=gen, device=dev)
+            x_T = schedule.prior_sample((b, *shape), gen, dev)
             x0 = call_with(
                 sampler, options, "sample.options", denoiser, schedule, x_T, steps, generator=gen
             )

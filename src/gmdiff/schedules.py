@@ -94,7 +94,31 @@ def _check(owner: str, rule: str, values: Mapping[str, Any]) -> None:
 # --------------------------------------------------------------------------------------
 
 
-class Schedule:
+class Prior:
+    """The prior x_T ~ N(0, prior_std^2 I) of a noise process, drawn and evaluated in one
+    place (score_sde's ``SDE.prior_sampling`` / ``prior_logp``); ``prior_std`` comes from
+    the process."""
+
+    prior_std: float
+
+    def prior_sample(
+        self,
+        shape: tuple[int, ...],
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Tensor:
+        """x_T ~ N(0, prior_std^2 I) of ``shape`` (the first axis: the batch)."""
+        return self.prior_std * torch.randn(shape, generator=generator, device=device, dtype=dtype)
+
+    def prior_logp(self, x: Tensor) -> Tensor:
+        """log N(x; 0, prior_std^2 I) per example (a batch over the first axis), in nats."""
+        s, d = self.prior_std, x[0].numel()
+        flat = x.reshape(x.shape[0], -1)
+        return -0.5 * (flat**2).sum(1) / s**2 - d * (math.log(s) + 0.5 * math.log(2 * math.pi))
+
+
+class Schedule(Prior):
     """A noise process given by alpha(t) and sigma(t) on t in [t_min, t_max].
 
     Subclasses implement ``alpha``, ``sigma`` and their time derivatives; everything else
@@ -266,7 +290,7 @@ class VPLinear(Schedule):
 
 
 @dataclass(frozen=True)
-class DiscreteVP:
+class DiscreteVP(Prior):
     """A discrete DDPM process given by its betas; step n = 1..T has
     alpha_bar_n = prod_{i<=n} (1 - beta_i), alpha = sqrt(alpha_bar), sigma = sqrt(1 - alpha_bar)
     (Ho et al. 2020, Eq. 4). Index 0 is the clean data (alpha_bar_0 = 1)."""

@@ -45,11 +45,12 @@ import fcntl
 import glob
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import IO, Any
 
@@ -75,10 +76,20 @@ RESUMABLE = (
     "tf32", "channels_last", "cudnn_benchmark", "num_workers", "prefetch_factor",
 )
 
-#: TrainConfig fields added after runs were cached that change a GPU run's round-off: a
-#: run config's hash leaves each of them out while it has its default
-#: (gmdiff.config.identity), so older caches stay valid. (The loader fields never enter it.)
-LATE_FIELDS = ("tf32", "channels_last", "cudnn_benchmark")
+#: TrainConfig fields added after runs were cached: a run config's hash and a checkpoint's
+#: identity leave each of them out while it has its default (gmdiff.config.identity,
+#: Trainer.identity), so older caches and checkpoints stay valid. (The loader fields never
+#: enter it.)
+LATE_FIELDS = ("tf32", "channels_last", "cudnn_benchmark", "ema_rampup")
+
+#: The largest share of the random initialisation an EMA may still hold when a model is
+#: used as evidence (:func:`ema_init_share`; checked by :func:`gmdiff.runs.load_or_train`).
+#: At 30 % (gm_sgm_tables' digits before this bound) the EMA was not the trained network:
+#: sampling the raw weights reversed Table 1's ordering. The bound is 2 %, not 1 %, because
+#: the book's 400-step digit banks at decay 0.99 (smd_tables, gmd_tables, x_benchmark) hold
+#: 0.99 ** 400 = 1.8 % and have not been re-run with EDM's ramp (``ema_rampup``, which
+#: gives exactly 0) yet; every model trained with the ramp is far below either bound.
+EMA_INIT_BOUND = 0.02
 
 LossFn = Callable[..., Tensor | dict[str, Tensor]]
 """``loss_fn(model, x0, generator=gen)`` -> scalar loss, or a dict with key ``"loss"``."""
@@ -97,7 +108,10 @@ class TrainConfig:
     ``lr`` ramps linearly from lr/warmup_steps to lr over ``warmup_steps`` steps (the
     warm-up of Ho et al. 2020's and score_sde's released code, 5000 steps on CIFAR-10);
     ``grad_clip`` is the max global gradient norm (0 disables it);
-    ``ema_decay`` the EMA decay per step; ``ckpt_every`` = 0 writes a checkpoint only at
+    ``ema_decay`` the EMA decay per step; ``ema_rampup`` > 0 caps the EMA's half-life at
+    that fraction of the steps taken so far (EDM's ``ema_rampup_ratio``, Karras et al. 2022,
+    0.05 there), so the EMA starts from the trained weights instead of the random
+    initialisation (:func:`ema_decay_at`); ``ckpt_every`` = 0 writes a checkpoint only at
     the end; ``device`` "auto" picks cuda:LOCAL_RANK when CUDA is available, else cpu.
     ``bf16``, ``compile``, ``tf32``, ``channels_last``, ``cudnn_benchmark``: CUDA only (see
     the module docstring); ``num_workers`` / ``prefetch_factor``: the loader of a map-style
@@ -112,6 +126,7 @@ class TrainConfig:
     lr: float = 2e-4
     warmup_steps: int = 0
     ema_decay: float = 0.9999
+    ema_rampup: float = 0.0
     grad_clip: float = 1.0
     weight_decay: float = 0.0
     adam_betas: tuple[float, float] = (0.9, 0.999)
@@ -139,6 +154,7 @@ class TrainConfig:
             "lr": self.lr > 0,
             "warmup_steps": self.warmup_steps >= 0,
             "ema_decay": 0.0 <= self.ema_decay < 1.0,
+            "ema_rampup": self.ema_rampup >= 0,
             "grad_clip": self.grad_clip >= 0,
             "weight_decay": self.weight_decay >= 0,
             "log_every": self.log_every >= 1,
@@ -357,6 +373,29 @@ def differences(old: dict, new: dict) -> list[str]:
     ]
 
 
+def ema_decay_at(config: TrainConfig, step: int) -> float:
+    """The EMA decay of step ``step`` (0-based): ``config.ema_decay``, or with
+    ``ema_rampup`` r > 0 EDM's ramp (NVlabs/edm ``training_loop.py``): the half-life
+    h = ln 0.5 / ln(ema_decay) steps is capped at r * step, and the decay is 0.5 ** (1 / h),
+    so step 0 copies the weights and the EMA never holds the initialisation."""
+    d = config.ema_decay
+    if config.ema_rampup <= 0 or d == 0.0:
+        return d
+    halflife = min(math.log(0.5) / math.log(d), config.ema_rampup * step)
+    return 0.5 ** (1.0 / max(halflife, 1e-8))
+
+
+def ema_init_share(config: TrainConfig, steps: int | None = None) -> float:
+    """The weight of the random initialisation in the EMA after ``steps`` steps (default
+    ``config.steps``): the product of the per-step decays (:func:`ema_decay_at`), e.g.
+    0.999 ** 1200 = 0.30 for a constant decay. A training-adequacy figure: an EMA that
+    still holds much of its initialisation is not the trained network."""
+    steps = config.steps if steps is None else steps
+    if config.ema_rampup > 0:
+        return 0.0 if steps >= 1 else 1.0
+    return config.ema_decay**steps
+
+
 def ema_update(ema: list[Tensor], params: list[Tensor], decay: float) -> None:
     """ema <- ema + (1 - decay) (param - ema) for every pair, in place: one foreach lerp
     (the same per-element formula as ``Tensor.lerp_``, batched over tensors)."""
@@ -533,7 +572,12 @@ class Trainer:
         """What a checkpoint must share with this run to be resumed by it, as a flat dict
         (``"train.batch_size"``, ``"model.net"``, ...): ``config`` without its
         :data:`RESUMABLE` fields, and ``run_config``."""
-        train = {k: v for k, v in asdict(self.config).items() if k not in RESUMABLE}
+        late = {f.name: f.default for f in fields(TrainConfig) if f.name in LATE_FIELDS}
+        train = {
+            k: v
+            for k, v in asdict(self.config).items()
+            if k not in RESUMABLE and not (k in late and v == late[k])
+        }
         return flatten({"train": train} | self.run_config)
 
     def _resume(self) -> None:
@@ -638,7 +682,7 @@ class Trainer:
             nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.optimizer.step()
         with torch.no_grad():
-            ema_update(*self._ema_pairs, cfg.ema_decay)
+            ema_update(*self._ema_pairs, ema_decay_at(cfg, step))
             for e, b in zip(self.ema.buffers(), self.model.buffers(), strict=True):
                 e.copy_(b)
         return loss.detach().float()

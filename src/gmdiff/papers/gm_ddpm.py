@@ -23,6 +23,7 @@ from gmdiff.metrics import t_interval
 from gmdiff.noise import OffsetMixtureNoise
 from gmdiff.papers import numbers
 from gmdiff.schedules import DiscreteVP
+from gmdiff.stats import direction  # the one verdict rule (used below and by the chapter)
 
 F64 = torch.float64
 
@@ -439,16 +440,6 @@ def paired_differences(
                      "ci_low": low, "ci_high": high,
                      "min": d.min(), "max": d.max(), "seeds": len(d)})  # fmt: skip
     return pd.DataFrame(rows)
-
-
-def direction(low: float, high: float, lower_is_better: bool = True) -> str:
-    """The direction "better" / "worse" when the interval [low, high] of a difference (model - DDPM)
-    excludes 0 on that side, else "tied"."""
-    if (high < 0) if lower_is_better else (low > 0):
-        return "better"
-    if (low > 0) if lower_is_better else (high < 0):
-        return "worse"
-    return "tied"
 
 
 def paper_direction(diff: float, tol: float, lower_is_better: bool = True) -> str:

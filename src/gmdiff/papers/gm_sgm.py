@@ -192,6 +192,7 @@ def dsm_config(
     lr: float,
     seed: int,
     ema_decay: float = 0.999,
+    ema_rampup: float = 0.0,
     warmup: int = 50,
     device: str = "cpu",
 ) -> RunConfig:
@@ -211,6 +212,7 @@ def dsm_config(
                 "lr": lr,
                 "warmup_steps": warmup,
                 "ema_decay": ema_decay,
+                "ema_rampup": ema_rampup,
                 "seed": seed,
                 "log_every": steps,
                 "ckpt_every": max(1, steps // 10),
@@ -306,7 +308,7 @@ def adaptive_row(
 
     dev = runs.device_of(denoiser)
     gen = torch.Generator(dev).manual_seed(seed)
-    x_T = schedule.prior_std * torch.randn((n, *shape), generator=gen, device=dev)
+    x_T = schedule.prior_sample((n, *shape), gen, dev)
     x, nfe = adaptive_sde(denoiser, schedule, x_T, generator=gen, return_nfe=True, **opts)
     return {"NFE (mean)": float(nfe.float().mean()), "metric": metric(x.cpu())}
 

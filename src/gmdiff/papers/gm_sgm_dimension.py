@@ -137,7 +137,7 @@ def pc_trace(
         ref = exact_inputs(prior, n, sigma, ref_gen).reshape(n, *shape)
         dist.append(shell_distance_mc(x, ref))
 
-    x_T = schedule.prior_std * torch.randn((n, *shape), generator=gen)
+    x_T = schedule.prior_sample((n, *shape), gen)
     x = ve_pc(denoiser, schedule, x_T, steps, generator=gen, callback=cb, **opts)
     return torch.tensor(sig), torch.tensor(dist), x
 
@@ -271,9 +271,7 @@ def trained_study(
                     )
                 if len(betas) > 1 and (ratio_iterations is None or N in ratio_iterations):
                     sched = nets[betas[0]][1]
-                    x_T = sched.prior_std * torch.randn(
-                        (n, D), generator=torch.Generator().manual_seed(seed)
-                    )
+                    x_T = sched.prior_sample((n, D), torch.Generator().manual_seed(seed))
                     s, nb = G.xi_norms(nets[betas[0]][0], sched, x_T, N, seed)
                     _, ng = G.xi_norms(nets[betas[1]][0], sched, x_T, N, seed)
                     rm, rv = G.r_mean_var(ng, nb)

@@ -1,0 +1,82 @@
+"""Comparisons of trained networks across seeds: one paired interval, one verdict rule,
+one vocabulary, and one rule for how many digits a number with an uncertainty gets.
+
+A trained network's metric moves from seed to seed (the seed redraws the initialisation,
+the data order and the noise). Two methods trained on the same seeds are compared by their
+per-seed differences: the mean difference and its 95 % Student-t interval
+(:func:`gmdiff.metrics.t_interval`). The difference counts only when that interval
+excludes 0; then the first method is "better" or "worse" than the second, otherwise the
+two are "tied" at this number of seeds (:func:`direction`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from gmdiff.metrics import t_interval
+
+#: The words of a paired comparison, the only ones the book's tables use.
+DIRECTIONS = ("better", "worse", "tied")
+
+
+def direction(low: float, high: float, lower_is_better: bool = True) -> str:
+    """ "better" / "worse" when the interval [low, high] of a difference (first minus
+    second) excludes 0 on that side, else "tied"."""
+    if low > high:
+        raise ValueError(f"an interval needs low <= high, got [{low}, {high}]")
+    if (high < 0) if lower_is_better else (low > 0):
+        return "better"
+    if (low > 0) if lower_is_better else (high < 0):
+        return "worse"
+    return "tied"
+
+
+def paired(
+    first: Sequence[float], second: Sequence[float], lower_is_better: bool = True
+) -> dict[str, float | str]:
+    """The per-seed differences ``first - second`` (one pair per seed, n >= 2): their mean,
+    95 % t-interval (``low``, ``high``) and :func:`direction`."""
+    a, b = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(
+            f"paired values need one per seed on both sides, got {a.shape} and {b.shape}"
+        )
+    mean, low, high = t_interval(a - b)
+    return {"difference": mean, "low": low, "high": high,
+            "direction": direction(low, high, lower_is_better)}  # fmt: skip
+
+
+def decimals(half_width: float) -> int:
+    """The decimals a number with this uncertainty gets (the Particle Data Group's rule):
+    two significant digits of the half-width when its three leading digits are 100-354,
+    one when 355-999 (e.g. 94.7 -> -1: tens; 0.025 -> 3)."""
+    if not math.isfinite(half_width) or half_width <= 0:
+        raise ValueError(f"a half-width must be finite and > 0, got {half_width}")
+    exponent = math.floor(math.log10(half_width))
+    leading = half_width / 10 ** (exponent - 2)
+    return -(exponent - (1 if leading < 354.5 else 0))
+
+
+def fmt(value: float, half_width: float, signed: bool = False) -> str:
+    """``value`` rounded to :func:`decimals` of ``half_width`` ("+1160" for +1164.3 at a
+    half-width of 94.7)."""
+    d = decimals(half_width)
+    rounded = round(value, d) + 0.0  # + 0.0: no "-0"
+    return f"{rounded:{'+' if signed else ''}.{max(d, 0)}f}"
+
+
+def fmt_interval(mean: float, low: float, high: float, signed: bool = True) -> str:
+    """ "mean [low, high]" at the interval's noise level (:func:`fmt`), e.g.
+    "+1160 [+1070, +1260]"."""
+    half = max(high - mean, mean - low)
+    return f"{fmt(mean, half, signed)} [{fmt(low, half, signed)}, {fmt(high, half, signed)}]"
+
+
+def fmt_mean_ci(values: Sequence[float]) -> str:
+    """ "mean ± half-width" of the 95 % t-interval over seeds, at its noise level."""
+    mean, _, high = t_interval(values)
+    half = high - mean
+    return f"{fmt(mean, half)} ± {fmt(half, half)}"

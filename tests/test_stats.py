@@ -1,0 +1,60 @@
+"""gmdiff.stats: the paired interval, the verdict rule and the noise-level rounding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from gmdiff import stats
+
+
+def test_paired_is_the_t_interval_of_the_per_seed_differences():
+    a, b = [181.0, 187.0, 160.0], [218.0, 252.0, 200.0]
+    d = np.subtract(a, b)
+    half = sps.t.ppf(0.975, 2) * d.std(ddof=1) / np.sqrt(3)  # by hand
+    out = stats.paired(a, b)
+    assert out["difference"] == pytest.approx(d.mean())
+    assert (out["low"], out["high"]) == pytest.approx((d.mean() - half, d.mean() + half))
+    assert out["direction"] == "better"  # lower is better and the interval is below 0
+    assert stats.paired(b, a)["direction"] == "worse"
+    assert stats.paired([1.0, 2.0, 3.0], [2.0, 1.0, 3.5])["direction"] == "tied"
+    assert stats.paired(b, a, lower_is_better=False)["direction"] == "better"
+    with pytest.raises(ValueError, match="one per seed"):
+        stats.paired([1.0, 2.0], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="two seeds"):
+        stats.paired([1.0], [2.0])
+
+
+def test_direction_words_are_the_only_ones():
+    words = {stats.direction(lo, hi) for lo, hi in [(-2, -1), (1, 2), (-1, 1), (0, 0)]}
+    assert words == set(stats.DIRECTIONS)
+    with pytest.raises(ValueError):
+        stats.direction(1.0, -1.0)
+
+
+@pytest.mark.parametrize(
+    ("half", "decimals"),
+    [
+        (94.7, -1),
+        (15.0, 0),
+        (35.6, -1),
+        (0.025, 3),
+        (0.0354, 3),
+        (0.0356, 2),
+        (1.0, 1),
+        (999.0, -2),
+    ],
+)
+def test_decimals_follow_the_pdg_rule(half, decimals):
+    assert stats.decimals(half) == decimals
+
+
+def test_a_number_finer_than_its_noise_is_not_printed():
+    # the planted line of the issue: "+1164.3 [+1069.6, +1259.0]"
+    assert stats.fmt_interval(1164.3, 1069.6, 1259.0) == "+1160 [+1070, +1260]"
+    assert stats.fmt(0.106, 0.025) == "0.106"
+    assert stats.fmt(-0.0004, 0.025, signed=True) == "+0.000"  # no "-0"
+    assert stats.fmt_mean_ci([181.0, 187.0, 190.0]) == "186 ± 11"
+    with pytest.raises(ValueError, match="half-width"):
+        stats.fmt(1.0, 0.0)
