@@ -114,6 +114,11 @@ KEYS: dict[str, tuple[str, str]] = {
         "Decay per step of the exponential moving average of the weights (used to sample).",
         "0.9999: Ho et al. 2020; 0.999: Song et al. 2021 (VE)",
     ),
+    "train.ema_rampup": doc(
+        "> 0: caps the EMA's half-life at this fraction of the steps taken so far, so the "
+        "EMA never holds the random initialisation (0: a constant decay).",
+        "0.05: EDM's ema_rampup_ratio (Karras et al. 2022, NVlabs/edm)",
+    ),
     "train.grad_clip": doc(
         "Maximum global gradient norm (0 disables clipping).",
         "1.0 in Ho et al. 2020's and score_sde's released code",
