@@ -7,7 +7,16 @@ import pytest
 import torch
 
 from gmdiff.analytic import Gaussian, gaussian_denoiser_path
-from gmdiff.samplers import SAMPLERS, ddim, ddpm, dpm_solver_pp, euler, heun, ve_pc
+from gmdiff.samplers import (
+    SAMPLERS,
+    ddim,
+    ddpm,
+    dpm_solver_pp,
+    edm_stochastic,
+    euler,
+    heun,
+    ve_pc,
+)
 from gmdiff.schedules import EDM, VE, DiscreteVP, Schedule, denoiser_to_eps, discrete_timesteps
 
 F64 = torch.float64
@@ -359,6 +368,7 @@ def test_bad_input_raises(g, call, match):
 _NO_SYNC_CASES = [
     (euler, EDM(), {}),
     (heun, EDM(), {}),
+    (edm_stochastic, EDM(), {"S_churn": 10.0}),
     (ddpm, DiscreteVP.linear(), {}),
     (ddim, DiscreteVP.linear(), {"eta": 1.0}),
     (dpm_solver_pp, DiscreteVP.linear(), {"order": 3}),
@@ -393,7 +403,8 @@ def test_samplers_on_cuda_do_not_sync_and_match_cpu(sampler, schedule, kw):
     x_T = torch.randn(16, 3, 8, 8, generator=gen)
     g_cpu, g_gpu = torch.Generator().manual_seed(1), torch.Generator("cuda").manual_seed(1)
     den = lambda x, s: x / (1 + s[:, None, None, None] ** 2)
-    if kw.get("eta", 0) or sampler in (ddpm, ve_pc):  # stochastic: compare shapes only
+    stochastic = kw.get("eta", 0) or kw.get("S_churn", 0) or sampler in (ddpm, ve_pc)
+    if stochastic:  # compare shapes only
         ref = None
     else:
         ref = sampler(den, schedule, x_T, 6, generator=g_cpu, **kw)

@@ -37,8 +37,10 @@ examples:
   gmdiff sample --config configs/toy_gmm.yaml            # out_dir/samples.pt from EMA weights
   gmdiff evaluate --config configs/toy_gmm.yaml          # out_dir/metrics.json
   gmdiff sample --config configs/pretrained_ddpm_cifar10.yaml --pretrained ddpm-cifar10-32/
-  gmdiff evaluate --config configs/pretrained_ddpm_cifar10.yaml \
+  gmdiff evaluate --config configs/pretrained_ddpm_cifar10.yaml \\
       --set evaluate.fid_reference=cifar10_train_png/   # FID with its protocol
+  gmdiff sample --config configs/toy_gmm.yaml --set sample.sampler=edm_stochastic \\
+      --set 'sample.options={S_churn: 10, S_noise: 1.003}'   # Karras et al. 2022, Alg. 2
   gmdiff train --config configs/toy_gmm.yaml --set train.steps=100 --set out_dir=/tmp/run
   torchrun --nproc_per_node 4 -m gmdiff.cli train --config configs/ddpm_cifar10.yaml
 
@@ -46,8 +48,22 @@ A rerun of `train` resumes from out_dir/checkpoint.pt up to train.steps (exactly
 weights as an uninterrupted run on CPU) when the checkpoint was written with the same
 data, model, loss, schedule and train settings; pass --no-resume to start over.
 A bad input prints one sentence and exits with status 1; --debug shows the traceback.
-The config format is described in the module docstring of gmdiff.cli and in configs/.
+The config format is described in the module docstring of gmdiff.config, key by key in
+the book's page book/config_reference.md (python -m gmdiff.config_reference), and by the
+examples in configs/.
 """
+
+
+def _version() -> str:
+    """The installed distribution's version (importlib.metadata), else the source tree's."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gmdiff")
+    except PackageNotFoundError:
+        from gmdiff import __version__
+
+        return __version__
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--version", action="version", version=f"gmdiff {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="{train,sample,evaluate}")
     helps = {
         "train": "train the model (resumes from out_dir/checkpoint.pt if present)",
@@ -142,6 +159,7 @@ def _run(args: argparse.Namespace) -> None:
     elif args.command == "sample":
         x = sample(cfg, args.checkpoint, args.pretrained, args.weights)
         pngs = " and PNGs (images/, grid.png)" if x.ndim == 4 else ""
+        pngs = " and scatter.png" if x.ndim == 2 and x.shape[1] == 2 else pngs
         print(
             f"wrote {x.shape[0]} samples of shape {tuple(x.shape[1:])} to "
             f"{cfg.out_dir}/samples.pt{pngs}"
@@ -150,6 +168,10 @@ def _run(args: argparse.Namespace) -> None:
         result = evaluate(cfg, args.checkpoint, args.pretrained, args.weights)
         if "fid" in result:
             print(protocol_text(result))
+        if "is_kid_protocol" in result:
+            from gmdiff.fidelity import protocol_text as is_kid_text
+
+            print(is_kid_text(result))
         print(json.dumps(result, indent=2))
 
 

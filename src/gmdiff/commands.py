@@ -4,13 +4,17 @@ line and calls these).
 ``sample`` draws from a run's EMA checkpoint or from a network gmdiff did not train
 (``pretrained``: a diffusers folder or an EDM-format state dict, :mod:`gmdiff.loaders`)
 and writes ``out_dir/samples.pt`` (the samples and how they were drawn) and, for images,
-``out_dir/images/000000.png``... and ``out_dir/grid.png`` (:mod:`gmdiff.images`).
+``out_dir/images/000000.png``... and ``out_dir/grid.png`` (:mod:`gmdiff.images`; the grid
+upscaled so that each image is at least 64 pixels), for 2-D data ``out_dir/scatter.png``
+(the samples over as many exact draws of the data).
 
 ``evaluate`` reads ``out_dir/samples.pt`` and reports, per the config's ``evaluate``
 section: the data-space distances to the data (sliced Wasserstein-2, RBF MMD^2 and, for a
 toy, the exact NLL), or, with ``fid_reference`` set, FID with its protocol
-(:mod:`gmdiff.evaluation`); with ``likelihood_n`` > 0 also the PF-ODE NLL (bits/dim for
-images) of that many data examples under the model (:mod:`gmdiff.likelihood`).
+(:mod:`gmdiff.evaluation`); with ``metrics`` listing ``is`` and/or ``kid`` also the
+Inception Score and KID through torch-fidelity (:mod:`gmdiff.fidelity`, an optional
+extra); with ``likelihood_n`` > 0 also the PF-ODE NLL (bits/dim for images) of that many
+data examples under the model (:mod:`gmdiff.likelihood`).
 """
 
 from __future__ import annotations
@@ -127,6 +131,7 @@ def sample(
         "samples": x,
         "sampler": s.sampler,
         "steps": s.steps,
+        "options": s.options,
         "seed": s.seed,
         "weights": model.weights,
         "origin": model.origin,
@@ -136,7 +141,18 @@ def sample(
     atomic_save(record, out / "samples.pt")
     if x.ndim == 4 and x.shape[1] in (1, 3):
         save_pngs(x, out, model.centered)
+    elif x.ndim == 2 and x.shape[1] == 2:
+        _scatter(cfg, x, out / "scatter.png", f"{s.sampler}, {s.steps} steps, seed {s.seed}")
     return x
+
+
+def _scatter(cfg: RunConfig, x: Tensor, path: Path, title: str) -> None:
+    """scatter.png of 2-D samples, over as many exact draws of a toy's data (seed 0)."""
+    from gmdiff.plotting import save_scatter
+
+    data, model = runs.data_of(cfg)
+    ref = data(x.shape[0], torch.Generator().manual_seed(0)) if model is not None else None
+    save_scatter(x, path, ref, title)
 
 
 def _reference(cfg: RunConfig, n: int, gen: torch.Generator) -> tuple[Tensor, object]:
@@ -227,7 +243,7 @@ def evaluate(
     weights: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate out_dir/samples.pt (module docstring); writes out_dir/metrics.json."""
-    from gmdiff import evaluation
+    from gmdiff import evaluation, fidelity
 
     path = Path(cfg.out_dir) / "samples.pt"
     if not path.is_file():
@@ -235,21 +251,32 @@ def evaluate(
     check_writable(path.parent)
     record = torch.load(path, weights_only=True)
     x, e = record["samples"], cfg.evaluate
+    extra = fidelity.check_metrics(e.metrics) if e.metrics else []
+    if extra:  # fail before any work on a missing reference, weights file or library
+        fidelity.check_reference(extra, e.fid_reference)
+        inception, network = fidelity.load_inception(e.inception_dir or None, _device())
+    how = {
+        "centered": record.get("centered", cfg.data.centered),
+        "device": _device(),
+        "weights": record.get("weights", "ema"),
+        "seed": record.get("seed"),
+        "model": record.get("origin", ""),
+        "sampler": f"{record.get('sampler')}, {record.get('steps')} steps",
+    }
     if e.fid_reference:
         result = evaluation.fid_report(
             x.float(),
             e.fid_reference,
             mode=e.fid_mode,
             weights_dir=e.inception_dir or None,
-            centered=record.get("centered", cfg.data.centered),
-            device=_device(),
-            weights=record.get("weights", "ema"),
-            seed=record.get("seed"),
-            model=record.get("origin", ""),
-            sampler=f"{record.get('sampler')}, {record.get('steps')} steps",
+            **how,
         )
     else:
         result = _data_metrics(cfg, x)
+    if extra:
+        result |= fidelity.report(
+            x, extra, e.fid_reference, extractor=inception, network=network, **how
+        )
     if e.likelihood_n > 0:
         model = load_model(cfg, checkpoint, pretrained, weights)
         result["likelihood"] = likelihood(cfg, model, e.likelihood_n)

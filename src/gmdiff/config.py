@@ -30,7 +30,9 @@ naming it):
               legacy_tensorflow), ``inception_dir`` (the folder of clean-fid's Inception
               weights); ``likelihood_n`` (PF-ODE NLL / bits per dim of that many data
               examples), ``divergence`` (hutchinson or exact), ``dequantize`` (uniform
-              dequantisation of 8-bit images); see :mod:`gmdiff.commands`.
+              dequantisation of 8-bit images); ``metrics`` (``[is, kid]``: Inception
+              Score and KID through torch-fidelity, :mod:`gmdiff.fidelity`); see
+              :mod:`gmdiff.commands` and the book's config reference.
 
 Numbers: a float key also takes a string that parses as a float, since YAML 1.1 reads
 ``1e-3`` (no dot) as the string "1e-3"; true/false are refused where a number is expected.
@@ -107,6 +109,7 @@ class EvaluateSection:
     likelihood_n: int = 0
     divergence: str = "hutchinson"
     dequantize: bool = True
+    metrics: list = field(default_factory=list)
 
 
 @dataclass
@@ -236,9 +239,9 @@ def plain(obj: Any) -> Any:
     return obj
 
 
-#: ``train`` fields that do not change the trained weights (how often to log and save, how
-#: many loader workers read the same batches).
-BOOKKEEPING = ("log_every", "ckpt_every", "num_workers", "prefetch_factor")
+#: ``train`` fields that do not change the trained weights (how often and where to log, how
+#: often to save, how many loader workers read the same batches).
+BOOKKEEPING = ("log_every", "ckpt_every", "num_workers", "prefetch_factor", "log")
 
 
 def identity(cfg: RunConfig) -> dict[str, Any]:

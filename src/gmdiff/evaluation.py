@@ -12,7 +12,8 @@ Reference: a folder of images (PNG/JPEG, features computed here; then k-NN preci
 recall, Kynkaenniemi et al. 2019, are reported too) or an ``.npz`` file of precomputed
 statistics ``mu`` (2048,) and ``sigma`` (2048, 2048) -- clean-fid's and pytorch-fid's format
 (clean-fid's files are named ``<dataset>_<mode>_<split>_<res>.npz``; the mode must match).
-No Inception Score: clean-fid has none and the torchscript network gives features only.
+No Inception Score here: clean-fid has none and the torchscript network gives features only;
+IS and KID come from torch-fidelity, an optional extra (:mod:`gmdiff.fidelity`).
 """
 
 from __future__ import annotations

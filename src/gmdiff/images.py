@@ -1,5 +1,6 @@
 """Image files: samples as 8-bit PNGs (one file per image, as clean-fid's folder mode and
-EDM's ``fid.py`` read them, and a grid), and a folder of images read back as a tensor."""
+EDM's ``fid.py`` read them, and a grid upscaled to a viewable size), and a folder of images
+read back as a tensor."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import torch
 from torch import Tensor
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+#: The smallest side, in pixels, of one image in a saved grid (8x8 digits: 8 times larger).
+GRID_MIN_PX = 64
 
 
 def to_uint8(images: Tensor, centered: bool = True) -> Tensor:
@@ -41,6 +45,14 @@ def grid(u8: Tensor, ncols: int | None = None, pad: int = 1) -> np.ndarray:
     return out
 
 
+def upscale(arr: np.ndarray, factor: int) -> np.ndarray:
+    """(H, W, C) pixels repeated ``factor`` times along both axes: nearest-neighbour
+    upscaling, which keeps every pixel's value (no smoothing of small images)."""
+    if factor < 1:
+        raise ValueError(f"upscale factor must be an integer >= 1, got {factor!r}")
+    return arr.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
 def _pil(arr: np.ndarray):
     from PIL import Image
 
@@ -48,18 +60,25 @@ def _pil(arr: np.ndarray):
 
 
 def save_pngs(
-    images: Tensor, folder: str | Path, centered: bool = True, grid_n: int = 64
+    images: Tensor,
+    folder: str | Path,
+    centered: bool = True,
+    grid_n: int = 64,
+    min_px: int = GRID_MIN_PX,
 ) -> tuple[Path, Path]:
-    """Write each image as ``folder/images/000000.png``... and the first ``grid_n`` as
-    ``folder/grid.png``; returns (images folder, grid file)."""
+    """Write each image as ``folder/images/000000.png``... at its own size and the first
+    ``grid_n`` as ``folder/grid.png``, upscaled (nearest neighbour, an integer factor) so
+    that each image's smaller side is at least ``min_px`` pixels; returns (images folder,
+    grid file)."""
     u8 = to_uint8(images, centered)
+    factor = max(1, math.ceil(min_px / min(u8.shape[1:3])))
     folder = Path(folder)
     out = folder / "images"
     out.mkdir(parents=True, exist_ok=True)
     for i, im in enumerate(u8.numpy()):
         _pil(im).save(out / f"{i:06d}.png")
     grid_path = folder / "grid.png"
-    _pil(grid(u8[:grid_n])).save(grid_path)
+    _pil(upscale(grid(u8[:grid_n]), factor)).save(grid_path)
     return out, grid_path
 
 

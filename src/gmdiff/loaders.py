@@ -43,7 +43,7 @@ from torch import Tensor, nn
 from gmdiff.schedules import EDM, DiscreteVP, VPLinear
 
 #: Samplers that integrate on EDM's sigma grid and so take the model's EDM noise range.
-EDM_SAMPLERS = ("euler", "heun", "teleport_heun")
+EDM_SAMPLERS = ("euler", "heun", "edm_stochastic", "teleport_heun")
 
 
 @dataclass

@@ -43,3 +43,39 @@ def panels(n: int, ncols: int = 3, aspect: float = 0.8, width: float = COLUMN_WI
     for ax in flat[n:]:
         ax.set_visible(False)
     return fig, flat[:n]
+
+
+# -- files written by the command line ------------------------------------------------------
+
+
+def save_scatter(x, path, reference=None, title: str = ""):
+    """A scatter plot of 2-D samples ``x`` (N, 2) as a PNG at ``path`` (written atomically),
+    with labelled axes, an equal aspect and, when given, ``reference`` points (e.g. exact
+    draws of the data) in grey beneath. Uses the book's style without changing the
+    caller's matplotlib settings. Returns the figure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from gmdiff.train import atomic_write
+
+    x = x.detach().cpu().double().numpy()
+    if x.ndim != 2 or x.shape[1] != 2:
+        raise ValueError(f"a scatter plot needs samples of shape (N, 2), got {x.shape}")
+    with mpl.rc_context():
+        style()
+        fig = Figure(figsize=(5.0, 5.0))
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        size = max(1.0, min(12.0, 4000 / len(x)))
+        if reference is not None:
+            r = reference.detach().cpu().double().numpy()
+            ax.scatter(r[:, 0], r[:, 1], s=size, c="0.75", lw=0, label=f"data ({len(r)})")
+        ax.scatter(x[:, 0], x[:, 1], s=size, lw=0, alpha=0.8, label=f"samples ({len(x)})")
+        ax.set_xlabel("$x_1$ (data units)")
+        ax.set_ylabel("$x_2$ (data units)")
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.legend(loc="upper right", fontsize=8, markerscale=max(1.0, 4 / size))
+        if title:
+            ax.set_title(title, fontsize=9)
+        atomic_write(path, lambda f: fig.savefig(f, format="png"))
+    return fig

@@ -47,6 +47,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
@@ -62,13 +63,16 @@ from gmdiff.noise import batch_index
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "train_log.jsonl"
+BOARD = "tensorboard"
+#: What ``TrainConfig.log`` may be: the JSON-lines log alone, or TensorBoard's too.
+LOGS = ("jsonl", "tensorboard")
 LOCK = ".lock"
 
 #: TrainConfig fields a resumed run may change: they change how it runs, not what it
 #: trains (``steps`` only upwards). Every other field, and the caller's run_config, must
 #: match the checkpoint's.
 RESUMABLE = (
-    "steps", "log_every", "ckpt_every", "bf16", "compile", "device",
+    "steps", "log_every", "ckpt_every", "log", "bf16", "compile", "device",
     "tf32", "channels_last", "cudnn_benchmark", "num_workers", "prefetch_factor",
 )
 
@@ -111,7 +115,10 @@ class TrainConfig:
     the end; ``device`` "auto" picks cuda:LOCAL_RANK when CUDA is available, else cpu.
     ``bf16``, ``compile``, ``tf32``, ``channels_last``, ``cudnn_benchmark``: CUDA only (see
     the module docstring); ``num_workers`` / ``prefetch_factor``: the loader of a map-style
-    dataset (0 workers: batches are read in the training process).
+    dataset (0 workers: batches are read in the training process). ``log``: "jsonl"
+    (train_log.jsonl alone, no dependency) or "tensorboard" (also the same records as
+    TensorBoard scalars train/loss and train/lr in out_dir/tensorboard/; needs the
+    ``tensorboard`` package).
     """
 
     steps: int
@@ -135,9 +142,12 @@ class TrainConfig:
     cudnn_benchmark: bool = False
     num_workers: int = 0
     prefetch_factor: int = 2
+    log: str = "jsonl"
 
     def __post_init__(self) -> None:
         self.adam_betas = tuple(self.adam_betas)
+        if self.log not in LOGS:
+            raise ValueError(f"train.log must be one of {list(LOGS)}, got {self.log!r}")
         checks = {
             "steps": self.steps >= 1,
             "batch_size": self.batch_size >= 1,
@@ -160,6 +170,21 @@ class TrainConfig:
                     ">= 1; lr > 0; "
                     "0 <= ema_decay < 1; the others >= 0)"
                 )
+
+
+def tensorboard_writer(folder: Path, step: int) -> Any:
+    """torch's TensorBoard ``SummaryWriter`` into ``folder``, dropping the events a killed
+    run wrote at steps >= ``step`` (the step it resumes from), as train_log.jsonl is cut
+    back; a ValueError in one sentence when the tensorboard package is missing."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ValueError(
+            "train.log: tensorboard needs the tensorboard package: pip install tensorboard, "
+            "or set train.log: jsonl"
+        ) from None
+    with errors_naming(folder):
+        return SummaryWriter(log_dir=str(folder), purge_step=step)
 
 
 @dataclass(frozen=True)
@@ -481,6 +506,7 @@ class Trainer:
         self.config, self.loss_fn, self.transform = config, loss_fn, transform
         self.run_config = run_config or {}
         self._in_session = False
+        self._board: Any = None  # TensorBoard's writer while a session logs to it
         self.out_dir = None if out_dir is None else Path(out_dir)
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         if config.device == "auto":
@@ -610,13 +636,19 @@ class Trainer:
             elif main:
                 self.checkpoint_path.unlink(missing_ok=True)
                 (self.out_dir / LOG).unlink(missing_ok=True)
+                shutil.rmtree(self.out_dir / BOARD, ignore_errors=True)
             if main:
                 self._truncate_log()
+            if main and self.config.log == "tensorboard":
+                self._board = tensorboard_writer(self.out_dir / BOARD, self.step)
             self._in_session = True
             try:
                 yield self
             finally:
                 self._in_session = False
+                if self._board is not None:
+                    self._board.close()
+                    self._board = None
 
     # -- one step --------------------------------------------------------------------------
     def _lr(self, step: int) -> float:
@@ -727,3 +759,7 @@ class Trainer:
         path = self.out_dir / LOG
         with errors_naming(path), open(path, "a") as f:
             f.write(json.dumps(rec) + "\n")
+        if self._board is not None:
+            for key in ("loss", "lr"):
+                self._board.add_scalar(f"train/{key}", rec[key], rec["step"])
+            self._board.flush()
