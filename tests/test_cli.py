@@ -268,7 +268,10 @@ def test_unreadable_checkpoints_and_unwritable_folders_are_named(tmp_path, capsy
     )
     assert error(capsys, "sample", *tiny(out), "--set", "model.overrides={width: 16}",
                  "--checkpoint", str(good)).startswith(
-        f"checkpoint {good} holds another architecture: "
+        f"checkpoint {good} was trained with another config than this one "
+        "(model.overrides.depth 2 -> (absent); model.overrides.embedding 'fourier' -> (absent); "
+        "model.overrides.width 32 -> 16; checkpoint -> config); sample and evaluate take the "
+        "model's config from the checkpoint"
     )  # fmt: skip
     drawn = []
     monkeypatch.setitem(SAMPLERS, "heun", lambda *a, **k: drawn.append(1))

@@ -48,18 +48,31 @@ def _pil(arr: np.ndarray):
 
 
 def save_pngs(
-    images: Tensor, folder: str | Path, centered: bool = True, grid_n: int = 64
+    images: Tensor,
+    folder: str | Path,
+    centered: bool = True,
+    grid_n: int = 64,
+    text: dict[str, str] | None = None,
 ) -> tuple[Path, Path]:
     """Write each image as ``folder/images/000000.png``... and the first ``grid_n`` as
-    ``folder/grid.png``; returns (images folder, grid file)."""
+    ``folder/grid.png``, each with the PNG text chunks ``text`` (e.g. where the images
+    came from; read back with ``PIL.Image.open(f).text``); returns (images folder, grid
+    file)."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = None
+    if text:
+        info = PngInfo()
+        for key, value in text.items():
+            info.add_itxt(key, value)
     u8 = to_uint8(images, centered)
     folder = Path(folder)
     out = folder / "images"
     out.mkdir(parents=True, exist_ok=True)
     for i, im in enumerate(u8.numpy()):
-        _pil(im).save(out / f"{i:06d}.png")
+        _pil(im).save(out / f"{i:06d}.png", pnginfo=info)
     grid_path = folder / "grid.png"
-    _pil(grid(u8[:grid_n])).save(grid_path)
+    _pil(grid(u8[:grid_n])).save(grid_path, pnginfo=info)
     return out, grid_path
 
 
