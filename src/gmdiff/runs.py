@@ -107,6 +107,11 @@ def data_of(cfg: RunConfig) -> tuple[Any, Any]:
     }
     name = cfg.data.name
     fn = pick(toys | images, name, "data.name")
+    if "data_dir" in cfg.data.options and cfg.data.options["data_dir"] in (None, ""):
+        raise ValueError(
+            f"data.options.data_dir is empty; set it to the folder holding the {name} data "
+            "(e.g. --set data.options.data_dir=/data/cifar10)"
+        )
     loaded = call_with(fn, cfg.data.options, "data.options")
     if name in toys:
         return (lambda n, g: loaded.sample(n, generator=g).float()), loaded
@@ -302,11 +307,14 @@ def _trainer(run: Run, out_dir: str | Path) -> Trainer:
     )
 
 
-def train(cfg: RunConfig, resume: bool = True) -> list[dict]:
+def train(cfg: RunConfig, resume: bool = True, progress_lines: bool = False) -> list[dict]:
     """Train ``cfg`` in ``cfg.out_dir`` (locked meanwhile; resumed when its checkpoint
     belongs to this config, refused when it belongs to another); writes
-    out_dir/config.yaml once those checks pass. Returns the trainer's log records."""
+    out_dir/config.yaml once those checks pass. Returns the trainer's log records.
+    ``progress_lines``: without a terminal, a progress line on stderr per ``log_every``
+    steps and at least one a minute (:attr:`gmdiff.train.Trainer.progress_lines`)."""
     trainer = _trainer(build(cfg), cfg.out_dir)
+    trainer.progress_lines = progress_lines
     with trainer.session(resume):
         if trainer.info.is_main:
             path = Path(cfg.out_dir) / "config.yaml"
