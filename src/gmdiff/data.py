@@ -408,10 +408,13 @@ class ImageFolder(torch.utils.data.Dataset):
         return img.crop((left, top, left + R, top + R))
 
     def __getitem__(self, i: int) -> Tensor:
+        from gmdiff.images import eight_bit
+
         path = self.files[i]
         try:
             with Image.open(path) as img:
-                rgb = img.convert("RGB")  # decodes: a damage verify() misses shows here
+                # decodes: a damage verify() misses shows here; 16-bit gray scaled to 8 bits
+                rgb = eight_bit(img, path).convert("RGB")
         except Exception as err:  # PIL's errors name no file
             raise ValueError(
                 f"image file {path} cannot be decoded ({err}); repair or remove it"

@@ -41,6 +41,32 @@ def grid(u8: Tensor, ncols: int | None = None, pad: int = 1) -> np.ndarray:
     return out
 
 
+#: PIL modes of 16-bit single-channel images (a 16-bit grayscale PNG opens as one of them;
+#: PIL's convert("RGB") clips them to white).
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+
+
+def eight_bit(img, path: str | Path = "image"):
+    """``img`` (a PIL image) with 8 bits per channel: a 16-bit grayscale image (mode
+    ``I;16``, or ``I`` from a PNG with values <= 65535) scaled to 0..255 (rounded; PIL
+    would clip it to white); 8-bit modes unchanged; other deep modes (32-bit integer or
+    float) refused with a ValueError naming ``path``. (A 16-bit RGB PNG already opens as
+    8-bit RGB.)"""
+    from PIL import Image
+
+    if img.mode in SIXTEEN_BIT_MODES or (img.mode == "I" and img.format == "PNG"):
+        a = np.asarray(img).astype(np.int64)
+        if a.size and (a.min() < 0 or a.max() > 65535):
+            raise ValueError(f"{path}: values outside 0..65535 in a 16-bit image; convert it")
+        return Image.fromarray(((a * 255 + 32767) // 65535).astype(np.uint8), mode="L")
+    if img.mode in ("I", "F"):
+        raise ValueError(
+            f"{path}: a {'32-bit integer' if img.mode == 'I' else 'floating-point'} image "
+            f"(PIL mode {img.mode}); gmdiff reads 8- and 16-bit images: convert it to 8-bit PNG"
+        )
+    return img
+
+
 def _pil(arr: np.ndarray):
     from PIL import Image
 
@@ -78,7 +104,8 @@ def save_pngs(
 
 def load_folder(folder: str | Path, centered: bool = True, limit: int | None = None) -> Tensor:
     """The images of ``folder`` (sorted by name; PNG, JPEG, BMP, WebP), at most ``limit``,
-    as float32 (N, C, H, W) in [-1, 1] (``centered``) or [0, 1]; all must share one size."""
+    as float32 (N, C, H, W) in [-1, 1] (``centered``) or [0, 1]; all must share one size.
+    16-bit grayscale images are scaled to 8 bits (:func:`eight_bit`)."""
     from PIL import Image
 
     folder = Path(folder)
@@ -90,6 +117,7 @@ def load_folder(folder: str | Path, centered: bool = True, limit: int | None = N
     arrs = []
     for p in files:
         with Image.open(p) as im:
+            im = eight_bit(im, p)  # 16-bit grayscale would clip to white
             a = np.asarray(im.convert("RGB" if im.mode not in ("L", "RGB") else im.mode))
         arrs.append(a[..., None] if a.ndim == 2 else a)
     if len({a.shape for a in arrs}) > 1:
