@@ -136,7 +136,9 @@ def test_smd_train_sample_evaluate(tmp_path, capsys):
 
 
 def error(capsys, *argv: str) -> str:
-    """The one line ``gmdiff`` prints on stderr for a user error, checking exit status 1."""
+    """The one line ``gmdiff`` prints on stderr for a user error, checking exit status 1
+    (what earlier commands printed, e.g. train's progress lines, is dropped first)."""
+    capsys.readouterr()
     assert main(list(argv)) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"gmdiff {argv[0]}: error: "), err

@@ -46,7 +46,7 @@ import contextlib
 import hashlib
 import json
 import typing
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +191,14 @@ def _build(cls: type, raw: Any, where: str) -> Any:
         elif t in _SCALARS:
             v = _typed(v, t, path)
         kwargs[k] = v
+    required = [
+        f.name
+        for f in fields(cls)
+        if f.default is MISSING and f.default_factory is MISSING and f.name not in raw
+    ]
+    if required:
+        keys = [f"{where}.{k}".lstrip(".") for k in required]
+        raise ValueError(f"the config lacks key(s) {keys}; add them (see configs/ for examples)")
     try:
         return cls(**kwargs)
     except TypeError as err:  # a missing required key
@@ -226,8 +234,13 @@ def _parse_yaml(text: str, where: str) -> Any:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
     except DuplicateKeyError as err:
         raise ValueError(
-            f"{where} gives key {err.key!r} twice (lines {err.first} and {err.again}) in one "
-            "mapping; YAML would keep only the last: merge them into one"
+            f"{where} gives key {err.key!r} twice "
+            + (
+                f"on line {err.first}"
+                if err.first == err.again
+                else f"(lines {err.first} and {err.again})"
+            )
+            + " in one mapping; YAML would keep only the last: merge them into one"
         ) from None
     except yaml.YAMLError as err:
         mark, context = getattr(err, "problem_mark", None), getattr(err, "context", None)

@@ -112,7 +112,12 @@ def data_of(cfg: RunConfig) -> tuple[Any, Any]:
             f"data.options.data_dir is empty; set it to the folder holding the {name} data "
             "(e.g. --set data.options.data_dir=/data/cifar10)"
         )
-    loaded = call_with(fn, cfg.data.options, "data.options")
+    try:
+        loaded = call_with(fn, cfg.data.options, "data.options")
+    except ValueError as err:  # a loader's own check names its argument, not the section
+        if str(err).startswith("data.options"):
+            raise
+        raise ValueError(f"data.options: {err}") from err
     if name in toys:
         return (lambda n, g: loaded.sample(n, generator=g).float()), loaded
     return loaded, None
@@ -535,9 +540,8 @@ def draw_samples(
         for start in progress(range(0, n, batch), "batches"):
             b = min(batch, n - start)
             x_T = schedule.prior_sample((b, *shape), gen, dev)
-            x0 = call_with(
-                sampler, options, "sample.options", denoiser, schedule, x_T, steps, generator=gen
-            )
+            where = f"sample.options of sampler {getattr(sampler, '__name__', sampler)}"
+            x0 = call_with(sampler, options, where, denoiser, schedule, x_T, steps, generator=gen)
             out.append(x0.cpu())
     return torch.cat(out)
 
