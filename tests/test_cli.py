@@ -136,7 +136,9 @@ def test_smd_train_sample_evaluate(tmp_path, capsys):
 
 
 def error(capsys, *argv: str) -> str:
-    """The one line ``gmdiff`` prints on stderr for a user error, checking exit status 1."""
+    """The one line ``gmdiff`` prints on stderr for a user error, checking exit status 1
+    (what earlier commands printed, e.g. train's progress lines, is dropped first)."""
+    capsys.readouterr()
     assert main(list(argv)) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"gmdiff {argv[0]}: error: "), err
@@ -268,7 +270,10 @@ def test_unreadable_checkpoints_and_unwritable_folders_are_named(tmp_path, capsy
     )
     assert error(capsys, "sample", *tiny(out), "--set", "model.overrides={width: 16}",
                  "--checkpoint", str(good)).startswith(
-        f"checkpoint {good} holds another architecture: "
+        f"checkpoint {good} was trained with another config than this one "
+        "(model.overrides.depth 2 -> (absent); model.overrides.embedding 'fourier' -> (absent); "
+        "model.overrides.width 32 -> 16; checkpoint -> config); sample and evaluate take the "
+        "model's config from the checkpoint"
     )  # fmt: skip
     drawn = []
     monkeypatch.setitem(SAMPLERS, "heun", lambda *a, **k: drawn.append(1))

@@ -146,14 +146,41 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"gmdiff {args.command}: error: {_sentence(err)}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"gmdiff {args.command}: {_stopped(args)}", file=sys.stderr)
+        return 130
     return 0
+
+
+def _stopped(args: argparse.Namespace) -> str:
+    """One line saying what an interrupted (Ctrl-C) command kept."""
+    try:
+        out = load_config(args.config, args.set).out_dir
+    except Exception:  # noqa: BLE001 -- stopped before the config was read
+        return "stopped; nothing was written"
+    if args.command == "sample":
+        return f"stopped; the samples.pt, images/ and grid.png in {out} were not changed"
+    if args.command == "evaluate":
+        return f"stopped; {out}/metrics.json was not changed"
+    from pathlib import Path
+
+    import torch
+
+    ckpt = Path(out) / "checkpoint.pt"
+    try:
+        step = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)["step"]
+    except Exception:  # noqa: BLE001 -- none yet, or unreadable
+        return f"stopped before the first checkpoint; nothing to resume in {out}"
+    return f"stopped; checkpoint at step {step} kept ({ckpt}); rerun the command to resume"
 
 
 def _run(args: argparse.Namespace) -> None:
     """Carry out the parsed command."""
     cfg = load_config(args.config, args.set)
     if args.command == "train":
-        history = train(cfg, resume=not args.no_resume)
+        history = train(cfg, resume=not args.no_resume, progress_lines=True)
         if history:
             print(json.dumps(history[-1]))
     elif args.command == "sample":

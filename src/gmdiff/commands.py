@@ -8,6 +8,21 @@ and writes ``out_dir/samples.pt`` (the samples and how they were drawn) and, for
 upscaled so that each image is at least 64 pixels), for 2-D data ``out_dir/scatter.png``
 (the samples over as many exact draws of the data).
 
+Provenance. ``sample`` builds the model from the config, but first compares the config's
+data, model, loss and schedule sections with those the checkpoint stores (its run was
+trained with them) and refuses any difference, naming the key and both values. Every
+output records where it came from: the checkpoint's path, SHA-256 (first 16 hex digits)
+and step (or the ``--pretrained`` path and its hash), the sampler settings (sampler,
+steps, n, batch, seed, options) and the run sections: ``samples.pt`` as keys of its
+record, each PNG and ``grid.png`` in a ``gmdiff`` text chunk (JSON), ``metrics.json``
+under ``provenance``. The outputs of one ``sample`` are written into a hidden folder in
+out_dir and then renamed into place (``images/`` as a whole), so a kill leaves the old
+outputs or the new ones, never a partial folder or a 0-byte PNG; leftovers of a killed
+run are removed by the next one. ``evaluate`` refuses samples drawn from another
+checkpoint than the one out_dir (or ``--checkpoint`` / ``--pretrained``) holds now, a
+config whose run sections contradict them, non-finite samples, and a result that is not
+finite.
+
 ``evaluate`` reads ``out_dir/samples.pt`` and reports, per the config's ``evaluate``
 section: the data-space distances to the data (sliced Wasserstein-2, RBF MMD^2 and, for a
 toy, the exact NLL), or, with ``fid_reference`` set, FID with its protocol
@@ -19,8 +34,13 @@ data examples under the model (:mod:`gmdiff.likelihood`).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +48,21 @@ import torch
 from torch import Tensor
 
 from gmdiff import runs
-from gmdiff.config import RunConfig
+from gmdiff.config import RUN_SECTIONS, RunConfig, plain
 from gmdiff.loaders import Pretrained
-from gmdiff.train import atomic_save, atomic_write, errors_naming, load_checkpoint
+from gmdiff.train import (
+    atomic_save,
+    atomic_write,
+    differences,
+    errors_naming,
+    flatten,
+    load_state,
+    lock_dir,
+    read_checkpoint,
+)
+
+#: What one ``gmdiff sample`` writes into out_dir (replaced together).
+SAMPLE_OUTPUTS = ("images", "grid.png", "scatter.png", "samples.pt")
 
 
 def check_writable(folder: Path) -> None:
@@ -59,13 +91,22 @@ def load_model(
     if pretrained is not None:
         if checkpoint is not None:
             raise ValueError("pass either --checkpoint or --pretrained, not both")
-        return loaders.from_config(cfg, pretrained, weights or "as stored")
+        model = loaders.from_config(cfg, pretrained, weights or "as stored")
+        model.info = model.info | {
+            "pretrained": str(pretrained),
+            "pretrained_sha256": digest(pretrained),
+        }
+        return model
     if weights not in (None, "ema", "raw"):
         raise ValueError(f"weights of a gmdiff checkpoint are 'ema' or 'raw', got {weights!r}")
-    run = runs.build(cfg)
     ckpt = Path(checkpoint) if checkpoint else Path(cfg.out_dir) / "checkpoint.pt"
+    state = read_checkpoint(ckpt, "cpu")
+    check_run_config(state.get("run"), cfg, f"checkpoint {ckpt} was trained with")
+    run = runs.build(cfg)
     ema = weights != "raw"
-    step = load_checkpoint(ckpt, run.trained, ema=ema, map_location="cpu")
+    hint = "build the model from the config it was trained with"
+    load_state(run.trained, state["ema" if ema else "model"], ckpt, hint)
+    step = int(state["step"])
     run.denoiser.eval()
     origin = f"gmdiff {cfg.model.net} ({cfg.model.precond} precond), {ckpt} at step {step}"
     return Pretrained(
@@ -75,8 +116,49 @@ def load_model(
         origin,
         "ema" if ema else "raw",
         cfg.data.centered,
-        {"step": step},
+        {"checkpoint": str(ckpt), "checkpoint_sha256": digest(ckpt), "step": step},
     )
+
+
+def run_sections(cfg: RunConfig) -> dict[str, Any]:
+    """The data, model, loss and schedule sections of ``cfg`` as a flat dict, as a
+    checkpoint stores them (``"model.sigma_data"``, ``"data.options.k"``, ...)."""
+    return flatten({name: plain(getattr(cfg, name)) for name in RUN_SECTIONS})
+
+
+def check_run_config(
+    stored: dict | None, cfg: RunConfig, source: str, legend: str = "checkpoint"
+) -> None:
+    """Refuse ``cfg`` when its run sections contradict ``stored`` (flat, as a checkpoint's
+    ``run`` entry; its ``train.*`` keys are ignored: they do not change the model),
+    naming each key and both values; nothing is checked without ``stored``."""
+    if not stored:
+        return
+    theirs = {k: v for k, v in stored.items() if k.split(".")[0] in RUN_SECTIONS}
+    diff = differences(theirs, run_sections(cfg))
+    if diff:
+        raise ValueError(
+            f"{source} another config than this one ({'; '.join(diff)}; {legend} -> config); "
+            "sample and evaluate take the model's config from the checkpoint: drop those "
+            "--set / config changes, or point out_dir (or --checkpoint) at a run trained "
+            "with them"
+        )
+
+
+def digest(path: str | Path) -> str:
+    """The first 16 hex digits of the SHA-256 of a file, or of a folder's files (their
+    relative names and contents, in sorted order)."""
+    path = Path(path)
+    h = hashlib.sha256()
+    files = [path] if not path.is_dir() else sorted(p for p in path.rglob("*") if p.is_file())
+    with errors_naming(path):
+        for p in files:
+            if p != path:
+                h.update(str(p.relative_to(path)).encode() + b"\0")
+            with open(p, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+    return h.hexdigest()[:16]
 
 
 def _sampler_options(cfg: RunConfig, options: dict) -> dict:
@@ -102,7 +184,6 @@ def sample(
     weights: str | None = None,
 ) -> Tensor:
     """Draw ``sample.n`` samples (see the module docstring); returns them."""
-    from gmdiff.images import save_pngs
     from gmdiff.samplers import SAMPLERS
 
     s = cfg.sample
@@ -112,38 +193,114 @@ def sample(
     model = load_model(cfg, checkpoint, pretrained, weights)
     out = Path(cfg.out_dir)
     check_writable(out)
-    device = _device()
-    model.denoiser.to(device)
-    schedule = model.schedule_for(s.sampler) if pretrained is not None else model.schedule
-    x = runs.draw_samples(
-        model.denoiser,
-        schedule,
-        fn,
-        s.steps,
-        model.shape,
-        s.n,
-        seed=s.seed,
-        batch=s.batch,
-        device=device,
-        **_sampler_options(cfg, s.options),
-    )
-    record = {
-        "samples": x,
+    with lock_dir(out, SAMPLE_LOCK, "a gmdiff sample"):
+        remove_staging(out)
+        device = _device()
+        model.denoiser.to(device)
+        schedule = model.schedule_for(s.sampler) if pretrained is not None else model.schedule
+        x = runs.draw_samples(
+            model.denoiser,
+            schedule,
+            fn,
+            s.steps,
+            model.shape,
+            s.n,
+            seed=s.seed,
+            batch=s.batch,
+            device=device,
+            **_sampler_options(cfg, s.options),
+        )
+        bad = ~torch.isfinite(x.flatten(1)).all(dim=1)
+        if bad.any():
+            raise FloatingPointError(
+                f"the {s.sampler} sampler produced NaN or inf in {int(bad.sum())} of {s.n} "
+                f"samples ({model.origin}); nothing was written: check the checkpoint "
+                "(train longer or with a lower train.lr) or raise sample.steps"
+            )
+        record = {"samples": x, **provenance(cfg, model)}
+        title = f"{s.sampler}, {s.steps} steps, seed {s.seed}"
+        write_sample_outputs(out, record, lambda x, path: _scatter(cfg, x, path, title))
+    return x
+
+
+#: The lock ``gmdiff sample`` holds on out_dir while it writes there (not ``.lock``, which
+#: a training run holds: sampling a checkpoint while its run trains on is allowed).
+SAMPLE_LOCK = ".sample.lock"
+
+
+def provenance(cfg: RunConfig, model: Pretrained) -> dict[str, Any]:
+    """Where samples come from: the model (checkpoint path, hash and step, or the
+    pretrained file and its hash; weights; origin), the sampler settings and, for a
+    checkpoint, the run sections of the config (see the module docstring)."""
+    s = cfg.sample
+    out = {
         "sampler": s.sampler,
         "steps": s.steps,
-        "options": s.options,
+        "n": s.n,
+        "batch": s.batch,
         "seed": s.seed,
+        "options": json.loads(json.dumps(plain(s.options), default=str)),
         "weights": model.weights,
         "origin": model.origin,
         "centered": model.centered,
         **model.info,
     }
-    atomic_save(record, out / "samples.pt")
-    if x.ndim == 4 and x.shape[1] in (1, 3):
-        save_pngs(x, out, model.centered)
-    elif x.ndim == 2 and x.shape[1] == 2:
-        _scatter(cfg, x, out / "scatter.png", f"{s.sampler}, {s.steps} steps, seed {s.seed}")
-    return x
+    if "checkpoint" in model.info:
+        out["run_config"] = run_sections(cfg)
+    return out
+
+
+def remove_staging(out: Path) -> None:
+    """Delete what a killed ``sample`` left in out_dir: its hidden staging folders."""
+    for p in out.glob(".sample-*.tmp"):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def write_sample_outputs(
+    out: Path, record: dict[str, Any], scatter: Callable[[Tensor, Path], None] | None = None
+) -> None:
+    """Write ``samples.pt`` and, for 2-D samples, ``scatter(x, path)`` as ``scatter.png``,
+    for images ``images/`` and ``grid.png`` (every PNG with
+    the record's provenance as a ``gmdiff`` text chunk) into a hidden folder of ``out``,
+    then move them into place, the old outputs out of the way first; any old output the
+    new run does not write (images of another shape) is removed too."""
+    from gmdiff.images import save_pngs
+
+    x = record["samples"]
+    meta = json.dumps({k: v for k, v in record.items() if k != "samples"}, default=str)
+    stage = Path(tempfile.mkdtemp(dir=out, prefix=".sample-", suffix=".tmp"))
+    try:
+        os.chmod(stage, 0o777 & ~_umask())
+        atomic_save(record, stage / "samples.pt")
+        if x.ndim == 4 and x.shape[1] in (1, 3):
+            save_pngs(x, stage, record["centered"], text={"gmdiff": meta})
+        elif x.ndim == 2 and x.shape[1] == 2 and scatter is not None:
+            scatter(x, stage / "scatter.png")
+        old = stage / "old"
+        old.mkdir()
+        with errors_naming(out):
+            for name in SAMPLE_OUTPUTS:  # samples.pt last: what evaluate reads
+                if (out / name).exists() or (out / name).is_symlink():
+                    os.rename(out / name, old / name)
+                if (stage / name).exists():
+                    os.rename(stage / name, out / name)
+            _fsync_dir(out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _umask() -> int:
+    from gmdiff.train import umask
+
+    return umask()
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _scatter(cfg: RunConfig, x: Tensor, path: Path, title: str) -> None:
@@ -249,7 +406,8 @@ def evaluate(
     if not path.is_file():
         raise FileNotFoundError(f"no samples at {path}; run `gmdiff sample` with this config first")
     check_writable(path.parent)
-    record = torch.load(path, weights_only=True)
+    record = read_samples(path)
+    check_samples_source(record, path, cfg, checkpoint, pretrained)
     x, e = record["samples"], cfg.evaluate
     extra = fidelity.check_metrics(e.metrics) if e.metrics else []
     if extra:  # fail before any work on a missing reference, weights file or library
@@ -280,5 +438,93 @@ def evaluate(
     if e.likelihood_n > 0:
         model = load_model(cfg, checkpoint, pretrained, weights)
         result["likelihood"] = likelihood(cfg, model, e.likelihood_n)
+    bad = nonfinite(result)
+    if bad:
+        raise FloatingPointError(
+            f"evaluate computed a NaN or infinite {', '.join(bad)} from {path}; nothing was "
+            "written: check the samples, the reference statistics and the evaluate section"
+        )
+    result["provenance"] = {k: v for k, v in record.items() if k != "samples"}
     atomic_write(Path(cfg.out_dir) / "metrics.json", json.dumps(result, indent=2) + "\n")
     return result
+
+
+def nonfinite(result: Any, prefix: str = "") -> list[str]:
+    """The keys (dotted) of the NaN or infinite numbers in a nested result."""
+    if isinstance(result, dict):
+        return [k for key, v in result.items() for k in nonfinite(v, f"{prefix}{key}.")]
+    if isinstance(result, float) and not math.isfinite(result):
+        return [prefix.rstrip(".")]
+    return []
+
+
+def read_samples(path: Path) -> dict[str, Any]:
+    """The record ``gmdiff sample`` wrote at ``path``; a damaged or foreign file, or
+    samples that are not finite, raise one sentence naming it."""
+    again = "run `gmdiff sample` again"
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated: OSError EINVAL with no name; corrupt: RuntimeError
+        if isinstance(err, OSError) and err.filename is not None:
+            raise
+        raise ValueError(f"{path} is truncated or not a torch file; {again}") from err
+    x = record.get("samples") if isinstance(record, dict) else None
+    if not isinstance(x, Tensor) or x.ndim < 2 or x.shape[0] < 1:
+        what = (
+            f"a {type(record).__name__}"
+            if not isinstance(record, dict)
+            else f"keys {sorted(map(str, record))}"
+        )
+        raise ValueError(
+            f"{path} is not a samples file of `gmdiff sample` (a dict with the tensor "
+            f"'samples' (N, ...) and its provenance), it holds {what}; {again}"
+        )
+    if not x.is_floating_point():
+        raise ValueError(f"{path}: samples of dtype {x.dtype}, expected floats; {again}")
+    bad = ~torch.isfinite(x.flatten(1)).all(dim=1)
+    if bad.any():
+        raise ValueError(
+            f"{path} holds NaN or inf in {int(bad.sum())} of {x.shape[0]} samples; metrics of "
+            f"them would be NaN: {again} (from a checkpoint that samples finite values)"
+        )
+    return record
+
+
+def check_samples_source(
+    record: dict[str, Any],
+    path: Path,
+    cfg: RunConfig,
+    checkpoint: str | Path | None,
+    pretrained: str | Path | None,
+) -> None:
+    """Refuse samples that another model drew than the one evaluate would use now
+    (``pretrained``, else ``checkpoint``, else out_dir's checkpoint when there is one), or
+    whose run sections the config contradicts; samples without provenance are refused."""
+    again = "run `gmdiff sample` again"
+    if "checkpoint_sha256" not in record and "pretrained_sha256" not in record:
+        raise ValueError(
+            f"{path} records no checkpoint or pretrained model (written by an older gmdiff); "
+            f"{again} so that its provenance is known"
+        )
+    check_run_config(
+        record.get("run_config"), cfg, f"the samples {path} were drawn with", "samples"
+    )
+    if pretrained is not None:
+        now, kind = digest(pretrained), f"--pretrained {pretrained}"
+        drawn = record.get("pretrained_sha256")
+    else:
+        ckpt = Path(checkpoint) if checkpoint else Path(cfg.out_dir) / "checkpoint.pt"
+        if checkpoint is None and not ckpt.exists():
+            return  # nothing here to contradict them
+        now, kind = digest(ckpt), f"checkpoint {ckpt}"
+        drawn = record.get("checkpoint_sha256")
+    if drawn != now:
+        src = (
+            f"checkpoint {record['checkpoint']} at step {record.get('step')} (sha256 {drawn})"
+            if "checkpoint_sha256" in record
+            else f"--pretrained {record.get('pretrained')} (sha256 {drawn})"
+        )
+        raise ValueError(
+            f"{path} was drawn from {src}, but {kind} is now another model (sha256 {now}); "
+            f"its metrics would not be this model's: {again}"
+        )

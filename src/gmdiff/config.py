@@ -48,7 +48,7 @@ import contextlib
 import hashlib
 import json
 import typing
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,14 @@ class SampleSection:
     seed: int = 0
     options: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        for key in ("steps", "n", "batch"):
+            if getattr(self, key) < 1:
+                raise ValueError(
+                    f"sample.{key} = {getattr(self, key)!r} is out of range; sample.steps, "
+                    "sample.n and sample.batch must be >= 1"
+                )
+
 
 @dataclass
 class EvaluateSection:
@@ -110,6 +118,26 @@ class EvaluateSection:
     divergence: str = "hutchinson"
     dequantize: bool = True
     metrics: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        checks = {
+            "n_projections": (
+                self.n_projections >= 1,
+                "must be >= 1 (the sliced distance averages over that many directions)",
+            ),
+            "likelihood_n": (self.likelihood_n >= 0, "must be >= 0 (0: no likelihood)"),
+            "fid_mode": (
+                self.fid_mode in ("clean", "legacy_tensorflow"),
+                "must be 'clean' or 'legacy_tensorflow'",
+            ),
+            "divergence": (
+                self.divergence in ("hutchinson", "exact"),
+                "must be 'hutchinson' or 'exact'",
+            ),
+        }
+        for key, (ok, rule) in checks.items():
+            if not ok:
+                raise ValueError(f"evaluate.{key} = {getattr(self, key)!r} {rule}")
 
 
 @dataclass
@@ -166,16 +194,57 @@ def _build(cls: type, raw: Any, where: str) -> Any:
         elif t in _SCALARS:
             v = _typed(v, t, path)
         kwargs[k] = v
+    required = [
+        f.name
+        for f in fields(cls)
+        if f.default is MISSING and f.default_factory is MISSING and f.name not in raw
+    ]
+    if required:
+        keys = [f"{where}.{k}".lstrip(".") for k in required]
+        raise ValueError(f"the config lacks key(s) {keys}; add them (see configs/ for examples)")
     try:
         return cls(**kwargs)
     except TypeError as err:  # a missing required key
         raise ValueError(f"config section {where or '<top>'}: {err}") from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a mapping holding one key twice (PyYAML keeps the last
+    silently: a second ``train:`` section would replace the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            with contextlib.suppress(TypeError):  # an unhashable key: PyYAML's own error
+                if key in seen:
+                    raise DuplicateKeyError(key, seen[key], line)
+                seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
+class DuplicateKeyError(ValueError):
+    def __init__(self, key: Any, first: int, again: int) -> None:
+        super().__init__(key, first, again)
+        self.key, self.first, self.again = key, first, again
+
+
 def _parse_yaml(text: str, where: str) -> Any:
-    """yaml.safe_load, a syntax error becoming one sentence naming ``where`` and the place."""
+    """YAML safe load, a syntax error or a key given twice becoming one sentence naming
+    ``where`` and the place."""
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
+    except DuplicateKeyError as err:
+        raise ValueError(
+            f"{where} gives key {err.key!r} twice "
+            + (
+                f"on line {err.first}"
+                if err.first == err.again
+                else f"(lines {err.first} and {err.again})"
+            )
+            + " in one mapping; YAML would keep only the last: merge them into one"
+        ) from None
     except yaml.YAMLError as err:
         mark, context = getattr(err, "problem_mark", None), getattr(err, "context", None)
         at = f", line {mark.line + 1} column {mark.column + 1}" if mark else ""
@@ -212,9 +281,32 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise ValueError(f"config file {path} must hold a mapping of sections, got {raw!r}")
+    sampler = _section(raw, "sample").get("sampler")
     for assignment in overrides:
         _apply_set(raw, assignment)
+    _drop_other_samplers_options(raw, sampler, overrides)
     return _build(RunConfig, raw, "")
+
+
+def _section(raw: dict, name: str) -> dict:
+    section = raw.get(name)
+    return section if isinstance(section, dict) else {}
+
+
+def _drop_other_samplers_options(raw: dict, file_sampler: Any, overrides: list[str]) -> None:
+    """A ``--set sample.sampler=...`` naming another sampler than the file's, with no
+    ``--set sample.options...``, drops the file's ``sample.options``: they belong to the
+    file's sampler (``gm_ddpm``'s ``strategy`` is no keyword of ``ddim``), as in
+    :meth:`gmdiff.runs.Run.sample`."""
+    sample = _section(raw, "sample")
+    keys = [a.partition("=")[0].strip() for a in overrides]
+    if (
+        "sample.sampler" in keys
+        and sample.get("sampler") != file_sampler
+        and not any(k == "sample.options" or k.startswith("sample.options.") for k in keys)
+        and "options" in sample
+    ):
+        del sample["options"]
 
 
 #: The sections that, with ``train``, identify a run: a checkpoint resumes only a run

@@ -16,6 +16,7 @@ them. Images are float32 tensors of shape (N, C, H, W) scaled to [-1, 1]:
 
 from __future__ import annotations
 
+import codecs
 import functools
 import gzip
 import math
@@ -221,6 +222,82 @@ def mnist32(data_dir: str | Path) -> Tensor:
     return torch.nn.functional.pad(load_mnist(data_dir), (2, 2, 2, 2), value=-1.0)
 
 
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """An unpickler that builds plain containers and numpy arrays and nothing else: every
+    global but numpy's array reconstruction refuses, so a planted pickle cannot run code
+    (``pickle.load`` calls whatever callable a file names, e.g. ``os.system``)."""
+
+    _ALLOWED = (
+        {  # (module, name) -> the object, old (numpy.core) and new (numpy._core) names
+            (mod, name): obj
+            for mod in ("numpy.core.multiarray", "numpy._core.multiarray")
+            for name, obj in (
+                ("_reconstruct", np.zeros(1).__reduce__()[0]),
+                ("scalar", np.float64(0).__reduce__()[0]),
+            )
+        }
+        | {
+            (f"numpy.{core}.numeric", "_frombuffer"): np.zeros(1).__reduce_ex__(5)[0]
+            for core in ("core", "_core")
+        }
+        | {
+            ("numpy", "ndarray"): np.ndarray,
+            ("numpy", "dtype"): np.dtype,
+            ("_codecs", "encode"): codecs.encode,  # bytes of a protocol-2 pickle of Python 3
+        }
+    )
+
+    def find_class(self, module: str, name: str) -> object:
+        try:
+            return self._ALLOWED[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f"it names {module}.{name}, which a CIFAR-10 batch never holds"
+            ) from None
+
+
+def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The images (N, 3, 32, 32) uint8 and labels (N,) int64 of one CIFAR-10 python batch,
+    read without executing code (:class:`_ArraysOnlyUnpickler`); a damaged or foreign file
+    raises one ValueError naming it."""
+    fix = (
+        "download and extract cifar-10-python.tar.gz again "
+        "(https://www.cs.toronto.edu/~kriz/cifar.html)"
+    )
+    try:
+        with open(path, "rb") as f:
+            batch = _ArraysOnlyUnpickler(f, encoding="bytes").load()
+    except OSError:
+        raise
+    except Exception as err:  # noqa: BLE001 -- UnpicklingError, EOFError (truncated), ...
+        why = str(err) or type(err).__name__
+        raise ValueError(f"{path} is not a readable CIFAR-10 batch ({why}); {fix}") from None
+    data = batch.get(b"data") if isinstance(batch, dict) else None
+    labels = batch.get(b"labels") if isinstance(batch, dict) else None
+    ok = (
+        isinstance(data, np.ndarray)
+        and data.dtype == np.uint8
+        and data.ndim == 2
+        and data.shape[1] == 3 * 32 * 32
+        and isinstance(labels, list | np.ndarray)
+        and len(labels) == data.shape[0]
+    )
+    if not ok:
+        got = (
+            {k: getattr(v, "shape", type(v).__name__) for k, v in batch.items()}
+            if isinstance(batch, dict)
+            else type(batch).__name__
+        )
+        raise ValueError(
+            f"{path} is not a CIFAR-10 batch: expected b'data' (N, 3072) uint8 and N "
+            f"b'labels', got {got}; {fix}"
+        )
+    lab = np.asarray(labels, dtype=np.int64)
+    if lab.size and (lab.min() < 0 or lab.max() > 9):
+        raise ValueError(f"{path} holds labels outside 0..9; {fix}")
+    return data.reshape(-1, 3, 32, 32), lab
+
+
 def load_cifar10(data_dir: str | Path, train: bool = True) -> tuple[Tensor, Tensor]:
     """CIFAR-10 from the python pickle batches: images (N, 3, 32, 32) float32 in [-1, 1]
     (N = 50,000 for ``train``, 10,000 for the test batch) and labels (N,) int64."""
@@ -234,10 +311,9 @@ def load_cifar10(data_dir: str | Path, train: bool = True) -> tuple[Tensor, Tens
         )
     images, labels = [], []
     for n in names:
-        with open(folder / n, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
-        images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        labels.append(np.asarray(batch[b"labels"], dtype=np.int64))
+        data, lab = read_cifar_batch(folder / n)
+        images.append(data)
+        labels.append(lab)
     return _to_signed(np.concatenate(images), 255.0), torch.from_numpy(np.concatenate(labels))
 
 
@@ -332,10 +408,13 @@ class ImageFolder(torch.utils.data.Dataset):
         return img.crop((left, top, left + R, top + R))
 
     def __getitem__(self, i: int) -> Tensor:
+        from gmdiff.images import eight_bit
+
         path = self.files[i]
         try:
             with Image.open(path) as img:
-                rgb = img.convert("RGB")  # decodes: a damage verify() misses shows here
+                # decodes: a damage verify() misses shows here; 16-bit gray scaled to 8 bits
+                rgb = eight_bit(img, path).convert("RGB")
         except Exception as err:  # PIL's errors name no file
             raise ValueError(
                 f"image file {path} cannot be decoded ({err}); repair or remove it"

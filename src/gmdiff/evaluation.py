@@ -60,6 +60,7 @@ def _reference_stats(
             if "mu" not in z or "sigma" not in z:
                 raise ValueError(f"{reference}: expected arrays 'mu' and 'sigma', got {z.files}")
             mu, sigma = z["mu"], z["sigma"]
+        check_statistics(mu, sigma, reference)
         if mode not in reference.name:
             origin = (
                 f"precomputed statistics {reference} (the file name does not name the "
@@ -73,6 +74,24 @@ def _reference_stats(
         "statistics (mu, sigma); pass e.g. the CIFAR-10 training images as PNGs or "
         "clean-fid's cifar10_clean_train_32.npz (downloaded by you, beforehand)"
     )
+
+
+def check_statistics(mu: np.ndarray, sigma: np.ndarray, where: Path) -> None:
+    """Refuse reference statistics that cannot give an FID: not a (D,) mean and a (D, D)
+    covariance of 2048 Inception features, or holding NaN or inf."""
+    mu, sigma = np.asarray(mu), np.asarray(sigma)
+    if mu.shape != (2048,) or sigma.shape != (2048, 2048):
+        raise ValueError(
+            f"{where}: mu {mu.shape} and sigma {sigma.shape} are not the statistics of "
+            "Inception's 2048 pool3 features (mu (2048,), sigma (2048, 2048)); compute them "
+            "with clean-fid or pass a folder of reference images"
+        )
+    for name, a in (("mu", mu), ("sigma", sigma)):
+        if not np.issubdtype(a.dtype, np.number) or not np.isfinite(a).all():
+            raise ValueError(
+                f"{where}: {name} holds NaN or inf values (or is not numeric); the FID would be "
+                "NaN: recompute the statistics or pass a folder of reference images"
+            )
 
 
 def fid_report(

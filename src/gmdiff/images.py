@@ -53,6 +53,32 @@ def upscale(arr: np.ndarray, factor: int) -> np.ndarray:
     return arr.repeat(factor, axis=0).repeat(factor, axis=1)
 
 
+#: PIL modes of 16-bit single-channel images (a 16-bit grayscale PNG opens as one of them;
+#: PIL's convert("RGB") clips them to white).
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+
+
+def eight_bit(img, path: str | Path = "image"):
+    """``img`` (a PIL image) with 8 bits per channel: a 16-bit grayscale image (mode
+    ``I;16``, or ``I`` from a PNG with values <= 65535) scaled to 0..255 (rounded; PIL
+    would clip it to white); 8-bit modes unchanged; other deep modes (32-bit integer or
+    float) refused with a ValueError naming ``path``. (A 16-bit RGB PNG already opens as
+    8-bit RGB.)"""
+    from PIL import Image
+
+    if img.mode in SIXTEEN_BIT_MODES or (img.mode == "I" and img.format == "PNG"):
+        a = np.asarray(img).astype(np.int64)
+        if a.size and (a.min() < 0 or a.max() > 65535):
+            raise ValueError(f"{path}: values outside 0..65535 in a 16-bit image; convert it")
+        return Image.fromarray(((a * 255 + 32767) // 65535).astype(np.uint8), mode="L")
+    if img.mode in ("I", "F"):
+        raise ValueError(
+            f"{path}: a {'32-bit integer' if img.mode == 'I' else 'floating-point'} image "
+            f"(PIL mode {img.mode}); gmdiff reads 8- and 16-bit images: convert it to 8-bit PNG"
+        )
+    return img
+
+
 def _pil(arr: np.ndarray):
     from PIL import Image
 
@@ -65,26 +91,36 @@ def save_pngs(
     centered: bool = True,
     grid_n: int = 64,
     min_px: int = GRID_MIN_PX,
+    text: dict[str, str] | None = None,
 ) -> tuple[Path, Path]:
     """Write each image as ``folder/images/000000.png``... at its own size and the first
     ``grid_n`` as ``folder/grid.png``, upscaled (nearest neighbour, an integer factor) so
-    that each image's smaller side is at least ``min_px`` pixels; returns (images folder,
-    grid file)."""
+    that each image's smaller side is at least ``min_px`` pixels, each with the PNG text
+    chunks ``text`` (e.g. where the images came from; read back with
+    ``PIL.Image.open(f).text``); returns (images folder, grid file)."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = None
+    if text:
+        info = PngInfo()
+        for key, value in text.items():
+            info.add_itxt(key, value)
     u8 = to_uint8(images, centered)
     factor = max(1, math.ceil(min_px / min(u8.shape[1:3])))
     folder = Path(folder)
     out = folder / "images"
     out.mkdir(parents=True, exist_ok=True)
     for i, im in enumerate(u8.numpy()):
-        _pil(im).save(out / f"{i:06d}.png")
+        _pil(im).save(out / f"{i:06d}.png", pnginfo=info)
     grid_path = folder / "grid.png"
-    _pil(upscale(grid(u8[:grid_n]), factor)).save(grid_path)
+    _pil(upscale(grid(u8[:grid_n]), factor)).save(grid_path, pnginfo=info)
     return out, grid_path
 
 
 def load_folder(folder: str | Path, centered: bool = True, limit: int | None = None) -> Tensor:
     """The images of ``folder`` (sorted by name; PNG, JPEG, BMP, WebP), at most ``limit``,
-    as float32 (N, C, H, W) in [-1, 1] (``centered``) or [0, 1]; all must share one size."""
+    as float32 (N, C, H, W) in [-1, 1] (``centered``) or [0, 1]; all must share one size.
+    16-bit grayscale images are scaled to 8 bits (:func:`eight_bit`)."""
     from PIL import Image
 
     folder = Path(folder)
@@ -96,6 +132,7 @@ def load_folder(folder: str | Path, centered: bool = True, limit: int | None = N
     arrs = []
     for p in files:
         with Image.open(p) as im:
+            im = eight_bit(im, p)  # 16-bit grayscale would clip to white
             a = np.asarray(im.convert("RGB" if im.mode not in ("L", "RGB") else im.mode))
         arrs.append(a[..., None] if a.ndim == 2 else a)
     if len({a.shape for a in arrs}) > 1:

@@ -242,20 +242,22 @@ def load_edm(
     path = Path(path)
     state = _read_state(path)
     _check_edm_keys(state, path)
+    from gmdiff.train import load_state
+
+    song = any(k.startswith("model.enc.") for k in state)
+    hint = (
+        "they are EDM's SongUNet: choose model.net edm_ddpmpp_cifar10 or edm_ncsnpp_cifar10 "
+        "with the overrides of its size"
+        if song
+        else "build the network with the architecture they were trained with"
+    )
+    inner = {k.removeprefix("model."): v for k, v in state.items()}
     try:
-        net.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()
-        song = any(k.startswith("model.enc.") for k in state)
-        hint = (
-            "they are EDM's SongUNet: choose model.net edm_ddpmpp_cifar10 or "
-            "edm_ncsnpp_cifar10 with the overrides of its size"
-            if song
-            else "build the network with the architecture they were trained with"
-        )
+        load_state(net, inner, path, hint)
+    except ValueError as err:  # "checkpoint <path> holds another architecture: ..."
         raise ValueError(
             f"{path}: the weights do not fit the chosen gmdiff network ({type(net).__name__}): "
-            f"{' '.join(first[:3])}; {hint}"
+            + str(err).split(": ", 1)[1]
         ) from None
     wrappers = {
         "vp": lambda: VPPrecond(net, VPLinear(beta_min=beta_min, beta_max=beta_min + beta_d), M),

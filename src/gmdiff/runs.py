@@ -107,7 +107,17 @@ def data_of(cfg: RunConfig) -> tuple[Any, Any]:
     }
     name = cfg.data.name
     fn = pick(toys | images, name, "data.name")
-    loaded = call_with(fn, cfg.data.options, "data.options")
+    if "data_dir" in cfg.data.options and cfg.data.options["data_dir"] in (None, ""):
+        raise ValueError(
+            f"data.options.data_dir is empty; set it to the folder holding the {name} data "
+            "(e.g. --set data.options.data_dir=/data/cifar10)"
+        )
+    try:
+        loaded = call_with(fn, cfg.data.options, "data.options")
+    except ValueError as err:  # a loader's own check names its argument, not the section
+        if str(err).startswith("data.options"):
+            raise
+        raise ValueError(f"data.options: {err}") from err
     if name in toys:
         return (lambda n, g: loaded.sample(n, generator=g).float()), loaded
     return loaded, None
@@ -302,11 +312,14 @@ def _trainer(run: Run, out_dir: str | Path) -> Trainer:
     )
 
 
-def train(cfg: RunConfig, resume: bool = True) -> list[dict]:
+def train(cfg: RunConfig, resume: bool = True, progress_lines: bool = False) -> list[dict]:
     """Train ``cfg`` in ``cfg.out_dir`` (locked meanwhile; resumed when its checkpoint
     belongs to this config, refused when it belongs to another); writes
-    out_dir/config.yaml once those checks pass. Returns the trainer's log records."""
+    out_dir/config.yaml once those checks pass. Returns the trainer's log records.
+    ``progress_lines``: without a terminal, a progress line on stderr per ``log_every``
+    steps and at least one a minute (:attr:`gmdiff.train.Trainer.progress_lines`)."""
     trainer = _trainer(build(cfg), cfg.out_dir)
+    trainer.progress_lines = progress_lines
     with trainer.session(resume):
         if trainer.info.is_main:
             path = Path(cfg.out_dir) / "config.yaml"
@@ -527,9 +540,8 @@ def draw_samples(
         for start in progress(range(0, n, batch), "batches"):
             b = min(batch, n - start)
             x_T = schedule.prior_sample((b, *shape), gen, dev)
-            x0 = call_with(
-                sampler, options, "sample.options", denoiser, schedule, x_T, steps, generator=gen
-            )
+            where = f"sample.options of sampler {getattr(sampler, '__name__', sampler)}"
+            x0 = call_with(sampler, options, where, denoiser, schedule, x_T, steps, generator=gen)
             out.append(x0.cpu())
     return torch.cat(out)
 

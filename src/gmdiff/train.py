@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import fcntl
 import glob
 import hashlib
@@ -48,7 +49,10 @@ import json
 import math
 import os
 import shutil
+import stat
+import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -145,7 +149,17 @@ class TrainConfig:
     log: str = "jsonl"
 
     def __post_init__(self) -> None:
-        self.adam_betas = tuple(self.adam_betas)
+        betas = self.adam_betas
+        if (
+            not isinstance(betas, list | tuple)
+            or len(betas) != 2
+            or not all(isinstance(b, int | float) and not isinstance(b, bool) for b in betas)
+            or not all(0.0 <= b < 1.0 for b in betas)
+        ):
+            raise ValueError(
+                f"train.adam_betas = {betas!r} must be two numbers in [0, 1), e.g. [0.9, 0.999]"
+            )
+        self.adam_betas = tuple(betas)
         if self.log not in LOGS:
             raise ValueError(f"train.log must be one of {list(LOGS)}, got {self.log!r}")
         checks = {
@@ -185,6 +199,29 @@ def tensorboard_writer(folder: Path, step: int) -> Any:
         ) from None
     with errors_naming(folder):
         return SummaryWriter(log_dir=str(folder), purge_step=step)
+
+
+def device_of_config(name: str) -> torch.device:
+    """``train.device`` as a torch device that exists here, else one sentence naming it."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"train.device = {name!r} is not a device; use auto, cpu, cuda or cuda:N"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"train.device = {name!r} but this machine has no CUDA device torch can use; "
+            "set train.device: auto (or cpu)"
+        )
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(
+            f"train.device = {name!r} but this machine has {torch.cuda.device_count()} CUDA "
+            "device(s); choose one of them or auto"
+        )
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"train.device = {name!r}: gmdiff trains on auto, cpu or cuda[:N]")
+    return device
 
 
 @dataclass(frozen=True)
@@ -252,6 +289,7 @@ def atomic_write(path: str | Path, content: str | Callable[[IO[bytes]], object])
     with errors_naming(path):
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp")
         try:
+            os.fchmod(fd, 0o666 & ~umask())  # mkstemp's 0600 -> what open() would give
             with os.fdopen(fd, "wb") as f:
                 write(f)
                 f.flush()
@@ -260,6 +298,17 @@ def atomic_write(path: str | Path, content: str | Callable[[IO[bytes]], object])
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def umask() -> int:
+    """This process's umask (read from /proc where it can be, so nothing is changed)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
 
 
 def atomic_save(obj: object, path: Path) -> None:
@@ -274,21 +323,45 @@ def remove_orphans(*paths: Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
+def open_lock_file(path: Path) -> int:
+    """Open (or create) the lock file ``path`` for reading and writing without following
+    a symbolic link (O_NOFOLLOW) or blocking on a FIFO; refuse anything but a regular file
+    with one link, so that a link planted in a shared out_dir cannot make the run
+    overwrite another file."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    fix = f"delete {path} (gmdiff recreates it) or choose another out_dir"
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise OSError(
+                errno.ELOOP, f"is a symbolic link, which gmdiff does not follow; {fix}", str(path)
+            ) from None
+        raise OSError(err.errno, err.strerror, str(path)) from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        what = "not a regular file" if not stat.S_ISREG(st.st_mode) else "a hard link"
+        raise OSError(errno.EPERM, f"is {what}, which gmdiff does not write to; {fix}", str(path))
+    os.set_blocking(fd, True)
+    return fd
+
+
 @contextlib.contextmanager
-def lock_dir(folder: Path) -> Iterator[None]:
-    """Hold an exclusive flock on ``folder/.lock`` (which records our PID) for the block;
+def lock_dir(folder: Path, name: str = LOCK, holder: str = "another run") -> Iterator[None]:
+    """Hold an exclusive flock on ``folder/name`` (which records our PID) for the block;
     fail at once, naming the folder and the holder's PID, while another process holds it.
     The kernel releases the lock when its holder exits, however it dies, so it is never
-    left stale; the file itself stays."""
+    left stale; the file itself stays (:func:`open_lock_file`: never through a link)."""
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = open_lock_file(folder / name)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             raise BlockingIOError(
-                f"out_dir {folder} is in use by another run (PID {holder}); wait for it to "
+                f"out_dir {folder} is in use by {holder} (PID {pid}); wait for it to "
                 "end or choose another out_dir"
             ) from None
         os.ftruncate(fd, 0)
@@ -308,8 +381,13 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except OSError:
-        raise
+    except OSError as err:
+        if err.filename is not None:  # e.g. permission denied: the file is named
+            raise
+        raise ValueError(  # a truncated file: EINVAL from a seek, no file name
+            f"checkpoint {path} is truncated or corrupt ({err.strerror or err}); delete it or "
+            "point to another one"
+        ) from err
     except Exception as err:  # torch raises RuntimeError, KeyError, EOFError, ...
         raise ValueError(
             f"checkpoint {path} is corrupt or not a torch checkpoint; delete it or point to "
@@ -481,6 +559,13 @@ class _StepIndices(torch.utils.data.Sampler):
         return self.stop - self.start
 
 
+def _is_tty(stream: Any) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 class Trainer:
     """Train ``model`` by minimising ``loss_fn`` on ``data``; see the module docstring.
 
@@ -507,13 +592,16 @@ class Trainer:
         self.run_config = run_config or {}
         self._in_session = False
         self._board: Any = None  # TensorBoard's writer while a session logs to it
+        #: Without a terminal (output redirected), print one progress line on stderr per
+        #: ``log_every`` steps and at least one a minute (the CLI sets it; off for chapters).
+        self.progress_lines = False
         self.out_dir = None if out_dir is None else Path(out_dir)
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         if config.device == "auto":
             cuda = torch.cuda.is_available()
             self.device = torch.device(f"cuda:{local_rank}" if cuda else "cpu")
         else:
-            self.device = torch.device(config.device)
+            self.device = device_of_config(config.device)
         self.info = init_distributed("nccl" if self.device.type == "cuda" else "gloo")
         cuda = self.device.type == "cuda"
         if cuda and config.tf32:
@@ -720,6 +808,8 @@ class Trainer:
             disable=None if self.info.is_main else True,
         ) as bar:
             batches = self._loader()
+            lines = self.progress_lines and self.info.is_main and not _is_tty(sys.stderr)
+            last_line = time.monotonic()
             for step in bar:
                 if batches is None:  # (tests patch _train_step with a one-argument step)
                     loss = self._train_step(step)
@@ -739,6 +829,17 @@ class Trainer:
                     self._log(rec)
                     loss_sum.zero_()
                     n_sum = 0
+                    if lines:
+                        print(
+                            f"train: step {self.step}/{cfg.steps}, loss {rec['loss']:.4g}, "
+                            f"lr {rec['lr']:.3g}",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                        last_line = time.monotonic()
+                if lines and time.monotonic() - last_line >= 60:
+                    print(f"train: step {self.step}/{cfg.steps}", file=sys.stderr, flush=True)
+                    last_line = time.monotonic()
                 if (cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or last:
                     self._raise_if_nonfinite(first_bad, sentinel)
                     self.save()

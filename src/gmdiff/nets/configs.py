@@ -47,6 +47,7 @@ weights through :func:`gmdiff.loaders.load_edm`):
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from dataclasses import is_dataclass, replace
 from typing import Any, NamedTuple
@@ -113,6 +114,31 @@ PUBLISHED_PARAMS: dict[str, int | None] = {
 }
 
 
+def _check_type(key: str, value: Any, current: Any) -> None:
+    """Refuse an override whose kind differs from the field's current value: a fractional
+    or boolean number for a whole one (``width: 64.5``), a word for a number, a scalar for
+    a tuple or a tuple for a scalar."""
+    if current is None or isinstance(current, str) and current == "":
+        return
+    if isinstance(current, bool):
+        ok, kind = isinstance(value, bool), "true or false"
+    elif isinstance(current, numbers.Integral):
+        ok, kind = (
+            isinstance(value, numbers.Integral) and not isinstance(value, bool),
+            ("a whole number"),
+        )
+    elif isinstance(current, numbers.Real):
+        ok, kind = isinstance(value, numbers.Real) and not isinstance(value, bool), "a number"
+    elif isinstance(current, tuple):
+        ok, kind = isinstance(value, tuple), "a list"
+    elif isinstance(current, str):
+        ok, kind = isinstance(value, str), "a string"
+    else:
+        return
+    if not ok:
+        raise TypeError(f"{key} must be {kind} like its default {current!r}, got {value!r}")
+
+
 def _replace(config: Any, overrides: Mapping[str, Any]) -> Any:
     """``dataclasses.replace``, recursing into a nested config given a mapping (lists,
     as YAML gives them, become tuples)."""
@@ -123,6 +149,7 @@ def _replace(config: Any, overrides: Mapping[str, Any]) -> Any:
         current = getattr(config, key, None)
         if is_dataclass(current) and isinstance(value, Mapping):
             value = _replace(current, value)
+        _check_type(key, value, current)
         new[key] = value
     return replace(config, **new)
 
