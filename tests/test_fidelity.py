@@ -47,7 +47,9 @@ def _run(tmp_path: Path, n: int = 200) -> list[str]:
     out = tmp_path / "run"
     out.mkdir()
     atomic_save({"samples": _digits(n), "sampler": "heun", "steps": 18, "seed": 0,
-                 "weights": "ema", "origin": "real digits", "centered": True}, out / "samples.pt")  # fmt: skip
+                 "weights": "ema", "origin": "real digits", "centered": True,
+                 "pretrained": "real digits", "pretrained_sha256": "0" * 16},
+                out / "samples.pt")  # fmt: skip
     return ["evaluate", "--config", DIGITS, "--set", f"out_dir={out}"]
 
 

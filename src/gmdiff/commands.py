@@ -402,17 +402,18 @@ def evaluate(
     """Evaluate out_dir/samples.pt (module docstring); writes out_dir/metrics.json."""
     from gmdiff import evaluation, fidelity
 
+    e = cfg.evaluate
+    extra = fidelity.check_metrics(e.metrics) if e.metrics else []
+    if extra:  # fail before any work on a missing reference, weights file or library
+        fidelity.check_reference(extra, e.fid_reference)
+        inception, network = fidelity.load_inception(e.inception_dir or None, _device())
     path = Path(cfg.out_dir) / "samples.pt"
     if not path.is_file():
         raise FileNotFoundError(f"no samples at {path}; run `gmdiff sample` with this config first")
     check_writable(path.parent)
     record = read_samples(path)
     check_samples_source(record, path, cfg, checkpoint, pretrained)
-    x, e = record["samples"], cfg.evaluate
-    extra = fidelity.check_metrics(e.metrics) if e.metrics else []
-    if extra:  # fail before any work on a missing reference, weights file or library
-        fidelity.check_reference(extra, e.fid_reference)
-        inception, network = fidelity.load_inception(e.inception_dir or None, _device())
+    x = record["samples"]
     how = {
         "centered": record.get("centered", cfg.data.centered),
         "device": _device(),
