@@ -15,7 +15,7 @@
 # # GM-SGM: training with Gaussian-mixture noise, and the paper's Tables 1-5 (GMS-4, GMS-6..9)
 #
 # *Stored run: profile `ci`, a 2-D ring and the 8x8 digits, small score networks trained
-# on 2 CPU cores, one or two seeds per model, FD-digits (not FID); `full`: NCSN++ on
+# on 2 CPU cores, three seeds per digits model and one per toy model, FD-digits (not FID); `full`: NCSN++ on
 # CIFAR-10 with FID.*
 #
 # GM-SGM {cite}`gmsgm` keeps score_sde's VE model, loss weighting and predictor-corrector
@@ -36,7 +36,7 @@
 # weighting), and samples come from the unchanged `ve_pc`. (Eq. 9 prints the target as
 # $\eta/\sigma_t$, inconsistent with Eq. 3, Eq. 11 and Alg. 1; we follow the latter.)
 #
-# **Scale.** The `ci` profile runs on one CPU thread in about 10-12 minutes: a 2-D ring of 8
+# **Scale.** The `ci` profile runs on 2 CPU cores (one thread per training process): a 2-D ring of 8
 # Gaussians, where the metric is exact (sliced Wasserstein distance SW2 to fresh samples of
 # the true distribution, lower is better), and sklearn's 8x8 digits with a 0.16M-parameter
 # U-Net, scored by **FD-digits** (Fréchet distance in the features of the library's digit
@@ -51,8 +51,11 @@ profile = "ci"
 seed = 0
 data_dir = "data"
 dataset = "cifar10"  # full profile only: "cifar10" (Tables 1, 3, 4) or "celeba64" (Tables 2, 5)
+results_dir = ""  # a folder: keep this run's digits results there as JSON (the long profile)
 
 # %%
+import os
+import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -60,7 +63,7 @@ import pandas as pd
 import torch
 from IPython.display import display
 
-from gmdiff import data, metrics, plotting, runs, zoo
+from gmdiff import data, metrics, plotting, runs, stats, zoo
 from gmdiff.noise import ScaleMixtureNoise
 from gmdiff.papers import gm_sgm as G
 from gmdiff.profiles import get_profile
@@ -181,18 +184,23 @@ G.TABLE2.set_index("iterations").T.rename_axis(columns="paper Table 2 (CelebA-64
 # the noise is $2M\eta$ instead of $\eta$, where $M$ halves the top 5% of spatial
 # frequencies (on 8x8 images: the 5 DFT bins with $|f| \ge 0.625$ cycles/pixel), trained
 # with the same alternation.
+#
+# The EMA uses EDM's ramp {cite}`karras2022edm` (the half-life is at most 5 % of the
+# steps taken), so it holds none of the random initialisation, and the raw weights of the
+# same checkpoints are sampled as a control. The `ci` profile trains seed `seed`; the
+# `long` profile (about half an hour on 2 cores, too long for the `ci` book) trains every
+# model from three seeds (`seed`, `seed`+1, `seed`+2: a seed redraws the initialisation,
+# the data order and the training noise) plus a control trained twice as long, and its
+# stored results are shown {ref}`below <gm-sgm-tables-long>`.
 
 # %%
-# NBVAL_TOLERANCE rel=0.005 abs=0.1  (twice the range over three CPU kernel paths plus one unit of the printed digits; seed 1 moves FD-digits by up to 61)
 img_shape = tuple(real_images.shape[1:])
 img_data = {"name": "digits8x8"} if profile == "ci" else {"name": dataset, "options": {"data_dir": data_dir}}
 img_model = {"net": img_cfg["net"], "overrides": img_cfg["net_overrides"], "precond": "edm",
              "sigma_data": img_cfg["sigma_data"]}
 ve_img = {"name": "ve", "options": {"sigma_min": 0.01, "sigma_max": img_cfg["sigma_max"]}}
-img_train = {"steps": img_cfg["steps"], "batch": img_cfg["batch"], "lr": img_cfg["lr"],
-             "ema_decay": img_cfg["ema_decay"], "warmup": img_cfg.get("warmup", 50)}
-
-
+img_train = {"batch": img_cfg["batch"], "lr": img_cfg["lr"], "ema_decay": img_cfg["ema_decay"],
+             "ema_rampup": img_cfg.get("ema_rampup", 0.0), "warmup": img_cfg.get("warmup", 50)}
 img_noises = {
     "SGM": {"name": "gm_sgm", "beta": 1.0},
     "GM-SGM": {"name": "gm_sgm", "beta": 2.0},
@@ -201,14 +209,19 @@ img_noises = {
         "name": "frequency_mixture", "gain": 2.0, "fraction": 0.05, "shrink": 0.5, "alternate": True
     },
 }
+start = time.perf_counter()
+img_seeds = [seed + k for k in range(img_cfg["seeds"])]
+steps1 = img_cfg["steps"]
+img_keys = [(name, s, steps1) for s in img_seeds for name in img_noises]  # (model, seed, steps)
+if img_cfg["longer"] > 1:  # the longer-training control
+    img_keys += [(name, seed, steps1 * img_cfg["longer"]) for name in ("SGM", "GM-SGM")]
 img_jobs = [
-    (G.dsm_config(img_data, img_model, ve_img, noise, **img_train, seed=seed, device=device),
-     f"gms-{img_cfg['dataset']}")
-    for noise in img_noises.values()
+    (G.dsm_config(img_data, img_model, ve_img, img_noises[name], steps=st, **img_train, seed=s,
+                  device=device), f"gms-{img_cfg['dataset']}")
+    for name, s, st in img_keys
 ]  # fmt: skip
-img_trained = dict(zip(img_noises, runs.load_or_train_many(img_jobs), strict=True))
-img_models = {name: run.denoiser for name, run in img_trained.items()}
-ve_img = img_trained["SGM"].schedule
+img_trained = dict(zip(img_keys, runs.load_or_train_many(img_jobs), strict=True))
+ve_img = img_trained[img_keys[0]].schedule
 if profile == "full":
     img_metric = lambda x: metrics.fid_inception(x, real_images[: img_cfg["n"]], device=device)
 else:
@@ -219,31 +232,93 @@ else:
     img_metric = lambda x: metrics.frechet_distance_digits(x.clamp(-1, 1), real_images, clf)
     held = real_images[torch.randperm(real_images.shape[0], generator=torch.Generator().manual_seed(seed))[: img_cfg["n"]]]
     print(f"FD-digits of {img_cfg['n']} real digits vs all 1,797 (the floor): {img_metric(held):.1f}")
-img_runs = {k: G.sampler_run(ve_pc, m, ve_img, img_shape, img_cfg["n"], batch=512) for k, m in img_models.items()}
+
+# %% [markdown]
+# **Training adequacy** of every digits model: the share of the random initialisation left
+# in the EMA it is sampled with (`gmdiff.train.ema_init_share`; the harness refuses more
+# than `gmdiff.train.EMA_INIT_BOUND`), the training loss of the last log window (a tenth
+# of the run; GM-SGM's loss is larger by construction: its target is the total noise),
+# against the best window (1.00: the loss has not risen) and its relative fall over the
+# run's second half (near 0: a plateau).
+
+# %%
+# NBVAL_TOLERANCE rel=0.05 abs=0.01  (measured: losses move <= 0.3 % across CPU kernel paths)
+adequacy = [{"model": name, "seed": s, **img_trained[(name, s, st)].adequacy()} for name, s, st in img_keys]
+runs.adequacy_table(adequacy, ["model", "seed", "steps"])
+
+# %% [markdown]
+# **FD-digits of every seed** by PC iterations (each seed's three models sampled from the
+# same initial noise and increments):
+
+# %%
+# NBVAL_TOLERANCE rel=0.01 abs=1  (measured: FD-digits moves <= 0.5 % across CPU kernel paths)
 img_samples = {}
 
 
-def keep(name, run):
+def sampled(key):
+    """(steps, sample seed) -> samples of the model ``key``; seed `seed`'s kept for Fig. 1."""
+    run = G.sampler_run(ve_pc, img_trained[key].denoiser, ve_img, img_shape, img_cfg["n"], batch=512)
+
     def f(steps, sd):
         x = run(steps, sd)
-        img_samples[(name, steps)] = x
+        if key[1] == seed:
+            img_samples[(key[0], steps)] = x
         return x
     return f
 
 
-t12_img = G.sampler_table(
-    {k: keep(k, r) for k, r in img_runs.items()}, img_cfg["iterations"], img_metric, seed
-).round(1)
-print(f"{img_cfg['dataset']}, {img_cfg['metric']} (lower is better) by PC iterations; "
-      "paper: Table 1 above (FID on CIFAR-10)")
-print("paper, App. A.5 (the matrix mixture; FID):")
+per_seed = pd.concat([
+    G.sampler_table({name: sampled((name, s, steps1)) for name in img_noises},
+                    img_cfg["iterations"], img_metric, s).assign(seed=s)
+    for s in img_seeds
+]).melt(id_vars=["iterations", "seed"], var_name="model", value_name="FD")  # fmt: skip
+print(f"{img_cfg['dataset']}, {img_cfg['metric']} (lower is better) by PC iterations, every seed")
+per_seed.pivot_table(index=["model", "seed"], columns="iterations", values="FD").round(0).astype(int)
+
+# %% [markdown]
+# With several seeds (the `long` profile), the same numbers as mean ± 95 % interval over
+# the seeds, and each GM-SGM model against the SGM as paired differences (same seed: same
+# data order and sampling noise), with the direction a difference has only when its
+# interval excludes 0:
+
+# %%
+# NBVAL_TOLERANCE rel=0.02 abs=2  (measured: means and intervals move <= 1 % across CPU kernel paths)
+if len(img_seeds) > 1:
+    for table in G.seed_summary(per_seed, img_cfg["metric"]):
+        display(table)
+print(f"{len(img_seeds)} seed(s) in this run; paper: Table 1 above (CIFAR-10 FID) and App. A.5:")
 print(G.TEXT_NUMBERS[G.TEXT_NUMBERS["where"] == "A.5"].to_string(index=False))
-t12_img.set_index("iterations").T
+
+# %% [markdown]
+# **Controls** (seed `seed`): the EMA the tables use and the raw weights of the same
+# checkpoints (in the `long` profile also both for the models trained twice as long).
+
+# %%
+# NBVAL_TOLERANCE rel=0.01 abs=1  (measured: FD-digits moves <= 0.5 % across CPU kernel paths)
+ctrl_rows = [  # the tables' EMA at seed `seed`
+    {"model": name, "training steps": steps1, "weights": "EMA", "iterations": i, "FD": fd.loc[(name, i), seed]}
+    for name in ("SGM", "GM-SGM") for i in img_cfg["control_iterations"]
+]  # fmt: skip
+for key in [(name, seed, steps1) for name in ("SGM", "GM-SGM")] + [k for k in img_keys if k[2] > steps1]:
+    for weights in (["raw weights", "EMA"] if key[2] > steps1 else ["raw weights"]):
+        run = runs.raw_weights(img_trained[key]) if weights == "raw weights" else img_trained[key]
+        draw = G.sampler_run(ve_pc, run.denoiser, ve_img, img_shape, img_cfg["n"], batch=512)
+        ctrl_rows += [{"model": key[0], "training steps": key[2], "weights": weights, "iterations": i,
+                       "FD": img_metric(draw(i, seed))} for i in img_cfg["control_iterations"]]
+controls = pd.DataFrame(ctrl_rows)
+if results_dir:  # -p results_dir results/long: this run's digits results, for the ci chapter
+    meta = {"profile": profile, "seeds": img_seeds, "minutes": (time.perf_counter() - start) / 60,
+            "machine": f"{os.cpu_count()} CPU cores", "date": time.strftime("%Y-%m-%d"),
+            "commit": G.commit()}  # fmt: skip
+    G.save_results(Path(results_dir) / "gm_sgm_tables.json", meta, per_seed=per_seed,
+                   controls=controls, adequacy=pd.DataFrame(adequacy))  # fmt: skip
+controls.pivot_table(index=["model", "training steps", "weights"], columns="iterations",
+                     values="FD").round(0).astype(int)  # fmt: skip
 
 # %%
 its = img_cfg["iterations"]
-fig, axes = plt.subplots(len(img_models), len(its), figsize=(2.6 * len(its), 2.8 * len(img_models)), squeeze=False)
-for r, name in enumerate(img_models):
+fig, axes = plt.subplots(len(img_noises), len(its), figsize=(2.6 * len(its), 2.8 * len(img_noises)), squeeze=False)
+for r, name in enumerate(img_noises):
     for c, s in enumerate(its):
         grid = G.image_grid(img_samples[(name, s)], 6)
         ax = axes[r, c]
@@ -258,6 +333,32 @@ for r, name in enumerate(img_models):
 # the A.5 matrix mixture (bottom) with 20, 50 and 100 PC iterations from the same initial
 # noise and increments; each panel is a 6x6 grid of 8x8 samples (grey scale, dark = ink,
 # grey lines separate the samples).
+
+# %% [markdown]
+# (gm-sgm-tables-long)=
+# ### Three seeds and a longer-training control: the stored `long` run
+#
+# The same cells run with `-p profile long -p results_dir results/long` (three seeds per
+# digits model, and seed `seed`'s SGM and GM-SGM also trained for twice the steps); their
+# results are stored in `results/long/gm_sgm_tables.json` and shown here: the training
+# adequacy, every seed's FD-digits, the mean ± 95 % interval over the seeds with the
+# paired differences against the SGM, and the controls.
+
+# %%
+if G.LONG_RESULTS.is_file():
+    meta, long = G.load_results(G.LONG_RESULTS)
+    print(f"stored run: profile {meta['profile']}, seeds {meta['seeds']}, digits part "
+          f"{meta['minutes']:.0f} minutes on {meta['machine']}, {meta['date']}, commit {meta['commit']}")
+    display(runs.adequacy_table(long["adequacy"].to_dict("records"), ["model", "seed", "steps"]))
+    display(long["per_seed"].pivot_table(index=["model", "seed"], columns="iterations", values="FD")
+            .round(0).astype(int))  # fmt: skip
+    for table in G.seed_summary(long["per_seed"], img_cfg["metric"]):
+        display(table)
+    display(long["controls"].pivot_table(index=["model", "training steps", "weights"],
+                                         columns="iterations", values="FD").round(0).astype(int))
+else:
+    print(f"no stored long run ({G.LONG_RESULTS} is missing): run this chapter with "
+          "-p profile long -p results_dir results/long")
 
 # %% [markdown]
 # ## Table 3 (GMS-7): the mixture scale $\beta$
@@ -369,12 +470,9 @@ plt.show()  # the book's style lays figures out with constrained_layout
 # %% [markdown]
 # ## Verdict
 #
-# The table below condenses Tables 1-2 of this run: which model has the lower metric at
-# each iteration count, "tie" when the difference is below 3 standard deviations of the
-# SW2 noise floor (toy) or below 5% (FD-digits). The verdicts are written for the stored
-# `ci` run, seed 0; a run with seed 1 changes FD-digits by up to 40 and several of these
-# words, so a single row is weak evidence: the verdicts below use only orderings that both
-# seeds share.
+# The digits' verdicts rest on the paired intervals over three seeds above, the toy's on
+# the table at the end of this section ("tie" when two SW2 differ by less than 3 standard
+# deviations of the metric's noise floor; one seed per toy model).
 #
 # **{claim}`GMS-4`** (the method). Alg. 1's alternation (odd iterations $\tilde\beta=\beta$, even
 # $\tilde\beta=1$, whole batch), the i.i.d. discrete and the continuous $p(\tilde\beta)$ of Eq. 11, and
@@ -385,14 +483,19 @@ plt.show()  # the book's style lays figures out with constrained_layout
 # read $\eta/\sigma_t^2$ as in Eq. 11 and Alg. 1; and the target is minus the total noise over
 # $\sigma_t^2$, not the score of the mixture kernel.
 #
-# **{claim}`GMS-6`** (Tables 1-2, at this scale). On the digits, GM-SGM's FD-digits
-# is worse than the SGM's at 20, 50 and 100 PC iterations (247 vs 224, 218 vs 181, 184 vs
-# 152; with seed 1, which redraws the networks, the classifier, data order and noise, 302
-# vs 285, 252 vs 187, 244 vs 177: FD-digits moves by up to 60 between seeds, the ordering
-# does not);
-# on the ring both sit at the metric's noise floor (SW2 0.09-0.13 vs 0.10 ± 0.03). The phenomenon the
-# paper's gain rests on, the SGM collapsing below ~200 iterations (FID 456 at 50), does not
-# occur at this scale: our SGM degrades smoothly as iterations fall.
+# **{claim}`GMS-6`** (Tables 1-2, at this scale). With an EMA that holds none of the
+# initialisation, GM-SGM and the SGM are tied on the digits at 20, 50 and 100 PC
+# iterations (every paired interval over the three seeds contains 0), and on the ring both
+# sit at the metric's noise floor. The controls say why no stronger statement is possible:
+# sampling the raw weights instead of the EMA leaves GM-SGM about where it was but makes
+# the SGM far worse (that is what an earlier version of this chapter, whose EMA still held
+# 30 % of the initialisation, and a referee's raw-weight rerun saw), and training twice as
+# long lowers both models' FD-digits a lot, so neither is at its plateau at 1,200 steps and
+# the comparison may move with the budget. The phenomenon the paper's gain rests on, the
+# SGM collapsing below ~200 iterations (FID 456 at 50), does not occur at this scale (2-D,
+# 64-D digits, and the 16- and 64-D mixtures of {ref}`gms-dimension`); at 5 PC iterations
+# GM-SGM is ahead on all three mixtures of {ref}`x-benchmark`. Deciding the claim needs
+# networks trained to their plateau at CIFAR's dimension, the `full` profile.
 #
 # **{claim}`GMS-7`** (Table 3; one seed per $\beta$ has no power to order them). On the ring all four values of $\beta$
 # give SW2 0.09-0.14 at 20, 50 and 200 iterations, within 2 standard deviations of the noise
@@ -414,27 +517,25 @@ plt.show()  # the book's style lays figures out with constrained_layout
 # architecture, steps and seed), the reverse of the paper's DDGM-beats-DDPM rows; at
 # this $\theta_0$ the Gamma noise is strongly skewed at low noise levels (skewness
 # $2\theta_0\alpha/\sigma$), and the DDGM paper's own per-dataset $\theta_0$ is not in our
-# paper set.
+# paper set. With the four other columns inside the noise floor, this toy cannot order
+# them: deciding the claim needs Table 5's samplers where they separate from the floor.
 #
 # **{claim}`GMS-12`** (App. A.5, the frequency-shaped matrix mixture, at this scale).
-# On the digits the $\{I, 2M\}$ model is worse than the SGM at 50 and 100 iterations for
-# both seeds (FD-digits 254 / 236 / 202 against 224 / 181 / 152 at 20 / 50 / 100
-# iterations; seed 1: 283 / 228 / 202 against 285 / 187 / 177, a tie at 20). Against
-# GM-SGM the order depends on the seed (seed 0: worse than 247 / 218 / 184; seed 1: better
-# than 302 / 252 / 244), so that comparison is inconclusive at one seed per model. The paper reports 3.77 on CelebA-64 at 400
-# iterations and 2.24 vs the SGM's 2.51 on CIFAR-10 at 1,000. On 8x8 images the top 5% of
-# frequencies are only 5 DFT bins, so this is a weak test of the idea, not a refutation.
+# On the digits the $\{I, 2M\}$ model is worse than the SGM at 50 iterations (its paired
+# interval lies above 0) and tied at 20 and 100. The paper's gains are at 400-1,000
+# iterations on CIFAR-10 and CelebA-64 (2.24 vs the SGM's 2.51 at 1,000), which we did not
+# run, and on 8x8 images the top 5 % of frequencies are only 5 DFT bins: a weak test of the
+# idea. Deciding it needs the paper's iteration counts on images whose top frequencies
+# carry structure (the `full` profile).
 
 # %%
 # NBVAL_TOLERANCE rel=0.005 abs=0.01  (twice the range over three CPU kernel paths plus one unit of the printed digits; seed 1 moves FD-digits by up to 61 and changes several of the words)
-rows = []
-# tolerance: 3 sd of the SW2 floor; for FD-digits / FID a 5% relative difference
-for label, tab, tol in [("1-2, toy SW2", t12, 3 * sw2_sd), (f"1-2, {img_cfg['metric']}", t12_img, None)]:
-    for _, r in tab.iterrows():
-        for other in [c for c in tab.columns if c.startswith("GM-SGM")]:
-            rows.append({"table": label, "iterations": int(r["iterations"]), "model": other,
-                         "model's metric": r[other], "SGM's metric": r["SGM"],
-                         "which is better": G.which_is_lower(r[other], r["SGM"], tol or 0.05 * r["SGM"], other, "SGM")})
+rows = []  # 3 sd of the SW2 floor (one seed per toy model); the digits: the paired intervals above
+for _, r in t12.iterrows():
+    for other in [c for c in t12.columns if c.startswith("GM-SGM")]:
+        rows.append({"table": "1-2, toy SW2", "iterations": int(r["iterations"]), "model": other,
+                     "model's metric": r[other], "SGM's metric": r["SGM"],
+                     "which is better": G.which_is_lower(r[other], r["SGM"], 3 * sw2_sd, other, "SGM")})
 pd.DataFrame(rows)
 
 # %% [markdown]

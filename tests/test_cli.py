@@ -18,7 +18,8 @@ import yaml
 from gmdiff.cli import load_config, main
 from gmdiff.runs import loss_of, schedule_of
 from gmdiff.samplers import SAMPLERS
-from gmdiff.train import Trainer, lock_dir
+from gmdiff.storage import lock_dir
+from gmdiff.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS, SRC = ROOT / "configs", ROOT / "src"

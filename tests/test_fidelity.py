@@ -15,7 +15,7 @@ from gmdiff import fidelity
 from gmdiff.cli import main
 from gmdiff.data import digits8x8
 from gmdiff.images import save_pngs
-from gmdiff.train import atomic_save
+from gmdiff.storage import atomic_save
 
 DIGITS = str(Path(__file__).resolve().parents[1] / "configs" / "digits_edm.yaml")
 

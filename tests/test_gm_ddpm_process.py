@@ -28,7 +28,7 @@ from scipy import stats
 
 from gmdiff.analytic import gm_ddpm
 from gmdiff.analytic.bridge import condition_gaussian
-from gmdiff.noise import GM_DDPM_BASE, GM_DDPM_WEIGHTS, OffsetMixtureNoise
+from gmdiff.noise import GM_DDPM_BASE, OffsetMixtureNoise
 from gmdiff.schedules import DiscreteVP
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -85,7 +85,7 @@ def gamma_by_products(betas: torch.Tensor) -> np.ndarray:
     return G
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def chain(sched: str, noise: str, n: int = N_SIM, seed: int = 0):
     """Eq. 2 step by step from x_0 = X0: the states x_t (n, 2) by t, kept at every step
     for T <= 50, else at the steps the tests use; the

@@ -30,7 +30,8 @@ from gmdiff.nets import (
 )
 from gmdiff.samplers import ddim, ddpm
 from gmdiff.schedules import DiscreteVP
-from gmdiff.train import TrainConfig, Trainer, load_checkpoint
+from gmdiff.storage import load_checkpoint
+from gmdiff.train import TrainConfig, Trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

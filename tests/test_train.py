@@ -13,6 +13,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from gmdiff.losses import edm_loss
+from gmdiff.storage import atomic_save, load_checkpoint, lock_dir
 from gmdiff.train import (
     CHECKPOINT,
     LOG,
@@ -20,12 +21,9 @@ from gmdiff.train import (
     TrainConfig,
     Trainer,
     _Batches,
-    atomic_save,
     ema_decay_at,
     ema_init_share,
     ema_update,
-    load_checkpoint,
-    lock_dir,
 )
 
 

@@ -50,7 +50,7 @@ from torch import Tensor
 from gmdiff import runs
 from gmdiff.config import RUN_SECTIONS, RunConfig, plain
 from gmdiff.loaders import Pretrained
-from gmdiff.train import (
+from gmdiff.storage import (
     atomic_save,
     atomic_write,
     differences,
@@ -290,7 +290,7 @@ def write_sample_outputs(
 
 
 def _umask() -> int:
-    from gmdiff.train import umask
+    from gmdiff.storage import umask
 
     return umask()
 

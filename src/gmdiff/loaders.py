@@ -242,7 +242,7 @@ def load_edm(
     path = Path(path)
     state = _read_state(path)
     _check_edm_keys(state, path)
-    from gmdiff.train import load_state
+    from gmdiff.storage import load_state
 
     song = any(k.startswith("model.enc.") for k in state)
     hint = (

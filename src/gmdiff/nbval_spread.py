@@ -64,8 +64,7 @@ def spread(stored: str, other: str) -> list[CellSpread]:
         for ref, got in zip(_NUMBER.findall(ta), _NUMBER.findall(tb)):
             d = abs(float(got) - float(ref))
             rel = d / abs(float(ref)) if float(ref) else (0.0 if d == 0 else float("inf"))
-            if d > max_abs:
-                max_abs = d
+            max_abs = max(max_abs, d)
             if rel > max_rel:
                 max_rel, worst = rel, f"{ref} -> {got}"
         result.append(CellSpread(i, max_abs, max_rel, _skeleton(ta) == _skeleton(tb), worst))

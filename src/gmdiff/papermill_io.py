@@ -48,8 +48,10 @@ class BadParameterError(click.UsageError, ValueError):
     """A notebook was given a parameter value it cannot use (see :func:`check_values`)."""
 
 
-#: The profiles of every chapter (gmdiff.profiles), and the parameters only ``full`` reads.
-PROFILES = ("ci", "full")
+#: The profiles of the chapters (gmdiff.profiles; ``long``: the shipped data at a scale the
+#: ci book cannot hold, where a chapter defines it), and the parameters only ``full`` reads.
+PROFILES = ("ci", "long", "full")
+SHIPPED_DATA = ("ci", "long")
 FULL_ONLY = ("data_dir", "dataset")
 _NO_DEFAULT = object()
 
@@ -130,9 +132,9 @@ def check_values(nb: nbformat.NotebookNode) -> None:
             f"{where}: parameter profile must be one of {list(PROFILES)}, got {profile!r}"
         )
     for name in given:
-        if name in FULL_ONLY and profile == "ci":
+        if name in FULL_ONLY and profile in SHIPPED_DATA:
             raise BadParameterError(
-                f"{where}: parameter {name} is read by the full profile only (profile 'ci' "
+                f"{where}: parameter {name} is read by the full profile only (profile {profile!r} "
                 f"uses shipped or generated data); add -p profile full or drop -p {name}"
             )
         if name in defaults and not _reads(nb, name):

@@ -56,7 +56,7 @@ def save_scatter(x, path, reference=None, title: str = ""):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from gmdiff.train import atomic_write
+    from gmdiff.storage import atomic_write
 
     x = x.detach().cpu().double().numpy()
     if x.ndim != 2 or x.shape[1] != 2:

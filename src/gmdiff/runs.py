@@ -39,16 +39,8 @@ from torch import Tensor, nn
 
 from gmdiff import config as C
 from gmdiff.config import RunConfig
-from gmdiff.train import (
-    CHECKPOINT,
-    EMA_INIT_BOUND,
-    LOG,
-    Trainer,
-    atomic_write,
-    ema_init_share,
-    load_checkpoint,
-    remove_orphans,
-)
+from gmdiff.storage import atomic_write, load_checkpoint, remove_orphans
+from gmdiff.train import CHECKPOINT, EMA_INIT_BOUND, LOG, Trainer, ema_init_share
 
 CACHE_ENV = "GMDIFF_CACHE_DIR"
 WORKERS_ENV = "GMDIFF_TRAIN_WORKERS"
@@ -254,17 +246,21 @@ class Run:
 
     def adequacy(self) -> dict[str, float]:
         """How well trained the run is (after :func:`load_or_train`): ``ema_init_share``,
-        the weight of the random initialisation left in the EMA (:func:`gmdiff.train.\
-ema_init_share`), and from the training log the ``final_loss`` (mean over the last log
-        window) beside the ``best_loss`` of any window, and their ratio ``final/best``
-        (1 when the loss has not risen from its best; much above 1: not at a plateau)."""
+        the weight of the random initialisation left in the EMA
+        (:func:`gmdiff.train.ema_init_share`), and from the training log (one mean loss per
+        ``train.log_every`` window) the ``final_loss`` of the last window, ``final/best``
+        (1: the loss has not risen from its best window) and ``last-half drop``, the
+        relative fall of the loss from the window at half the steps to the last (near 0:
+        a plateau; a log of one window gives no trend)."""
         out = {"steps": self.cfg.train.steps, "ema_init_share": ema_init_share(self.cfg.train)}
         log = Path(self.cfg.out_dir or ".") / LOG
-        if log.is_file():
-            losses = [json.loads(line)["loss"] for line in log.read_text().splitlines()]
-            if losses:
-                out |= {"final_loss": losses[-1], "best_loss": min(losses)}
-                out["final/best"] = losses[-1] / min(losses)
+        records = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+        if records:
+            final = records[-1]["loss"]
+            half = min(records, key=lambda r: abs(r["step"] - self.cfg.train.steps / 2))
+            out |= {"final_loss": final, "final/best": final / min(r["loss"] for r in records)}
+            if len(records) > 1:
+                out["last-half drop"] = 1.0 - final / half["loss"]
         return out
 
     def sample(self, n: int, seed: int = 0, **overrides: Any) -> Tensor:
@@ -290,6 +286,18 @@ ema_init_share`), and from the training log the ``final_loss`` (mean over the la
             batch=batch,
             **options,
         )
+
+
+def adequacy_table(rows: Sequence[dict], index: Sequence[str]) -> Any:
+    """A chapter's table of :meth:`Run.adequacy` figures (one dict per model, with the
+    ``index`` keys that name it), columns named for readers and rounded."""
+    import pandas as pd
+
+    names = {"ema_init_share": "EMA share of init", "final_loss": "final loss"}
+    frame = pd.DataFrame(list(rows)).set_index(list(index)).rename(columns=names)
+    digits = {"EMA share of init": 3, "final/best": 2, "last-half drop": 2}
+    loss = frame["final loss"].abs().max() if "final loss" in frame else 1.0
+    return frame.round(digits | {"final loss": 1 if loss >= 10 else 3})
 
 
 def build(cfg: RunConfig) -> Run:

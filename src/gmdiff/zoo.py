@@ -54,7 +54,7 @@ from gmdiff.analytic import GaussianMixture
 from gmdiff.config import RunConfig
 from gmdiff.digit_classifier import DigitClassifier, train_digit_classifier
 from gmdiff.runs import cache_root
-from gmdiff.train import atomic_save
+from gmdiff.storage import atomic_save
 
 CACHE_VERSION = 1
 PROFILES = ("ci", "full")

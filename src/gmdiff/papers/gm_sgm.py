@@ -27,20 +27,23 @@ score_sde's weighting lambda(sigma) = sigma^2.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
 
-from gmdiff import config, runs
+from gmdiff import config, runs, stats
 from gmdiff.config import RunConfig
 from gmdiff.noise import coin_scales
 from gmdiff.papers import numbers
 from gmdiff.samplers import ve_pc
 from gmdiff.schedules import VE, per_sample
+from gmdiff.storage import atomic_write
 
 # --------------------------------------------------------------------------------------
 # The paper's numbers (FID, Inception features; lower is better)
@@ -214,7 +217,7 @@ def dsm_config(
                 "ema_decay": ema_decay,
                 "ema_rampup": ema_rampup,
                 "seed": seed,
-                "log_every": steps,
+                "log_every": max(1, steps // 10),
                 "ckpt_every": max(1, steps // 10),
                 "device": device,
             },
@@ -325,3 +328,54 @@ def image_grid(x: Tensor, rows: int, pad: int = 1, pad_value: float = 0.5) -> np
     g = x.reshape(rows, rows, c, h, w).permute(0, 3, 1, 4, 2).reshape(rows * h, rows * w, c)
     g = torch.nn.functional.pad(g.permute(2, 0, 1), (0, pad, 0, pad), value=pad_value)
     return g.permute(1, 2, 0).numpy()
+
+
+#: Where the gm_sgm_tables chapter's long-profile run keeps its digits results
+#: (``results/long/`` of the repository), which the ci chapter shows.
+LONG_RESULTS = Path(__file__).resolve().parents[3] / "results" / "long" / "gm_sgm_tables.json"
+
+
+def seed_summary(
+    per_seed: pd.DataFrame, metric: str, baseline: str = "SGM"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """From one metric value per (model, seed, iterations) (columns ``model``, ``seed``,
+    ``iterations``, ``FD``; lower is better, two seeds or more): the mean and 95 % interval
+    over seeds of each model at each iteration count, and each other model against
+    ``baseline`` as paired per-seed differences with their interval and direction
+    (:func:`gmdiff.stats.paired`), printed at their noise level."""
+    fd = per_seed.pivot_table(index=["model", "iterations"], columns="seed", values="FD")
+    mean_ci = fd.apply(stats.fmt_mean_ci, axis=1).unstack("iterations")
+    mean_ci.columns = [f"{i} iterations" for i in mean_ci.columns]
+    column, rows = f"{metric} difference [95 % interval]", []
+    for other in dict.fromkeys(per_seed["model"]):
+        for i in sorted(set(per_seed["iterations"])):
+            if other != baseline:
+                p = stats.paired(fd.loc[(other, i)], fd.loc[(baseline, i)])
+                rows.append({f"model - {baseline}": other, "iterations": i,
+                             column: stats.fmt_interval(p["difference"], p["low"], p["high"]),
+                             "direction": p["direction"]})  # fmt: skip
+    return mean_ci, pd.DataFrame(rows).set_index([f"model - {baseline}", "iterations"])
+
+
+def commit() -> str:
+    """The repository's current commit (short), or "unknown" outside a git checkout."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    return done.stdout.strip() or "unknown"
+
+
+def save_results(path: str | Path, meta: dict, **tables: pd.DataFrame) -> None:
+    """Write ``meta`` (profile, seeds, time, ...) and each table (its rows) as JSON."""
+    out = {"meta": meta} | {k: t.to_dict(orient="records") for k, t in tables.items()}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(out, indent=1, default=float) + "\n")
+
+
+def load_results(path: str | Path) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """(meta, tables) as :func:`save_results` wrote them."""
+    raw = json.loads(Path(path).read_text())
+    meta = raw.pop("meta")
+    return meta, {k: pd.DataFrame(rows) for k, rows in raw.items()}
