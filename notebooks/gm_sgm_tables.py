@@ -220,6 +220,7 @@ img_jobs = [
                   device=device), f"gms-{img_cfg['dataset']}")
     for name, s, st in img_keys
 ]  # fmt: skip
+cached = all((runs.run_dir(c, name) / "checkpoint.pt").is_file() for c, name in img_jobs)
 img_trained = dict(zip(img_keys, runs.load_or_train_many(img_jobs), strict=True))
 ve_img = img_trained[img_keys[0]].schedule
 if profile == "full":
@@ -309,6 +310,7 @@ controls = pd.DataFrame(ctrl_rows)
 if results_dir:  # -p results_dir results/long: this run's digits results, for the ci chapter
     meta = {"profile": profile, "seeds": img_seeds, "minutes": (time.perf_counter() - start) / 60,
             "machine": f"{os.cpu_count()} CPU cores", "date": time.strftime("%Y-%m-%d"),
+            "models": "loaded from the model cache" if cached else "trained in this run",
             "commit": G.commit()}  # fmt: skip
     G.save_results(Path(results_dir) / "gm_sgm_tables.json", meta, per_seed=per_seed,
                    controls=controls, adequacy=pd.DataFrame(adequacy))  # fmt: skip
@@ -347,8 +349,9 @@ for r, name in enumerate(img_noises):
 # %%
 if G.LONG_RESULTS.is_file():
     meta, long = G.load_results(G.LONG_RESULTS)
-    print(f"stored run: profile {meta['profile']}, seeds {meta['seeds']}, digits part "
-          f"{meta['minutes']:.0f} minutes on {meta['machine']}, {meta['date']}, commit {meta['commit']}")
+    print(f"stored run: profile {meta['profile']}, seeds {meta['seeds']}, commit {meta['commit']}, "
+          f"{meta['date']};\ndigits part {meta['minutes']:.0f} minutes on {meta['machine']}, "
+          f"models {meta['models']}")
     display(runs.adequacy_table(long["adequacy"].to_dict("records"), ["model", "seed", "steps"]))
     display(long["per_seed"].pivot_table(index=["model", "seed"], columns="iterations", values="FD")
             .round(0).astype(int))  # fmt: skip
