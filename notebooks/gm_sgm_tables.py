@@ -195,7 +195,7 @@ G.TABLE2.set_index("iterations").T.rename_axis(columns="paper Table 2 (CelebA-64
 
 # %%
 img_shape = tuple(real_images.shape[1:])
-img_data = {"name": "digits8x8"} if profile == "ci" else {"name": dataset, "options": {"data_dir": data_dir}}
+img_data = {"name": dataset, "options": {"data_dir": data_dir}} if profile == "full" else {"name": "digits8x8"}
 img_model = {"net": img_cfg["net"], "overrides": img_cfg["net_overrides"], "precond": "edm",
              "sigma_data": img_cfg["sigma_data"]}
 ve_img = {"name": "ve", "options": {"sigma_min": 0.01, "sigma_max": img_cfg["sigma_max"]}}
