@@ -296,8 +296,9 @@ print(G.TEXT_NUMBERS[G.TEXT_NUMBERS["where"] == "A.5"].to_string(index=False))
 
 # %%
 # NBVAL_TOLERANCE rel=0.01 abs=1  (measured: FD-digits moves <= 0.5 % across CPU kernel paths)
+ema_fd = per_seed.set_index(["model", "iterations", "seed"])["FD"]
 ctrl_rows = [  # the tables' EMA at seed `seed`
-    {"model": name, "training steps": steps1, "weights": "EMA", "iterations": i, "FD": fd.loc[(name, i), seed]}
+    {"model": name, "training steps": steps1, "weights": "EMA", "iterations": i, "FD": ema_fd[(name, i, seed)]}
     for name in ("SGM", "GM-SGM") for i in img_cfg["control_iterations"]
 ]  # fmt: skip
 for key in [(name, seed, steps1) for name in ("SGM", "GM-SGM")] + [k for k in img_keys if k[2] > steps1]:
