@@ -63,7 +63,7 @@ import pandas as pd
 import torch
 from IPython.display import display
 
-from gmdiff import data, metrics, plotting, runs, stats, zoo
+from gmdiff import data, metrics, plotting, runs, zoo
 from gmdiff.noise import ScaleMixtureNoise
 from gmdiff.papers import gm_sgm as G
 from gmdiff.profiles import get_profile
