@@ -193,7 +193,7 @@ def loss_of(cfg: RunConfig, schedule) -> Callable:
             f"allowed: {sorted(allowed) or 'none'}"
         )
     if not isinstance(schedule, kind):
-        raise ValueError(
+        raise ValueError(  # noqa: TRY004 -- a bad config value is a ValueError here
             f"the {name} loss needs a {kind.__name__} schedule, got schedule.name = "
             f"{cfg.schedule.name!r}"
         )
