@@ -70,6 +70,24 @@ def test_auto_picks_one_thread_below_the_measured_size_and_the_default_above(mon
     assert threads.default_threads() == len(os.sched_getaffinity(0))
 
 
+def test_auto_and_the_wait_policy_agree_with_the_stored_measurement():
+    """results/bench_cpu.json's threads rows (make bench) hold what the rule rests on:
+    each model's auto is the rule's choice for its measured FLOPs; with OpenMP's default
+    wait two threads took over twice as long as with the passive wait, which in turn kept
+    them within 1.5 times one thread; the small model gained nothing from a second thread
+    without extra load."""
+    bench = json.loads((ROOT / "results/bench_cpu.json").read_text())["cpu"]["threads"]
+    assert bench["auto_flops"] == threads.AUTO_FLOPS
+    for row in bench["rows"]:
+        flops = row["gflop_per_call"] * 1e9
+        assert row["auto"] == (1 if flops < threads.AUTO_FLOPS else bench["default_threads"])
+        assert row["ratio_spin2_2"]["median"] > 2, row
+        assert row["ratio_2_1"]["median"] < 1.5, row
+        if flops < threads.AUTO_FLOPS and row["phase"] == "quiet":
+            assert row["ratio_2_1"]["median"] >= 0.95, row
+    assert {r["auto"] for r in bench["rows"]} == {1, bench["default_threads"]}
+
+
 def test_the_thread_setting_is_recorded_with_the_run(tmp_path, capsys):
     """config.yaml keeps the setting, the checkpoint the count of each stretch of steps
     (a resumed run on other threads adds one), samples.pt and metrics.json the count that
