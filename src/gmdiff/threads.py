@@ -6,21 +6,23 @@ and ``evaluate`` of that run (:func:`gmdiff.runs.train`, :mod:`gmdiff.commands`)
 previous count is restored afterwards.
 
 ``auto`` picks, from the size of the work, what ``make bench`` measured (the *threads*
-rows of ``book/performance.md``): **one thread** when a model call of the command
-(forward at the command's batch: ``train.batch_size``, or ``sample.batch`` capped at
-``sample.n``) costs less than :data:`AUTO_FLOPS`; otherwise **torch's default**,
-:func:`default_threads` (``$OMP_NUM_THREADS`` when set, else the cores this process may
-use). Small models run as fast or faster on one thread on a quiet machine, and
-OpenMP's barrier at the end of every operator costs more than the split saves; on a busy
-machine several threads made them collapse (issue 31: 0.9 s a toy step instead of 0.05 s
-on 2 cores under load). A run on CUDA keeps torch's default.
+rows of ``book/performance.md``, ``benchmarks/threads.py``): **one thread** when a model
+call of the command (forward at the command's batch: ``train.batch_size``, or
+``sample.batch`` capped at the number of examples) costs less than :data:`AUTO_FLOPS`;
+otherwise :func:`default_threads` (``$OMP_NUM_THREADS`` when set, else the cores this
+process may use), so that a large model can use the cores a machine has free. A run on
+CUDA keeps the default.
 
 The command line (``gmdiff.cli``) also sets ``OMP_WAIT_POLICY=PASSIVE`` before torch is
 loaded, unless the variable is already set (:func:`prefer_passive_wait`): an OpenMP
-worker that waits at a barrier then sleeps instead of spinning, so a run on several
-threads no longer fights its own idle workers for a busy machine's cores. It must be set
-before the OpenMP runtime starts, so it cannot be done from a library call after
-``import torch``; set it in your environment when you use the library directly.
+worker that waits at a barrier then sleeps instead of spinning. That was the collapse of
+issue 31 (a toy step took 0.9 s on 2 threads instead of 0.05 s on one while another job
+held the cores): with OpenMP's default wait, which spins before it sleeps, a step on 2
+threads took 3 to 15 times as long as on one on the shared 2-core machine, with and
+without a synthetic load, for the toy MLP and the digits U-Net alike; with the passive
+wait 0.9 to 1.1 times (``make bench``). It must be set before the OpenMP runtime starts, so a library call
+after ``import torch`` cannot do it: set it in your environment when you use the library
+from your own script with more than one thread.
 
 Numbers. The thread count can change the last bits of a run: a convolution's
 weight gradient sums over the batch in an order that depends on how the batch is split
@@ -29,9 +31,9 @@ what a run records: the checkpoint holds the count each range of steps ran with
 (``checkpoint["threads"]``, a list of ``[first step, threads]``), ``samples.pt`` and
 ``metrics.json`` the count that drew and scored them, and ``out_dir/config.yaml`` the
 setting. ``auto`` depends only on the config and on :func:`default_threads`, never on the
-machine's load, so a run stays determined by its config, seed and machine. (The toy MLP
-of ``configs/toy_gmm.yaml`` trains to bit-identical weights at 1 and 2 threads: its
-matrix products do not split their sums.) The chapters' model cache
+machine's load, so a run stays determined by its config, seed and machine. (Measured:
+``configs/toy_gmm.yaml``'s MLP trains to bit-identical weights and EMA at 1 and 2 threads
+over 50 steps, on this machine's CPU.) The chapters' model cache
 (:func:`gmdiff.runs.load_or_train`) trains ``auto`` runs on one thread, so their weights do
 not depend on the machine's core count.
 """
@@ -45,10 +47,14 @@ from collections.abc import Iterator
 from typing import Any
 
 #: ``auto``'s threshold: forward FLOPs of one model call (torch.utils.flop_counter's count,
-#: multiply-adds as 2) below which a run uses one thread. Measured by ``make bench``
-#: (benchmarks/threads.py): configs/toy_gmm.yaml's MLP step (0.28 GFLOP per call at batch
-#: 512) is faster on one thread of the 2-core machine, quiet and loaded; the 8x8 digits
-#: U-Net step (3.9 GFLOP at batch 128) gains from two. The threshold lies between them.
+#: a multiply-add as 2) below which a run uses one thread. Measured by ``make bench``
+#: (benchmarks/threads.py) on the shared 2-core machine: configs/toy_gmm.yaml's MLP step
+#: (0.28 GFLOP a call at batch 512) gained nothing from a second thread (2 threads / 1:
+#: 1.10 without extra load, 1.04 under it); the 8x8 digits U-Net step
+#: (configs/digits_edm.yaml, 3.9 GFLOP at batch 128) ran about as fast on two (1.08
+#: without, 0.93 under load), so it keeps the default, which costs nothing there and lets
+#: a machine with free cores use them. The threshold lies between the two; these rows do
+#: not pin down where in that bracket two threads start to pay on an idle machine.
 AUTO_FLOPS = 1e9
 
 WAIT_ENV = "OMP_WAIT_POLICY"
