@@ -339,7 +339,8 @@ def train_threads(run: Run) -> int:
     (``train.batch_size`` over the DDP ranks)."""
     cfg = run.cfg
     world = max(1, int(os.environ.get("WORLD_SIZE", "1")))
-    cuda = not _on_cpu(cfg)
+    d = cfg.train.device  # not parsed here: the Trainer names a bad device in one sentence
+    cuda = torch.cuda.is_available() if d == "auto" else d.startswith("cuda")
     flops = 0.0
     if cfg.train.threads == "auto" and not cuda:
         batch = max(1, cfg.train.batch_size // world)
