@@ -2,7 +2,7 @@
 PYTHON ?= python
 NOTEBOOKS := $(wildcard notebooks/*.py)
 
-.PHONY: all notebooks book test test-gpu bench clean
+.PHONY: all notebooks book test test-gpu bench bench-threads clean
 all: notebooks book
 
 # Execute every chapter with papermill (profile ci, the parameters cell's defaults) and
@@ -27,13 +27,19 @@ test-gpu:
 	$(PYTHON) -m pytest -m gpu tests -p no:cacheprovider -rs
 
 # Benchmarks (benchmarks/run.py): ratios against diffusers and a bare loop, measured in one
-# process; on a CUDA machine also throughput, memory and MFU. Writes results/bench_*.json
-# and renders them into book/performance.md. BENCH_SIZE=full for the larger networks.
+# process, and the threads rows (1, 2, auto threads, quiet and under a synthetic load;
+# benchmarks/threads.py); on a CUDA machine also throughput, memory and MFU. Writes
+# results/bench_*.json and renders them into book/performance.md. BENCH_SIZE=full for the
+# larger networks; `make bench-threads` re-measures only the threads rows.
 BENCH_SIZE ?= ci
 BENCH_THREADS ?= 2
 bench:
 	OMP_NUM_THREADS=$(BENCH_THREADS) $(PYTHON) -m benchmarks.run --size $(BENCH_SIZE) \
 	  --note "$(BENCH_NOTE)"
+	$(PYTHON) -m benchmarks.render
+
+bench-threads:
+	OMP_NUM_THREADS=$(BENCH_THREADS) $(PYTHON) -m benchmarks.threads --merge results/bench_cpu.json
 	$(PYTHON) -m benchmarks.render
 
 clean:

@@ -92,6 +92,64 @@ def cpu_tables(data: dict) -> str:
     return "\n".join(out)
 
 
+def _ratio(v: dict) -> str:
+    lo, hi = v["range"]
+    return f"{v['median']:.2f}" if lo == hi else f"{v['median']:.2f} ({lo:.2f}-{hi:.2f})"
+
+
+def threads_table(data: dict) -> str:
+    """The threads rows of benchmarks/threads.py: steps at 1, 2 and auto threads, quiet and
+    under the synthetic load, and OpenMP's default wait for comparison."""
+    t = data["cpu"].get("threads")
+    if t is None:
+        return "Not yet run: `make bench` adds this table (results/bench_cpu.json)."
+    avg = {k: ", ".join(f"{v:.1f}" for v in vs) for k, vs in t["loadavg_1min"].items()}
+    out = [
+        (
+            f"Device: **{t['device']}**, {t['cores']} cores; torch {t['torch']}; "
+            f"{t['repeats']} repeats of both phases, interleaved. *quiet*: no load started by "
+            "the benchmark (other jobs shared the machine: load average "
+            f"{t['loadavg_1min_before']:.1f} before the run); *load*: {t['busy_processes']} "
+            "busy processes (one per core). 1-minute load average at the end of each phase "
+            "(it lags: a quiet phase still holds the load before it): "
+            f"quiet {avg['quiet']}; load {avg['load']}. This "
+            f"process: OMP_WAIT_POLICY={t['wait_policy']}, default {t['default_threads']} "
+            f"threads; auto's threshold {t['auto_flops'] / 1e9:g} GFLOP per forward call, so "
+            "auto is the setting of the 1 or 2 column, timed a third time. Times: median ms "
+            "per Trainer step; ratios: median (range) over the repeats of pairs timed back to "
+            "back. *Default wait*: a child process without OMP_WAIT_POLICY (what `gmdiff` "
+            "ran with before), first repeat only, its 2 / 1 from that child."
+        ),
+        "",
+        (
+            "| model (config) | GFLOP per call | auto | phase | 1 thread (ms) | 2 threads (ms) "
+            "| auto (ms) | 2 / 1 | auto / 1 | default wait, 2 threads (ms) | default wait, "
+            "2 / 1 |"
+        ),
+        "|---|---:|---:|---|---:|---:|---:|---|---|---:|---:|",
+    ]
+    for r in t["rows"]:
+        ms = r["ms"]
+        out.append(
+            f"| {r['model']} (`{r['config']}`, batch {r['batch']}) | "
+            f"{r['gflop_per_call']:.2f} | {r['auto']} | {r['phase']} | {ms['1']:.0f} | "
+            f"{ms['2']:.0f} | {ms['auto']:.0f} | {_ratio(r['ratio_2_1'])} | "
+            f"{_ratio(r['ratio_auto_1'])} | {ms['spin 2']:.0f} | {_ratio(r['ratio_spin2_1'])} |"
+        )
+    out += [
+        "",
+        "| model | load / quiet: 1 thread | 2 threads | auto | default wait, 2 threads |",
+        "|---|---|---|---|---:|",
+    ]
+    for r in (r for r in t["rows"] if r["phase"] == "load"):
+        lq = r["load_over_quiet"]
+        out.append(
+            f"| {r['model']} | {_ratio(lq['1'])} | {_ratio(lq['2'])} | {_ratio(lq['auto'])} | "
+            f"{_ratio(lq['spin 2'])} |"
+        )
+    return "\n".join(out)
+
+
 def gpu_table(data: dict | None) -> str:
     if data is None:
         return (
@@ -158,7 +216,9 @@ def render(results: Path, page: Path, notebooks: Path) -> str:
     cpu = results / "bench_cpu.json"
     gpu = results / "bench_gpu.json"
     if cpu.is_file():
-        text = replace_section(text, "bench-cpu", cpu_tables(json.loads(cpu.read_text())))
+        cpu_data = json.loads(cpu.read_text())
+        text = replace_section(text, "bench-cpu", cpu_tables(cpu_data))
+        text = replace_section(text, "bench-threads", threads_table(cpu_data))
     gpu_data = json.loads(gpu.read_text()) if gpu.is_file() else None
     text = replace_section(text, "bench-gpu", gpu_table(gpu_data))
     return replace_section(text, "slowest-cells", cell_profile(notebooks))

@@ -5,9 +5,10 @@ one process (interleaved pairs, median of repeats; see benchmarks/timing.py), wr
 CPU (every run): training step (forward, backward, AdamW) and one sampling call of our
 U-Nets against diffusers' ``UNet2DModel`` of the same layout and parameter count; sampler
 overhead per model call against diffusers' schedulers; the Trainer against a bare loop;
-image loading with 0 and 2 workers. CUDA (when present): training images/s, samples/s,
-peak memory and MFU of the DDPM CIFAR-10 U-Net and NCSN++ at the papers' batch size 128,
-in fp32, TF32 and bf16, eager and compiled.
+image loading with 0 and 2 workers; the toy MLP and digits U-Net training steps at 1, 2 and
+``auto`` intra-op threads, quiet and under a synthetic load (benchmarks/threads.py). CUDA
+(when present): training images/s, samples/s, peak memory and MFU of the DDPM CIFAR-10
+U-Net and NCSN++ at the papers' batch size 128, in fp32, TF32 and bf16, eager and compiled.
 
 Usage: ``python -m benchmarks.run [--size ci|full] [--out results] [--no-gpu]``.
 """
@@ -19,17 +20,22 @@ import copy
 import dataclasses
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
+
+from gmdiff import threads
+
+threads.prefer_passive_wait()  # as the gmdiff command does, before torch loads OpenMP
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmarks.threads import bench_threads
 from benchmarks.timing import (
+    cpu_name,
     cuda_sync,
     interleaved,
     mfu,
@@ -43,12 +49,13 @@ from gmdiff.nets import NCSNpp, UNet, get_config
 from gmdiff.schedules import EDM, DiscreteVP
 
 SIZES = {
-    # (U-Net configs as (name, ch, batch), repeats, sampler steps, trainer steps, images)
+    # (U-Net configs as (name, ch, batch), repeats, sampler steps, trainer steps, images,
+    # repeats of the threads rows' quiet and loaded phases)
     "ci": {"unets": [("digits", None, 64), ("ddpm_cifar10", 32, 8)], "repeats": 9,
-           "steps": 20, "trainer_steps": 20, "images": 384},
+           "steps": 20, "trainer_steps": 20, "images": 384, "thread_repeats": 3},
     "full": {"unets": [("digits", None, 128), ("ddpm_cifar10", 32, 32),
                        ("ddpm_cifar10", 64, 16), ("ddpm_cifar10", 128, 8)], "repeats": 9,
-             "steps": 50, "trainer_steps": 100, "images": 768},
+             "steps": 50, "trainer_steps": 100, "images": 768, "thread_repeats": 5},
 }  # fmt: skip
 
 
@@ -332,16 +339,6 @@ def _time(fn, repeats: int, warmup: int = 3) -> float:
 # --------------------------------------------------------------------------------------
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", choices=sorted(SIZES), default="ci")
@@ -349,6 +346,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--no-gpu", action="store_true")
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--note", default="", help="e.g. 'shared machine'")
+    ap.add_argument("--no-threads", action="store_true", help="skip the threads rows")
     args = ap.parse_args(argv)
     size, t0 = SIZES[args.size], time.time()
     cpu = torch.device("cpu")
@@ -356,12 +354,15 @@ def main(argv: list[str] | None = None) -> dict:
         "size": args.size, "repeats": size["repeats"], "torch": torch.__version__,
         "note": args.note,
         "cpu": {"device": cpu_name(), "threads": torch.get_num_threads(),
-                "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
+                "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+                "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")},
     }  # fmt: skip
     out["cpu"]["unets"] = bench_unets(size, cpu)
     out["cpu"]["samplers"] = bench_samplers(size, cpu)
     out["cpu"]["trainer"] = bench_trainer(size)
     out["cpu"]["loading"] = bench_loading(size)
+    if not args.no_threads:
+        out["cpu"]["threads"] = bench_threads(size["thread_repeats"])
     if torch.cuda.is_available() and not args.no_gpu:
         out["gpu"] = {"device": torch.cuda.get_device_name(),
                       "rows": bench_gpu(not args.no_compile)}  # fmt: skip

@@ -3,9 +3,11 @@ shared machine's load slows both sides alike; and model FLOPs utilisation."""
 
 from __future__ import annotations
 
+import platform
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -80,3 +82,14 @@ def n_params(model: nn.Module) -> int:
 def cuda_sync() -> None:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
+
+
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), for the results files."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"

@@ -30,6 +30,11 @@ toy, the exact NLL), or, with ``fid_reference`` set, FID with its protocol
 Inception Score and KID through torch-fidelity (:mod:`gmdiff.fidelity`, an optional
 extra); with ``likelihood_n`` > 0 also the PF-ODE NLL (bits/dim for images) of that many
 data examples under the model (:mod:`gmdiff.likelihood`).
+
+Threads. Both run on the intra-op threads that ``train.threads`` gives
+(:func:`command_threads`; "auto": by the size of one model call at ``sample.batch``) and
+record the count: ``samples.pt`` under ``threads`` (so also ``metrics.json``'s
+provenance), ``metrics.json`` under ``threads``.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gmdiff import runs
+from gmdiff import runs, threads
 from gmdiff.config import RUN_SECTIONS, RunConfig, plain
 from gmdiff.loaders import Pretrained
 from gmdiff.storage import (
@@ -161,6 +166,24 @@ def digest(path: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
+def command_threads(
+    cfg: RunConfig, model: Pretrained | None, device: torch.device, inception: bool = False
+) -> int:
+    """The intra-op threads of ``sample`` or ``evaluate`` (:func:`gmdiff.threads.choose`):
+    ``train.threads``; for "auto", by the forward FLOPs of one call of ``model`` at
+    ``sample.batch`` (capped at the number of examples it is called on); with
+    ``inception`` (FID, IS, KID: Inception-v3 on 299 x 299 images, some 6 GFLOP each) as
+    a large model; otherwise (evaluate's data-space distances) one thread."""
+    cuda = device.type == "cuda"
+    if inception:
+        return threads.choose(cfg.train.threads, float("inf"), cuda)
+    if cfg.train.threads != "auto" or cuda or model is None:
+        return threads.choose(cfg.train.threads, 0.0, cuda)
+    n = cfg.sample.n if cfg.evaluate.likelihood_n <= 0 else cfg.evaluate.likelihood_n
+    batch = max(1, min(cfg.sample.batch, n))
+    return threads.choose("auto", threads.forward_flops(model.denoiser, model.shape, batch))
+
+
 def _sampler_options(cfg: RunConfig, options: dict) -> dict:
     """The sampler options, ``gaussian: data`` (teleportation, Gaussian score paper Alg. 1)
     replaced by the Gaussian fitted to the config's data (flattened, float64)."""
@@ -198,18 +221,19 @@ def sample(
         device = _device()
         model.denoiser.to(device)
         schedule = model.schedule_for(s.sampler) if pretrained is not None else model.schedule
-        x = runs.draw_samples(
-            model.denoiser,
-            schedule,
-            fn,
-            s.steps,
-            model.shape,
-            s.n,
-            seed=s.seed,
-            batch=s.batch,
-            device=device,
-            **_sampler_options(cfg, s.options),
-        )
+        with threads.using(command_threads(cfg, model, device)) as n_threads:
+            x = runs.draw_samples(
+                model.denoiser,
+                schedule,
+                fn,
+                s.steps,
+                model.shape,
+                s.n,
+                seed=s.seed,
+                batch=s.batch,
+                device=device,
+                **_sampler_options(cfg, s.options),
+            )
         bad = ~torch.isfinite(x.flatten(1)).all(dim=1)
         if bad.any():
             raise FloatingPointError(
@@ -217,7 +241,7 @@ def sample(
                 f"samples ({model.origin}); nothing was written: check the checkpoint "
                 "(train longer or with a lower train.lr) or raise sample.steps"
             )
-        record = {"samples": x, **provenance(cfg, model)}
+        record = {"samples": x, **provenance(cfg, model), "threads": n_threads}
         title = f"{s.sampler}, {s.steps} steps, seed {s.seed}"
         write_sample_outputs(out, record, lambda x, path: _scatter(cfg, x, path, title))
     return x
@@ -400,10 +424,11 @@ def evaluate(
     weights: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate out_dir/samples.pt (module docstring); writes out_dir/metrics.json."""
-    from gmdiff import evaluation, fidelity
+    from gmdiff import fidelity
 
     e = cfg.evaluate
     extra = fidelity.check_metrics(e.metrics) if e.metrics else []
+    inception = network = None
     if extra:  # fail before any work on a missing reference, weights file or library
         fidelity.check_reference(extra, e.fid_reference)
         inception, network = fidelity.load_inception(e.inception_dir or None, _device())
@@ -414,6 +439,38 @@ def evaluate(
     record = read_samples(path)
     check_samples_source(record, path, cfg, checkpoint, pretrained)
     x = record["samples"]
+    model = load_model(cfg, checkpoint, pretrained, weights) if e.likelihood_n > 0 else None
+    inception_used = bool(e.fid_reference or extra)
+    n_threads = command_threads(cfg, model, _device(), inception=inception_used)
+    with threads.using(n_threads):
+        result = _metrics(cfg, x, record, model, extra, inception, network)
+    bad = nonfinite(result)
+    if bad:
+        raise FloatingPointError(
+            f"evaluate computed a NaN or infinite {', '.join(bad)} from {path}; nothing was "
+            "written: check the samples, the reference statistics and the evaluate section"
+        )
+    result["threads"] = n_threads
+    result["provenance"] = {k: v for k, v in record.items() if k != "samples"}
+    atomic_write(Path(cfg.out_dir) / "metrics.json", json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _metrics(
+    cfg: RunConfig,
+    x: Tensor,
+    record: dict[str, Any],
+    model: Pretrained | None,
+    extra: list[str],
+    inception: Any,
+    network: Any,
+) -> dict[str, Any]:
+    """What :func:`evaluate` reports on the samples ``x`` of ``record``: FID or the
+    data-space distances, the ``extra`` torch-fidelity metrics and, with ``model``, the
+    likelihood."""
+    from gmdiff import evaluation, fidelity
+
+    e = cfg.evaluate
     how = {
         "centered": record.get("centered", cfg.data.centered),
         "device": _device(),
@@ -436,17 +493,8 @@ def evaluate(
         result |= fidelity.report(
             x, extra, e.fid_reference, extractor=inception, network=network, **how
         )
-    if e.likelihood_n > 0:
-        model = load_model(cfg, checkpoint, pretrained, weights)
+    if model is not None:
         result["likelihood"] = likelihood(cfg, model, e.likelihood_n)
-    bad = nonfinite(result)
-    if bad:
-        raise FloatingPointError(
-            f"evaluate computed a NaN or infinite {', '.join(bad)} from {path}; nothing was "
-            "written: check the samples, the reference statistics and the evaluate section"
-        )
-    result["provenance"] = {k: v for k, v in record.items() if k != "samples"}
-    atomic_write(Path(cfg.out_dir) / "metrics.json", json.dumps(result, indent=2) + "\n")
     return result
 
 

@@ -38,6 +38,7 @@ import yaml
 from torch import Tensor, nn
 
 from gmdiff import config as C
+from gmdiff import threads
 from gmdiff.config import RunConfig
 from gmdiff.storage import atomic_write, load_checkpoint, remove_orphans
 from gmdiff.train import CHECKPOINT, EMA_INIT_BOUND, LOG, Trainer, ema_init_share
@@ -192,7 +193,7 @@ def loss_of(cfg: RunConfig, schedule) -> Callable:
             f"allowed: {sorted(allowed) or 'none'}"
         )
     if not isinstance(schedule, kind):
-        raise ValueError(
+        raise ValueError(  # noqa: TRY004 -- a bad config value is a ValueError here
             f"the {name} loss needs a {kind.__name__} schedule, got schedule.name = "
             f"{cfg.schedule.name!r}"
         )
@@ -322,11 +323,34 @@ def _trainer(run: Run, out_dir: str | Path) -> Trainer:
 
 def train(cfg: RunConfig, resume: bool = True, progress_lines: bool = False) -> list[dict]:
     """Train ``cfg`` in ``cfg.out_dir`` (locked meanwhile; resumed when its checkpoint
-    belongs to this config, refused when it belongs to another); writes
-    out_dir/config.yaml once those checks pass. Returns the trainer's log records.
-    ``progress_lines``: without a terminal, a progress line on stderr per ``log_every``
-    steps and at least one a minute (:attr:`gmdiff.train.Trainer.progress_lines`)."""
-    trainer = _trainer(build(cfg), cfg.out_dir)
+    belongs to this config, refused when it belongs to another) on the intra-op threads
+    :func:`train_threads` chooses; writes out_dir/config.yaml once those checks pass.
+    Returns the trainer's log records. ``progress_lines``: without a terminal, a progress
+    line on stderr per ``log_every`` steps and at least one a minute
+    (:attr:`gmdiff.train.Trainer.progress_lines`)."""
+    run = build(cfg)
+    with threads.using(train_threads(run)):
+        return _train(run, resume, progress_lines)
+
+
+def train_threads(run: Run) -> int:
+    """The intra-op threads of training ``run`` (:func:`gmdiff.threads.choose`): its
+    ``train.threads``; for "auto", by the forward FLOPs of the network at the local batch
+    (``train.batch_size`` over the DDP ranks)."""
+    cfg = run.cfg
+    world = max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    d = cfg.train.device  # not parsed here: the Trainer names a bad device in one sentence
+    cuda = torch.cuda.is_available() if d == "auto" else d.startswith("cuda")
+    flops = 0.0
+    if cfg.train.threads == "auto" and not cuda:
+        batch = max(1, cfg.train.batch_size // world)
+        flops = threads.forward_flops(run.denoiser, run.shape, batch)
+    return threads.choose(cfg.train.threads, flops, cuda)
+
+
+def _train(run: Run, resume: bool, progress_lines: bool) -> list[dict]:
+    cfg = run.cfg
+    trainer = _trainer(run, cfg.out_dir)
     trainer.progress_lines = progress_lines
     with trainer.session(resume):
         if trainer.info.is_main:
@@ -491,16 +515,16 @@ def _finished_at(folder: Path) -> int:
 
 
 def _fit(trainer: Trainer) -> None:
-    """Fit with one torch thread on CPU: on a shared machine small nets run faster so, and
-    the floating-point reduction order does not depend on the machine's core count."""
-    n = torch.get_num_threads()
-    if trainer.device.type == "cpu":
-        torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
-            trainer.fit(resume=True)
-    finally:
-        torch.set_num_threads(n)
+    """Fit with one torch thread on CPU when ``train.threads`` is "auto" (else with that
+    many): on a shared machine small nets run faster so, and the floating-point reduction
+    order does not depend on the machine's core count."""
+    setting = trainer.config.threads
+    n = torch.get_num_threads() if trainer.device.type != "cpu" else 1
+    with (
+        threads.using(n if setting == "auto" else setting),
+        torch.random.fork_rng(devices=[]),  # the caller's random state is left as it was
+    ):
+        trainer.fit(resume=True)
 
 
 def raw_weights(run: Run) -> Run:

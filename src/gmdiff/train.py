@@ -70,6 +70,7 @@ from gmdiff.storage import (
     read_checkpoint,
     remove_orphans,
 )
+from gmdiff.threads import check as check_threads
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "train_log.jsonl"
@@ -82,14 +83,14 @@ LOGS = ("jsonl", "tensorboard")
 #: match the checkpoint's.
 RESUMABLE = (
     "steps", "log_every", "ckpt_every", "log", "bf16", "compile", "device",
-    "tf32", "channels_last", "cudnn_benchmark", "num_workers", "prefetch_factor",
-)
+    "tf32", "channels_last", "cudnn_benchmark", "num_workers", "prefetch_factor", "threads",
+)  # fmt: skip
 
 #: TrainConfig fields added after runs were cached: a run config's hash and a checkpoint's
 #: identity leave each of them out while it has its default (gmdiff.config.identity,
 #: Trainer.identity), so older caches and checkpoints stay valid. (The loader fields never
-#: enter it.)
-LATE_FIELDS = ("tf32", "channels_last", "cudnn_benchmark", "ema_rampup")
+#: enter it; ``threads`` changes a CPU run's round-off, as the CUDA switches a GPU run's.)
+LATE_FIELDS = ("tf32", "channels_last", "cudnn_benchmark", "ema_rampup", "threads")
 
 #: The largest share of the random initialisation an EMA may still hold when a model is
 #: used as evidence (:func:`ema_init_share`; checked by :func:`gmdiff.runs.load_or_train`).
@@ -127,7 +128,9 @@ class TrainConfig:
     dataset (0 workers: batches are read in the training process). ``log``: "jsonl"
     (train_log.jsonl alone, no dependency) or "tensorboard" (also the same records as
     TensorBoard scalars train/loss and train/lr in out_dir/tensorboard/; needs the
-    ``tensorboard`` package).
+    ``tensorboard`` package). ``threads``: torch's intra-op threads on the CPU, "auto" or
+    a whole number >= 1 (:mod:`gmdiff.threads`; the Trainer itself does not set them,
+    :func:`gmdiff.runs.train` does).
     """
 
     steps: int
@@ -152,6 +155,7 @@ class TrainConfig:
     num_workers: int = 0
     prefetch_factor: int = 2
     log: str = "jsonl"
+    threads: int | str = "auto"
 
     def __post_init__(self) -> None:
         betas = self.adam_betas
@@ -165,6 +169,7 @@ class TrainConfig:
                 f"train.adam_betas = {betas!r} must be two numbers in [0, 1), e.g. [0.9, 0.999]"
             )
         self.adam_betas = tuple(betas)
+        self.threads = check_threads(self.threads)
         if self.log not in LOGS:
             raise ValueError(f"train.log must be one of {list(LOGS)}, got {self.log!r}")
         checks = {
@@ -450,6 +455,7 @@ class Trainer:
         self._net = net
         self._batches = _Batches(data, config.batch_size, self.info, config.seed)
         self.step = 0
+        self.threads: list[list[int]] = []  # [first step, intra-op threads] per stretch
 
     # -- checkpoints ---------------------------------------------------------------------
     @property
@@ -468,6 +474,7 @@ class Trainer:
             "step": self.step,
             "config": asdict(self.config),
             "run": self.identity(),
+            "threads": [list(r) for r in self.threads],
         }
         atomic_save(state, self.checkpoint_path)
 
@@ -506,6 +513,7 @@ class Trainer:
         self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = step
+        self.threads = [[int(a), int(n)] for a, n in state.get("threads", [])]
 
     def _truncate_log(self) -> None:
         """Keep the log records up to the current step: a killed run may have logged past
@@ -536,7 +544,9 @@ class Trainer:
                 remove_orphans(self.checkpoint_path, self.out_dir / LOG)
             if resume:
                 self._resume()
-            elif main:
+            else:
+                self.threads = []
+            if not resume and main:
                 self.checkpoint_path.unlink(missing_ok=True)
                 (self.out_dir / LOG).unlink(missing_ok=True)
                 shutil.rmtree(self.out_dir / BOARD, ignore_errors=True)
@@ -611,6 +621,9 @@ class Trainer:
                 return self.fit()
         cfg = self.config
         self.model.train()
+        n = torch.get_num_threads()
+        if not self.threads or self.threads[-1][1] != n:
+            self.threads.append([self.step, n])
         sentinel = torch.iinfo(torch.int64).max
         first_bad = torch.full((), sentinel, dtype=torch.int64, device=self.device)
         loss_sum = torch.zeros((), device=self.device)
