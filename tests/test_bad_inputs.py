@@ -1008,7 +1008,7 @@ for id_, chapter, params, fragment in [
         "profile-caps",
         "gs_far_field",
         {"profile": "FULL"},
-        "parameter profile must be one of ['ci', 'full'], got 'FULL'",
+        "parameter profile must be one of ['ci', 'long', 'full'], got 'FULL'",
     ),
     ("profile-number", "gs_far_field", {"profile": 1}, "parameter profile must be text"),
     (
