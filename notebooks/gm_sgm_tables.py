@@ -489,8 +489,8 @@ plt.show()  # the book's style lays figures out with constrained_layout
 #
 # **{claim}`GMS-6`** (Tables 1-2, at this scale). With an EMA that holds none of the
 # initialisation, GM-SGM and the SGM are tied on the digits at 20, 50 and 100 PC
-# iterations (every paired interval over the three seeds contains 0), and on the ring both
-# sit at the metric's noise floor. The controls say why no stronger statement is possible:
+# iterations in the stored `long` run (every paired interval over its three seeds contains
+# 0), and on the ring both sit at the metric's noise floor. The controls say why no stronger statement is possible:
 # sampling the raw weights instead of the EMA leaves GM-SGM about where it was but makes
 # the SGM far worse (that is what an earlier version of this chapter, whose EMA still held
 # 30 % of the initialisation, and a referee's raw-weight rerun saw), and training twice as
@@ -525,8 +525,8 @@ plt.show()  # the book's style lays figures out with constrained_layout
 # them: deciding the claim needs Table 5's samplers where they separate from the floor.
 #
 # **{claim}`GMS-12`** (App. A.5, the frequency-shaped matrix mixture, at this scale).
-# On the digits the $\{I, 2M\}$ model is worse than the SGM at 50 iterations (its paired
-# interval lies above 0) and tied at 20 and 100. The paper's gains are at 400-1,000
+# On the digits (the stored `long` run, three seeds) the $\{I, 2M\}$ model is worse than
+# the SGM at 50 iterations (its paired interval lies above 0) and tied at 20 and 100. The paper's gains are at 400-1,000
 # iterations on CIFAR-10 and CelebA-64 (2.24 vs the SGM's 2.51 at 1,000), which we did not
 # run, and on 8x8 images the top 5 % of frequencies are only 5 DFT bins: a weak test of the
 # idea. Deciding it needs the paper's iteration counts on images whose top frequencies
