@@ -14,8 +14,9 @@ from gmdiff import metrics, nets, runs
 from gmdiff.papers import gm_ddpm as P
 from gmdiff.samplers import SAMPLERS
 
-TINY = ["train.steps=2", "train.batch_size=8", "model.overrides.base.ch=8",
-        "model.overrides.classifier_width=8", "schedule.options.T=6"]  # fmt: skip
+TINY = ["train.steps=2", "train.ema_rampup=0.05", "train.batch_size=8",
+        "model.overrides.base.ch=8", "model.overrides.classifier_width=8",
+        "schedule.options.T=6"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
