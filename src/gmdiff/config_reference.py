@@ -156,7 +156,7 @@ KEYS: dict[str, tuple[str, str]] = {
     "train.prefetch_factor": doc("Batches in flight per loader worker.", ""),
     "train.threads": doc(
         "Intra-op CPU threads of train, sample and evaluate (--threads): auto (one thread "
-        "when a forward call costs under 1 GFLOP, else $OMP_NUM_THREADS or every core) or a "
+        "when a forward call costs under 1 GFLOP, else `OMP_NUM_THREADS` or every core) or a "
         "whole number >= 1; the count used is recorded with the run (gmdiff.threads).",
         "",
     ),
