@@ -243,7 +243,7 @@ else:
 # run's second half (near 0: a plateau).
 
 # %%
-# NBVAL_TOLERANCE rel=0.05 abs=0.01  (measured: losses move <= 0.3 % across CPU kernel paths)
+# NBVAL_TOLERANCE rel=0.05 abs=0.01  (measured: no printed figure moved under ATEN_CPU_CAPABILITY=default)
 adequacy = [{"model": name, "seed": s, **img_trained[(name, s, st)].adequacy()} for name, s, st in img_keys]
 runs.adequacy_table(adequacy, ["model", "seed", "steps"])
 
@@ -252,7 +252,7 @@ runs.adequacy_table(adequacy, ["model", "seed", "steps"])
 # same initial noise and increments):
 
 # %%
-# NBVAL_TOLERANCE rel=0.01 abs=1  (measured: FD-digits moves <= 0.5 % across CPU kernel paths)
+# NBVAL_TOLERANCE rel=0.05 abs=1  (twice the measured: FD-digits moved by <= 1, 2.6 %, under ATEN_CPU_CAPABILITY=default)
 img_samples = {}
 
 
@@ -283,7 +283,6 @@ per_seed.pivot_table(index=["model", "seed"], columns="iterations", values="FD")
 # interval excludes 0:
 
 # %%
-# NBVAL_TOLERANCE rel=0.02 abs=2  (measured: means and intervals move <= 1 % across CPU kernel paths)
 if len(img_seeds) > 1:
     for table in G.seed_summary(per_seed, img_cfg["metric"]):
         display(table)
@@ -295,7 +294,7 @@ print(G.TEXT_NUMBERS[G.TEXT_NUMBERS["where"] == "A.5"].to_string(index=False))
 # checkpoints (in the `long` profile also both for the models trained twice as long).
 
 # %%
-# NBVAL_TOLERANCE rel=0.01 abs=1  (measured: FD-digits moves <= 0.5 % across CPU kernel paths)
+# NBVAL_TOLERANCE rel=0.2 abs=1  (twice the measured: under ATEN_CPU_CAPABILITY=default the raw weights' FD-digits moved by 15, 10 %, the EMA's by <= 1)
 ema_fd = per_seed.set_index(["model", "iterations", "seed"])["FD"]
 ctrl_rows = [  # the tables' EMA at seed `seed`
     {"model": name, "training steps": steps1, "weights": "EMA", "iterations": i, "FD": ema_fd[(name, i, seed)]}
