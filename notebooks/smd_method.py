@@ -134,7 +134,7 @@ kl = pd.concat(tables, names=["T"]).reset_index(level=0)
 # second half of training (near 0: a plateau).
 
 # %%
-# NBVAL_TOLERANCE rel=0.05 abs=0.01  (measured: losses move <= 1 % across CPU kernel paths)
+# NBVAL_TOLERANCE rel=0.05 abs=0.02  (twice the measured: figures moved by <= 0.01 under ATEN_CPU_CAPABILITY=default)
 fits = load_or_train_many([(c, "smd") for c in bank_cfgs])  # cached: loads them
 adequacy = pd.DataFrame(
     [{"T": T, "kernel": label, **run.adequacy()} for (T, label), run in zip(grid, fits, strict=True)]
@@ -156,7 +156,7 @@ wide.round(3)
 # spread of the exact step's component means that a mixture kernel would have to reproduce?
 
 # %%
-# NBVAL_TOLERANCE abs=0.02  (measured: spreads move <= 0.01 across three CPU kernel paths)
+# NBVAL_TOLERANCE abs=0.04  (twice the measured: spreads moved by <= 0.02 under ATEN_CPU_CAPABILITY=default with the EMA ramp; <= 0.01 across three paths before it)
 spread = kl[kl["kernel"].isin(order[2:])].pivot_table(
     index=["T", "t"], columns="kernel", values="eta spread"
 )[order[2:]]
