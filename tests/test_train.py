@@ -362,9 +362,8 @@ def test_late_fields_keep_config_hashes():
 
 
 def test_ema_init_share_is_the_product_of_the_decays_the_ema_applied():
-    """ema_init_share (the initialisation's weight in the EMA) against the EMA itself: with
-    a model whose trained weights are all 0 after step 0 (lr huge is not needed: we zero
-    them by hand each step), the EMA of a weight w0 is exactly share * w0."""
+    """ema_init_share (the initialisation's weight in the EMA) against the EMA itself: when
+    every step sets the raw weights to 0, the EMA of an initial weight w0 is share * w0."""
     cfg = config(steps=7, ema_decay=0.8, warmup_steps=0)
     assert ema_init_share(cfg) == pytest.approx(0.8**7)
     ramp = config(steps=7, ema_decay=0.999, ema_rampup=0.05, warmup_steps=0)
