@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from gmdiff import runs, stats
+from gmdiff import results, runs, stats
 from gmdiff.papers import gm_sgm as G
 from gmdiff.profiles import get_profile
 
@@ -35,8 +35,8 @@ def test_seed_summary_is_the_paired_interval_of_each_model_against_the_baseline(
 
 def test_results_round_trip_and_the_long_profile_adds_only_seeds_and_the_control(tmp_path):
     path = tmp_path / "long" / "x.json"
-    G.save_results(path, {"profile": "long", "seeds": [0, 1, 2]}, per_seed=_per_seed())
-    meta, tables = G.load_results(path)
+    results.save_results(path, {"profile": "long", "seeds": [0, 1, 2]}, per_seed=_per_seed())
+    meta, tables = results.load_results(path)
     assert meta == {"profile": "long", "seeds": [0, 1, 2]}
     pd.testing.assert_frame_equal(tables["per_seed"], _per_seed())
     ci, long = get_profile("gm_sgm_tables", "ci"), get_profile("gm_sgm_tables", "long")
@@ -52,3 +52,13 @@ def test_adequacy_table_names_and_rounds_the_columns():
     t = runs.adequacy_table(rows, ["model", "seed", "steps"])
     assert list(t.columns) == ["EMA share of init", "final loss", "final/best", "last-half drop"]
     assert t.iloc[0].tolist() == [0.0, 20.8, 1.01, 0.08]
+
+
+def test_stored_seeds_concatenate_each_seed_and_name_the_command_when_one_is_missing(tmp_path):
+    t = pd.DataFrame({"kernel": ["DDPM", "SMD"], "KL": [1.0, 2.0]})
+    for s in (1, 2):
+        results.save_results(results.seed_file("ch", s, tmp_path), results.run_meta("ci"), kl=t.assign(KL=t["KL"] * s))
+    got = results.stored_seeds("ch", [1, 2], tmp_path)["kl"]
+    assert list(got["seed"]) == [1, 1, 2, 2] and list(got["KL"]) == [1.0, 2.0, 2.0, 4.0]
+    with pytest.raises(FileNotFoundError, match=r"ch-seed3\.json is missing: .* -p seed 3"):
+        results.stored_seeds("ch", [1, 3], tmp_path)

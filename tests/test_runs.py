@@ -231,3 +231,26 @@ def test_raw_weights_are_the_checkpoints_model_not_its_ema(tmp_path):
     ref.trained.load_state_dict(state["model"])
     assert _same(raw.trained, ref.trained) and not _same(raw.trained, run.trained)
     assert not raw.trained.training
+
+
+def test_a_continuation_starts_from_the_given_run_and_is_cached(tmp_path):
+    """load_or_train_from: with lr 1e-30 the continued run is its start (the EMA ramp copies
+    the weights at step 0; the steps move no weight by more than 1e-29), with lr 2e-4 it moves from the start and not from a fresh
+    initialisation; the second call loads the cached checkpoint without training."""
+    start, _ = runs.load_or_train(_cfg(20, "train.ema_rampup=0.05"), "toy", cache_dir=tmp_path)
+    frozen = runs.load_or_train_from(
+        start, _cfg(5, "train.ema_rampup=0.05", "train.lr=1e-30", "train.seed=1"), "toy",
+        cache_dir=tmp_path,
+    )  # fmt: skip
+    still = [(a - b).abs().max() for a, b in zip(frozen.trained.parameters(), start.trained.parameters())]
+    assert max(still) < 1e-29 and not frozen.trained.training
+    cont_cfg = _cfg(5, "train.ema_rampup=0.05", "train.seed=1")
+    cont = runs.load_or_train_from(start, cont_cfg, "toy", cache_dir=tmp_path)
+    fresh, _ = runs.load_or_train(cont_cfg, "toy", cache_dir=tmp_path)
+    moved = [(a - b).abs().max() for a, b in zip(cont.trained.parameters(), start.trained.parameters())]
+    gap = [(a - b).abs().max() for a, b in zip(cont.trained.parameters(), fresh.trained.parameters())]
+    assert 0 < max(moved) < max(gap)  # five small steps from the start, far from a fresh net
+    ckpt = next(tmp_path.glob(f"runs/toy-from-*{config.sha(cont_cfg)}/checkpoint.pt"))
+    mtime = ckpt.stat().st_mtime_ns
+    again = runs.load_or_train_from(start, cont_cfg, "toy", cache_dir=tmp_path)
+    assert ckpt.stat().st_mtime_ns == mtime and _same(again.trained, cont.trained)

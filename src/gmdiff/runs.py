@@ -436,6 +436,25 @@ def load_or_train(
     return run, snapshots
 
 
+def load_or_train_from(
+    start: Run, cfg: RunConfig, name: str = "run", *, cache_dir: str | Path | None = None
+) -> Run:
+    """The run of ``cfg`` trained from ``start``'s trained (EMA) weights instead of a
+    fresh initialisation: a continuation control (does an objective keep or undo what
+    another objective trained?). Cached as :func:`load_or_train` is, in a folder named for
+    both configs; ``cfg`` must build the same network as ``start``."""
+    check_ema(cfg)
+    folder = run_dir(cfg, f"{name}-from-{C.sha(start.cfg)}", cache_dir)
+    run = build(dataclasses.replace(cfg, out_dir=str(folder)))
+    if _finished_at(folder) < cfg.train.steps:
+        if _finished_at(folder) < 0:  # a resumed run keeps its checkpoint's weights
+            run.trained.load_state_dict(start.trained.state_dict())
+        _fit(_trainer(run, folder))
+    load_checkpoint(folder / CHECKPOINT, run.trained, ema=True)
+    run.trained.eval().requires_grad_(False)
+    return run
+
+
 def load_or_train_many(
     jobs: Sequence[tuple[RunConfig, str]],
     *,

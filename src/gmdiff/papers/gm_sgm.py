@@ -27,7 +27,6 @@ score_sde's weighting lambda(sigma) = sigma^2.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -41,9 +40,9 @@ from gmdiff import config, runs, stats
 from gmdiff.config import RunConfig
 from gmdiff.noise import coin_scales
 from gmdiff.papers import numbers
+from gmdiff.results import commit, load_results, save_results  # noqa: F401 (the chapter's names)
 from gmdiff.samplers import ve_pc
 from gmdiff.schedules import VE, per_sample
-from gmdiff.storage import atomic_write
 
 # --------------------------------------------------------------------------------------
 # The paper's numbers (FID, Inception features; lower is better)
@@ -356,26 +355,3 @@ def seed_summary(
                              "direction": p["direction"]})  # fmt: skip
     return mean_ci, pd.DataFrame(rows).set_index([f"model - {baseline}", "iterations"])
 
-
-def commit() -> str:
-    """The repository's current commit (short), or "unknown" outside a git checkout."""
-    import subprocess
-
-    root = Path(__file__).resolve().parents[3]
-    done = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-                          capture_output=True, text=True, check=False)  # fmt: skip
-    return done.stdout.strip() or "unknown"
-
-
-def save_results(path: str | Path, meta: dict, **tables: pd.DataFrame) -> None:
-    """Write ``meta`` (profile, seeds, time, ...) and each table (its rows) as JSON."""
-    out = {"meta": meta} | {k: t.to_dict(orient="records") for k, t in tables.items()}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, json.dumps(out, indent=1, default=float) + "\n")
-
-
-def load_results(path: str | Path) -> tuple[dict, dict[str, pd.DataFrame]]:
-    """(meta, tables) as :func:`save_results` wrote them."""
-    raw = json.loads(Path(path).read_text())
-    meta = raw.pop("meta")
-    return meta, {k: pd.DataFrame(rows) for k, rows in raw.items()}

@@ -1,0 +1,75 @@
+"""Stored results of chapter runs: what a chapter run with other parameters (more seeds,
+the ``long`` profile) produced, kept under ``results/`` as JSON so that the ``ci`` chapter
+shows it beside its own run and a verdict's evidence is a stored output, never a typed
+number.
+
+* :func:`save_results` / :func:`load_results`: ``meta`` (profile, seed, commit, date, ...)
+  and named tables, one JSON file per run.
+* :func:`seed_file`: the file of one chapter's run with one seed
+  (``results/seeds/<chapter>-seed<k>.json``).
+* :func:`commit`: the repository's commit, for ``meta``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from gmdiff.storage import atomic_write
+
+#: The repository's ``results/`` folder (src/gmdiff/results.py -> two levels up).
+ROOT = Path(__file__).resolve().parents[2] / "results"
+
+
+def commit() -> str:
+    """The repository's current commit (short), or "unknown" outside a git checkout."""
+    done = subprocess.run(["git", "-C", str(ROOT.parent), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    return done.stdout.strip() or "unknown"
+
+
+def run_meta(profile: str, **extra) -> dict:
+    """The ``meta`` of a stored run: profile, commit, date and the caller's ``extra``."""
+    return {"profile": profile, "commit": commit(), "date": time.strftime("%Y-%m-%d")} | extra
+
+
+def save_results(path: str | Path, meta: dict, **tables: pd.DataFrame) -> None:
+    """Write ``meta`` and each table (its rows) as JSON, atomically."""
+    out = {"meta": meta} | {k: t.to_dict(orient="records") for k, t in tables.items()}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(out, indent=1, default=float) + "\n")
+
+
+def load_results(path: str | Path) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """(meta, tables) as :func:`save_results` wrote them."""
+    raw = json.loads(Path(path).read_text())
+    meta = raw.pop("meta")
+    return meta, {k: pd.DataFrame(rows) for k, rows in raw.items()}
+
+
+def seed_file(chapter: str, seed: int, root: str | Path = ROOT / "seeds") -> Path:
+    """Where a chapter's run with ``-p seed <seed>`` keeps its results."""
+    return Path(root) / f"{chapter}-seed{seed}.json"
+
+
+def stored_seeds(
+    chapter: str, seeds, root: str | Path = ROOT / "seeds"
+) -> dict[str, pd.DataFrame]:
+    """Each table of the chapter's stored seed runs, the seeds' rows concatenated with a
+    ``seed`` column. Refuses, naming the command, when a seed's file is missing."""
+    parts: dict[str, list[pd.DataFrame]] = {}
+    for s in seeds:
+        path = seed_file(chapter, s, root)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} is missing: run python -m papermill notebooks/{chapter}.py out.ipynb "
+                f"-p seed {s} -p results_dir {Path(root)}"
+            )
+        _, tables = load_results(path)
+        for name, t in tables.items():
+            parts.setdefault(name, []).append(t.assign(seed=s))
+    return {name: pd.concat(ts, ignore_index=True) for name, ts in parts.items()}
