@@ -326,24 +326,45 @@ def gm_ddpm_loss(
     constant); ``classifier_weight`` = 1 is Eq. 6.
 
     ``noise`` (an :class:`gmdiff.noise.OffsetMixtureNoise`) defaults to ``gm_net.noise``.
-    Returns ``{"eps": ..., "classifier": ..., **extra_terms, "loss": total}``.
+    Under its per-pixel reading (``per_coordinate``) the forward draw gives every
+    coordinate its own components i_1..i_n (paths of the data's shape); a K-way classifier
+    cannot predict those, so the loss has no classifier term and refuses
+    ``classifier_weight`` > 0 (:func:`check_gm_ddpm_classifier`).
+    Returns ``{"eps": ..., "classifier": ..., **extra_terms, "loss": total}`` (without
+    ``"classifier"`` under the per-pixel reading).
     """
     from gmdiff.analytic.gm_ddpm import sample_marginal
 
     _check_batch(x0)
-    if not classifier_weight >= 0:
-        raise ValueError(f"classifier_weight must be >= 0, got {classifier_weight}")
     noise = gm_net.noise if noise is None else noise
+    check_gm_ddpm_classifier(noise, classifier_weight)
     B = x0.shape[0]
     n = torch.randint(1, schedule.T + 1, (B,), generator=generator, device=x0.device)
     x_n, eps, paths = sample_marginal(x0, n, schedule, noise, generator)
     eps_hat = gm_net(x_n, n - 1)
     loss_per_sample = ((eps_hat - eps) ** 2).flatten(1).mean(1)
-    i_n = paths[torch.arange(B, device=x0.device), n - 1]
-    ce = torch.nn.functional.cross_entropy(gm_net.logits(x_n, n - 1), i_n, reduction="none")
     alpha_bar = schedule.alpha_bar.to(device=x0.device, dtype=x0.dtype)[n]
     ctx = LossContext(
         gm_net, x0, x_n, eps, n, (1 - alpha_bar).sqrt(), alpha_bar.sqrt(), eps_hat, generator
     )
-    terms = {"classifier": lambda _: classifier_weight * ce} | dict(extra_terms or {})
+    terms = dict(extra_terms or {})
+    if not noise.per_coordinate:
+        i_n = paths[torch.arange(B, device=x0.device), n - 1]
+        ce = torch.nn.functional.cross_entropy(gm_net.logits(x_n, n - 1), i_n, reduction="none")
+        terms = {"classifier": lambda _: classifier_weight * ce} | terms
     return _collect("eps", loss_per_sample, ctx, terms)
+
+
+def check_gm_ddpm_classifier(noise, classifier_weight: float) -> None:
+    """Refuse a negative classifier weight, and one above 0 under the per-pixel reading of
+    GM-DDPM's means (``noise.per_coordinate``), where Alg. 1's K-way classifier does not fit
+    (:mod:`gmdiff.nets.gm_ddpm`)."""
+    w = classifier_weight
+    if isinstance(w, bool) or not isinstance(w, int | float) or not w >= 0:
+        raise ValueError(f"classifier_weight must be a number >= 0, got {w!r}")
+    if noise.per_coordinate and classifier_weight > 0:
+        raise ValueError(
+            "under the per-pixel reading (per_coordinate: true) every pixel draws its own "
+            "component, which Alg. 1's K-way classifier cannot predict; set "
+            f"loss.options.classifier_weight: 0 (got {classifier_weight})"
+        )

@@ -156,6 +156,11 @@ def models_of(cfg: RunConfig, schedule) -> tuple[nn.Module, nn.Module, Any]:
             f"loss.name = 'gm_ddpm' trains a GM-DDPM network (eps net + component classifier); "
             f"model.net = {cfg.model.net!r} is not one (choose a gm_ddpm_* config)"
         )
+    if cfg.loss.name == "gm_ddpm":  # the per-pixel reading has no classifier: refuse now
+        from gmdiff.losses import check_gm_ddpm_classifier, gm_ddpm_loss
+
+        default = inspect.signature(gm_ddpm_loss).parameters["classifier_weight"].default
+        check_gm_ddpm_classifier(net_cfg.noise, cfg.loss.options.get("classifier_weight", default))
     if cfg.loss.name in ("eps", "smd", "gm_ddpm"):
         if cfg.model.precond != "vp":
             raise ValueError(
@@ -255,7 +260,9 @@ class Run:
         a plateau; a log of one window gives no trend)."""
         out = {"steps": self.cfg.train.steps, "ema_init_share": ema_init_share(self.cfg.train)}
         log = Path(self.cfg.out_dir or ".") / LOG
-        records = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+        records = (
+            [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+        )
         if records:
             final = records[-1]["loss"]
             half = min(records, key=lambda r: abs(r["step"] - self.cfg.train.steps / 2))
