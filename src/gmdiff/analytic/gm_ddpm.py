@@ -18,7 +18,8 @@ gamma_{t,j} = 1 - ab_t (Eq. 24). Everything is float64 torch; t is the step inde
 * :func:`sample_marginal`: x_t, eps and the path i_{1:t} in one shot (Alg. 1, lines 3-4).
 * :func:`posterior`: q(x_{t-1} | x_t, x_0, i_{1:t}) = N(mean, var I) (Eqs. 29-30);
   :func:`mean_from_eps`: the eps parameterisation of Eq. 9 / 36, which equals that mean
-  when given the true eps (Eqs. 8 / 35).
+  when given the true eps (Eqs. 8 / 35); :func:`reverse_variances`: the reverse step's
+  variance, sigma_t^2 of Eq. 30 or sigma-tilde_t^2 of Eq. 34.
 
 Grouping of the paths. Eq. 4 sums over all K^t paths i_{1:t}; paths with the same offset
 sum give the same component, so the mixture is indexed by the atoms of S. These are
@@ -337,6 +338,51 @@ def mean_from_eps(
     coef = beta * math.sqrt(float(g[t])) / (beta + alpha * float(g[t - 1]))
     offset = 0.0 if i_t is None else math.sqrt(beta) * noise.offset(i_t, x_t)
     return (x_t - offset - coef * eps) / math.sqrt(alpha)
+
+
+def reverse_variances(
+    schedule: DiscreteVP, noise: OffsetMixtureNoise, like: Tensor, variance: str = "eq30"
+) -> Tensor:
+    """The variance per coordinate of the reverse step t = 1..T, entry t of a (T + 1,)
+    float64 tensor (entry 0 unused, 0).
+
+    ``"eq30"``: sigma_t^2 = beta_t gamma_{t-1} / (beta_t + alpha_t gamma_{t-1}), the variance
+    of q(x_{t-1} | x_t, x_0, i_{1:t}) (GM-DDPM paper, Eq. 30), which every path shares.
+
+    ``"eq34"``: sigma-tilde_t^2(i_t), the variance that Algs. 2-5 write, in the approximate
+    form of the last line of Eq. 34:
+
+        sigma_t^2 + beta_t^2 / (beta_t + alpha_t gamma_{t-1})^2 * [gamma_{t-1} E_k|mu_k|^2
+            + ((sum_{j<t} sqrt(gamma_{t-1,j}))^2 - gamma_{t-1}) |E_k mu_k|^2] / D.
+
+    The division by D, the number of coordinates of ``like``'s samples, is ours: Eq. 34 adds
+    the squared norms to the variance of one coordinate (Sigma_theta = sigma_t^2(k) I), and
+    sigma_t^2 + E|mu - mu~|^2 / D is the isotropic variance that minimises the expected KL
+    of Eq. 31 written out in D dimensions; it makes every reading of the scalar means give
+    one coordinate the same variance (mu_k = c_k u: E|mu_k|^2 = E[c^2] |u|^2, |E mu_k|^2 =
+    E[c]^2 |u|^2; under the per-pixel reading each coordinate is such a 1-D problem). The
+    bracket is the prior second moment of sum_{j<t} sqrt(gamma_{t-1,j}) mu_{i_j}, which the
+    "~=" of Eq. 34 puts for its posterior variance given (x_t, x_0, i_t); it is that
+    moment, not a variance (it keeps (sum_j sqrt(gamma_{t-1,j}))^2 |E mu|^2), and the two
+    agree when E_k mu_k = 0, as for Sec. 4.1's means. sigma-tilde_t does not depend on i_t.
+    """
+    if variance not in ("eq30", "eq34"):
+        raise ValueError(f"variance must be 'eq30' or 'eq34', got {variance!r}")
+    b = schedule.betas.to(F64)
+    g = gamma_total(schedule)
+    denom = b + (1.0 - b) * g[:-1]  # beta_t + alpha_t gamma_{t-1}, t = 1..T
+    var = torch.zeros(schedule.T + 1, dtype=F64)
+    var[1:] = b * g[:-1] / denom
+    if variance == "eq30":
+        return var
+    u = noise.unit_vector(like[:1].to(F64))
+    per_coord = float((u * u).sum()) / u.numel()  # |u|^2 / D
+    e_c = float((noise.probs * noise.values).sum())
+    e_c2 = float((noise.probs * noise.values**2).sum())
+    roots = gamma_matrix(schedule).sqrt().sum(1)[:-1]  # sum_{j<t} sqrt(gamma_{t-1,j})
+    bracket = g[:-1] * e_c2 + (roots**2 - g[:-1]) * e_c**2
+    var[1:] += b**2 / denom**2 * bracket * per_coord
+    return var
 
 
 # --------------------------------------------------------------------------------------
