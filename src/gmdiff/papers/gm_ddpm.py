@@ -329,15 +329,32 @@ SOLVER_RUNS = tuple(TABLE_RUNS)[3:]
 TABLE_CONFIGS = {"ci": "gm_ddpm_digits.yaml", "full": "gm_ddpm_cifar10.yaml"}
 
 
-def table_config(profile: str, lam: float, seed: int, sets: Sequence[str] = ()):
+#: The readings of the paper's scalar means mu_k = lam * mu_base_k (Sec. 4.1) as overrides of
+#: the table configs (:mod:`gmdiff.nets.gm_ddpm`): ``shared`` is the files' own (every
+#: pixel shifted by the same mu_k) and adds nothing, so its runs keep their cache; ``unit``
+#: shifts along 1 / sqrt(D); ``per_pixel`` draws a component per pixel and, having no
+#: K-way classifier, trains without Alg. 1's classifier term.
+READINGS: dict[str, tuple[str, ...]] = {
+    "shared": (),
+    "unit": ("model.overrides.direction=unit",),
+    "per_pixel": ("model.overrides.per_coordinate=true", "loss.options.classifier_weight=0"),
+}
+
+
+def table_config(
+    profile: str, lam: float, seed: int, sets: Sequence[str] = (), reading: str = "shared"
+):
     """The run of the tables for offset scale ``lam`` (0 = DDPM: the same network, loss
-    and schedule with every mean 0, Sec. 4.3) and training seed ``seed``: TABLE_CONFIGS
-    [profile] with ``sets`` (``key=value`` overrides, e.g. the data folder) applied."""
+    and schedule with every mean 0, Sec. 4.3), training seed ``seed`` and reading
+    ``reading`` of the means (:data:`READINGS`): TABLE_CONFIGS[profile] with ``sets``
+    (``key=value`` overrides, e.g. the data folder) applied."""
     from gmdiff.config import load_config
 
     if profile not in TABLE_CONFIGS:
         raise ValueError(f"profile must be one of {sorted(TABLE_CONFIGS)}, got {profile!r}")
-    overrides = [*sets, f"model.overrides.lam={lam}", f"train.seed={seed}"]
+    if reading not in READINGS:
+        raise ValueError(f"reading must be one of {list(READINGS)}, got {reading!r}")
+    overrides = [*sets, *READINGS[reading], f"model.overrides.lam={lam}", f"train.seed={seed}"]
     return load_config(CONFIG_DIR / TABLE_CONFIGS[profile], overrides)
 
 
@@ -347,14 +364,15 @@ def train_table_models(
     seeds: Sequence[int],
     sets: Sequence[str] = (),
     cache_dir=None,
+    reading: str = "shared",
 ) -> dict[tuple[float, int], object]:
-    """{(lam, seed): :class:`gmdiff.runs.Run`} for every lam and seed, each trained once
-    (cached; the missing ones side by side, :func:`gmdiff.runs.load_or_train_many`) and
-    loaded with its EMA weights."""
+    """{(lam, seed): :class:`gmdiff.runs.Run`} for every lam and seed under ``reading``,
+    each trained once (cached; the missing ones side by side,
+    :func:`gmdiff.runs.load_or_train_many`) and loaded with its EMA weights."""
     from gmdiff import runs
 
     keys = [(lam, s) for lam in lams for s in seeds]
-    jobs = [(table_config(profile, lam, s, sets), "gmd-tables") for lam, s in keys]
+    jobs = [(table_config(profile, lam, s, sets, reading), "gmd-tables") for lam, s in keys]
     return dict(zip(keys, runs.load_or_train_many(jobs, cache_dir=cache_dir), strict=True))
 
 
