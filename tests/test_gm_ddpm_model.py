@@ -18,9 +18,12 @@ from gmdiff import samplers
 from gmdiff.analytic.gm_ddpm import (
     ExactGMDDPM,
     gamma_matrix,
+    gamma_total,
+    mean_from_eps,
     offset_coefficients,
     offset_laws,
     offset_sum,
+    reverse_variances,
     sample_marginal,
 )
 from gmdiff.cli import main
@@ -28,10 +31,11 @@ from gmdiff.config import load_config
 from gmdiff.data import isotropic_gmm, ring2d
 from gmdiff.losses import gm_ddpm_loss
 from gmdiff.nets import GMDDPMNet, VPPrecond, build_net, count_params, get_config
-from gmdiff.noise import OffsetMixtureNoise
+from gmdiff.noise import GM_DDPM_BASE, OffsetMixtureNoise
 from gmdiff.runs import loss_of as _loss
 from gmdiff.runs import models_of as _models
 from gmdiff.runs import schedule_of as _schedule
+from gmdiff.samplers.base import call_denoiser
 from gmdiff.samplers.gm_ddpm import STRATEGIES, mixture_prior
 from gmdiff.schedules import DiscreteVP, denoiser_to_eps
 from gmdiff.train import TrainConfig, Trainer
@@ -373,3 +377,212 @@ def test_ode_solvers_with_the_exact_model_recover_the_ring_at_lam_zero_only(solv
     assert abs(float(radii[0].median()) - 2.0) < 0.05
     assert float((radii[0] - 2).abs().mean()) < 0.15
     assert float((radii[1] - 2).abs().mean()) > 0.5
+
+
+# --------------------------------------------------------------------------------------
+# The reverse variance: Eq. 30 or Eq. 34
+# --------------------------------------------------------------------------------------
+
+SKEW = (0.1, 0.4, 0.05, 0.2, 0.05, 0.15, 0.05)  # E[mu_base] = 0.735: |E mu|^2 of Eq. 34 is live
+READING_KW = {"shared": {}, "unit": {"direction": "unit"}, "per_pixel": {"per_coordinate": True}}
+
+
+def eq34_by_hand(betas: torch.Tensor, t: int, mus: torch.Tensor, probs) -> tuple[float, float]:
+    """(sigma-tilde_t^2, the bracket / D) from the last line of Eq. 34, per coordinate,
+    for the means ``mus`` (K, D) written out; gammas as the products of Eq. 3."""
+    b = betas.tolist()
+
+    def g(s: int, j: int) -> float:  # gamma_{s,j}
+        return b[j - 1] * math.prod(1 - b[k - 1] for k in range(j + 1, s + 1))
+
+    g_prev, g_t = sum(g(t - 1, j) for j in range(1, t)), sum(g(t, j) for j in range(1, t + 1))
+    roots = sum(math.sqrt(g(t - 1, j)) for j in range(1, t))
+    w = torch.as_tensor(probs, dtype=F64)
+    e_norm2 = float((w * (mus**2).sum(1)).sum())  # E_k |mu_k|^2
+    norm_e2 = float(((w[:, None] * mus).sum(0) ** 2).sum())  # |E_k mu_k|^2
+    D = mus.shape[1]
+    bracket = (g_prev * e_norm2 + (roots**2 - g_prev) * norm_e2) / D
+    beta, alpha = b[t - 1], 1 - b[t - 1]
+    return beta * g_prev / g_t + beta**2 / (beta + alpha * g_prev) ** 2 * bracket, bracket
+
+
+def written_means(reading: str, lam: float, D: int) -> torch.Tensor:
+    """mu_k (K, D) of each reading (per-pixel: the 1-D problem of one coordinate, D = 1)."""
+    c = lam * torch.tensor(GM_DDPM_BASE, dtype=F64)[:, None]
+    if reading == "per_pixel":
+        return c
+    return c * torch.ones(1, D, dtype=F64) / (math.sqrt(D) if reading == "unit" else 1.0)
+
+
+@pytest.mark.parametrize("reading", ["shared", "unit", "per_pixel"])
+def test_eq34_variance_is_the_papers_formula_and_eq30_the_posterior_variance(reading):
+    sch = DiscreteVP.linear(20, 1e-3, 0.2)
+    like = torch.zeros(1, 1, 2, 2, dtype=F64)
+    noise = OffsetMixtureNoise(0.7, GM_DDPM_BASE, SKEW, **READING_KW[reading])
+    tilde = reverse_variances(sch, noise, like, "eq34")
+    post = reverse_variances(sch, noise, like, "eq30")
+    mus = written_means(reading, 0.7, 4)
+    for t in range(1, sch.T + 1):
+        want, _ = eq34_by_hand(sch.betas, t, mus, SKEW)
+        assert math.isclose(float(tilde[t]), want, rel_tol=1e-12, abs_tol=1e-15), t
+        ab = torch.cumprod(1 - sch.betas.to(F64), 0)
+        ab_prev = float(ab[t - 2]) if t > 1 else 1.0
+        eq30 = float(sch.betas[t - 1]) * (1 - ab_prev) / (1 - float(ab[t - 1]))
+        assert math.isclose(float(post[t]), eq30, rel_tol=1e-12, abs_tol=1e-15), t
+    assert float(tilde[1]) == 0.0 and (tilde[2:] > post[2:]).all()
+
+
+@pytest.mark.parametrize("reading", ["shared", "per_pixel"])
+def test_eq34_bracket_is_the_prior_second_moment_of_the_earlier_offsets(reading):
+    """Monte Carlo: E|sum_{j<t} sqrt(gamma_{t-1,j}) mu_{i_j}|^2 / D over paths drawn as the
+    loss draws them equals the bracket of Eq. 34; the bracket with the variance instead of
+    the second moment (|E sum|^2 subtracted) does not."""
+    sch, t, n = DiscreteVP.linear(20, 1e-3, 0.2), 12, 20_000
+    noise = OffsetMixtureNoise(0.7, GM_DDPM_BASE, SKEW, **READING_KW[reading])
+    x0 = torch.zeros(n, 1, 2, 2, dtype=F64)
+    x, eps, _ = sample_marginal(x0, t - 1, sch, noise, gen(3))
+    offsets = x - float(gamma_total(sch)[t - 1].sqrt()) * eps
+    m2 = (offsets**2).flatten(1).mean(1)  # |offsets|^2 / D per sample
+    _, bracket = eq34_by_hand(sch.betas, t, written_means(reading, 0.7, 4), SKEW)
+    se = float(m2.std()) / math.sqrt(n)
+    assert abs(float(m2.mean()) - bracket) < 4.5 * se
+    e_sum = (
+        float(offset_coefficients(sch, t - 1).sum())
+        * 0.7
+        * sum(w * b for w, b in zip(SKEW, GM_DDPM_BASE, strict=True))
+    )
+    assert abs(float(m2.mean()) - (bracket - e_sum**2)) > 10 * se
+
+
+def test_eq34_is_84_percent_above_eq30_at_lam_one_on_the_digits_schedule():
+    """configs/gm_ddpm_digits.yaml's schedule at lam = 1 (E[mu_base] = 0, E[mu_base^2] = 1):
+    sigma-tilde_t^2 / sigma_t^2 = 1 + beta_t / gamma_t, largest at t = 2; lam = 0: equal."""
+    sch, like = DiscreteVP.linear(50, 2e-3, 0.4), torch.zeros(1, 1, 8, 8)
+    ratio = (
+        reverse_variances(sch, OffsetMixtureNoise(1.0), like, "eq34")[2:]
+        / reverse_variances(sch, OffsetMixtureNoise(1.0), like, "eq30")[2:]
+    )
+    b = sch.betas.to(F64)
+    assert int(ratio.argmax()) == 0  # t = 2
+    assert math.isclose(
+        float(ratio[0]), 1 + float(b[1] / (b[1] + (1 - b[1]) * b[0])), rel_tol=1e-12
+    )
+    assert 1.83 < float(ratio.max()) < 1.84
+    zero = OffsetMixtureNoise(0.0)
+    torch.testing.assert_close(
+        reverse_variances(sch, zero, like, "eq34"), reverse_variances(sch, zero, like, "eq30")
+    )
+
+
+def _by_hand_sampler(d, sch, x_T, noise, var, g):
+    """Alg. 3 written out: x_{t-1} = mu_theta(x_t, t) (Eq. 9, no offset) + sqrt(var[t]) z."""
+    alpha, sigma = sch.alpha(torch.arange(sch.T + 1)), sch.sigma(torch.arange(sch.T + 1))
+    x = x_T
+    for t in range(sch.T, 0, -1):
+        eps = denoiser_to_eps(
+            call_denoiser(d, x, alpha[t], sigma[t]), x, float(sigma[t]), float(alpha[t])
+        )
+        x = mean_from_eps(x, eps, t, None, sch, noise)
+        if t > 1:
+            x = x + math.sqrt(var[t]) * torch.randn(x.shape, generator=g, dtype=x.dtype)
+    return x
+
+
+def test_sampler_variance_option_eq30_is_unchanged_and_eq34_is_used():
+    sch, _, d = _exact(1.0)
+    noise = d.net.noise
+    x_T = torch.randn(200, 2, generator=gen(1), dtype=F64)
+    run = partial(samplers.gm_ddpm, d, sch, x_T, sch.T, strategy="ddpm")
+    default, eq30, eq34 = (
+        run(generator=gen(2)),
+        run(generator=gen(2), variance="eq30"),
+        run(generator=gen(2), variance="eq34"),
+    )
+    assert torch.equal(default, eq30)
+    ab = torch.cat([torch.ones(1, dtype=F64), torch.cumprod(1 - sch.betas.to(F64), 0)])
+    v30 = [0.0] + [float(sch.betas[t - 1] * (1 - ab[t - 1]) / (1 - ab[t])) for t in range(1, 11)]
+    mus = written_means("shared", 1.0, 2)
+    v34 = [0.0] + [eq34_by_hand(sch.betas, t, mus, noise.probs)[0] for t in range(1, 11)]
+    torch.testing.assert_close(eq30, _by_hand_sampler(d, sch, x_T, noise, v30, gen(2)))
+    torch.testing.assert_close(eq34, _by_hand_sampler(d, sch, x_T, noise, v34, gen(2)))
+    assert float((eq34 - eq30).abs().max()) > 1e-2
+    with pytest.raises(ValueError, match="variance must be one of"):
+        run(generator=gen(2), variance="eq35")
+
+
+# --------------------------------------------------------------------------------------
+# The per-pixel reading: no classifier, per-pixel components
+# --------------------------------------------------------------------------------------
+
+
+def test_per_pixel_network_and_loss_have_no_classifier():
+    sch = DiscreteVP.cosine(T=20)
+    net = build_net(get_config("gm_ddpm_toy_mlp", lam=1.0, per_coordinate=True), seed=0)
+    assert net.classifier is None and net.noise.per_coordinate
+    x0 = ring2d().sample(64, generator=gen(0)).float()
+    with pytest.raises(ValueError, match="K-way classifier cannot predict"):
+        gm_ddpm_loss(net, x0, sch, generator=gen(5))
+    with pytest.raises(ValueError, match="K-way classifier"):
+        net.logits(x0, torch.zeros(64))
+    out = gm_ddpm_loss(net, x0, sch, generator=gen(5), classifier_weight=0.0)
+    assert set(out) == {"eps", "loss"}
+    g = gen(5)
+    n = torch.randint(1, 21, (64,), generator=g)
+    x_n, eps, paths = sample_marginal(x0, n, sch, net.noise, g)
+    assert paths.shape == (64, int(n.max()), 2)  # a component per coordinate and step
+    manual = ((net(x_n, n - 1) - eps) ** 2).mean()
+    assert torch.allclose(manual, out["eps"], atol=1e-6) and torch.equal(out["loss"], out["eps"])
+    with pytest.raises(ValueError, match="per_coordinate must be true or false"):
+        get_config("gm_ddpm_toy_mlp", per_coordinate="yes")
+
+
+def test_per_pixel_sampler_refuses_the_classifier_strategies_and_runs_the_others():
+    sch = DiscreteVP.cosine(T=10)
+    net = build_net(get_config("gm_ddpm_toy_mlp", lam=1.0, per_coordinate=True), seed=0)
+    d = VPPrecond(net, sch).double()
+    x_T = torch.randn(16, 2, generator=gen(1), dtype=F64)
+    for s in ("standard", "posterior"):
+        with pytest.raises(ValueError, match="reads i_t from a K-way classifier"):
+            samplers.gm_ddpm(d, sch, x_T, sch.T, strategy=s)
+    for s in ("ddpm", "keep_mu", "random"):
+        for v in ("eq30", "eq34"):
+            x = samplers.gm_ddpm(d, sch, x_T, sch.T, generator=gen(0), strategy=s, variance=v)
+            assert torch.isfinite(x).all()
+
+
+def test_per_pixel_mixture_prior_has_the_covariance_of_alg2_line1():
+    """Per-pixel: E[mu mu^T] = Var(c) diag(u^2) + E[c]^2 u u^T (E[c] != 0 here), against
+    the shared reading's E[c^2] u u^T, which the draws reject."""
+    sch = DiscreteVP.cosine(T=10)
+    noise = OffsetMixtureNoise(1.0, GM_DDPM_BASE, SKEW, per_coordinate=True)
+    x = mixture_prior(torch.randn(200_000, 3, generator=gen(0), dtype=F64), sch, noise)
+    w, c = torch.tensor(SKEW, dtype=F64), torch.tensor(GM_DDPM_BASE, dtype=F64)
+    ec, ec2 = float((w * c).sum()), float((w * c**2).sum())
+    g_T, one = 1 - float(sch.alpha_bar[-1]), torch.ones(3, 3, dtype=F64)
+    want = torch.eye(3, dtype=F64) + g_T * ((ec2 - ec**2) * torch.eye(3, dtype=F64) + ec**2 * one)
+    assert (torch.cov(x.T) - want).abs().max() < 0.05  # sampling error ~ 0.01
+    shared = torch.eye(3, dtype=F64) + g_T * ec2 * one
+    assert (torch.cov(x.T) - shared).abs().max() > 0.5
+
+
+@pytest.mark.parametrize("reading", ["shared", "unit", "per_pixel"])
+def test_cli_trains_and_samples_under_each_reading(reading, tmp_path, capsys):
+    """Each reading of gmdiff.papers.gm_ddpm.READINGS, as --set overrides of the toy config:
+    a few training steps, then Alg. 5 with Eq. 34's variance and Alg. 3."""
+    from gmdiff.papers.gm_ddpm import READINGS
+
+    sets = [*READINGS[reading], f"out_dir={tmp_path}", "train.steps=5", "train.ckpt_every=5"]
+    sets += ["sample.n=20", "sample.options.strategy=random", "sample.options.variance=eq34"]
+    args = ["--config", str(CONFIGS / "gm_ddpm_toy.yaml")] + [x for s in sets for x in ("--set", s)]
+    assert main(["train", *args]) == 0
+    cfg = load_config(tmp_path / "config.yaml")
+    trained, _, _ = _models(cfg, _schedule(cfg))
+    assert trained.noise.per_coordinate == (reading == "per_pixel")
+    assert trained.noise.direction == ("unit" if reading == "unit" else "ones")
+    assert (trained.classifier is None) == (reading == "per_pixel")
+    assert main(["sample", *args]) == 0
+    record = torch.load(tmp_path / "samples.pt", weights_only=True)
+    assert record["samples"].shape == (20, 2) and torch.isfinite(record["samples"]).all()
+    assert record["options"]["variance"] == "eq34"
+    assert main(["sample", *args, "--set", "sample.options={strategy: ddpm}"]) == 0
+    capsys.readouterr()

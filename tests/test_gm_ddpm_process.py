@@ -15,7 +15,10 @@ independently of gmdiff.analytic.gm_ddpm:
     chain's own eps;
 (c) planted errors (gamma recursions without alpha or with alpha one step off, gamma_t
     without alpha, offsets weighted by gamma_{t,j} instead of its root, the other reading
-    of the offset direction) make each check fail.
+    of the offset direction) make each check fail;
+(d) each reading of the scalar means that a run config names (shared, unit, per-pixel:
+    :data:`gmdiff.papers.gm_ddpm.READINGS`), drawn on image-shaped data by the training
+    loss's one-shot draw, against its exact mean and covariance and its exact law.
 """
 
 import functools
@@ -123,9 +126,7 @@ def projection_law(m: gm_ddpm.OffsetMarginal):
 def mixture_cdf(y: torch.Tensor, law) -> torch.Tensor:
     mu, var, w = law
     sd = var.sqrt()
-    out = [
-        (w * torch.special.ndtr((c[:, None] - mu) / sd)).sum(1) for c in y.split(2000)
-    ]
+    out = [(w * torch.special.ndtr((c[:, None] - mu) / sd)).sum(1) for c in y.split(2000)]
     return torch.cat(out)
 
 
@@ -152,7 +153,7 @@ def distribution_check(x: torch.Tensor, m: gm_ddpm.OffsetMarginal) -> dict[str, 
         "z_mean_u": (float(y.mean()) - mean) / math.sqrt(var / n) / Z_TOL,
         "z_var_u": (float(y.var()) - var) / math.sqrt((m4 - var**2) / n) / Z_TOL,
     }
-    if x.shape[1] > 1:  # across u: N(sqrt(ab_t) x_0 . w, gamma_t)
+    if x.shape[1] == 2:  # across u: N(sqrt(ab_t) x_0 . w, gamma_t)
         w = torch.tensor([-float(uh[1]), float(uh[0])], dtype=F64)
         yp, v = x @ w, m.noise_std**2
         out["z_mean_perp"] = (float(yp.mean()) - float(m.mean @ w)) / math.sqrt(v / n) / Z_TOL
@@ -619,3 +620,84 @@ def test_printed_eq22_mean_does_not_check_out():
     assert ((xs[5].mean(0) - float(ab[5]) * x0).abs() / se).max() > 5 * Z_TOL
     eq21 = math.prod(math.sqrt(float(ab[k])) for k in range(1, 6)) * x0
     assert ((xs[5].mean(0) - eq21).abs() / se).max() > 5 * Z_TOL
+
+
+# -- (d) the readings of the scalar means, as a run config names them ------------------------
+
+
+def reading_noise(reading: str, lam: float = 1.0) -> OffsetMixtureNoise:
+    """The forward noise of configs/gm_ddpm_toy.yaml under ``reading`` (the net config's)."""
+    from gmdiff.config import load_config
+    from gmdiff.nets import get_config
+    from gmdiff.papers.gm_ddpm import CONFIG_DIR, READINGS
+
+    sets = [*READINGS[reading], f"model.overrides.lam={lam}"]
+    cfg = load_config(CONFIG_DIR / "gm_ddpm_toy.yaml", sets)
+    return get_config(cfg.model.net, **cfg.model.overrides).noise
+
+
+X4 = torch.tensor([0.7, -1.2, 0.3, 1.5], dtype=F64).reshape(1, 1, 2, 2)  # one 2x2 "image"
+
+
+def exact_moments(reading: str, t: int, sched: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """E and Cov of x_t given x_0 = X4 (flattened, D = 4) from Eq. 3 with product gammas and
+    the means written out: shared mu_k = lam b_k (1, 1, 1, 1), unit mu_k = lam b_k / 2
+    (1, 1, 1, 1); per-pixel: coordinate d gets its own lam b_{i_{j,d}}, independently."""
+    s = SCHEDULES[sched]
+    G = gamma_by_products(s.betas[:t])[t, 1:]
+    ab = float(torch.cumprod(1 - s.betas.to(F64), 0)[t - 1])
+    c = torch.tensor(GM_DDPM_BASE, dtype=F64)  # lam = 1
+    w = torch.tensor((0.4, 0.15, 0.15, 0.1, 0.1, 0.05, 0.05), dtype=F64)
+    ec, vc = float((w * c).sum()), float((w * c**2).sum() - (w * c).sum() ** 2)
+    u = torch.full((4,), 0.5 if reading == "unit" else 1.0, dtype=F64)
+    mean = math.sqrt(ab) * X4.flatten() + ec * float(np.sqrt(G).sum()) * u
+    spread = torch.diag(u * u) if reading == "per_pixel" else torch.outer(u, u)
+    return mean, (1 - ab) * torch.eye(4, dtype=F64) + vc * float(G.sum()) * spread
+
+
+def moment_z(x: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor) -> float:
+    """The largest |z| of the sample mean and of the sample covariance entries of x (n, D)
+    against ``mean`` and ``cov`` (standard errors from the samples), divided by Z_TOL."""
+    n = x.shape[0]
+    z_mean = (x.mean(0) - mean) / torch.sqrt(torch.diagonal(cov) / n)
+    xc = x - x.mean(0)
+    prod = xc[:, :, None] * xc[:, None, :]  # (n, D, D)
+    z_cov = (prod.mean(0) - cov) / (prod.std(0) / math.sqrt(n))
+    return max(float(z_mean.abs().max()), float(z_cov.abs().max())) / Z_TOL
+
+
+READING_CASES = [("T5", t) for t in (1, 3, 5)] + [("lin50", 25)]
+OTHER_READING = {"shared": "per_pixel", "unit": "shared", "per_pixel": "shared"}
+
+
+@pytest.mark.parametrize("sched,t", READING_CASES)
+@pytest.mark.parametrize("reading", ["shared", "unit", "per_pixel"])
+def test_each_reading_draws_its_exact_marginal(reading, sched, t):
+    """x_t given x_0 drawn as the loss draws it (:func:`gm_ddpm.sample_marginal`) from 2x2
+    images with the config's noise: the closed form has the exact mean and covariance of
+    Eq. 3 (computed here from the means written out); the draws match those moments and
+    the exact law (shared, unit: the mixture of Eq. 4 along u; per-pixel: an independent
+    1-D mixture per coordinate); the other reading's covariance is rejected."""
+    s, nz = SCHEDULES[sched], reading_noise(reading)
+    assert nz.per_coordinate == (reading == "per_pixel")
+    mean, cov = exact_moments(reading, t, sched)
+    n = N_SIM if t <= 5 else N_SIM // 2
+    xt, _eps, paths = gm_ddpm.sample_marginal(X4.expand(n, 1, 2, 2), t, s, nz, gen(11))
+    x = xt.flatten(1)
+    assert paths.shape == ((n, t, 1, 2, 2) if reading == "per_pixel" else (n, t))
+    if reading == "per_pixel":
+        for d in range(4):
+            m = gm_ddpm.marginal(X4.flatten()[d : d + 1], t, s, nz)
+            torch.testing.assert_close(m.mean, mean[d : d + 1], rtol=1e-10, atol=1e-12)
+            torch.testing.assert_close(m.cov, cov[d : d + 1, d : d + 1], rtol=1e-10, atol=1e-12)
+            res = distribution_check(x[:, d : d + 1], m)
+            assert worst(res) <= 1, (d, res)
+    else:
+        m = gm_ddpm.marginal(X4.flatten(), t, s, nz)
+        torch.testing.assert_close(m.mean, mean, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(m.cov, cov, rtol=1e-10, atol=1e-12)
+        res = distribution_check(x, m)  # along u
+        assert worst(res) <= 1, res
+    assert moment_z(x, mean, cov) <= 1
+    _, wrong = exact_moments(OTHER_READING[reading], t, sched)
+    assert moment_z(x, mean, wrong) > 1

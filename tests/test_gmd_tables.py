@@ -35,6 +35,25 @@ def test_table_config_sets_lambda_seed_and_profile():
         P.table_config("paper", 0.2, 0)
 
 
+def test_table_config_readings_of_the_means():
+    """reading="shared" is the files' own (same run hash, so cached models stay); unit and
+    per_pixel change the net config (per-pixel: no classifier, classifier term off)."""
+    from gmdiff.config import sha
+
+    cfgs = {r: P.table_config("ci", 0.2, 0, reading=r) for r in P.READINGS}
+    assert sha(cfgs["shared"]) == sha(P.table_config("ci", 0.2, 0))
+    assert len({sha(c) for c in cfgs.values()}) == 3
+    for reading, cfg in cfgs.items():
+        run = runs.build(cfg)
+        assert run.trained.noise.direction == ("unit" if reading == "unit" else "ones")
+        assert run.trained.noise.per_coordinate == (reading == "per_pixel")
+        assert (run.trained.classifier is None) == (reading == "per_pixel")
+        assert cfg.model.overrides["lam"] == 0.2 and cfg.train.seed == 0
+    assert cfgs["per_pixel"].loss.options["classifier_weight"] == 0
+    with pytest.raises(ValueError, match="reading must be one of"):
+        P.table_config("ci", 0.2, 0, reading="pixel")
+
+
 def test_full_profile_builds_the_paper_sized_network():
     """configs/gm_ddpm_cifar10.yaml: the DDPM CIFAR-10 U-Net (Ho et al.: 35.7M parameters)
     plus the classifier MLP on the 3,072 pixels; built on the CPU, not trained."""
