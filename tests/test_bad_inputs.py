@@ -529,6 +529,53 @@ cli(
     sets=["sample.options={{gaussian: data}}"],
 )
 
+# -- GM-DDPM: the reading of the means, the reverse variance ----------------------------------
+GM_DDPM = ["model.net=gm_ddpm_toy_mlp", "model.precond=vp", "loss.name=gm_ddpm",
+           "schedule.name=ddpm_cosine", "schedule.options={{T: 4}}"]  # fmt: skip
+cli(
+    "train",
+    "gm-ddpm-per-coordinate-word",
+    "`model.overrides.per_coordinate: maybe` (GM-DDPM)",
+    "per_coordinate must be true or false",
+    "'maybe'",
+    sets=[*GM_DDPM, "model.overrides={{per_coordinate: maybe}}"],
+)
+cli(
+    "train",
+    "gm-ddpm-per-pixel-classifier",
+    "the per-pixel reading (`per_coordinate: true`) with the classifier term of Alg. 1 on",
+    "K-way classifier cannot predict",
+    "set loss.options.classifier_weight: 0 (got 1.0)",
+    sets=[*GM_DDPM, "model.overrides={{per_coordinate: true}}"],
+)
+
+
+def _gm_ddpm_sample(per_coordinate: bool = False, **options):
+    from gmdiff.noise import OffsetMixtureNoise
+    from gmdiff.samplers import gm_ddpm
+    from gmdiff.schedules import DiscreteVP
+
+    noise = OffsetMixtureNoise(per_coordinate=per_coordinate)
+    return gm_ddpm(
+        lambda x, s: x, DiscreteVP.cosine(T=4), torch.zeros(2, 2), 4, noise=noise, **options
+    )
+
+
+lib(
+    "gm-ddpm-variance",
+    "`sample.options.variance: eq35` for gm_ddpm",
+    lambda env: _gm_ddpm_sample(variance="eq35"),
+    "sample.options.variance must be one of ('eq30', 'eq34')",
+    "'eq35'",
+)
+lib(
+    "gm-ddpm-per-pixel-standard",
+    "Alg. 2 (`strategy: standard`) under the per-pixel reading",
+    lambda env: _gm_ddpm_sample(per_coordinate=True),
+    "strategy 'standard' reads i_t from a K-way classifier",
+    "use 'ddpm', 'keep_mu' or 'random'",
+)
+
 
 def damage_samples(make: Callable[[Path], None]) -> Callable[[Env], list[str]]:
     def setup(env: Env) -> list[str]:

@@ -64,8 +64,11 @@ KEYS: dict[str, tuple[str, str]] = {
     # model ------------------------------------------------------------------------------
     "model.net": doc("A network config name in gmdiff.nets.CONFIGS.", ""),
     "model.overrides": doc(
-        "Fields of that network config to change, e.g. {width: 32, depth: 2}.",
-        "",
+        "Fields of that network config to change, e.g. {width: 32, depth: 2}. GM-DDPM nets: "
+        "lam, and the reading of the scalar means: direction ones (every pixel shifted "
+        "alike, the default), direction unit (along 1/sqrt(D)) or per_coordinate: true (a "
+        "component per pixel; no classifier, so loss.options.classifier_weight: 0).",
+        "GM-DDPM: lam 0.2 (Table 3, CIFAR-10); the paper's means are scalars",
     ),
     "model.precond": doc(
         "How the raw network becomes D(x, sigma): edm (c_skip, c_out, c_in, c_noise), ve, "
@@ -84,7 +87,7 @@ KEYS: dict[str, tuple[str, str]] = {
     "loss.options": doc(
         "edm: p_mean, p_std; dsm, eps: noise (`{name: ..., **arguments}`, a model of "
         "gmdiff.noise.NOISES, e.g. {name: gm_sgm, beta: 2}); smd: n_eta, reduction, "
-        "temperature; gm_ddpm: classifier_weight.",
+        "temperature; gm_ddpm: classifier_weight (0 under per_coordinate).",
         "edm: p_mean -1.2, p_std 1.2 (Karras et al. 2022, Table 1)",
     ),
     # schedule ---------------------------------------------------------------------------
@@ -174,7 +177,9 @@ KEYS: dict[str, tuple[str, str]] = {
     "sample.seed": doc("Seeds x_T and every random draw of the sampler.", ""),
     "sample.options": doc(
         "Keyword options of the sampler (see Sampler options below); noise as in "
-        "loss.options; gaussian: data (teleport_heun) fits the data's Gaussian.",
+        "loss.options; gaussian: data (teleport_heun) fits the data's Gaussian; gm_ddpm: "
+        "strategy, and variance eq30 (the posterior variance of one path) or eq34 (the "
+        "sigma-tilde of the GM-DDPM paper's Algs. 2-5).",
         (
             "edm_stochastic: S_churn 40, S_tmin 0.05, S_tmax 50, S_noise 1.003 with 256 steps "
             "(NVlabs/edm, ImageNet-64)"
