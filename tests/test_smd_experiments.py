@@ -124,3 +124,23 @@ def test_relative_config_paths_resolve_from_the_repository(tmp_path, monkeypatch
     assert smd.run_config("smd", T=4).schedule.options["T"] == 4
     with pytest.raises(FileNotFoundError, match="not found"):
         smd.run_config("smd", base="configs/no_such_file.yaml")
+
+
+def test_method_study_gives_one_row_per_number_for_every_table(tmp_path):
+    """The chapter's study at a tiny size: every kernel, T and n_eta has its rows, the
+    control's continuations are its own runs (the cache holds them beside the bank)."""
+    cfg = {"Ts": [5], "steps": 4, "control_steps": 3, "batch": 16, "n_x": 4, "n_y": 4,
+           "n_eta_eval": 3, "n_samples": 32, "n_etas_train": [1, 2]}  # fmt: skip
+    ring = data.ring2d(8, 2.0, 0.1)
+    out = smd.method_study(cfg, ring, seed=0, cache_dir=tmp_path)
+    assert set(out["kl"]["kernel"]) >= set(smd.METHOD_KERNELS) and set(out["kl"]["t"]) == {
+        2,
+        3,
+        4,
+        5,
+    }
+    assert set(out["sw"]["model"]) >= set(smd.METHOD_KERNELS) and (out["sw"]["SW2"] > 0).all()
+    assert list(out["n_eta"]["n_eta"]) == [1, 2]
+    assert {"then SMD (Eq. 15)", "then SMD, min of 4 eta"} <= set(out["control"]["kernel"])
+    assert len(out["adequacy"]) == 3 + 2 and (out["adequacy"]["steps"] == [4, 4, 4, 3, 3]).all()
+    assert len(list(tmp_path.rglob("*-from-*"))) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats as sps
 
@@ -58,3 +59,29 @@ def test_a_number_finer_than_its_noise_is_not_printed():
     assert stats.fmt_mean_ci([181.0, 187.0, 190.0]) == "186 ± 11"
     with pytest.raises(ValueError, match="half-width"):
         stats.fmt(1.0, 0.0)
+
+
+def test_paired_table_matches_seeds_and_computes_each_group_by_hand():
+    """Rows in any order are paired by seed; each group's row is :func:`stats.paired` of
+    that group's differences, printed at its noise level."""
+    a = {0: 1.0, 1: 2.0, 2: 4.0}
+    b = {0: 0.5, 1: 0.4, 2: 0.3}
+    rows = [{"T": T, "model": m, "seed": s, "v": v + T}
+            for T in (5, 10) for m, d in (("A", a), ("B", b)) for s, v in d.items()]  # fmt: skip
+    frame = pd.DataFrame(rows).sample(frac=1.0, random_state=0)  # shuffled
+    table = stats.paired_table(frame, "v", "model", [("A", "B")], by=["T"]).reset_index()
+    ref = stats.paired([1.0, 2.0, 4.0], [0.5, 0.4, 0.3])
+    assert list(table["T"]) == [5, 10] and set(table["seeds"]) == {3}
+    assert set(table["comparison"]) == {"A - B"}
+    expected = stats.fmt_interval(ref["difference"], ref["low"], ref["high"])
+    assert list(table["difference [95 % CI]"]) == [expected, expected]
+    assert list(table["direction"]) == [ref["direction"]] * 2 == ["tied"] * 2
+    with pytest.raises(ValueError, match="every seed"):
+        stats.paired_table(frame.iloc[1:], "v", "model", [("A", "B")], by=["T"])
+
+
+def test_mean_ci_table_is_the_t_interval_per_group():
+    frame = pd.DataFrame({"g": ["x"] * 3 + ["y"] * 3, "v": [1.0, 2.0, 3.0, 10.0, 10.5, 11.0]})
+    table = stats.mean_ci_table(frame, "v", ["g"])
+    assert table.loc["x"] == stats.fmt_mean_ci([1.0, 2.0, 3.0]) == "2.0 ± 2.5"
+    assert table.loc["y"] == stats.fmt_mean_ci([10.0, 10.5, 11.0])

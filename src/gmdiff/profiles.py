@@ -286,6 +286,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "ci": {
             "Ts": [5, 10],
             "steps": 1500,
+            "control_steps": 1500,  # SMD-4's continuation control: min of 4 eta, then Eq. 15
             "batch": 256,
             "n_x": 128,
             "n_y": 128,
@@ -299,6 +300,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "full": {
             "Ts": [2, 5, 10, 20],
             "steps": 20000,
+            "control_steps": 20000,
             "batch": 512,
             "n_x": 1024,
             "n_y": 512,

@@ -44,10 +44,18 @@ def save_results(path: str | Path, meta: dict, **tables: pd.DataFrame) -> None:
     atomic_write(path, json.dumps(out, indent=1, default=float) + "\n")
 
 
-def load_results(path: str | Path) -> tuple[dict, dict[str, pd.DataFrame]]:
-    """(meta, tables) as :func:`save_results` wrote them."""
+def load_results(
+    path: str | Path, profile: str | None = None
+) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """(meta, tables) as :func:`save_results` wrote them; given ``profile``, refuses a run
+    of another profile (a ``ci`` chapter shows stored runs of its own profile only)."""
     raw = json.loads(Path(path).read_text())
     meta = raw.pop("meta")
+    if profile is not None and meta.get("profile") != profile:
+        raise ValueError(
+            f"{path} holds a run of profile {meta.get('profile')!r}, not {profile!r}: rerun "
+            f"the chapter with -p profile {profile} -p results_dir {Path(path).parent}"
+        )
     return meta, {k: pd.DataFrame(rows) for k, rows in raw.items()}
 
 
@@ -57,19 +65,38 @@ def seed_file(chapter: str, seed: int, root: str | Path = ROOT / "seeds") -> Pat
 
 
 def stored_seeds(
-    chapter: str, seeds, root: str | Path = ROOT / "seeds"
+    chapter: str, seeds, root: str | Path = ROOT / "seeds", profile: str | None = None
 ) -> dict[str, pd.DataFrame]:
     """Each table of the chapter's stored seed runs, the seeds' rows concatenated with a
-    ``seed`` column. Refuses, naming the command, when a seed's file is missing."""
+    ``seed`` column. Refuses, naming the command, when a seed's file is missing or (given
+    ``profile``) was run with another profile."""
     parts: dict[str, list[pd.DataFrame]] = {}
     for s in seeds:
         path = seed_file(chapter, s, root)
+        command = (
+            f"python -m papermill notebooks/{chapter}.py out.ipynb -p profile {profile or 'ci'} "
+            f'-p seed {s} -y "seeds: [{s}]" -p results_dir {Path(root)}'
+        )
         if not path.is_file():
-            raise FileNotFoundError(
-                f"{path} is missing: run python -m papermill notebooks/{chapter}.py out.ipynb "
-                f"-p seed {s} -p results_dir {Path(root)}"
-            )
-        _, tables = load_results(path)
+            raise FileNotFoundError(f"{path} is missing: run {command}")
+        _, tables = load_results(path, profile)
         for name, t in tables.items():
             parts.setdefault(name, []).append(t.assign(seed=s))
     return {name: pd.concat(ts, ignore_index=True) for name, ts in parts.items()}
+
+
+def with_stored_seeds(
+    chapter: str,
+    tables: dict[str, pd.DataFrame],
+    seed: int,
+    seeds,
+    profile: str,
+    root: str | Path = ROOT / "seeds",
+) -> dict[str, pd.DataFrame]:
+    """This run's ``tables`` (of seed ``seed``) and the stored runs of the other ``seeds``
+    (:func:`stored_seeds`), each table's rows stacked with a ``seed`` column."""
+    others = stored_seeds(chapter, [s for s in seeds if s != seed], root, profile)
+    return {
+        name: pd.concat([t.assign(seed=seed), others.get(name)], ignore_index=True)
+        for name, t in tables.items()
+    }

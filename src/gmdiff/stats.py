@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
 from gmdiff.metrics import t_interval
 
@@ -80,3 +81,53 @@ def fmt_mean_ci(values: Sequence[float]) -> str:
     mean, _, high = t_interval(values)
     half = high - mean
     return f"{fmt(mean, half)} ± {fmt(half, half)}"
+
+
+def paired_table(
+    per_seed: pd.DataFrame,
+    value: str,
+    column: str,
+    pairs: Sequence[tuple[str, str]],
+    by: Sequence[str] = (),
+    lower_is_better: bool = True,
+) -> pd.DataFrame:
+    """Paired comparisons over seeds as a table: for each group of ``by`` and each
+    (first, second) of ``pairs``, the per-seed differences of ``value`` between the rows
+    whose ``column`` is ``first`` and ``second``, matched by ``seed`` (:func:`paired`).
+    One row each, indexed by the ``by`` keys and the comparison: the number of seeds, the mean difference
+    with its 95 % interval at the interval's noise level, and the direction word (with
+    one seed: its difference, no interval and no word)."""
+    rows = []
+    groups = per_seed.groupby(list(by)) if by else [((), per_seed)]
+    for key, group in groups:
+        wide = group.pivot_table(index="seed", columns=column, values=value)
+        for first, second in pairs:
+            both = wide[[first, second]]
+            if both.isna().to_numpy().any():
+                raise ValueError(f"{first!r} and {second!r} need a {value} for every seed")
+            if len(both) < 2:
+                text, word = f"{float(both[first].iloc[0] - both[second].iloc[0]):+.3g}", "one seed"
+            else:
+                r = paired(both[first], both[second], lower_is_better)
+                text = fmt_interval(r["difference"], r["low"], r["high"])
+                word = r["direction"]
+            rows.append(
+                dict(zip(by, key, strict=True))
+                | {
+                    "comparison": f"{first} - {second}",
+                    "seeds": len(both),
+                    "difference [95 % CI]": text,
+                    "direction": word,
+                }
+            )
+    return pd.DataFrame(rows).set_index([*by, "comparison"])
+
+
+def mean_ci_table(per_seed: pd.DataFrame, value: str, by: Sequence[str]) -> pd.Series:
+    """``value``'s mean ± 95 % t half-width over seeds (:func:`fmt_mean_ci`), per group of
+    ``by`` (with one seed: its value, three digits)."""
+
+    def text(values: pd.Series) -> str:
+        return fmt_mean_ci(values) if len(values) > 1 else f"{float(values.iloc[0]):.3g}"
+
+    return per_seed.groupby(list(by))[value].agg(text).rename(f"{value}, mean ± 95 % CI")

@@ -359,3 +359,87 @@ def digits_fd_table(
             fd = frechet_distance_digits(x.clamp(-1, 1), reference, classifier)
             rows.append({"model": label, "sampler": sampler, "steps": steps, "FD-digits": fd})
     return pd.DataFrame(rows)
+
+
+#: The kernels of the method chapter's SMD-4 table: (kind, n_eta, reduction) of each row.
+METHOD_KERNELS = {
+    "DDPM": ("ddpm", 1, "mean"),
+    "SMD (Eq. 15)": ("smd", 1, "mean"),
+    "SMD, min of 4 eta": ("smd", 4, "min"),
+}
+
+
+def _kernel_config(label: str, T: int, **sizes: Any) -> RunConfig:
+    """The run config of a :data:`METHOD_KERNELS` row at T steps."""
+    kind, n_eta, reduction = METHOD_KERNELS[label]
+    return run_config(kind, T=T, n_eta=n_eta, reduction=reduction, **sizes)
+
+
+def method_study(cfg: dict, gmm, seed: int, cache_dir=None) -> dict[str, pd.DataFrame]:
+    """The SMD method chapter's results for one training seed, as tables (one row per
+    number, so that the seeds' tables stack): ``cfg`` is the chapter's profile
+    (``gmdiff.profiles``, ``smd_method``), ``gmm`` the data.
+
+    * ``kl``: :func:`kernel_table` of the :data:`METHOD_KERNELS` networks at each T of
+      ``cfg["Ts"]`` (column ``T``);
+    * ``adequacy``: their :meth:`gmdiff.runs.Run.adequacy` figures;
+    * ``sw``: :func:`toy_sample_distance` at each T (``T``, ``model``, ``SW2``);
+    * ``n_eta``: SMD (Eq. 15, T = 5) trained with each of ``cfg["n_etas_train"]`` draws:
+      the summed per-step KL and the largest eta spread (SMD paper, Fig. 2b);
+    * ``control``: the continuation control of SMD-4 -- the min-of-4 network at T = 5
+      trained ``cfg["control_steps"]`` further steps under Eq. 15 and, as the reference,
+      under min-of-4 (:func:`gmdiff.runs.load_or_train_from`): does Eq. 15 keep an eta
+      effect the network already has?"""
+    sizes = {"steps": cfg["steps"], "batch_size": cfg["batch"], "seed": seed}
+    evals = {"n_x": cfg["n_x"], "n_y": cfg["n_y"], "n_eta": cfg["n_eta_eval"], "seed": seed}
+    grid = [(T, label) for T in cfg["Ts"] for label in METHOD_KERNELS]
+    bank = [_kernel_config(label, T, **sizes) for T, label in grid]
+    more_etas = [run_config("smd", T=5, n_eta=k, **sizes) for k in cfg["n_etas_train"]]
+    trained_bank = runs.load_or_train_many(
+        [(c, "smd") for c in bank + more_etas], cache_dir=cache_dir
+    )  # the missing ones trained side by side
+    fits = dict(zip(grid, trained_bank, strict=False))
+    kl, sw = [], []
+    for T in cfg["Ts"]:
+        models = {
+            label: (fits[T, label].trained, fits[T, label].denoiser) for label in METHOD_KERNELS
+        }
+        sch = fits[T, "DDPM"].schedule
+        kl.append(kernel_table(models, gmm, sch, **evals).assign(T=T))
+        dist = toy_sample_distance(models, gmm, sch, n=cfg["n_samples"], seed=seed)
+        sw += [{"T": T, "model": k, "SW2": v} for k, v in dist.items()]
+    adequacy = [{"T": T, "kernel": label, **run.adequacy()} for (T, label), run in fits.items()]
+    n_eta = []
+    for k, run in zip(cfg["n_etas_train"], trained_bank[len(grid) :], strict=True):
+        tab = kernel_table({"SMD": (run.trained, run.denoiser)}, gmm, run.schedule, **evals)
+        tab = tab[tab["kernel"] == "SMD"]
+        n_eta.append(
+            {"n_eta": k, "sum of KL": tab["KL"].sum(), "max eta spread": tab["eta spread"].max()}
+        )
+    start = fits[5, "SMD, min of 4 eta"]
+    more = {**sizes, "steps": cfg["control_steps"]}
+    after = {
+        label: runs.load_or_train_from(
+            start, _kernel_config(label, 5, **more), "smd", cache_dir=cache_dir
+        )
+        for label in METHOD_KERNELS
+        if label != "DDPM"
+    }
+    control = kernel_table(
+        {"start (min of 4)": (start.trained, start.denoiser)}
+        | {f"then {label}": (run.trained, run.denoiser) for label, run in after.items()},
+        gmm,
+        start.schedule,
+        **evals,
+    )
+    adequacy += [
+        {"T": 5, "kernel": f"min of 4, then {label}", **run.adequacy()}
+        for label, run in after.items()
+    ]
+    return {
+        "kl": pd.concat(kl, ignore_index=True),
+        "adequacy": pd.DataFrame(adequacy),
+        "sw": pd.DataFrame(sw),
+        "n_eta": pd.DataFrame(n_eta),
+        "control": control,
+    }
