@@ -226,7 +226,8 @@ mse.round(4)
 # trade-off GM-SGM makes at sampling time, where the sampler's noise is Gaussian.
 #
 # Whether a *trained* GM-SGM network approaches this optimum is a separate, learned
-# question; it is taken up by the GM-SGM training chapter (pending).
+# question, answered with trained networks in {ref}`gms-noise-studies` (the ledger's GMS-5
+# row gives the result).
 #
 # ## Verdict
 #
@@ -240,5 +241,5 @@ mse.round(4)
 # mixture $\sum_k p(\beta_k \mid x) D(x; \beta_k\sigma)$ (checked against quadrature to
 # $10^{-10}$ and by Monte Carlo); it differs from the SGM denoiser mostly far from the data,
 # where it takes larger steps. Eq. 13 as printed double-counts $p(x_t \mid \tilde\beta)$;
-# the correct weights are $p(\tilde\beta \mid x_t)$ alone. Comparison with a trained
-# GM-SGM network: pending.
+# the correct weights are $p(\tilde\beta \mid x_t)$ alone. The comparison with trained
+# GM-SGM networks is in {ref}`gms-noise-studies`.
