@@ -151,3 +151,26 @@ def test_paper_cells_read_the_right_tables():
     cells = P.claim_cells(diffs, 0.1)
     assert list(cells.ours) == ["better", "tied"]
     assert list(cells.paper) == ["better", "better"]
+
+
+def test_readings_study_scores_every_reading_and_run_against_ddpm(tmp_path):
+    """Every reading trains its own models (per-pixel without the classifier term) and is
+    sampled with every table run and Eq. 34's variance; each pairs with a DDPM baseline."""
+
+    def score(x):
+        return {"fd": float(x.mean())}
+
+    df = P.readings_study("ci", 0.2, [0], score, n=4, solver_steps=2, sets=TINY, cache_dir=tmp_path)
+    runs = [*P.TABLE_RUNS, P.EQ34_RUN]
+    assert set(df["model"]) == {f"DDPM: {r}" for r in [P.STRATEGY_RUNS[0], *P.SOLVER_RUNS]} | {
+        f"{reading}: {r}" for reading in P.READINGS for r in runs
+    }
+    pairs = dict(P.readings_pairs(sorted(set(df["model"]))))
+    assert pairs["per_pixel: DDIM"] == "DDPM: DDIM"
+    assert pairs[f"unit: {P.EQ34_RUN}"] == f"DDPM: {P.STRATEGY_RUNS[0]}"
+    assert len(pairs) == 3 * len(runs)
+    # three readings at lam = 0.2 plus DDPM: four distinct trained models for the seed
+    assert len(list((tmp_path / "runs").iterdir())) == 4
+    # the readings sample differently from the same x_T
+    fd = df.set_index("model")["fd"]
+    assert len({fd[f"{r}: {P.STRATEGY_RUNS[2]}"] for r in P.READINGS}) == 3

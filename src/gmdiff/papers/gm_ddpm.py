@@ -324,6 +324,10 @@ TABLE_RUNS: dict[str, tuple[str, int | str | None, dict]] = {
 }
 STRATEGY_RUNS = tuple(TABLE_RUNS)[:3]
 SOLVER_RUNS = tuple(TABLE_RUNS)[3:]
+#: Alg. 3 with the reverse variance the paper's algorithms write, sigma-tilde_t of Eq. 34,
+#: in place of Eq. 30's (:mod:`gmdiff.samplers.gm_ddpm`, ``variance``).
+EQ34_RUN = "original (Alg. 3), Eq. 34 variance"
+VARIANCE_RUNS = {EQ34_RUN: ("gm_ddpm", None, {"strategy": "ddpm", "variance": "eq34"})}
 
 #: The table configs per profile: ci = 8x8 digits on the CPU, full = the paper's CIFAR-10.
 TABLE_CONFIGS = {"ci": "gm_ddpm_digits.yaml", "full": "gm_ddpm_cifar10.yaml"}
@@ -377,13 +381,14 @@ def train_table_models(
 
 
 def table_samples(run, name: str, n: int, seed: int, solver_steps: int, batch: int = 1000):
-    """n samples of the trained ``run`` with the table run ``name`` (:data:`TABLE_RUNS`),
+    """n samples of the trained ``run`` with the table run ``name`` (:data:`TABLE_RUNS`,
+    :data:`VARIANCE_RUNS`),
     from x_T ~ N(0, I) drawn by a generator seeded with ``seed`` (so every model and run
     with the same seed starts from the same noise)."""
     from gmdiff.runs import draw_samples
     from gmdiff.samplers import SAMPLERS
 
-    sampler, steps, opts = TABLE_RUNS[name]
+    sampler, steps, opts = (TABLE_RUNS | VARIANCE_RUNS)[name]
     steps = run.schedule.T if steps is None else solver_steps
     return draw_samples(
         run.denoiser, run.schedule, SAMPLERS[sampler], steps, run.shape, n,
@@ -440,6 +445,46 @@ def evaluate_tables(
             x = table_samples(run, name, n, 1000 + s, solver_steps, batch)
             rows.append({"lam": lam, "seed": s, "run": name, **score(x)})
     return pd.DataFrame(rows)
+
+
+def readings_study(
+    profile: str,
+    lam: float,
+    seeds: Sequence[int],
+    score: Callable[[Tensor], dict[str, float]],
+    n: int,
+    solver_steps: int,
+    sets: Sequence[str] = (),
+    batch: int = 1000,
+    cache_dir=None,
+) -> pd.DataFrame:
+    """Tables 1-2 at offset scale ``lam`` under every reading of the paper's scalar means
+    (:data:`READINGS`), each table run plus Alg. 3 with Eq. 34's variance
+    (:data:`VARIANCE_RUNS`), and DDPM (lam = 0) with its own sampler and the solvers as
+    the baseline: one row per (model, seed) with ``model`` = "<reading>: <run>" (DDPM's:
+    "DDPM: <run>") and the scores of :func:`evaluate_tables` (paired by seed: every model
+    of a seed starts from the same x_T)."""
+    ddpm = train_table_models(profile, [0.0], seeds, sets, cache_dir)
+    base = evaluate_tables(ddpm, lambda _: [STRATEGY_RUNS[0], *SOLVER_RUNS], score, n,
+                           solver_steps, batch)  # fmt: skip
+    parts = [base.assign(model="DDPM: " + base["run"])]
+    for reading in READINGS:
+        models = train_table_models(profile, [lam], seeds, sets, cache_dir, reading)
+        table = evaluate_tables(models, lambda _: [*TABLE_RUNS, *VARIANCE_RUNS], score, n,
+                                solver_steps, batch)  # fmt: skip
+        parts.append(table.assign(model=f"{reading}: " + table["run"]))
+    return pd.concat(parts, ignore_index=True)
+
+
+def readings_pairs(models: Sequence[str]) -> list[tuple[str, str]]:
+    """Each non-DDPM model of :func:`readings_study` with its DDPM baseline: the same
+    solver, else DDPM's own sampler (Alg. 3 at lam = 0)."""
+    pairs = []
+    for m in models:
+        reading, run = m.split(": ", 1)
+        if reading != "DDPM":
+            pairs.append((m, f"DDPM: {run if run in SOLVER_RUNS else STRATEGY_RUNS[0]}"))
+    return pairs
 
 
 def paired_differences(
