@@ -189,20 +189,21 @@ class ClaimsMap(Directive):
 
 
 class VerdictTally(Directive):
-    """How many claims have each verdict, one row per paper and a total (MyST table);
-    verdicts no claim has are left out."""
+    """How many claims have each verdict: one row per verdict (those no claim has are left
+    out), one column per paper (its ID prefix, as the map names it) and the totals (MyST
+    table)."""
 
     def run(self):
         env = self.state.document.settings.env
         counts = ledger.tally(_claims(env))
         total = sum(counts.values(), Counter())
-        verdicts = [v for v in ledger.VERDICTS if total[v]]
-        lines = ["| paper | " + " | ".join(verdicts) + " | claims |"]
-        lines.append("|---|" + "---:|" * (len(verdicts) + 1))
-        rows = [(f"{title} ({p}-)", counts[p]) for p, (_, title) in ledger.PAPERS.items()]
-        for name, n in [*rows, ("**all**", total)]:
-            cells = [str(n[v]) for v in verdicts] + [str(sum(n.values()))]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        columns = [*counts.values(), total]
+        lines = ["| verdict | " + " | ".join([*ledger.PAPERS, "all"]) + " |"]
+        lines.append("|---|" + "---:|" * len(columns))
+        for v in (v for v in ledger.VERDICTS if total[v]):
+            lines.append(f"| {v} | " + " | ".join(str(n[v]) for n in columns) + " |")
+        sums = [str(sum(n.values())) for n in columns]
+        lines.append("| **claims** | " + " | ".join(sums) + " |")
         node = nodes.container(classes=["verdict-tally"])
         self.state.nested_parse(StringList(lines, source="book/claims.yml"), 0, node)
         return [node]
@@ -310,6 +311,9 @@ div.claims-table td:first-child { white-space: nowrap; }
 p.claims-legend span { border: 1px solid #777; padding: 1px 5px; margin-right: 4px;
   font-size: 0.8em; white-space: nowrap; line-height: 2; color: #000; }
 tr[id^="claim-"]:target { outline: 2px solid #e66101; }
+tr[id^="claim-"] { scroll-margin-top: 5rem; }
+div.verdict-tally table { width: auto; }
+div.verdict-tally td:first-child { white-space: nowrap; }
 p.build-stamp { font-size: 0.8em; }
 """
 
