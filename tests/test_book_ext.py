@@ -88,11 +88,8 @@ def _make_book(src: Path) -> None:
     _git(src, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "small book")
 
 
-@pytest.fixture(scope="module")
-def small_book(tmp_path_factory) -> tuple[Path, Path]:
-    """(source, html) of the small book, built with warnings as errors."""
-    src = tmp_path_factory.mktemp("small_book")
-    _make_book(src)
+def _build(src: Path) -> Path:
+    """Build (or update) the small book's HTML with warnings as errors."""
     out = src / "_build" / "html"
     env = os.environ | {"PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.run(
@@ -104,7 +101,15 @@ def small_book(tmp_path_factory) -> tuple[Path, Path]:
         env=env,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return src, out
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_book(tmp_path_factory) -> tuple[Path, Path]:
+    """(source, html) of the small book."""
+    src = tmp_path_factory.mktemp("small_book")
+    _make_book(src)
+    return src, _build(src)
 
 
 def _soup(path: Path) -> BeautifulSoup:
@@ -150,6 +155,22 @@ def test_every_page_carries_the_stamp_of_its_build(small_book):
         assert f"Python {platform.python_version()}," in text
         assert f"torch {torch.__version__}, numpy {numpy.__version__}," in text
         assert text.endswith(f"gmdiff {gmdiff.__version__}.")
+
+
+def test_an_update_build_restamps_the_pages_it_did_not_change(tmp_path):
+    """Sphinx rewrites only changed pages unless an HTML config value changed; the stamp
+    is one, so an unchanged page does not keep the previous commit."""
+    _make_book(tmp_path)
+    html = _build(tmp_path)
+    first = _git(tmp_path, "rev-parse", "HEAD")
+    assert first in _soup(html / "book" / "intro.html").select_one("p.build-stamp").get_text()
+    (tmp_path / "chap.md").write_text(PAGES["chap.md"] + "\nMore.\n", encoding="utf-8")
+    _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "more")
+    second = _git(tmp_path, "rev-parse", "HEAD")
+    html = _build(tmp_path)
+    for page in ("book/intro.html", "book/claims.html", "chap.html"):
+        stamp = _soup(html / page).select_one("p.build-stamp").get_text()
+        assert second in stamp and first not in stamp, page
 
 
 # --- claim anchors -------------------------------------------------------------------

@@ -258,13 +258,16 @@ def stamp_html(stamp: dict[str, str]) -> str:
     )
 
 
-def _stamp_builder(app):
-    app.gmdiff_stamp = stamp_html(build_stamp(app.srcdir))
+def _stamp_config(app, config):
+    """The stamp as an HTML-rebuild config value: when it differs from the last build's,
+    Sphinx rewrites every page, so no page keeps an earlier build's stamp."""
+    config.gmdiff_build_stamp = stamp_html(build_stamp(app.srcdir))
 
 
 def _stamp_page(app, pagename, templatename, context, doctree):
     """Append the stamp to the theme's footer (sphinx-book-theme's ``extra_footer``)."""
-    context["theme_extra_footer"] = (context.get("theme_extra_footer") or "") + app.gmdiff_stamp
+    stamp = app.config.gmdiff_build_stamp
+    context["theme_extra_footer"] = (context.get("theme_extra_footer") or "") + stamp
 
 
 class AuthorYearLabels(BaseLabelStyle):
@@ -330,7 +333,8 @@ def setup(app):
     app.add_directive("claims-map", ClaimsMap)
     app.add_directive("errata-list", ErrataList)
     app.add_directive("verdict-tally", VerdictTally)
-    app.connect("builder-inited", _stamp_builder)
+    app.add_config_value("gmdiff_build_stamp", "", "html")
+    app.connect("config-inited", _stamp_config)
     app.connect("html-page-context", _stamp_page)
     app.add_css_file("gmdiff-ledger.css")
     app.connect("build-finished", _write_css)
