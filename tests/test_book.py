@@ -3,16 +3,20 @@
 Fails on: a stderr / warning / error output in a stored notebook; a math delimiter or TeX
 command left as text in a page (MathJax renders only what sits inside the math elements
 that MyST emits); a NaN cell in a displayed table; a claim ID printed next to a verdict
-that is not the ledger's; and, measured in headless Chromium at a 1400 px window (the
+that is not the ledger's; a page without the build stamp; a claims-ledger row without its
+anchor ``claim-<ID>`` or a link to a claim that reaches none; a paper's overview whose
+"Next" is not its first chapter; and, measured in headless Chromium at a 1400 px window (the
 width the book was reviewed at; its content column is then about 770 px): a table wider
 than the content column, or an image shown at under 90% of its natural width. The theme
 scales every image down to the column, so "under 90%" means the figure was drawn wider
-than the column and its labels shrink below the size they were set at.
+than the column and its labels shrink below the size they were set at; and the claims
+map's labels under a 4.5:1 contrast with the system in light or in dark mode.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -21,7 +25,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 from bs4 import BeautifulSoup
+from test_book_ext import map_colours, unreadable
 
 from gmdiff import ledger
 
@@ -67,7 +73,11 @@ def test_stored_notebook_has_no_warning_or_error_output(path):
 
 @pytest.fixture(scope="module")
 def html(tmp_path_factory) -> Path:
-    """The book built from the stored notebooks, with Sphinx warnings as errors."""
+    """The book built from the stored notebooks, with Sphinx warnings as errors (or, when
+    ``GMDIFF_BOOK_HTML`` names a folder, the book already built there, e.g. ``_build/html``
+    after ``jupyter-book build . --warningiserror``)."""
+    if os.environ.get("GMDIFF_BOOK_HTML"):
+        return Path(os.environ["GMDIFF_BOOK_HTML"]).resolve()
     out = tmp_path_factory.mktemp("book")
     jb = Path(sys.executable).with_name("jupyter-book")
     proc = subprocess.run(
@@ -204,3 +214,46 @@ def test_tables_and_figures_fit_the_column(html):
         if result["tables"] or result["images"]:
             bad[page.name] = {k: result[k] for k in ("tables", "images") if result[k]}
     assert not bad, bad
+
+
+def test_every_page_has_the_build_stamp(html):
+    missing = [p.name for p in _pages(html) if len(_soup(p).select("p.build-stamp")) != 1]
+    assert not missing, missing
+
+
+def test_every_claim_is_an_anchor_that_the_links_reach(html):
+    claims = ledger.load()
+    ledger_page = _soup(html / "book" / "claims.html")
+    anchors = {tr["id"] for tr in ledger_page.select("tr[id^='claim-']")}
+    assert anchors == {f"claim-{cid}" for cid in claims}
+    bad, n = [], 0
+    for page in _pages(html):
+        for a in _soup(page).select("a[href*='claims.html#']"):
+            n += 1
+            target = a["href"].split("#", 1)[1]
+            if target not in anchors and not target.startswith("ledger-"):
+                bad.append((page.name, a["href"]))
+    assert n > len(claims) and not bad, bad
+    cells = _soup(html / "book" / "intro.html").select("table.claims-map td a")
+    assert [a["href"] for a in cells] == [f"claims.html#claim-{cid}" for cid in claims]
+
+
+def test_each_overview_is_followed_by_its_first_chapter(html):
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    for entry in toc["parts"][0]["chapters"]:
+        page = html / (entry["file"] + ".html")
+        nxt = _soup(page).select_one("a.right-next")["href"]
+        assert nxt == "../" + entry["sections"][0]["file"] + ".html", (page.name, nxt)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs headless Chromium (apt-get install chromium)")
+def test_claims_map_is_readable_in_light_and_dark_mode(html):
+    for dark in (False, True):
+        result = map_colours(html / "book" / "intro.html", dark)
+        assert result["theme"] == ("dark" if dark else "light")
+        assert len(result["rows"]) == len(ledger.load()) + len(ledger.VERDICTS)
+        assert not unreadable(result), (dark, unreadable(result))
+
+
+def _soup(page: Path) -> BeautifulSoup:
+    return BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser")

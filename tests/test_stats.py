@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from gmdiff import stats
+from gmdiff import ledger, stats
 
 
 def test_paired_is_the_t_interval_of_the_per_seed_differences():
@@ -85,3 +87,39 @@ def test_mean_ci_table_is_the_t_interval_per_group():
     table = stats.mean_ci_table(frame, "v", ["g"])
     assert table.loc["x"] == stats.fmt_mean_ci([1.0, 2.0, 3.0]) == "2.0 ± 2.5"
     assert table.loc["y"] == stats.fmt_mean_ci([10.0, 10.5, 11.0])
+
+
+def test_too_fine_finds_intervals_printed_finer_than_their_noise():
+    text = (
+        "FD-digits +1164.3 [+1069.6, +1259.0] at NFE 10; +1160 [+1070, +1260] is right, "
+        "and so are 0.106 [0.081, 0.131] and −0.0031 [−0.0052, −0.0010]; 0.1063 [0.0812, "
+        "0.1311] is not, nor is +1164 [+1070, +1260] (tens); Eq. 3 [0, 9] and "
+        "5 [7, 9] (no mean inside) are skipped"
+    )
+    # half-widths by hand: 94.7 -> one digit of tens; 0.02495 -> 0.025, three decimals
+    assert stats.too_fine(text) == [
+        ("+1164.3 [+1069.6, +1259.0]", "+1160 [+1070, +1260]"),
+        ("0.1063 [0.0812, 0.1311]", "0.106 [0.081, 0.131]"),
+        ("+1164 [+1070, +1260]", "+1160 [+1070, +1260]"),
+    ]
+    # half-width 0.04 (leading digits 400: one significant digit) -> two decimals
+    assert stats.too_fine("the gap 12.34 [12.30, 12.38]") == []
+    assert stats.too_fine("the gap 12.341 [12.301, 12.381]") == [
+        ("12.341 [12.301, 12.381]", "12.34 [12.30, 12.38]")
+    ]
+
+
+def test_ledger_reasons_at_their_noise_level_report():
+    """A report, not a gate: the ledger's reasons are scanned and what is printed finer
+    than its interval allows is listed in the test output (a warning); the assertion is on
+    a planted interval, which must be among the findings."""
+    claims = ledger.load()
+    texts = {f"{c.id} {f}": getattr(c, f) for c in claims.values() for f in ("claim", "reason")}
+    first = next(iter(texts))
+    texts[first] += " (planted: +1164.3 [+1069.6, +1259.0])"
+    found = {where: stats.too_fine(text) for where, text in texts.items()}
+    assert ("+1164.3 [+1069.6, +1259.0]", "+1160 [+1070, +1260]") in found[first]
+    real = [(w, hit) for w, hits in found.items() for hit in hits if "1164.3" not in hit[0]]
+    if real:
+        lines = "\n".join(f"  {w}: {printed} -> {rule}" for w, (printed, rule) in real)
+        warnings.warn(f"ledger numbers finer than their noise:\n{lines}", stacklevel=1)

@@ -2,12 +2,18 @@
 
 Loaded by ``_config.yml`` (``sphinx.extra_extensions``). It adds
 
-* ``{claim}`GMS-5``` - a role that prints the claim's ID (a link to its ledger section) and
-  its verdict, read from ``book/claims.yml``; chapters use it for their verdict lines;
+* ``{claim}`GMS-5``` - a role that prints the claim's ID (a link to its row of the ledger,
+  the anchor ``claim-GMS-5``) and its verdict, read from ``book/claims.yml``; chapters use it
+  for their verdict lines;
 * ``{claims-table} GMS`` - a paper's ledger rows: ID, claim (with the chapters that check
-  it), verdict (with the profile that ran) and reason (left out with ``:brief:``, for the
-  overview pages);
-* ``{claims-map}`` - the intro's map: one coloured cell per claim, paper by paper;
+  it), verdict (with the profile that ran) and reason. On the ledger page each row is the
+  anchor ``claim-<ID>``; with ``:brief:`` (the overview pages) the reason is left out and
+  the IDs link to those anchors;
+* ``{claims-map}`` - the intro's map: one coloured cell per claim, paper by paper, each a
+  link to its row;
+* ``{verdict-tally}`` - how many claims have each verdict, paper by paper (the intro);
+* a build stamp in every page's footer: the commit, its date, the build date and the
+  versions of Python, torch, numpy and gmdiff, read from the environment at build time;
 * ``{errata-list} X-3`` - the errata, paper by paper;
 * the pybtex style ``gmdiff``: the bibliography labelled "Author et al., year", as the text
   cites it (``bibtex_reference_style: author_year``).
@@ -15,7 +21,12 @@ Loaded by ``_config.yml`` (``sphinx.extra_extensions``). It adds
 
 from __future__ import annotations
 
+import datetime
 import html
+import importlib
+import os
+import platform
+import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import ClassVar
@@ -50,12 +61,18 @@ def _claims(env) -> dict[str, ledger.Claim]:
     return ledger.load(path)
 
 
-def _anchor(prefix: str) -> str:
-    return f"ledger-{prefix.lower()}"
+def claim_anchor(cid: str) -> str:
+    """The HTML id of a claim's row on the ledger page (``claim-GMS-6``)."""
+    return f"claim-{cid}"
+
+
+def _label(cid: str) -> str:
+    """The Sphinx label of a claim's row (labels are lower-case): ``claim-gms-6``."""
+    return claim_anchor(cid).lower()
 
 
 def claim_role(name, rawtext, text, lineno, inliner, options=None, content=None):
-    """``{claim}`ID``` -> "ID: **verdict**", the ID linking to the ledger."""
+    """``{claim}`ID``` -> "ID: **verdict**", the ID linking to its row of the ledger."""
     env = inliner.document.settings.env
     claims = _claims(env)
     cid = text.strip()
@@ -68,7 +85,7 @@ def claim_role(name, rawtext, text, lineno, inliner, options=None, content=None)
         nodes.inline(cid, cid),
         refdomain="std",
         reftype="ref",
-        reftarget=_anchor(c.prefix),
+        reftarget=_label(cid),
         refexplicit=True,
         refwarn=True,
         refdoc=env.docname,
@@ -99,11 +116,24 @@ class ClaimsTable(Directive):
             where = ", ".join(f"{{ref}}`{ch} <{ch}>`" for ch in c.chapters)
             claim = _cell(c.claim) + (f" (checked in {where})" if where else "")
             verdict = f"**{c.verdict}**" + (f" ({c.profile})" if c.profile else "")
-            cells = [c.id, claim, verdict] + ([] if brief else [_cell(c.reason)])
+            cid = f"{{ref}}`{c.id} <{_label(c.id)}>`" if brief else c.id
+            cells = [cid, claim, verdict] + ([] if brief else [_cell(c.reason)])
             lines.append("| " + " | ".join(cells) + " |")
         node = nodes.container(classes=["claims-table"])
         self.state.nested_parse(StringList(lines, source="book/claims.yml"), 0, node)
+        if not brief:
+            self._anchor_rows(node, [c.id for c in rows])
         return [node]
+
+    def _anchor_rows(self, node, ids: list[str]) -> None:
+        """Make each body row the target ``claim-<ID>`` (label ``claim-<id>``) that the
+        role, the map and the overview tables link to."""
+        body = next(node.findall(nodes.tbody))
+        document = self.state.document
+        for row, cid in zip(body.findall(nodes.row), ids, strict=True):
+            row["ids"].append(claim_anchor(cid))
+            row["names"].append(_label(cid))
+            document.note_explicit_target(row)
 
 
 class ErrataList(Directive):
@@ -145,7 +175,7 @@ class ClaimsMap(Directive):
             cells = [
                 cell.format(
                     bg=COLOURS[c.verdict],
-                    href=f"{uri}#{_anchor(prefix)}",
+                    href=f"{uri}#{claim_anchor(c.id)}",
                     n=c.number,
                     tip=html.escape(f"{c.id}: {c.verdict}. {c.claim}", quote=True),
                 )
@@ -156,6 +186,88 @@ class ClaimsMap(Directive):
         legend = "".join(f'<span style="background:{bg}">{v}</span>' for v, bg in COLOURS.items())
         out.append(f'<p class="claims-legend">{legend}</p>')
         return [nodes.raw("", "\n".join(out), format="html")]
+
+
+class VerdictTally(Directive):
+    """How many claims have each verdict: one row per verdict (those no claim has are left
+    out), one column per paper (its ID prefix, as the map names it) and the totals (MyST
+    table)."""
+
+    def run(self):
+        env = self.state.document.settings.env
+        counts = ledger.tally(_claims(env))
+        total = sum(counts.values(), Counter())
+        columns = [*counts.values(), total]
+        lines = ["| verdict | " + " | ".join([*ledger.PAPERS, "all"]) + " |"]
+        lines.append("|---|" + "---:|" * len(columns))
+        for v in (v for v in ledger.VERDICTS if total[v]):
+            lines.append(f"| {v} | " + " | ".join(str(n[v]) for n in columns) + " |")
+        sums = [str(sum(n.values())) for n in columns]
+        lines.append("| **claims** | " + " | ".join(sums) + " |")
+        node = nodes.container(classes=["verdict-tally"])
+        self.state.nested_parse(StringList(lines, source="book/claims.yml"), 0, node)
+        return [node]
+
+
+def _version(module: str) -> str:
+    """A module's ``__version__`` ("not installed" when it cannot be imported)."""
+    try:
+        return importlib.import_module(module).__version__
+    except ImportError:
+        return "not installed"
+
+
+def _git(srcdir: Path, *args: str) -> str:
+    cmd = ["git", "-C", str(srcdir), *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=30)
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def build_stamp(srcdir: str | Path) -> dict[str, str]:
+    """What built the book, read at build time: the commit of the checkout at ``srcdir``
+    (with "+ uncommitted changes" when tracked files differ from it), its date, the build
+    date (UTC; ``SOURCE_DATE_EPOCH`` when set) and the versions of Python, torch, numpy and
+    gmdiff."""
+    srcdir = Path(srcdir)
+    commit = _git(srcdir, "rev-parse", "HEAD")
+    dirty = bool(_git(srcdir, "status", "--porcelain", "--untracked-files=no"))
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch:
+        now = datetime.datetime.fromtimestamp(int(epoch), datetime.UTC)
+    else:
+        now = datetime.datetime.now(datetime.UTC)
+    return {
+        "commit": (commit or "unknown (not a git checkout)")
+        + (" + uncommitted changes" if dirty else ""),
+        "commit_date": _git(srcdir, "log", "-1", "--format=%cs") or "unknown",
+        "built": now.strftime("%Y-%m-%d %H:%M UTC"),
+        "python": platform.python_version(),
+        "torch": _version("torch"),
+        "numpy": _version("numpy"),
+        "gmdiff": _version("gmdiff"),
+    }
+
+
+def stamp_html(stamp: dict[str, str]) -> str:
+    """The stamp as one line of the page footer."""
+    s = {k: html.escape(v) for k, v in stamp.items()}
+    return (
+        f'<p class="build-stamp">Built from commit <code>{s["commit"]}</code> '
+        f"({s['commit_date']}) on {s['built']} with Python {s['python']}, "
+        f"torch {s['torch']}, numpy {s['numpy']}, gmdiff {s['gmdiff']}.</p>"
+    )
+
+
+def _stamp_config(app, config):
+    """The stamp as an HTML-rebuild config value: when it differs from the last build's,
+    Sphinx rewrites every page, so no page keeps an earlier build's stamp."""
+    config.gmdiff_build_stamp = stamp_html(build_stamp(app.srcdir))
+
+
+def _stamp_page(app, pagename, templatename, context, doctree):
+    """Append the stamp to the theme's footer (sphinx-book-theme's ``extra_footer``)."""
+    stamp = app.config.gmdiff_build_stamp
+    context["theme_extra_footer"] = (context.get("theme_extra_footer") or "") + stamp
 
 
 class AuthorYearLabels(BaseLabelStyle):
@@ -200,7 +312,12 @@ table.claims-map td { border: 1px solid #777; padding: 2px 6px; text-align: cent
 table.claims-map td a { color: #000; text-decoration: none; }
 div.claims-table td:first-child { white-space: nowrap; }
 p.claims-legend span { border: 1px solid #777; padding: 1px 5px; margin-right: 4px;
-  font-size: 0.8em; white-space: nowrap; line-height: 2; }
+  font-size: 0.8em; white-space: nowrap; line-height: 2; color: #000; }
+tr[id^="claim-"]:target { outline: 2px solid #e66101; }
+tr[id^="claim-"] { scroll-margin-top: 5rem; }
+div.verdict-tally table { width: auto; }
+div.verdict-tally td:first-child { white-space: nowrap; }
+p.build-stamp { font-size: 0.8em; }
 """
 
 
@@ -215,6 +332,10 @@ def setup(app):
     app.add_directive("claims-table", ClaimsTable)
     app.add_directive("claims-map", ClaimsMap)
     app.add_directive("errata-list", ErrataList)
+    app.add_directive("verdict-tally", VerdictTally)
+    app.add_config_value("gmdiff_build_stamp", "", "html")
+    app.connect("config-inited", _stamp_config)
+    app.connect("html-page-context", _stamp_page)
     app.add_css_file("gmdiff-ledger.css")
     app.connect("build-finished", _write_css)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

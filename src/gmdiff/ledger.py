@@ -8,6 +8,7 @@ rendered from this file by :mod:`gmdiff.book_ext`, so a claim has one verdict ev
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,3 +95,12 @@ def load(path: str | Path = DEFAULT_PATH) -> dict[str, Claim]:
 def of_paper(claims: dict[str, Claim], prefix: str) -> list[Claim]:
     """The claims of one paper (an ID prefix such as ``"GMS"``), in order."""
     return [c for c in claims.values() if c.prefix == prefix]
+
+
+def tally(claims: dict[str, Claim]) -> dict[str, Counter]:
+    """How many claims of each paper (ID prefix, every one of :data:`PAPERS`) have each
+    verdict."""
+    counts = {prefix: Counter() for prefix in PAPERS}
+    for c in claims.values():
+        counts[c.prefix][c.verdict] += 1
+    return counts

@@ -12,6 +12,7 @@ two are "tied" at this number of seeds (:func:`direction`).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -74,6 +75,42 @@ def fmt_interval(mean: float, low: float, high: float, signed: bool = True) -> s
     "+1160 [+1070, +1260]"."""
     half = max(high - mean, mean - low)
     return f"{fmt(mean, half, signed)} [{fmt(low, half, signed)}, {fmt(high, half, signed)}]"
+
+
+#: A printed number: sign (ASCII or Unicode minus), digits, optional decimals.
+_NUMBER = r"[+\-\u2212]?\d+(?:\.\d+)?"
+#: "mean [low, high]", the mean right before the bracket (not the end of another token).
+INTERVAL_RE = re.compile(rf"(?<![\w.^])({_NUMBER})\s*\[\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\]")
+
+
+def _printed_decimals(text: str) -> int:
+    return len(text.partition(".")[2])
+
+
+def _value(text: str) -> float:
+    return float(text.replace("\u2212", "-"))
+
+
+def too_fine(text: str) -> list[tuple[str, str]]:
+    """Every "mean [low, high]" in ``text`` printed finer than its noise level, with the
+    form :func:`fmt_interval` gives it: a number has more decimals than :func:`decimals` of
+    the half-width allows, or (at tens or coarser) non-zero digits below that place.
+    A bracket that does not hold its mean (low <= mean <= high, low < high) is not an
+    interval and is skipped."""
+    found = []
+    for m in INTERVAL_RE.finditer(text):
+        mean, low, high = (_value(g) for g in m.groups())
+        if not low <= mean <= high or low == high:
+            continue
+        half = max(high - mean, mean - low)
+        d = decimals(half)
+        finer = any(_printed_decimals(g) > max(d, 0) for g in m.groups())
+        if d < 0:
+            finer |= any(round(_value(g)) % 10**-d for g in m.groups())
+        if finer:
+            signed = m.group(1)[0] in "+-\u2212"
+            found.append((m.group(0), fmt_interval(mean, low, high, signed=signed)))
+    return found
 
 
 def fmt_mean_ci(values: Sequence[float]) -> str:
