@@ -171,3 +171,13 @@ def test_a_member_killed_part_way_resumes_on_the_solo_path(tmp_path, monkeypatch
     resumed = ensemble.load_or_train_bank(cfgs, "bank", cache_dir=tmp_path / "b")
     for a, b in zip(whole, resumed, strict=True):
         _close(a.trained.state_dict(), b.trained.state_dict())
+
+
+def test_the_benchmark_rows():
+    """benchmarks/ensemble.py times both sides of the same K runs and reports their ratio."""
+    from benchmarks.ensemble import bench_ensemble
+
+    (row,) = bench_ensemble(ks=(2,), steps=2, repeats=1)
+    assert row["K"] == 2 and row["steps"] == 2
+    assert row["sequential_s"] > 0 and row["bank_s"] > 0
+    assert row["ratio"] == pytest.approx(row["sequential_s"] / row["bank_s"])
