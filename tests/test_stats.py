@@ -123,3 +123,11 @@ def test_ledger_reasons_at_their_noise_level_report():
     if real:
         lines = "\n".join(f"  {w}: {printed} -> {rule}" for w, (printed, rule) in real)
         warnings.warn(f"ledger numbers finer than their noise:\n{lines}", stacklevel=1)
+
+
+def test_an_interval_bound_that_rounds_to_zero_keeps_its_sign():
+    """[-0.2, +53] contains 0 and [+0.3, +80] does not: printed at the noise level both
+    bounds round to 0, and only the sign tells them apart, as the direction word does."""
+    assert stats.fmt_interval(26.0, -0.2, 53.0) == "+26 [-0, +53]"
+    assert stats.fmt_interval(40.0, 0.3, 80.0) == "+40 [+0, +80]"
+    assert stats.direction(-0.2, 53.0) == "tied" and stats.direction(0.3, 80.0) == "worse"

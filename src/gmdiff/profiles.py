@@ -129,6 +129,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "sigma_min": 0.02,
             "sigma_max": 80.0,
             "n_sigmas": 13,
+            "fine_sigmas": [1.0, 3.2, 9],  # GS-6: the threshold between two grid points
             "n_queries": 256,
             "kmeans_ks": [10],
             "heun_steps": 18,
@@ -142,6 +143,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "sigma_min": 0.002,
             "sigma_max": 80.0,
             "n_sigmas": 25,
+            "fine_sigmas": [1.0, 3.2, 17],
             "n_queries": 2048,
             "kmeans_ks": [10, 100],
             "heun_steps": 18,

@@ -72,9 +72,15 @@ def fmt(value: float, half_width: float, signed: bool = False) -> str:
 
 def fmt_interval(mean: float, low: float, high: float, signed: bool = True) -> str:
     """ "mean [low, high]" at the interval's noise level (:func:`fmt`), e.g.
-    "+1160 [+1070, +1260]"."""
+    "+1160 [+1070, +1260]". A bound that rounds to zero keeps its sign ("[-0, +53]":
+    the interval contains 0; "[+0, +80]": it does not), as the direction word reads it."""
     half = max(high - mean, mean - low)
-    return f"{fmt(mean, half, signed)} [{fmt(low, half, signed)}, {fmt(high, half, signed)}]"
+
+    def bound(v: float) -> str:
+        text = fmt(v, half, signed)
+        return "-" + text.lstrip("+") if v < 0 and float(text) == 0 else text
+
+    return f"{fmt(mean, half, signed)} [{bound(low)}, {bound(high)}]"
 
 
 #: A printed number: sign (ASCII or Unicode minus), digits, optional decimals.
