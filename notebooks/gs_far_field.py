@@ -80,8 +80,9 @@ plt.show()
 # first neglected term of the weight expansion is quadratic in the cross term
 # $(x-\mu)^\top(y_i-\mu)$ and leaves the cloud's third central moment, of relative order
 # $(\sqrt{\operatorname{tr}\Sigma}/\sigma)^3$. The isotropic score, which lacks the
-# covariance term, converges only as $\sigma^{-2}$, and the Gaussian is already 10 times
-# better at $\sigma = \sqrt{\operatorname{tr}\Sigma}$. Below $\sigma \approx 1$ the cloud's
+# covariance term, converges only as $\sigma^{-2}$: the Gaussian is about four times
+# better near $\sigma = \sqrt{\operatorname{tr}\Sigma}$ and the gap widens with $\sigma$
+# (the table above). Below $\sigma \approx 1$ the cloud's
 # discreteness dominates and both approximations fail, as the paper expects.
 #
 # ## Verdict
