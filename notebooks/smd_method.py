@@ -202,8 +202,8 @@ pd.concat({
 }, axis=1)  # fmt: skip
 
 # %% [markdown]
-# Under Eq. 15 the spread the network started with collapses (over the three seeds, the
-# largest spread per seed falls from {glue:text}`ctrl_start_spread` to
+# Under Eq. 15 the spread the network started with collapses (the largest spread per
+# seed, mean ± 95 % CI over the three seeds, falls from {glue:text}`ctrl_start_spread` to
 # {glue:text}`ctrl_eq15_spread`), while the same number of steps under min-of-4 keeps it
 # ({glue:text}`ctrl_min4_spread`): Eq. 15 does not merely leave the latent unused, it
 # drives out an $\eta$ effect the network has, as its minimiser says it must.
@@ -335,7 +335,7 @@ glue("eq15_vs_ddpm_sw", words(sw_pairs, "SMD (Eq. 15)"), display=False)
 glue("min4_vs_ddpm_sw", words(sw_pairs, "SMD, min"), display=False)
 for key, kernel in [("start", ctrl_kernels[0]), ("eq15", ctrl_kernels[1]), ("min4", ctrl_kernels[2])]:
     v = ctrl_top.loc[ctrl_top["kernel"] == kernel, "eta spread"]
-    glue(f"ctrl_{key}_spread", f"{v.min():.1g} to {v.max():.1g}", display=False)
+    glue(f"ctrl_{key}_spread", stats.fmt_mean_ci(v), display=False)
 glue("n_eta_kl", n_eta_pairs["difference [95 % CI]"].iloc[0], display=False)
 glue("n_eta_word", n_eta_pairs["direction"].iloc[0], display=False)
 glue("n_eta_spread", largest(per_seed["n_eta"]["max eta spread"]), display=False)

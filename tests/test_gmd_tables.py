@@ -174,3 +174,14 @@ def test_readings_study_scores_every_reading_and_run_against_ddpm(tmp_path):
     # the readings sample differently from the same x_T
     fd = df.set_index("model")["fd"]
     assert len({fd[f"{r}: {P.STRATEGY_RUNS[2]}"] for r in P.READINGS}) == 3
+
+
+def test_a_verdict_that_flips_with_the_reading_is_inconclusive():
+    assert P.verdict_over_readings(["not reproduced"] * 3) == "not reproduced"
+    assert (
+        P.verdict_over_readings(["not reproduced", "inconclusive", "not reproduced"])
+        == "inconclusive"
+    )
+    assert P.verdict_over_readings(["partly", "not run", "not run"]) == "partly"
+    with pytest.raises(ValueError, match="no reading"):
+        P.verdict_over_readings(["not run"])

@@ -505,6 +505,17 @@ def paired_differences(
     return pd.DataFrame(rows)
 
 
+def verdict_over_readings(verdicts: Sequence[str]) -> str:
+    """One claim's verdict from its verdicts under each faithful reading of the paper
+    (:data:`READINGS`; "not run" where a reading was not run): the common verdict when
+    every reading that ran agrees, else "inconclusive" -- a result that flips with the
+    reading of an ambiguous equation does not decide the claim."""
+    ran = {v for v in verdicts if v != "not run"}
+    if not ran:
+        raise ValueError("no reading ran")
+    return ran.pop() if len(ran) == 1 else "inconclusive"
+
+
 def paper_direction(diff: float, tol: float, lower_is_better: bool = True) -> str:
     """The direction of a paper's difference (model - DDPM; no error bars printed): "tied"
     within ``tol``, else better / worse."""
