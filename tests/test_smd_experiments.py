@@ -97,10 +97,11 @@ def test_run_configs_share_the_base_network():
 def test_trained_run_is_cached_and_sampled(tmp_path):
     """Two Trainer steps, then a second call loads the checkpoint without training."""
     cfg = smd.run_config("smd", T=3, steps=2, batch_size=16)
-    net, den, sch = smd.trained(cfg, tmp_path)
+    run, _ = runs.load_or_train(cfg, "smd", cache_dir=tmp_path)
+    net, den, sch = run.trained, run.denoiser, run.schedule
     (run_dir,) = (tmp_path / "runs").iterdir()
     mtime = (run_dir / "checkpoint.pt").stat().st_mtime_ns
-    net2, _, _ = smd.trained(cfg, tmp_path)
+    net2 = runs.load_or_train(cfg, "smd", cache_dir=tmp_path)[0].trained
     assert (run_dir / "checkpoint.pt").stat().st_mtime_ns == mtime
     for a, b in zip(net.state_dict().values(), net2.state_dict().values(), strict=True):
         assert torch.equal(a, b)

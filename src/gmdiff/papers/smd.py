@@ -1,11 +1,12 @@
 """Experiments of the SMD paper (Li, van Breugel & van der Schaar, "Soft mixture denoising:
 beyond the expressive bottleneck of diffusion models"), shared by the ``smd_*`` chapters.
 
-* :func:`run_config` / :func:`trained`: the DDPM and SMD runs of the chapters as
+* :func:`run_config`: the DDPM and SMD runs of the chapters as
   :class:`gmdiff.config.RunConfig` objects (the structure of ``configs/*.yaml``), trained
   and cached by :func:`gmdiff.runs.load_or_train` (the library's
   :class:`~gmdiff.train.Trainer`, in a cache folder named by the hash of the config), so
   a rerun only loads the EMA weights.
+* :func:`method_study`: every table of the method chapter for one training seed.
 * :func:`kernel_means` / :func:`kernel_kl`: the reverse kernel p(x_{t-1} | x_t) of a
   trained eps network (DDPM: one Gaussian; SMD: a continuous mixture over eta, SMD paper
   Eq. 11) and its KL from the exact posterior q(x_{t-1} | x_t) of Prop. 3.1.
@@ -88,23 +89,6 @@ def run_config(
     cfg.model.net, cfg.model.overrides = base_name, asdict(smd_cfg.base)
     cfg.loss.name, cfg.loss.options = "eps", {}
     return cfg
-
-
-def trained(
-    cfg: RunConfig, cache_dir: str | Path | None = None
-) -> tuple[nn.Module, nn.Module, DiscreteVP]:
-    """(EMA eps network, its denoiser D(x, sigma), schedule) of the run ``cfg``:
-    :func:`gmdiff.runs.load_or_train` (trained once in the model cache, then loaded)."""
-    return trained_many([cfg], cache_dir)[0]
-
-
-def trained_many(
-    cfgs: Sequence[RunConfig], cache_dir: str | Path | None = None
-) -> list[tuple[nn.Module, nn.Module, DiscreteVP]]:
-    """:func:`trained` of each run in ``cfgs``, the missing ones trained side by side
-    (:func:`gmdiff.runs.load_or_train_many`)."""
-    bank = runs.load_or_train_many([(cfg, "smd") for cfg in cfgs], cache_dir=cache_dir)
-    return [(run.trained, run.denoiser, run.schedule) for run in bank]
 
 
 @torch.no_grad()
