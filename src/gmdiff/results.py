@@ -6,7 +6,9 @@ number.
 * :func:`save_results` / :func:`load_results`: ``meta`` (profile, seed, commit, date, ...)
   and named tables, one JSON file per run.
 * :func:`seed_file`: the file of one chapter's run with one seed
-  (``results/seeds/<chapter>-seed<k>.json``).
+  (``results/seeds/<chapter>-seed<k>.json``); :func:`with_stored_seeds`: this run's
+  tables stacked with the stored seeds' (a ``seed`` column), for paired comparisons
+  (:func:`gmdiff.stats.paired_table`).
 * :func:`commit`: the repository's commit, for ``meta``.
 """
 

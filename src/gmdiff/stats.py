@@ -137,9 +137,9 @@ def paired_table(
     """Paired comparisons over seeds as a table: for each group of ``by`` and each
     (first, second) of ``pairs``, the per-seed differences of ``value`` between the rows
     whose ``column`` is ``first`` and ``second``, matched by ``seed`` (:func:`paired`).
-    One row each, indexed by the ``by`` keys and the comparison: the number of seeds, the mean difference
-    with its 95 % interval at the interval's noise level, and the direction word (with
-    one seed: its difference, no interval and no word)."""
+    One row each, indexed by the ``by`` keys and the comparison: the number of seeds, the
+    mean difference with its 95 % interval at the interval's noise level, and the
+    direction word (with one seed: its difference, no interval, "one seed")."""
     rows = []
     groups = per_seed.groupby(list(by)) if by else [((), per_seed)]
     for key, group in groups:
