@@ -895,16 +895,6 @@ lib(
 )
 
 
-def _png16(env: Env) -> Path:
-    from PIL import Image
-
-    folder = env.tmp / "imgs"
-    folder.mkdir()
-    Image.fromarray(np.full((4, 4), 65535, np.uint16)).save(folder / "a.png")
-    Image.fromarray(np.zeros((4, 4), np.int32), mode="I").save(folder / "b.tif")
-    return folder
-
-
 def _folder(env: Env, sizes=((4, 4), (5, 5))) -> Path:
     from PIL import Image
 
