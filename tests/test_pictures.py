@@ -3,6 +3,8 @@ images."""
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import matplotlib as mpl
@@ -71,7 +73,9 @@ def test_sample_writes_a_scatter_for_the_toy_and_a_grid_for_images(tmp_path, cap
     assert "scatter.png" in capsys.readouterr().out
     with Image.open(tmp_path / "toy" / "scatter.png") as im:
         assert im.format == "PNG"
-    assert (tmp_path / "toy" / "samples.pt").is_file()
+        meta = json.loads(im.text["gmdiff"])  # the scatter names its checkpoint too
+    record = torch.load(tmp_path / "toy" / "samples.pt", weights_only=True)
+    assert meta["checkpoint_sha256"] == record["checkpoint_sha256"] and meta["step"] == 2
     digits = [
         "--config", str(CONFIGS / "digits_edm.yaml"), "--set", f"out_dir={tmp_path / 'img'}",
         "--set", "train.steps=1", "--set", "train.batch_size=4",

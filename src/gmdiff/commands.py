@@ -243,7 +243,7 @@ def sample(
             )
         record = {"samples": x, **provenance(cfg, model), "threads": n_threads}
         title = f"{s.sampler}, {s.steps} steps, seed {s.seed}"
-        write_sample_outputs(out, record, lambda x, path: _scatter(cfg, x, path, title))
+        write_sample_outputs(out, record, lambda x, path, text: _scatter(cfg, x, path, title, text))
     return x
 
 
@@ -281,10 +281,10 @@ def remove_staging(out: Path) -> None:
 
 
 def write_sample_outputs(
-    out: Path, record: dict[str, Any], scatter: Callable[[Tensor, Path], None] | None = None
+    out: Path, record: dict[str, Any], scatter: Callable[[Tensor, Path, dict], None] | None = None
 ) -> None:
-    """Write ``samples.pt`` and, for 2-D samples, ``scatter(x, path)`` as ``scatter.png``,
-    for images ``images/`` and ``grid.png`` (every PNG with
+    """Write ``samples.pt`` and, for 2-D samples, ``scatter(x, path, text)`` as
+    ``scatter.png``, for images ``images/`` and ``grid.png`` (every PNG with
     the record's provenance as a ``gmdiff`` text chunk) into a hidden folder of ``out``,
     then move them into place, the old outputs out of the way first; any old output the
     new run does not write (images of another shape) is removed too."""
@@ -299,7 +299,7 @@ def write_sample_outputs(
         if x.ndim == 4 and x.shape[1] in (1, 3):
             save_pngs(x, stage, record["centered"], text={"gmdiff": meta})
         elif x.ndim == 2 and x.shape[1] == 2 and scatter is not None:
-            scatter(x, stage / "scatter.png")
+            scatter(x, stage / "scatter.png", {"gmdiff": meta})
         old = stage / "old"
         old.mkdir()
         with errors_naming(out):
@@ -327,13 +327,14 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _scatter(cfg: RunConfig, x: Tensor, path: Path, title: str) -> None:
-    """scatter.png of 2-D samples, over as many exact draws of a toy's data (seed 0)."""
+def _scatter(cfg: RunConfig, x: Tensor, path: Path, title: str, text: dict) -> None:
+    """scatter.png of 2-D samples, over as many exact draws of a toy's data (seed 0), with
+    the samples' provenance as PNG text chunks ``text``."""
     from gmdiff.plotting import save_scatter
 
     data, model = runs.data_of(cfg)
     ref = data(x.shape[0], torch.Generator().manual_seed(0)) if model is not None else None
-    save_scatter(x, path, ref, title)
+    save_scatter(x, path, ref, title, text)
 
 
 def _reference(cfg: RunConfig, n: int, gen: torch.Generator) -> tuple[Tensor, object]:

@@ -25,8 +25,7 @@ def style() -> None:
 COLUMN_WIDTH_IN = 8.2
 
 
-def panels(n: int, ncols: int = 3, aspect: float = 0.8, width: float = COLUMN_WIDTH_IN,
-           **kwargs):
+def panels(n: int, ncols: int = 3, aspect: float = 0.8, width: float = COLUMN_WIDTH_IN, **kwargs):
     """A figure of `n` panels laid out in rows of at most `ncols`, `width` inches wide.
 
     Each panel's height is `aspect` times its width; unused grid cells are hidden.
@@ -37,8 +36,9 @@ def panels(n: int, ncols: int = 3, aspect: float = 0.8, width: float = COLUMN_WI
 
     ncols = max(1, min(ncols, n))
     nrows = -(-n // ncols)
-    fig, axs = plt.subplots(nrows, ncols, squeeze=False,
-                            figsize=(width, width / ncols * aspect * nrows), **kwargs)
+    fig, axs = plt.subplots(
+        nrows, ncols, squeeze=False, figsize=(width, width / ncols * aspect * nrows), **kwargs
+    )
     flat = list(axs.flat)
     for ax in flat[n:]:
         ax.set_visible(False)
@@ -48,11 +48,12 @@ def panels(n: int, ncols: int = 3, aspect: float = 0.8, width: float = COLUMN_WI
 # -- files written by the command line ------------------------------------------------------
 
 
-def save_scatter(x, path, reference=None, title: str = ""):
+def save_scatter(x, path, reference=None, title: str = "", text: dict | None = None):
     """A scatter plot of 2-D samples ``x`` (N, 2) as a PNG at ``path`` (written atomically),
     with labelled axes, an equal aspect and, when given, ``reference`` points (e.g. exact
-    draws of the data) in grey beneath. Uses the book's style without changing the
-    caller's matplotlib settings. Returns the figure."""
+    draws of the data) in grey beneath, and ``text`` as PNG text chunks (e.g. where the
+    samples came from; read back with ``PIL.Image.open(path).text``). Uses the book's
+    style without changing the caller's matplotlib settings. Returns the figure."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -77,5 +78,5 @@ def save_scatter(x, path, reference=None, title: str = ""):
         ax.legend(loc="upper right", fontsize=8, markerscale=max(1.0, 4 / size))
         if title:
             ax.set_title(title, fontsize=9)
-        atomic_write(path, lambda f: fig.savefig(f, format="png"))
+        atomic_write(path, lambda f: fig.savefig(f, format="png", metadata=text))
     return fig
