@@ -59,14 +59,20 @@ def test_records_go_to_tensorboard_and_a_resume_purges_later_events(tmp_path, fa
     assert main(["train", *tiny(out, 4), "--set", "train.log=tensorboard"]) == 0
     (w,) = fake_tensorboard.made
     assert w.log_dir == str(out / "tensorboard") and w.purge_step == 0 and w.closed
-    assert [(tag, step) for tag, step, _ in w.scalars] == [
-        ("train/loss", 2), ("train/lr", 2), ("train/loss", 4), ("train/lr", 4)
-    ]  # fmt: skip
+    tags = ["train/loss", "train/lr", "train/grad_norm", "train/ema_init_share"]
+    assert [(tag, step) for tag, step, _ in w.scalars] == [(t, s) for s in (2, 4) for t in tags]
     logged = (out / "train_log.jsonl").read_text().splitlines()
-    assert len(logged) == 2 and str(w.scalars[2][2])[:6] in logged[1]
+    assert len(logged) == 2 and str(w.scalars[4][2])[:6] in logged[1]
+    assert '"grad_norm"' not in logged[0]  # the jsonl log is unchanged
+    values = {(tag, step): v for tag, step, v in w.scalars}
+    cfg = config.load_config(CONFIGS / "toy_gmm.yaml", ["train.steps=4"])
+    from gmdiff.train import ema_init_share
+
+    assert values["train/ema_init_share", 4] == ema_init_share(cfg.train, 4)
+    assert all(values["train/grad_norm", s] > 0 for s in (2, 4))
     assert main(["train", *tiny(out, 6), "--set", "train.log=tensorboard"]) == 0
     assert fake_tensorboard.made[1].purge_step == 4  # resumed from the step-4 checkpoint
-    assert [s for _, s, _ in fake_tensorboard.made[1].scalars] == [6, 6]
+    assert [s for _, s, _ in fake_tensorboard.made[1].scalars] == [6] * len(tags)
     assert main(["train", *tiny(out, 8)]) == 0  # jsonl alone: resumes, no writer
     assert len(fake_tensorboard.made) == 2
 
@@ -92,3 +98,16 @@ def test_the_log_setting_changes_no_run_hash():
         plain, board = config.load_config(path), config.load_config(path, ["train.log=tensorboard"])
         assert "log" not in config.identity(plain)["train"]
         assert config.sha(plain) == config.sha(board)
+
+
+def test_unclipped_runs_log_the_same_gradient_norm(tmp_path, fake_tensorboard):
+    """Without clipping the norm is computed for TensorBoard alone; it is the norm
+    clipping would see: the same run with a clip too large to act logs the same values."""
+    for clip in ("0", "1e9"):
+        out = tmp_path / f"clip{clip}"
+        run = [*tiny(out, 2), "--set", "train.log=tensorboard", "--set", f"train.grad_clip={clip}"]
+        assert main(["train", *run]) == 0
+    norms = [
+        [v for tag, _, v in w.scalars if tag == "train/grad_norm"] for w in fake_tensorboard.made
+    ]
+    assert len(norms[0]) == 1 and norms[0] == pytest.approx(norms[1], rel=1e-6)

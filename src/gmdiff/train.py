@@ -412,6 +412,7 @@ class Trainer:
         self.run_config = run_config or {}
         self._in_session = False
         self._board: Any = None  # TensorBoard's writer while a session logs to it
+        self._grad_norms: list[Tensor] = []  # this log window's gradient norms (TensorBoard)
         #: Without a terminal (output redirected), print one progress line on stderr per
         #: ``log_every`` steps and at least one a minute (the CLI sets it; off for chapters).
         self.progress_lines = False
@@ -592,7 +593,14 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
-            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        elif self._board is not None:  # the norm only for TensorBoard: no extra pass otherwise
+            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+            norm = torch.linalg.vector_norm(
+                torch.stack([torch.linalg.vector_norm(g) for g in grads])
+            )
+        if self._board is not None:
+            self._grad_norms.append(norm.detach().float())
         self.optimizer.step()
         with torch.no_grad():
             ema_update(*self._ema_pairs, ema_decay_at(cfg, step))
@@ -691,4 +699,10 @@ class Trainer:
         if self._board is not None:
             for key in ("loss", "lr"):
                 self._board.add_scalar(f"train/{key}", rec[key], rec["step"])
+            if self._grad_norms:  # the gradient norm (before clipping), mean over the window
+                norm = float(torch.stack(self._grad_norms).mean())
+                self._board.add_scalar("train/grad_norm", norm, rec["step"])
+                self._grad_norms.clear()
+            share = ema_init_share(self.config, rec["step"])
+            self._board.add_scalar("train/ema_init_share", share, rec["step"])
             self._board.flush()
