@@ -153,7 +153,8 @@ KEYS: dict[str, tuple[str, str]] = {
     ),
     "train.log": doc(
         "jsonl: train_log.jsonl only (no dependency); tensorboard: also TensorBoard scalars "
-        "train/loss and train/lr in out_dir/tensorboard/ (needs the tensorboard package).",
+        "train/loss, train/lr, train/grad_norm and train/ema_init_share in out_dir/tensorboard/ "
+        "(needs the tensorboard package).",
         "",
     ),
     "train.prefetch_factor": doc("Batches in flight per loader worker.", ""),

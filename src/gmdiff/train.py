@@ -127,7 +127,8 @@ class TrainConfig:
     the module docstring); ``num_workers`` / ``prefetch_factor``: the loader of a map-style
     dataset (0 workers: batches are read in the training process). ``log``: "jsonl"
     (train_log.jsonl alone, no dependency) or "tensorboard" (also the same records as
-    TensorBoard scalars train/loss and train/lr in out_dir/tensorboard/; needs the
+    TensorBoard scalars train/loss, train/lr, train/grad_norm (before clipping) and
+    train/ema_init_share in out_dir/tensorboard/; needs the
     ``tensorboard`` package). ``threads``: torch's intra-op threads on the CPU, "auto" or
     a whole number >= 1 (:mod:`gmdiff.threads`; the Trainer itself does not set them,
     :func:`gmdiff.runs.train` does).
