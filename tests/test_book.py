@@ -15,7 +15,6 @@ map's labels under a 4.5:1 contrast with the system in light or in dark mode.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -27,7 +26,7 @@ import nbformat
 import pytest
 import yaml
 from bs4 import BeautifulSoup
-from test_book_ext import map_colours, unreadable
+from test_book_ext import map_colours, measure_in_chromium, unreadable
 
 from gmdiff import ledger
 
@@ -185,31 +184,8 @@ window.addEventListener('load', () => setTimeout(() => {
 def test_tables_and_figures_fit_the_column(html):
     bad = {}
     for page in _pages(html):
-        probe = page.with_name(page.stem + ".measure.html")
-        probe.write_text(
-            page.read_text(encoding="utf-8").replace("</body>", MEASURE + "</body>"),
-            encoding="utf-8",
-        )
-        dom = subprocess.run(
-            [
-                CHROMIUM,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--hide-scrollbars",
-                "--window-size=1400,1000",
-                "--virtual-time-budget=10000",
-                "--dump-dom",
-                probe.as_uri(),
-            ],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        ).stdout
-        found = re.search(r'<pre id="gmdiff-measure"[^>]*>(.*?)</pre>', dom, re.DOTALL)
-        assert found, f"{page.name}: the measuring script did not run"
-        result = json.loads(BeautifulSoup(found.group(1), "html.parser").get_text())
+        result = measure_in_chromium(page, MEASURE, "gmdiff-measure", "--hide-scrollbars",
+                                     "--window-size=1400,1000")  # fmt: skip
         assert 600 < result["col"] < 900, f"unexpected content column {result['col']} px"
         if result["tables"] or result["images"]:
             bad[page.name] = {k: result[k] for k in ("tables", "images") if result[k]}

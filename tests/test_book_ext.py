@@ -283,33 +283,32 @@ def _rgba(css: str) -> tuple[float, ...]:
     return values
 
 
+def measure_in_chromium(page: Path, script: str, pre_id: str, *flags: str) -> dict:
+    """The JSON that ``script`` (inserted before ``</body>`` of a copy of ``page``) writes
+    into ``<pre id=pre_id>``, as headless Chromium runs it with ``flags``; the copy is
+    removed afterwards."""
+    probe = page.with_name(f"{page.stem}.{pre_id}.html")
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", script + "</body>"),
+                     encoding="utf-8")  # fmt: skip
+    try:
+        dom = subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+             "--virtual-time-budget=10000", *flags, "--dump-dom", probe.as_uri()],
+            check=False, capture_output=True, text=True, timeout=120,
+        ).stdout  # fmt: skip
+    finally:
+        probe.unlink()
+    found = re.search(rf'<pre id="{pre_id}"[^>]*>(.*?)</pre>', dom, re.DOTALL)
+    assert found, f"{page.name}: the measuring script did not run"
+    return json.loads(BeautifulSoup(found.group(1), "html.parser").get_text())
+
+
 def map_colours(page: Path, dark: bool, extra_css: str = "") -> dict:
     """The map's text and background colours as Chromium computes them, with the system
     set to dark or light (``prefers-color-scheme``, which the theme follows by default)."""
-    probe = page.with_name(page.stem + f".colours{int(dark)}.html")
     style = f"<style>{extra_css}</style>" if extra_css else ""
-    text = page.read_text(encoding="utf-8").replace("</body>", style + MEASURE + "</body>")
-    probe.write_text(text, encoding="utf-8")
-    dom = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--virtual-time-budget=10000",
-            f"--blink-settings=preferredColorScheme={0 if dark else 1}",
-            "--dump-dom",
-            probe.as_uri(),
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
-    probe.unlink()
-    found = re.search(r'<pre id="gmdiff-colours"[^>]*>(.*?)</pre>', dom, re.DOTALL)
-    assert found, f"{page.name}: the measuring script did not run"
-    return json.loads(BeautifulSoup(found.group(1), "html.parser").get_text())
+    scheme = f"--blink-settings=preferredColorScheme={0 if dark else 1}"
+    return measure_in_chromium(page, style + MEASURE, "gmdiff-colours", scheme)
 
 
 def unreadable(result: dict) -> list:
