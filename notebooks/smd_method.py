@@ -317,10 +317,8 @@ n_eta_pairs
 # %%
 # NBVAL_TOLERANCE abs=0.04 rel=0.5  (the numbers of the tables above; unchanged under ATEN_CPU_CAPABILITY=default)
 def words(table: pd.DataFrame, first: str) -> str:
-    """ "+0.01 [-0.03, +0.05] at T = 5 (tied) and ..." for the comparisons of ``first``."""
-    rows = table.reset_index().query("comparison.str.startswith(@first)")
-    return " and ".join(f"{r['difference [95 % CI]']} at T = {r['T']} ({r['direction']})"
-                        for _, r in rows.iterrows())  # fmt: skip
+    """The comparisons of ``first`` against DDPM, by T, in words."""
+    return stats.in_words(table.xs(f"{first} - DDPM", level="comparison"), "at T = {T}")
 
 
 def largest(values: pd.Series) -> str:
@@ -330,9 +328,9 @@ def largest(values: pd.Series) -> str:
 glue("eq15_spread", largest(top.loc[top["kernel"] == "SMD (Eq. 15)", "eta spread"]), display=False)
 glue("exact_spread", f"{top['posterior between-mode spread'].max():.2f}", display=False)
 glue("eq15_vs_ddpm_kl", words(kl_pairs, "SMD (Eq. 15)"), display=False)
-glue("min4_vs_ddpm_kl", words(kl_pairs, "SMD, min"), display=False)
+glue("min4_vs_ddpm_kl", words(kl_pairs, "SMD, min of 4 eta"), display=False)
 glue("eq15_vs_ddpm_sw", words(sw_pairs, "SMD (Eq. 15)"), display=False)
-glue("min4_vs_ddpm_sw", words(sw_pairs, "SMD, min"), display=False)
+glue("min4_vs_ddpm_sw", words(sw_pairs, "SMD, min of 4 eta"), display=False)
 for key, kernel in [("start", ctrl_kernels[0]), ("eq15", ctrl_kernels[1]), ("min4", ctrl_kernels[2])]:
     v = ctrl_top.loc[ctrl_top["kernel"] == kernel, "eta spread"]
     glue(f"ctrl_{key}_spread", stats.fmt_mean_ci(v), display=False)

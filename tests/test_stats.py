@@ -131,3 +131,14 @@ def test_an_interval_bound_that_rounds_to_zero_keeps_its_sign():
     assert stats.fmt_interval(26.0, -0.2, 53.0) == "+26 [-0, +53]"
     assert stats.fmt_interval(40.0, 0.3, 80.0) == "+40 [+0, +80]"
     assert stats.direction(-0.2, 53.0) == "tied" and stats.direction(0.3, 80.0) == "worse"
+
+
+def test_in_words_reads_a_paired_table_row_by_row():
+    frame = pd.DataFrame({"steps": [10, 10, 10, 50, 50, 50] * 2, "seed": [0, 1, 2] * 4,
+                          "model": ["A"] * 6 + ["B"] * 6,
+                          "v": [5.0, 6.0, 7.0, 1.0, 2.0, 1.5] + [0.0] * 6})  # fmt: skip
+    table = stats.paired_table(frame, "v", "model", [("A", "B")], by=["steps"])
+    ten, fifty = (table.loc[(s, "A - B"), "difference [95 % CI]"] for s in (10, 50))
+    assert stats.in_words(table, "at {steps} steps") == (
+        f"{ten} (worse) at 10 steps, {fifty} (worse) at 50 steps"
+    )

@@ -174,3 +174,13 @@ def mean_ci_table(per_seed: pd.DataFrame, value: str, by: Sequence[str]) -> pd.S
         return fmt_mean_ci(values) if len(values) > 1 else f"{float(values.iloc[0]):.3g}"
 
     return per_seed.groupby(list(by))[value].agg(text).rename(f"{value}, mean ± 95 % CI")
+
+
+def in_words(rows: pd.DataFrame, where: str) -> str:
+    """Rows of a :func:`paired_table` as prose for a glued sentence: "+2 [-31, +34] (tied)
+    at 50 steps, ..."; ``where`` is formatted with each row's index levels and columns
+    by name (e.g. "at {steps} steps")."""
+    return ", ".join(
+        f"{r['difference [95 % CI]']} ({r['direction']}) {where.format(**r)}"
+        for _, r in rows.reset_index().iterrows()
+    )
