@@ -345,10 +345,9 @@ pd.DataFrame(rows).set_index("claim")
 # %%
 # NBVAL_TOLERANCE abs=0.5 rel=0.01  (measured, native vs ATEN default kernels: <= 5.8, 0.5%; the stored readings do not move)
 def said(reading: str, table: pd.DataFrame) -> str:
-    """ "+1160 [+1070, +1260] (worse) with original (Alg. 3), ..." for ``table``'s runs."""
-    rows = compared[compared["reading"] == reading].set_index("run")
-    return ", ".join(f"{rows.loc[r, 'difference [95 % CI]']} ({rows.loc[r, 'direction']}) with {r}"
-                     for r in table.run)  # fmt: skip
+    """``table``'s runs under ``reading`` against DDPM, in words."""
+    rows = compared[compared["reading"] == reading].set_index("run").loc[list(table.run)]
+    return stats.in_words(rows, "with {run}")
 
 
 for r in P.READINGS:
@@ -356,8 +355,9 @@ for r in P.READINGS:
     glue(f"t2_{r}", said(r, t2), display=False)
 lam1 = cells[(cells.lam == 1.0) & cells.run.isin(P.STRATEGY_RUNS)]
 lam01 = cells[(cells.lam == 0.1) & cells.run.isin(P.STRATEGY_RUNS)]
-glue("lam1_range", f"{lam1['diff'].min():+.0f} to {lam1['diff'].max():+.0f}", display=False)
-glue("lam01_range", f"{lam01['diff'].min():+.0f} to {lam01['diff'].max():+.0f}", display=False)
+for key, c in [("lam1_range", lam1), ("lam01_range", lam01)]:  # at the cells' noise level
+    half = float((c.ci_high - c["diff"]).max())
+    glue(key, f"{stats.fmt(c['diff'].min(), half, True)} to {stats.fmt(c['diff'].max(), half, True)}", display=False)
 glue("ddpm_fd", f"{ddpm['fd']:.0f}", display=False)
 
 # %% [markdown]
