@@ -50,7 +50,7 @@
 profile = "ci"
 seed = 0
 data_dir = "data"
-dataset = "cifar10"  # full profile only: "cifar10" (Tables 1, 3, 4) or "celeba64" (Tables 2, 5)
+dataset = None  # full profile: None = CIFAR-10 (Tables 1, 3, 4) or "celeba64" (Tables 2, 5)
 results_dir = ""  # a folder: keep this run's digits results there as JSON (the long profile)
 
 # %%
@@ -63,39 +63,16 @@ import pandas as pd
 import torch
 from IPython.display import display
 
-from gmdiff import data, metrics, plotting, runs, zoo
+from gmdiff import data, metrics, plotting, runs
 from gmdiff.noise import ScaleMixtureNoise
 from gmdiff.papers import gm_sgm as G
-from gmdiff.profiles import get_profile
 from gmdiff.samplers import ddim, ddpm, ve_pc
+from gmdiff.study import Study
 
-cfg = get_profile("gm_sgm_tables", profile)
-toy_cfg = cfg["toy"]
-if profile == "full":
-    # fail fast, before any training: the dataset and the Inception weights must exist
-    if dataset not in ("cifar10", "celeba64"):
-        raise ValueError(f"dataset must be 'cifar10' or 'celeba64', got {dataset!r}")
-    img_cfg = cfg["images" if dataset == "cifar10" else "images_celeba64"]
-    if not Path(data_dir).exists():
-        raise FileNotFoundError(
-            f"data_dir={data_dir!r} does not exist: the full profile trains on {dataset}. Pass "
-            "-p data_dir /path/to/folder-with-cifar-10-batches-py (gmdiff.data.load_cifar10) or, "
-            "with -p dataset celeba64, a folder of aligned CelebA images (gmdiff.data.load_celeba64)."
-        )
-    if dataset == "cifar10":
-        real_images, _ = data.load_cifar10(data_dir)
-        train_data = real_images
-    else:
-        train_data = data.load_celeba64(data_dir)  # lazily loaded; FID reference in memory
-        real_images = torch.stack([train_data[i] for i in range(min(img_cfg["n"], len(train_data)))])
-    metrics.inception_weights_dir()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-else:
-    img_cfg = cfg["images"]
-    real_images, real_labels = data.digits8x8()
-    train_data = real_images
-    device = "cpu"
-    torch.set_num_threads(1)  # small nets: one thread is ~10x faster than two on this machine
+S = Study.open("gm_sgm_tables", profile, seed=seed, data_dir=data_dir, dataset=dataset)
+cfg, device = S.sizes, S.device  # the data folder and Inception weights checked when opened
+toy_cfg, img_cfg = cfg["toy"], cfg["images"]
+real_images, real_labels = S.images.load(img_cfg["n"])
 plotting.style()
 pd.set_option("display.precision", 2)
 print(f"profile={profile}, images {tuple(real_images.shape)}, device={device}")
@@ -195,7 +172,7 @@ G.TABLE2.set_index("iterations").T.rename_axis(columns="paper Table 2 (CelebA-64
 
 # %%
 img_shape = tuple(real_images.shape[1:])
-img_data = {"name": dataset, "options": {"data_dir": data_dir}} if profile == "full" else {"name": "digits8x8"}
+img_data = S.images.config
 img_model = {"net": img_cfg["net"], "overrides": img_cfg["net_overrides"], "precond": "edm",
              "sigma_data": img_cfg["sigma_data"]}
 ve_img = {"name": "ve", "options": {"sigma_min": 0.01, "sigma_max": img_cfg["sigma_max"]}}
@@ -217,20 +194,18 @@ if img_cfg["longer"] > 1:  # the longer-training control
     img_keys += [(name, seed, steps1 * img_cfg["longer"]) for name in ("SGM", "GM-SGM")]
 img_jobs = [
     (G.dsm_config(img_data, img_model, ve_img, img_noises[name], steps=st, **img_train, seed=s,
-                  device=device), f"gms-{img_cfg['dataset']}")
+                  device=device), f"gms-{S.images.name}")
     for name, s, st in img_keys
 ]  # fmt: skip
 cached = all((runs.run_dir(c, name) / "checkpoint.pt").is_file() for c, name in img_jobs)
 img_trained = dict(zip(img_keys, runs.load_or_train_many(img_jobs), strict=True))
 ve_img = img_trained[img_keys[0]].schedule
-if profile == "full":
-    img_metric = lambda x: metrics.fid_inception(x, real_images[: img_cfg["n"]], device=device)
-else:
+img_metric = S.images.frechet(real_images, device)  # FD-digits (ci) or FID (full)
+clf = S.images.classifier()  # the book's one FD-digits feature extractor (None for FID)
+if clf is not None:
     from gmdiff.digit_classifier import classifier_accuracy
 
-    clf = zoo.digit_classifier(seed=seed)  # the book's one FD-digits feature extractor
     print(f"digit classifier training accuracy: {classifier_accuracy(clf, real_images, real_labels):.2f}")
-    img_metric = lambda x: metrics.frechet_distance_digits(x.clamp(-1, 1), real_images, clf)
     held = real_images[torch.randperm(real_images.shape[0], generator=torch.Generator().manual_seed(seed))[: img_cfg["n"]]]
     print(f"FD-digits of {img_cfg['n']} real digits vs all 1,797 (the floor): {img_metric(held):.1f}")
 
@@ -273,7 +248,7 @@ per_seed = pd.concat([
                     img_cfg["iterations"], img_metric, s).assign(seed=s)
     for s in img_seeds
 ]).melt(id_vars=["iterations", "seed"], var_name="model", value_name="FD")  # fmt: skip
-print(f"{img_cfg['dataset']}, {img_cfg['metric']} (lower is better) by PC iterations, every seed")
+print(f"{S.images.name}, {S.images.metric} (lower is better) by PC iterations, every seed")
 per_seed.pivot_table(index=["model", "seed"], columns="iterations", values="FD").round(0).astype(int)
 
 # %% [markdown]
@@ -284,7 +259,7 @@ per_seed.pivot_table(index=["model", "seed"], columns="iterations", values="FD")
 
 # %%
 if len(img_seeds) > 1:
-    for table in G.seed_summary(per_seed, img_cfg["metric"]):
+    for table in G.seed_summary(per_seed, S.images.metric):
         display(table)
 print(f"{len(img_seeds)} seed(s) in this run; paper: Table 1 above (CIFAR-10 FID) and App. A.5:")
 print(G.TEXT_NUMBERS[G.TEXT_NUMBERS["where"] == "A.5"].to_string(index=False))
@@ -355,7 +330,7 @@ if G.LONG_RESULTS.is_file():
     display(runs.adequacy_table(long["adequacy"].to_dict("records"), ["model", "seed", "steps"]))
     display(long["per_seed"].pivot_table(index=["model", "seed"], columns="iterations", values="FD")
             .round(0).astype(int))  # fmt: skip
-    for table in G.seed_summary(long["per_seed"], img_cfg["metric"]):
+    for table in G.seed_summary(long["per_seed"], S.images.metric):
         display(table)
     display(long["controls"].pivot_table(index=["model", "training steps", "weights"],
                                          columns="iterations", values="FD").round(0).astype(int))

@@ -63,13 +63,12 @@ from gmdiff import data, plotting, zoo
 from gmdiff.analytic import gm_ddpm as A
 from gmdiff.noise import OffsetMixtureNoise
 from gmdiff.papers import gm_ddpm as P
-from gmdiff.profiles import get_profile
+from gmdiff.study import Study
 from gmdiff.schedules import DiscreteVP
 
-torch.set_num_threads(1)
 plotting.style()
 pd.set_option("display.precision", 3)
-cfg = get_profile("gmd_forward", profile)
+cfg = Study.open("gmd_forward", profile).sizes
 ddpm = DiscreteVP.linear()  # Ho et al.'s betas, T = 1000, as the paper (Sec. 4.1)
 
 # %% [markdown]

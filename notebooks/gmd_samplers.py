@@ -72,14 +72,13 @@ from gmdiff.analytic.gm_ddpm import ExactGMDDPM
 from gmdiff.nets import VPPrecond
 from gmdiff.noise import OffsetMixtureNoise
 from gmdiff.papers import gm_ddpm as P
-from gmdiff.profiles import get_profile
+from gmdiff.study import Study
 from gmdiff.samplers import SAMPLERS
 from gmdiff.schedules import DiscreteVP
 
-torch.set_num_threads(1)
 plotting.style()
 pd.set_option("display.precision", 3)
-cfg = get_profile("gmd_samplers", profile)
+cfg = Study.open("gmd_samplers", profile).sizes
 ring = data.ring2d(k=8, radius=2.0, std=0.1)
 sched = DiscreteVP.cosine(T=cfg["T"])
 seeds = [seed + s for s in cfg["seeds"]]

@@ -65,36 +65,17 @@ import pandas as pd
 import torch
 from myst_nb import glue
 
-from gmdiff import data, metrics, plotting, results, stats, zoo
+from gmdiff import plotting, results, stats
 from gmdiff.papers import gm_ddpm as P
-from gmdiff.profiles import get_profile
+from gmdiff.study import Study
 
-cfg = get_profile("gmd_tables", profile)
+S = Study.open("gmd_tables", profile, seed=seed, data_dir=data_dir)  # checks data, weights
+cfg, sets = S.sizes, S.images.overrides
 seeds = [seed + s for s in cfg["seeds"]]
-sets = []
-if profile == "full":  # fail before any training: the data and the Inception weights
-    if data_dir is None or not Path(data_dir).is_dir():
-        raise FileNotFoundError(
-            f"data_dir={data_dir!r}: the full profile trains on CIFAR-10; pass -p data_dir "
-            "/path/to/cifar-10-batches-py (gmdiff.data.load_cifar10)"
-        )
-    metrics.inception_weights_dir()
-    reference = data.load_cifar10(data_dir)[0]
-    sets = [f"data.options.data_dir={data_dir}"]
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    score = P.ImageScores(
-        reference, lambda x: metrics.inception_features(x, device=device), cfg["n"], seed
-    )
-    names = {"fd": "FID"}
-else:
-    torch.set_num_threads(1)
-    reference = data.digits8x8()[0]
-    classifier = zoo.digit_classifier()
-    score = P.ImageScores(
-        reference, lambda x: metrics.classifier_features(classifier, x), cfg["n"], seed,
-        classifier,
-    )  # fmt: skip
-    names = {"fd": "FD-digits", "is": "IS-digits"}
+reference = S.images.load()[0]
+classifier = S.images.classifier()  # FD-digits / IS-digits (ci); None: FID (full)
+score = P.ImageScores(reference, S.images.features(S.device), cfg["n"], seed, classifier)
+names = {"fd": S.images.metric, "is": "IS-digits"}
 plotting.style()
 pd.set_option("display.precision", 3)
 
@@ -102,7 +83,7 @@ pd.set_option("display.precision", 3)
 # ## Training: twelve models through the library's trainer (cached)
 
 # %%
-models = P.train_table_models(profile, cfg["lams"], seeds, sets)
+models = P.train_table_models(cfg["base"], cfg["lams"], seeds, sets)
 run = models[(0.2, seeds[0])]
 print(f"{len(models)} models; each: {sum(p.numel() for p in run.trained.net.parameters()):,} "
       f"eps-network + {sum(p.numel() for p in run.trained.classifier.parameters()):,} "
@@ -299,7 +280,7 @@ check
 # %%
 if results_dir:  # -p results_dir results/long: the readings study, stored for the ci chapter
     started = time.perf_counter()
-    study = P.readings_study(profile, 0.2, seeds, score, cfg["n"], cfg["solver_steps"], sets,
+    study = P.readings_study(cfg["base"], 0.2, seeds, score, cfg["n"], cfg["solver_steps"], sets,
                              cfg["batch"])  # fmt: skip
     meta = results.run_meta(profile, seconds=round(time.perf_counter() - started), seeds=seeds)
     results.save_results(Path(results_dir) / "gmd_readings.json", meta, scores=study)

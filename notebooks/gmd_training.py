@@ -52,13 +52,12 @@ import torch
 from gmdiff import data, plotting
 from gmdiff.analytic.gm_ddpm import ExactGMDDPM
 from gmdiff.papers import gm_ddpm as P
-from gmdiff.profiles import get_profile
+from gmdiff.study import Study
 from gmdiff.runs import load_or_train_many
 
-torch.set_num_threads(1)
 plotting.style()
 pd.set_option("display.precision", 3)
-cfg = get_profile("gmd_training", profile)
+cfg = Study.open("gmd_training", profile).sizes
 ring = data.ring2d(k=8, radius=2.0, std=0.1)
 # configs/gm_ddpm_toy.yaml with lam and seed set, trained by gmdiff.train.Trainer (cached;
 # the missing ones side by side)

@@ -58,11 +58,10 @@ from scipy import stats
 from gmdiff import plotting
 from gmdiff.analytic import anomalous as an
 from gmdiff.papers import gm_sgm_theory as th
-from gmdiff.profiles import get_profile
+from gmdiff.study import Study
 
-torch.set_num_threads(1)
 plotting.style()
-cfg = get_profile("gms_anomalous_diffusion", profile)
+cfg = Study.open("gms_anomalous_diffusion", profile).sizes
 cfg
 
 # %% [markdown]

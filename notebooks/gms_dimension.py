@@ -54,11 +54,10 @@ from IPython.display import display
 
 from gmdiff import plotting
 from gmdiff.papers import gm_sgm_dimension as M
-from gmdiff.profiles import get_profile
+from gmdiff.study import Study
 
-cfg = get_profile("gms_dimension", profile)
+cfg = Study.open("gms_dimension", profile).sizes
 cfg["seeds"] = [seed + k for k in range(len(cfg["seeds"]))]
-torch.set_num_threads(1)  # small nets: one thread is fastest on this machine
 plotting.style()
 pd.set_option("display.precision", 3)
 print(f"profile={profile}; exact D: {cfg['exact_dims']}; trained D: {cfg['dims']}, seeds {cfg['seeds']}")

@@ -58,14 +58,13 @@ from gmdiff import data, metrics, plotting, runs
 from gmdiff.analytic import GaussianMixture
 from gmdiff.papers import gm_sgm as G
 from gmdiff.noise import ScaleMixtureNoise
-from gmdiff.profiles import get_profile
+from gmdiff.study import Study
 from gmdiff.samplers import ve_pc
 from gmdiff.schedules import VE
 
-torch.set_num_threads(1)
 plotting.style()
 pd.set_option("display.precision", 3)
-cfg = get_profile("gms_noise_studies", profile)
+cfg = Study.open("gms_noise_studies", profile).sizes
 ring = data.ring2d(**G.RING["options"])
 ve_cfg = {"name": "ve", "options": {"sigma_min": 0.01, "sigma_max": cfg["sigma_max"]}}
 ve = VE(**ve_cfg["options"])

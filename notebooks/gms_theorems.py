@@ -49,11 +49,10 @@ import torch
 
 from gmdiff import plotting
 from gmdiff.papers import gm_sgm_theory as th
-from gmdiff.profiles import get_profile
+from gmdiff.study import Study
 
-torch.set_num_threads(1)
 plotting.style()
-cfg = get_profile("gms_theorems", profile)
+cfg = Study.open("gms_theorems", profile).sizes
 sig = tuple(cfg["sigmas_bridge"])  # (sigma_u, sigma_s, sigma_t)
 cfg
 

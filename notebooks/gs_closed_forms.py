@@ -51,10 +51,10 @@ import torch
 from gmdiff import data, plotting
 from gmdiff.analytic import gaussian_state, integrate_pf_ode, scaled_score
 from gmdiff.papers import gaussian_score as gs
-from gmdiff.profiles import get_profile
+from gmdiff.study import Study
 
 plotting.style()
-cfg = get_profile("gs_closed_forms", profile)
+cfg = Study.open("gs_closed_forms", profile).sizes
 torch.manual_seed(seed)
 cfg
 

@@ -40,10 +40,10 @@ import numpy as np
 
 from gmdiff import data, plotting
 from gmdiff.papers import gaussian_score as gs
-from gmdiff.profiles import get_profile
+from gmdiff.study import Study
 
 plotting.style()
-cfg = get_profile("gs_far_field", profile)
+cfg = Study.open("gs_far_field", profile).sizes
 images, _ = data.digits8x8()
 x = images.flatten(1).double()
 tr_sigma = float(x.var(0, unbiased=False).sum())

@@ -48,11 +48,11 @@ import torch
 from gmdiff import data, plotting
 from gmdiff.analytic import Gaussian
 from gmdiff.papers import gaussian_score as gs
-from gmdiff.profiles import get_profile
+from gmdiff.study import Study
 from gmdiff.schedules import DiscreteVP, VPLinear
 
 plotting.style()
-cfg = get_profile("gs_gaussian_dynamics", profile)
+cfg = Study.open("gs_gaussian_dynamics", profile).sizes
 ddpm = DiscreteVP.linear(T=1000, beta_1=1e-4, beta_T=0.02)
 curves = gs.dynamics_curves(ddpm, cfg["lams"])
 cfg

@@ -51,13 +51,13 @@ import torch
 from gmdiff import plotting, zoo
 from gmdiff.analytic import Gaussian
 from gmdiff.papers import gs_networks as gn
-from gmdiff.profiles import get_profile
+from gmdiff.study import Study
 
 plotting.style()
-cfg = get_profile("gs_learning_dynamics", profile)
-x, labels, shape = gn.digits_training_set(profile, data_dir)
-denoiser, snapshots = zoo.digits_edm(profile=profile, seed=seed, snapshot_steps=cfg["snapshot_steps"],
-                                     data_dir=data_dir)
+S = Study.open("gs_learning_dynamics", profile, seed=seed, data_dir=data_dir)  # checks the data folder
+cfg = S.sizes
+x, labels, shape = gn.digits_training_set(S)
+denoiser, snapshots = zoo.digits_edm(S, snapshot_steps=cfg["snapshot_steps"])
 net = gn.NetworkScore(denoiser, shape)
 print(f"N = {x.shape[0]}, D = {x.shape[1]}, snapshots at steps {sorted(snapshots)}")
 
@@ -192,7 +192,7 @@ plot_curves(curves, "digits U-Net")
 
 # %%
 # NBVAL_TOLERANCE rel=0.1  (twice the range over three CPU kernel paths, which train slightly different networks; seeds 1-2 move the FUVs by up to 20%)
-mlp, mlp_snaps, gmm_true = zoo.gmm_mlp(profile=profile, seed=seed, snapshot_steps=cfg["toy_snapshot_steps"])
+mlp, mlp_snaps, gmm_true = zoo.gmm_mlp(S, snapshot_steps=cfg["toy_snapshot_steps"])
 toy_x = gmm_true.sample(2000, torch.Generator().manual_seed(seed))
 moments = gn.gmm_moments(gmm_true)
 toy_models = {"isotropic": Gaussian.isotropic(moments.mean), "Gaussian (exact moments)": moments,

@@ -59,12 +59,13 @@ from myst_nb import glue
 from gmdiff import plotting, zoo
 from gmdiff.analytic import Gaussian
 from gmdiff.papers import gs_networks as gn
-from gmdiff.profiles import get_profile
+from gmdiff.study import Study
 
 plotting.style()
-cfg = get_profile("gs_score_structure", profile)
-x, labels, shape = gn.digits_training_set(profile, data_dir)
-denoiser, _ = zoo.digits_edm(profile=profile, seed=seed, data_dir=data_dir)
+S = Study.open("gs_score_structure", profile, seed=seed, data_dir=data_dir)  # checks the data folder
+cfg = S.sizes
+x, labels, shape = gn.digits_training_set(S)
+denoiser, _ = zoo.digits_edm(S)
 net = gn.NetworkScore(denoiser, shape)
 models = gn.idealised_models(x, labels, kmeans_ks=cfg["kmeans_ks"], seed=seed)
 gauss = models["Gaussian"]
@@ -198,7 +199,7 @@ fine_table.map(lambda v: f"{v:.1e}")
 
 # %%
 # NBVAL_TOLERANCE rel=0.3 abs=0.002  (seeds 0-2 move these FUVs by up to 30%; CPU kernel paths by up to 10%)
-mlp, _, gmm_true = zoo.gmm_mlp(profile=profile, seed=seed)
+mlp, _, gmm_true = zoo.gmm_mlp(S)
 toy_net = gn.NetworkScore(mlp, (gmm_true.dim,))
 toy_x = gmm_true.sample(cfg["toy_n_points"], torch.Generator().manual_seed(seed))
 toy_models = {"exact GMM": gmm_true, "Gaussian (exact moments)": gn.gmm_moments(gmm_true),

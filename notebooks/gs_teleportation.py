@@ -47,21 +47,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from gmdiff import data, metrics, plotting, zoo
+from gmdiff import metrics, plotting, zoo
 from gmdiff.analytic import Gaussian
 from gmdiff.papers import gs_teleport as gt
-from gmdiff.profiles import get_profile
 from gmdiff.samplers import heun_nfe
 from gmdiff.schedules import EDM
+from gmdiff.study import Study
 
 plotting.style()
-cfg = get_profile("gs_teleportation", profile)
-torch.set_num_threads(1)  # small batched models: one thread is fastest on the shared CPU
+S = Study.open("gs_teleportation", profile, seed=seed, data_dir=data_dir)  # checks data, weights
+cfg = S.sizes
 steps = cfg["steps"]
 prior_std = EDM().prior_std  # x_T ~ N(0, 80^2 I), EDM's prior
-if profile == "full":
-    data.mnist_file(data_dir)  # fail now, naming the expected file, before any training
-    metrics.inception_weights_dir()  # the full profile scores MNIST with Inception FID
 
 # %% [markdown]
 # ## The paper's numbers
@@ -123,7 +120,7 @@ floor = np.array([sw2(gmm.sample(cfg["n_gmm"], gen)) for _ in range(cfg["n_floor
 print(f"SW2 between independent exact sample sets of {cfg['n_gmm']}: {floor.mean():.3f} +- {floor.std():.3f}")
 
 # %%
-mlp, _, _ = zoo.gmm_mlp(profile=profile, seed=seed)
+mlp, _, _ = zoo.gmm_mlp(S)
 gmm_skips = cfg["gmm_skips"]
 models = {"exact GMM denoiser": gmm.denoiser, "trained MLP": mlp}
 gmm_tables = {}
@@ -203,15 +200,9 @@ plt.show()
 # sample size.
 
 # %%
-unet, _ = zoo.digits_edm(profile=profile, seed=seed, data_dir=data_dir)
-quality = "FD-digits" if profile == "ci" else "FID"
-if profile == "ci":  # the 8x8 digits, FD-digits
-    images, _ = data.digits8x8()
-    clf = zoo.digit_classifier(seed=seed)
-    features = lambda x: metrics.classifier_features(clf, x)
-else:  # the model's MNIST (32x32), Inception features (FID)
-    images = data.mnist32(data_dir)[: 2 * cfg["n_digits"]]
-    features = metrics.inception_features
+unet, _ = zoo.digits_edm(S)
+quality, features = S.images.metric, S.images.features()  # FD-digits (ci) or FID (MNIST, full)
+images = S.images.load()[0][: 2 * cfg["n_digits"]]
 gauss_digits = Gaussian.from_data(images.flatten(1).double())
 gd = torch.Generator().manual_seed(seed)
 x_T_img = prior_std * torch.randn(cfg["n_digits"], *images.shape[1:], generator=gd)

@@ -47,12 +47,11 @@ from myst_nb import glue
 
 from gmdiff import data, nets, plotting, results, runs, stats
 from gmdiff.papers import smd
-from gmdiff.profiles import get_profile
+from gmdiff.study import Study
 
-torch.set_num_threads(1)
 plotting.style()
 pd.set_option("display.precision", 3)
-cfg = get_profile("smd_method", profile)
+cfg = Study.open("smd_method", profile).sizes
 ring = data.ring2d(8, 2.0, 0.1)  # configs/smd_toy.yaml's data
 cfg
 

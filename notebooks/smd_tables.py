@@ -43,28 +43,18 @@ seeds = [0, 1, 2]  # the seeds the verdict section shows: this run's, the others
 results_dir = ""  # where to store this seed's tables (results/seeds for the stored runs)
 
 # %%
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
-import torch
 from myst_nb import glue
 
 from gmdiff import data, plotting, results, runs, stats, zoo
 from gmdiff.papers import numbers, smd
-from gmdiff.profiles import get_profile
+from gmdiff.study import Study
 
-torch.set_num_threads(1)
 plotting.style()
-cfg = get_profile("smd_tables", profile)
-overrides = []
-if profile == "full":
-    if data_dir is None or not Path(data_dir).is_dir():
-        raise FileNotFoundError(
-            f"data_dir={data_dir!r}: the full profile trains on CIFAR-10; pass -p data_dir "
-            "/path/to/cifar-10-batches-py (gmdiff.data.load_cifar10)"
-        )
-    overrides = [f"data.options.data_dir={data_dir}"]
+S = Study.open("smd_tables", profile, seed=seed, data_dir=data_dir)  # checks the data folder
+cfg, overrides = S.sizes, S.images.overrides
 cfg
 
 # %% [markdown]

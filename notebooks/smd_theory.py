@@ -48,12 +48,11 @@ import torch
 
 from gmdiff import plotting
 from gmdiff.papers import smd_checks as sc
-from gmdiff.profiles import get_profile
+from gmdiff.study import Study
 
-torch.set_num_threads(1)
 plotting.style()
 pd.set_option("display.precision", 3)
-cfg = get_profile("smd_theory", profile)
+cfg = Study.open("smd_theory", profile).sizes
 Ts = cfg["Ts"]
 cfg
 

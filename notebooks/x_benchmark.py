@@ -69,13 +69,13 @@ import torch
 
 from gmdiff import benchmark as B
 from gmdiff import plotting
-from gmdiff.profiles import get_profile
+from gmdiff.study import Study
 
-cfg = get_profile("x_benchmark", profile)
+S = Study.open("x_benchmark", profile)
+cfg, device = S.sizes, S.device
 specs = cfg["data"]
 budget = B.Budget(**cfg["budget"])
 seeds = [seed + s for s in cfg["seeds"]]
-device = "cuda" if profile == "full" and torch.cuda.is_available() else "cpu"
 plotting.style()
 pd.set_option("display.precision", 3)
 pd.set_option("display.max_rows", 120)  # the comparison table has 93 rows

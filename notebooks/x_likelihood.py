@@ -55,11 +55,11 @@ import torch
 
 from gmdiff import data, plotting
 from gmdiff.likelihood import gap_to_exact
-from gmdiff.profiles import get_profile
+from gmdiff.study import Study
 from gmdiff.schedules import EDM
 
 plotting.style()
-cfg = get_profile("x_likelihood", profile)
+cfg = Study.open("x_likelihood", profile).sizes
 ring = data.ring2d()
 x = ring.sample(cfg["n"], torch.Generator().manual_seed(seed))
 cfg

@@ -7,7 +7,7 @@ import pytest
 
 from gmdiff import results, runs, stats
 from gmdiff.papers import gm_sgm as G
-from gmdiff.profiles import get_profile
+from gmdiff.study import Study
 
 
 def _per_seed() -> pd.DataFrame:
@@ -39,11 +39,11 @@ def test_results_round_trip_and_the_long_profile_adds_only_seeds_and_the_control
     meta, tables = results.load_results(path)
     assert meta == {"profile": "long", "seeds": [0, 1, 2]}
     pd.testing.assert_frame_equal(tables["per_seed"], _per_seed())
-    ci, long = get_profile("gm_sgm_tables", "ci"), get_profile("gm_sgm_tables", "long")
+    ci, long = (Study.open("gm_sgm_tables", p).sizes for p in ("ci", "long"))
     assert long["toy"] == ci["toy"]
     assert {k for k in ci["images"] if ci["images"][k] != long["images"][k]} == {"seeds", "longer"}
     with pytest.raises(ValueError, match="profile must be one of"):
-        get_profile("gs_far_field", "long")
+        Study.open("gs_far_field", "long")
 
 
 def test_adequacy_table_names_and_rounds_the_columns():

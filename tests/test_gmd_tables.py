@@ -14,6 +14,7 @@ from gmdiff import metrics, nets, runs
 from gmdiff.papers import gm_ddpm as P
 from gmdiff.samplers import SAMPLERS
 
+CI, FULL = "configs/gm_ddpm_digits.yaml", "configs/gm_ddpm_cifar10.yaml"  # the study's bases
 TINY = ["train.steps=2", "train.ema_rampup=0.05", "train.batch_size=8",
         "model.overrides.base.ch=8", "model.overrides.classifier_width=8",
         "schedule.options.T=6"]  # fmt: skip
@@ -22,17 +23,17 @@ TINY = ["train.steps=2", "train.ema_rampup=0.05", "train.batch_size=8",
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
-    return P.train_table_models("ci", [0.0, 0.2], [0, 1], TINY, cache_dir=cache)
+    return P.train_table_models(CI, [0.0, 0.2], [0, 1], TINY, cache_dir=cache)
 
 
-def test_table_config_sets_lambda_seed_and_profile():
-    cfg = P.table_config("ci", 0.1, 2)
+def test_table_config_sets_lambda_and_seed():
+    cfg = P.table_config(CI, 0.1, 2)
     assert cfg.model.overrides["lam"] == 0.1 and cfg.train.seed == 2
     assert cfg.data.name == "digits8x8" and cfg.model.net == "gm_ddpm_digits"
-    full = P.table_config("full", 0.0, 0)
+    full = P.table_config(FULL, 0.0, 0)
     assert full.data.name == "cifar10" and full.schedule.options["T"] == 1000
-    with pytest.raises(ValueError, match="profile"):
-        P.table_config("paper", 0.2, 0)
+    with pytest.raises(FileNotFoundError, match="gm_ddpm_paper.yaml"):
+        P.table_config("configs/gm_ddpm_paper.yaml", 0.2, 0)
 
 
 def test_table_config_readings_of_the_means():
@@ -40,8 +41,8 @@ def test_table_config_readings_of_the_means():
     per_pixel change the net config (per-pixel: no classifier, classifier term off)."""
     from gmdiff.config import sha
 
-    cfgs = {r: P.table_config("ci", 0.2, 0, reading=r) for r in P.READINGS}
-    assert sha(cfgs["shared"]) == sha(P.table_config("ci", 0.2, 0))
+    cfgs = {r: P.table_config(CI, 0.2, 0, reading=r) for r in P.READINGS}
+    assert sha(cfgs["shared"]) == sha(P.table_config(CI, 0.2, 0))
     assert len({sha(c) for c in cfgs.values()}) == 3
     for reading, cfg in cfgs.items():
         run = runs.build(cfg)
@@ -51,13 +52,13 @@ def test_table_config_readings_of_the_means():
         assert cfg.model.overrides["lam"] == 0.2 and cfg.train.seed == 0
     assert cfgs["per_pixel"].loss.options["classifier_weight"] == 0
     with pytest.raises(ValueError, match="reading must be one of"):
-        P.table_config("ci", 0.2, 0, reading="pixel")
+        P.table_config(CI, 0.2, 0, reading="pixel")
 
 
 def test_full_profile_builds_the_paper_sized_network():
     """configs/gm_ddpm_cifar10.yaml: the DDPM CIFAR-10 U-Net (Ho et al.: 35.7M parameters)
     plus the classifier MLP on the 3,072 pixels; built on the CPU, not trained."""
-    run = runs.build(P.table_config("full", 0.2, 0))
+    run = runs.build(P.table_config(FULL, 0.2, 0))
     eps = sum(p.numel() for p in run.trained.net.parameters())
     ddpm = sum(p.numel() for p in nets.build_net(nets.get_config("ddpm_cifar10")).parameters())
     assert eps == ddpm and abs(eps - 35.7e6) / 35.7e6 < 0.01
@@ -160,7 +161,7 @@ def test_readings_study_scores_every_reading_and_run_against_ddpm(tmp_path):
     def score(x):
         return {"fd": float(x.mean())}
 
-    df = P.readings_study("ci", 0.2, [0], score, n=4, solver_steps=2, sets=TINY, cache_dir=tmp_path)
+    df = P.readings_study(CI, 0.2, [0], score, n=4, solver_steps=2, sets=TINY, cache_dir=tmp_path)
     runs = [*P.TABLE_RUNS, P.EQ34_RUN]
     assert set(df["model"]) == {f"DDPM: {r}" for r in [P.STRATEGY_RUNS[0], *P.SOLVER_RUNS]} | {
         f"{reading}: {r}" for reading in P.READINGS for r in runs

@@ -1,7 +1,7 @@
 """Running chapters with papermill: the Jupytext handler reads the .py source, and a
 parameter that the chapter's parameters cell does not assign (``-p profil full``) is
 refused with one sentence before a kernel starts or the output is written, while declared
-ones run; an unknown profile is named by gmdiff.profiles."""
+ones run; an unknown profile is named by gmdiff.study."""
 
 import os
 import subprocess
@@ -13,7 +13,7 @@ import papermill as pm
 import pytest
 
 from gmdiff.papermill_io import UnknownParameterError, check_parameters, declared_parameters
-from gmdiff.profiles import PROFILES, get_profile
+from gmdiff.study import STUDY_DIR, Study
 
 # papermill warns that a .py input "does not end in one of ['.ipynb', '.json']"
 pytestmark = pytest.mark.filterwarnings("ignore:The specified file .* does not end in")
@@ -85,8 +85,9 @@ def test_papermill_command_prints_one_sentence(chapter, tmp_path):
 
 def test_an_unknown_profile_or_chapter_is_named():
     with pytest.raises(ValueError) as err:
-        get_profile("gs_far_field", "fulll")
+        Study.open("gs_far_field", "fulll")
     assert str(err.value) == "profile must be one of ['ci', 'full'], got 'fulll'"
     with pytest.raises(KeyError) as err:
-        get_profile("gs_far_feld", "ci")
-    assert err.value.args[0] == f"no profiles for chapter 'gs_far_feld'; known: {sorted(PROFILES)}"
+        Study.open("gs_far_feld", "ci")
+    known = sorted(p.stem for p in STUDY_DIR.glob("*.yaml"))
+    assert err.value.args[0] == f"no study for chapter 'gs_far_feld'; known: {known}"

@@ -268,6 +268,17 @@ def _apply_set(raw: dict, assignment: str) -> None:
     node[leaf] = _parse_yaml(value, f"the value of --set {assignment!r}")
 
 
+#: The repository root: run files are ``configs/<name>.yaml`` below it.
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_file(path: str | Path) -> Path:
+    """A run file's path: ``path`` where it exists or is absolute, else taken from the
+    repository root (so ``configs/smd_digits.yaml`` works from any working directory)."""
+    path = Path(path)
+    return path if path.is_absolute() or path.exists() else REPO / path
+
+
 def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
     """Read, override and validate a run config."""
     path = Path(path)

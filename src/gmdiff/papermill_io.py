@@ -37,6 +37,8 @@ import jupytext
 import nbformat
 from papermill.iorw import LocalHandler
 
+from gmdiff.study import PROFILES
+
 JUPYTEXT_SUFFIXES = {".py", ".md"}
 
 
@@ -48,9 +50,8 @@ class BadParameterError(click.UsageError, ValueError):
     """A notebook was given a parameter value it cannot use (see :func:`check_values`)."""
 
 
-#: The profiles of the chapters (gmdiff.profiles; ``long``: the shipped data at a scale the
-#: ci book cannot hold, where a chapter defines it), and the parameters only ``full`` reads.
-PROFILES = ("ci", "long", "full")
+#: The profiles that read shipped or generated data (gmdiff.study: ``long`` is the shipped
+#: data at a scale the ci book cannot hold), and the parameters only ``full`` reads.
 SHIPPED_DATA = ("ci", "long")
 FULL_ONLY = ("data_dir", "dataset")
 _NO_DEFAULT = object()

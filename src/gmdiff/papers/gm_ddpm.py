@@ -19,6 +19,7 @@ from torch import Tensor
 
 from gmdiff import metrics
 from gmdiff.analytic import gm_ddpm as A
+from gmdiff.config import load_config, run_file
 from gmdiff.metrics import t_interval
 from gmdiff.noise import OffsetMixtureNoise
 from gmdiff.papers import numbers
@@ -28,7 +29,6 @@ from gmdiff.stats import direction  # the one verdict rule (used below and by th
 F64 = torch.float64
 
 #: The repository's run configs (configs/ beside src/), wherever a chapter runs from.
-CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"
 
 #: Tables 1-3 of the paper (``papers/numbers/gm_ddpm.yaml``; of Table 3 the CIFAR-10 FID at
 #: lr 1e-4, the learning rate of Table 1, and its other columns, (IS, FID) per cell: CIFAR-10
@@ -301,10 +301,8 @@ def toy_config(lam: float, steps: int, seed: int):
     """configs/gm_ddpm_toy.yaml (the chapters' GM-DDPM on the ring) with offset scale
     ``lam``, ``steps`` training steps and training seed ``seed``: a
     :class:`gmdiff.config.RunConfig` for :func:`gmdiff.runs.load_or_train`."""
-    from gmdiff.config import load_config
-
     sets = [f"model.overrides.lam={lam}", f"train.steps={steps}", f"train.seed={seed}"]
-    return load_config(CONFIG_DIR / "gm_ddpm_toy.yaml", sets)
+    return load_config(run_file("configs/gm_ddpm_toy.yaml"), sets)
 
 
 # --------------------------------------------------------------------------------------
@@ -329,8 +327,6 @@ SOLVER_RUNS = tuple(TABLE_RUNS)[3:]
 EQ34_RUN = "original (Alg. 3), Eq. 34 variance"
 VARIANCE_RUNS = {EQ34_RUN: ("gm_ddpm", None, {"strategy": "ddpm", "variance": "eq34"})}
 
-#: The table configs per profile: ci = 8x8 digits on the CPU, full = the paper's CIFAR-10.
-TABLE_CONFIGS = {"ci": "gm_ddpm_digits.yaml", "full": "gm_ddpm_cifar10.yaml"}
 
 
 #: The readings of the paper's scalar means mu_k = lam * mu_base_k (Sec. 4.1) as overrides of
@@ -346,24 +342,21 @@ READINGS: dict[str, tuple[str, ...]] = {
 
 
 def table_config(
-    profile: str, lam: float, seed: int, sets: Sequence[str] = (), reading: str = "shared"
+    base: str | Path, lam: float, seed: int, sets: Sequence[str] = (), reading: str = "shared"
 ):
     """The run of the tables for offset scale ``lam`` (0 = DDPM: the same network, loss
     and schedule with every mean 0, Sec. 4.3), training seed ``seed`` and reading
-    ``reading`` of the means (:data:`READINGS`): TABLE_CONFIGS[profile] with ``sets``
-    (``key=value`` overrides, e.g. the data folder) applied."""
-    from gmdiff.config import load_config
-
-    if profile not in TABLE_CONFIGS:
-        raise ValueError(f"profile must be one of {sorted(TABLE_CONFIGS)}, got {profile!r}")
+    ``reading`` of the means (:data:`READINGS`): the run file ``base`` (a study's:
+    configs/gm_ddpm_digits.yaml, configs/gm_ddpm_cifar10.yaml) with ``sets`` (``key=value``
+    overrides, e.g. the data folder) applied."""
     if reading not in READINGS:
         raise ValueError(f"reading must be one of {list(READINGS)}, got {reading!r}")
     overrides = [*sets, *READINGS[reading], f"model.overrides.lam={lam}", f"train.seed={seed}"]
-    return load_config(CONFIG_DIR / TABLE_CONFIGS[profile], overrides)
+    return load_config(run_file(base), overrides)
 
 
 def train_table_models(
-    profile: str,
+    base: str | Path,
     lams: Sequence[float],
     seeds: Sequence[int],
     sets: Sequence[str] = (),
@@ -376,7 +369,7 @@ def train_table_models(
     from gmdiff import runs
 
     keys = [(lam, s) for lam in lams for s in seeds]
-    jobs = [(table_config(profile, lam, s, sets, reading), "gmd-tables") for lam, s in keys]
+    jobs = [(table_config(base, lam, s, sets, reading), "gmd-tables") for lam, s in keys]
     return dict(zip(keys, runs.load_or_train_many(jobs, cache_dir=cache_dir), strict=True))
 
 
@@ -448,7 +441,7 @@ def evaluate_tables(
 
 
 def readings_study(
-    profile: str,
+    base: str | Path,
     lam: float,
     seeds: Sequence[int],
     score: Callable[[Tensor], dict[str, float]],
@@ -464,12 +457,12 @@ def readings_study(
     the baseline: one row per (model, seed) with ``model`` = "<reading>: <run>" (DDPM's:
     "DDPM: <run>") and the scores of :func:`evaluate_tables` (paired by seed: every model
     of a seed starts from the same x_T)."""
-    ddpm = train_table_models(profile, [0.0], seeds, sets, cache_dir)
-    base = evaluate_tables(ddpm, lambda _: [STRATEGY_RUNS[0], *SOLVER_RUNS], score, n,
-                           solver_steps, batch)  # fmt: skip
-    parts = [base.assign(model="DDPM: " + base["run"])]
+    ddpm = train_table_models(base, [0.0], seeds, sets, cache_dir)
+    own = evaluate_tables(ddpm, lambda _: [STRATEGY_RUNS[0], *SOLVER_RUNS], score, n,
+                          solver_steps, batch)  # fmt: skip
+    parts = [own.assign(model="DDPM: " + own["run"])]
     for reading in READINGS:
-        models = train_table_models(profile, [lam], seeds, sets, cache_dir, reading)
+        models = train_table_models(base, [lam], seeds, sets, cache_dir, reading)
         table = evaluate_tables(models, lambda _: [*TABLE_RUNS, *VARIANCE_RUNS], score, n,
                                 solver_steps, batch)  # fmt: skip
         parts.append(table.assign(model=f"{reading}: " + table["run"]))

@@ -124,19 +124,14 @@ class NetworkScore:
         return denoiser_to_score(self.denoiser(x, sigma), x, s)
 
 
-def digits_training_set(
-    profile: str, data_dir: str | None = None
-) -> tuple[Tensor, Tensor | None, tuple[int, ...]]:
-    """The training set of :func:`gmdiff.zoo.digits_edm` under ``profile`` (read from its run
-    config, so the two cannot disagree) as float64 rows, its labels (the 8x8 digits' in
-    ``ci``; None for MNIST, which the zoo loads without labels) and the image shape."""
-    from gmdiff import data, runs, zoo
+def digits_training_set(study) -> tuple[Tensor, Tensor | None, tuple[int, ...]]:
+    """The training set of the study's digits model (:func:`gmdiff.zoo.digits_edm`, read
+    from its run config, so the two cannot disagree) as float64 rows, its labels (the 8x8
+    digits'; None for MNIST, which the zoo loads without labels) and the image shape."""
+    from gmdiff import data, runs
 
-    if profile == "full" and data_dir is None:
-        raise FileNotFoundError("profile='full' needs data_dir, the folder with MNIST's IDX file")
-    cfg = zoo.digits_config(profile, data_dir=data_dir)
-    images, _ = runs.data_of(cfg)
-    labels = data.digits8x8()[1] if cfg.data.name == "digits8x8" else None
+    images, _ = runs.data_of(study.run_config("digits"))
+    labels = data.digits8x8()[1] if study.images.name == "digits8x8" else None
     return images.flatten(1).double(), labels, tuple(images.shape[1:])
 
 

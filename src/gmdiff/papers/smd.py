@@ -25,7 +25,6 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, replace
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -34,18 +33,13 @@ from torch import Tensor, nn
 
 from gmdiff import runs
 from gmdiff.analytic.ddpm_posterior import ReversePosterior
-from gmdiff.config import RunConfig, load_config
+from gmdiff.config import RunConfig, load_config, run_file
 from gmdiff.samplers import SAMPLERS
 from gmdiff.samplers.base import call_denoiser
 from gmdiff.schedules import DiscreteVP
 
 #: The toy of the method chapter: configs/smd_toy.yaml's ring of 8 Gaussians.
 TOY_CONFIG = "configs/smd_toy.yaml"
-
-#: The repository root (src/gmdiff/papers/smd.py -> three levels up): relative config
-#: paths that do not exist from the working directory (a notebook run by nbval has
-#: notebooks/ as its working directory) are read from here.
-REPO = Path(__file__).resolve().parents[3]
 
 
 def run_config(
@@ -67,10 +61,7 @@ def run_config(
     relative path is taken from the working directory, else from the repository root."""
     if kind not in ("smd", "ddpm"):
         raise ValueError(f"kind must be 'smd' or 'ddpm', got {kind!r}")
-    path = Path(base)
-    if not path.is_absolute() and not path.exists():
-        path = REPO / path
-    cfg = load_config(path, list(overrides))
+    cfg = load_config(run_file(base), list(overrides))
     if cfg.loss.name != "smd":
         raise ValueError(f"{base} is not an SMD config (loss.name = {cfg.loss.name!r})")
     if T is not None:
@@ -361,8 +352,8 @@ def _kernel_config(label: str, T: int, **sizes: Any) -> RunConfig:
 
 def method_study(cfg: dict, gmm, seed: int, cache_dir=None) -> dict[str, pd.DataFrame]:
     """The SMD method chapter's results for one training seed, as tables (one row per
-    number, so that the seeds' tables stack): ``cfg`` is the chapter's profile
-    (``gmdiff.profiles``, ``smd_method``), ``gmm`` the data.
+    number, so that the seeds' tables stack): ``cfg`` is the chapter's sizes
+    (``gmdiff.study``, ``smd_method``), ``gmm`` the data.
 
     * ``kl``: :func:`kernel_table` of the :data:`METHOD_KERNELS` networks at each T of
       ``cfg["Ts"]`` (column ``T``);
