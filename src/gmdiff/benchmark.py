@@ -334,21 +334,27 @@ def benchmark(
 
 
 def floor_scores(specs: dict[str, dict], n: int, seeds: Sequence[int], score=None) -> pd.DataFrame:
-    """The metrics' own floor at this sample count: :func:`sample_scores` of n exact
-    samples (seed 3000 + s) against the benchmark's references; for images, ``score`` of n
-    training images drawn without replacement (seed 3000 + s), which the reference holds."""
+    """The metrics' own floor at this sample count (:func:`gmdiff.metrics.noise_floor`, one
+    row per data set and seed): :func:`sample_scores` of n exact samples (seed 3000 + s)
+    against the benchmark's references; for images, ``score`` of n training images drawn
+    without replacement (seed 3000 + s), which the reference holds."""
     rows = []
     for name, spec in specs.items():
         prior = dataset(spec)[1]
-        for s in seeds:
+        if prior is None and score is None:
+            raise ValueError(f"data {name!r} has no exact distribution: pass score=")
+
+        def measure(s: int, prior=prior) -> dict:
             g = torch.Generator().manual_seed(3000 + s)
             if prior is None:
                 images = data.digits8x8()[0]
-                row = score(images[torch.randperm(len(images), generator=g)[:n]])
-            else:
-                ref = prior.sample(n, torch.Generator().manual_seed(2000 + s))
-                row = sample_scores(prior.sample(n, g), prior, ref, s)
-            rows.append({"data": name, "seed": s, **row})
+                return score(images[torch.randperm(len(images), generator=g)[:n]])
+            ref = prior.sample(n, torch.Generator().manual_seed(2000 + s))
+            return sample_scores(prior.sample(n, g), prior, ref, s)
+
+        floor = metrics.noise_floor(measure, seeds)
+        rows += [{"data": name, "seed": s, **row}
+                 for s, row in zip(seeds, floor.values.to_dict("records"), strict=True)]  # fmt: skip
     return pd.DataFrame(rows)
 
 
