@@ -84,13 +84,10 @@ sched = DiscreteVP.cosine(T=cfg["T"])
 seeds = [seed + s for s in cfg["seeds"]]
 exact = {lam: ExactGMDDPM(ring, sched, OffsetMixtureNoise(lam)) for lam in cfg["lams"]}
 reference = ring.sample(cfg["n"], torch.Generator().manual_seed(seed + 100))
-floor = [
-    metrics.sliced_wasserstein(ring.sample(cfg["n"], torch.Generator().manual_seed(s)), reference, 128,
-                               torch.Generator().manual_seed(s))
-    for s in seeds
-]
-print(f"SW2 between two samples of the true ring (n = {cfg['n']}): "
-      f"{torch.tensor(floor).mean():.3f} +- {torch.tensor(floor).std():.3f}")
+floor = metrics.noise_floor(
+    lambda s: metrics.sw2_to_reference(ring.sample(cfg["n"], torch.Generator().manual_seed(s)), reference, s, 128), seeds
+)
+print(f"SW2 between two samples of the true ring (n = {cfg['n']}): {floor.mean:.3f} +- {floor.sd:.3f}")
 
 # %% [markdown]
 # ## How well can $i_t$ be read off $x_t$?
@@ -163,7 +160,7 @@ print(table.to_string())
 fig, axes = plt.subplots(1, 3, figsize=(8.2, 3.7), sharex=True, sharey=True)
 den = VPPrecond(exact[1.0], sched)
 g = torch.Generator().manual_seed(seed)
-x_T = torch.randn(1000, 2, generator=g, dtype=torch.float64)
+x_T = sched.prior_sample((1000, 2), g, dtype=torch.float64)
 for ax, (name, (sampler, steps, opts)) in zip(
     axes, [(k, P.SAMPLER_RUNS[k]) for k in ("Alg. 2 (argmax i_t)", "Alg. 3 (DDPM update)", "DDIM, 10 steps")]
 ):

@@ -77,8 +77,8 @@ def sw2(x):
     return metrics.sw2_to_reference(x, true_ring, seed)
 
 
-floor = torch.tensor([sw2(ring.sample(n, torch.Generator().manual_seed(seed + 10 + k)).float()) for k in range(5)])
-print(f"SW2 of exact samples (noise floor): {floor.mean():.3f} +- {floor.std():.3f}")
+floor = metrics.noise_floor(lambda k: sw2(ring.sample(n, torch.Generator().manual_seed(seed + 10 + k)).float()), 5)
+print(f"SW2 of exact samples (noise floor): {floor.mean:.3f} +- {floor.sd:.3f}")
 
 # %% [markdown]
 # ## The four training noises, exact and trained
@@ -145,7 +145,7 @@ pairs = {
 }
 xi = {}
 for name, (gm, sgm, sch, dim) in pairs.items():
-    x_T = sch.sigma_max * torch.randn(cfg["n_xi"], dim, generator=torch.Generator().manual_seed(seed + 3))
+    x_T = sch.prior_sample((cfg["n_xi"], dim), torch.Generator().manual_seed(seed + 3))
     sig, n_gm = G.xi_norms(gm, sch, x_T, cfg["xi_steps"], seed)
     _, n_sgm = G.xi_norms(sgm, sch, x_T, cfg["xi_steps"], seed)
     xi[name] = (sig, n_gm, n_sgm, *G.r_mean_var(n_gm, n_sgm))
@@ -223,7 +223,7 @@ for name in scales:
             samples[(name, kind, s)] = x = pc_samples(dens[name], s)
             rows.append({"training noise": name, "model": kind, "iterations": s, **quality(x)})
 t11 = pd.DataFrame(rows).pivot(index="training noise", columns=["model", "iterations"]).loc[list(scales)]
-print(f"SW2 to the true ring (noise floor {floor.mean():.3f} +- {floor.std():.3f}; lower is better) "
+print(f"SW2 to the true ring (noise floor {floor.mean:.3f} +- {floor.sd:.3f}; lower is better) "
       f"and within-mode spread (exact samples: {G.mode_spread(true_ring, ring.means, 0.1):.3f})")
 t11
 

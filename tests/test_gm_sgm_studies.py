@@ -122,19 +122,6 @@ def test_which_is_lower():
     assert G.which_is_lower(1.0, 1.05, 0.1, "A", "B").startswith("tie")
 
 
-def test_image_grid_places_every_image_between_separators():
-    x = torch.rand(9, 1, 4, 3, generator=torch.Generator().manual_seed(6)) * 2 - 1
-    g = G.image_grid(x, 3, pad=1, pad_value=0.5)
-    assert g.shape == (3 * 5 + 1, 3 * 4 + 1, 1)
-    for k in range(9):
-        r, c = divmod(k, 3)
-        tile = g[1 + 5 * r : 5 * (r + 1), 1 + 4 * c : 4 * (c + 1), 0]
-        np.testing.assert_allclose(tile, ((x[k, 0] + 1) / 2).numpy())
-    assert (g[0] == 0.5).all() and (g[:, 0] == 0.5).all()
-    with pytest.raises(ValueError, match="need 16 images"):
-        G.image_grid(x, 4)
-
-
 def test_paired_puts_paper_beside_ours_without_empty_cells():
     ours = pd.DataFrame({"iterations": [20, 100], "SGM": [0.1234, 0.2], "GM-SGM": [0.3, 0.4],
                          "only ours": [1.0, 2.0]})

@@ -25,6 +25,7 @@ from gmdiff.metrics import (
     kl_monte_carlo,
     mean_nll,
     mmd_rbf,
+    noise_floor,
     precision_recall,
     psnr,
     sliced_wasserstein,
@@ -100,6 +101,40 @@ def test_sliced_wasserstein_against_closed_form():
     assert sw == sliced_wasserstein(x, y, 400, torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match="same shape"):
         sliced_wasserstein(x, y[:10], 10, torch.Generator())
+
+
+def test_noise_floor_of_a_mean_matches_its_closed_form():
+    # |mean of n standard normals| is half-normal with scale 1/sqrt(n):
+    # E = sqrt(2/pi)/sqrt(n), sd = sqrt(1 - 2/pi)/sqrt(n); 400 draws: standard error 0.003
+    n = 100
+    floor = noise_floor(lambda k: _randn(n, 1, 1000 + k).mean().abs().item(), 400)
+    assert floor.mean == pytest.approx(math.sqrt(2 / math.pi / n), abs=0.01)
+    assert floor.sd == pytest.approx(math.sqrt((1 - 2 / math.pi) / n), abs=0.01)
+    assert list(floor.values.index) == list(range(400))
+
+
+def test_noise_floor_calls_each_key_once_in_order():
+    gen = torch.Generator().manual_seed(0)
+    floor = noise_floor(lambda k: torch.randn(1, generator=gen).item() + k, [10, 20, 30])
+    # one shared generator drawn in turn: the same numbers as three sequential draws
+    expected = torch.randn(3, generator=torch.Generator().manual_seed(0)).double().numpy()
+    expected += [10, 20, 30]
+    np.testing.assert_array_equal(floor.values.to_numpy(), expected)
+    assert list(floor.values.index) == [10, 20, 30]
+    assert floor.mean == float(np.mean(expected))
+    assert floor.sd == float(np.std(expected, ddof=1))  # n - 1, not np.std's default n
+    assert math.isnan(noise_floor(lambda k: 1.0, 1).sd)  # one draw: no spread
+
+
+def test_noise_floor_of_several_scores_is_a_table():
+    floor = noise_floor(lambda s: {"a": float(s), "b": 2 * s}, [1, 2, 4])
+    assert list(floor.values.columns) == ["a", "b"]
+    assert floor.mean["a"] == pytest.approx(7 / 3) and floor.mean["b"] == pytest.approx(14 / 3)
+    assert floor.sd["b"] == pytest.approx(2 * np.std([1, 2, 4], ddof=1))
+    with pytest.raises(ValueError, match="at least one draw"):
+        noise_floor(lambda k: 0.0, 0)
+    with pytest.raises(ValueError, match="mapping for every draw"):
+        noise_floor(lambda k: {"a": 1.0} if k else 1.0, 2)
 
 
 # -- pointwise measures ------------------------------------------------------------------------

@@ -145,3 +145,12 @@ def test_method_study_gives_one_row_per_number_for_every_table(tmp_path):
     assert {"then SMD (Eq. 15)", "then SMD, min of 4 eta"} <= set(out["control"]["kernel"])
     assert len(out["adequacy"]) == 3 + 2 and (out["adequacy"]["steps"] == [4, 4, 4, 3, 3]).all()
     assert len(list(tmp_path.rglob("*-from-*"))) == 2
+
+
+def test_step_seconds_times_every_n_eta_and_leaves_rng_and_threads_alone():
+    cfg = smd.run_config("smd", T=3, batch_size=16)
+    threads, state = torch.get_num_threads(), torch.random.get_rng_state()
+    secs = smd.step_seconds(cfg, [1, 4], steps=2, repeats=1)
+    assert list(secs) == [1, 4] and all(0 < s < 10 for s in secs.values())
+    assert torch.get_num_threads() == threads
+    assert torch.equal(torch.random.get_rng_state(), state)

@@ -40,7 +40,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from gmdiff import config, data, metrics, runs
+from gmdiff import config, data, metrics, runs, timing
 from gmdiff.analytic import Gaussian, GaussianMixture
 from gmdiff.metrics import t_interval  # also B.t_interval in the chapter
 from gmdiff.samplers import SAMPLERS, heun_nfe
@@ -334,21 +334,27 @@ def benchmark(
 
 
 def floor_scores(specs: dict[str, dict], n: int, seeds: Sequence[int], score=None) -> pd.DataFrame:
-    """The metrics' own floor at this sample count: :func:`sample_scores` of n exact
-    samples (seed 3000 + s) against the benchmark's references; for images, ``score`` of n
-    training images drawn without replacement (seed 3000 + s), which the reference holds."""
+    """The metrics' own floor at this sample count (:func:`gmdiff.metrics.noise_floor`, one
+    row per data set and seed): :func:`sample_scores` of n exact samples (seed 3000 + s)
+    against the benchmark's references; for images, ``score`` of n training images drawn
+    without replacement (seed 3000 + s), which the reference holds."""
     rows = []
     for name, spec in specs.items():
         prior = dataset(spec)[1]
-        for s in seeds:
+        if prior is None and score is None:
+            raise ValueError(f"data {name!r} has no exact distribution: pass score=")
+
+        def measure(s: int, prior=prior) -> dict:
             g = torch.Generator().manual_seed(3000 + s)
             if prior is None:
                 images = data.digits8x8()[0]
-                row = score(images[torch.randperm(len(images), generator=g)[:n]])
-            else:
-                ref = prior.sample(n, torch.Generator().manual_seed(2000 + s))
-                row = sample_scores(prior.sample(n, g), prior, ref, s)
-            rows.append({"data": name, "seed": s, **row})
+                return score(images[torch.randperm(len(images), generator=g)[:n]])
+            ref = prior.sample(n, torch.Generator().manual_seed(2000 + s))
+            return sample_scores(prior.sample(n, g), prior, ref, s)
+
+        floor = metrics.noise_floor(measure, seeds)
+        rows += [{"data": name, "seed": s, **row}
+                 for s, row in zip(seeds, floor.values.to_dict("records"), strict=True)]  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -523,28 +529,23 @@ def step_cost(
 ) -> pd.DataFrame:
     """Seconds per training step of each method (``steps`` steps of the Trainer from a fresh
     start, on one thread as the harness trains; the methods interleaved, ``repeats``
-    rounds after one warm-up round) and the median ratio to the first method of each
-    round, measured in this process; plus the trained module's parameter count."""
+    rounds after one warm-up round, :func:`gmdiff.timing.step_times`) and the median ratio
+    to the first method of each round, measured in this process; plus the trained
+    module's parameter count."""
+    import itertools
     import tempfile
-    import time
 
     short = dataclasses.replace(budget, steps=steps)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    times: dict[str, list[float]] = {m: [] for m in methods}
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            for r in range(repeats + 1):
-                for m in methods:
-                    cfg = dataclasses.replace(
-                        run_config(m, spec, short, seed=0), out_dir=f"{tmp}/{m}-{r}"
-                    )
-                    start = time.perf_counter()
-                    runs.train(cfg)
-                    if r > 0:
-                        times[m].append((time.perf_counter() - start) / steps)
-    finally:
-        torch.set_num_threads(threads)
+
+    def train_fresh(m: str, tmp: str):
+        calls = itertools.count()  # a new run folder for every call
+        cfg = run_config(m, spec, short, seed=0)
+        return lambda: runs.train(dataclasses.replace(cfg, out_dir=f"{tmp}/{m}-{next(calls)}"))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        times = timing.step_times(
+            {m: train_fresh(m, tmp) for m in methods}, steps, repeats, warmup=1
+        )
     base = times[methods[0]]
     return pd.DataFrame(
         {
@@ -555,11 +556,8 @@ def step_cost(
                 )
                 for m in methods
             ],
-            "ms per step": [1e3 * float(torch.tensor(times[m]).median()) for m in methods],
-            "ratio to " + methods[0]: [
-                float(torch.tensor([a / b for a, b in zip(times[m], base, strict=True)]).median())
-                for m in methods
-            ],
+            "ms per step": [1e3 * times[m].median for m in methods],
+            "ratio to " + methods[0]: [times[m].ratio(base) for m in methods],
         },
         index=pd.Index(methods, name="method"),
     )

@@ -32,13 +32,15 @@ def from_uint8(u8: Tensor, centered: bool = True) -> Tensor:
     return 2 * x01 - 1 if centered else x01
 
 
-def grid(u8: Tensor, ncols: int | None = None, pad: int = 1) -> np.ndarray:
-    """uint8 images (N, H, W, C) tiled into one (rows (H + pad), cols (W + pad), C) array,
-    ``ncols`` per row (default: ceil(sqrt N)), white padding."""
+def grid(u8: Tensor, ncols: int | None = None, pad: int = 1, pad_value: int = 255) -> np.ndarray:
+    """uint8 images (N, H, W, C) tiled into one (rows (H + pad) + pad, cols (W + pad) + pad,
+    C) array, ``ncols`` per row (default: ceil(sqrt N)), ``pad`` pixels of ``pad_value``
+    (default white) between and around the images; unused cells are padding too."""
     n, h, w, c = u8.shape
     ncols = ncols or math.ceil(math.sqrt(n))
     nrows = math.ceil(n / ncols)
-    out = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, c), 255, dtype=np.uint8)
+    shape = (nrows * (h + pad) + pad, ncols * (w + pad) + pad, c)
+    out = np.full(shape, pad_value, dtype=np.uint8)
     for i, im in enumerate(u8.numpy()):
         r, q = divmod(i, ncols)
         out[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + q * (w + pad) :][:, :w] = im

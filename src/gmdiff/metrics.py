@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor
 from tqdm import tqdm  # plain bars: tqdm.auto warns in kernels without ipywidgets
@@ -102,6 +104,51 @@ def sw2_to_reference(x: Tensor, reference: Tensor, seed: int, n_projections: int
         return float("inf")
     ref = reference[: x.shape[0]].double()
     return sliced_wasserstein(x, ref, n_projections, torch.Generator().manual_seed(seed))
+
+
+@dataclass(frozen=True)
+class Floor:
+    """A metric's Monte-Carlo noise floor (:func:`noise_floor`): its value on independent
+    exact sample sets, one row per draw (a Series for one score, a DataFrame for several),
+    indexed by the draw's key."""
+
+    values: pd.Series | pd.DataFrame
+
+    @property
+    def mean(self):
+        """The mean over draws (a float; per score, a Series)."""
+        if isinstance(self.values, pd.Series):
+            return float(np.mean(self.values.to_numpy()))
+        return self.values.mean()
+
+    @property
+    def sd(self):
+        """The standard deviation over draws, n - 1 degrees of freedom (NaN for one draw)."""
+        if isinstance(self.values, pd.Series):
+            v = self.values.to_numpy()
+            return float(np.std(v, ddof=1)) if len(v) > 1 else math.nan
+        return self.values.std(ddof=1)
+
+
+def noise_floor(
+    measure: Callable[[int], float | Mapping[str, float]], draws: int | Sequence[int]
+) -> Floor:
+    """The noise floor of a sample metric: ``measure(k)``, the metric of the k-th
+    independent set of exact samples (drawn by ``measure`` with the caller's own seeding),
+    for each key k of ``draws`` (``range(draws)`` for an int), called once per key in that
+    order (so a measure that draws from one shared generator gets its sets in turn). What
+    a sampler scores within a few :attr:`Floor.sd` of :attr:`Floor.mean` cannot be told
+    apart from exact samples at this sample count."""
+    keys = list(range(draws)) if isinstance(draws, int) else list(draws)
+    if not keys:
+        raise ValueError(f"a noise floor needs at least one draw, got draws={draws!r}")
+    out = [measure(k) for k in keys]
+    index = pd.Index(keys, name="draw")
+    if all(isinstance(v, Mapping) for v in out):
+        return Floor(pd.DataFrame(list(out), index=index))
+    if any(isinstance(v, Mapping) for v in out):
+        raise ValueError("measure must return a number for every draw or a mapping for every draw")
+    return Floor(pd.Series([float(v) for v in out], index=index, dtype=np.float64))
 
 
 def t_interval(values) -> tuple[float, float, float]:

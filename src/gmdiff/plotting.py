@@ -45,6 +45,25 @@ def panels(n: int, ncols: int = 3, aspect: float = 0.8, width: float = COLUMN_WI
     return fig, flat[:n]
 
 
+#: The book's colour map for one-channel images: dark ink on light paper (a pixel at -1
+#: white, at 1 black, as the 8x8 digits are drawn). Three-channel images keep their colours.
+IMAGE_CMAP = "gray_r"
+
+
+def show_images(ax, x, ncols: int | None = None, pad: int = 1):
+    """Images ``x`` (N, C, H, W) in [-1, 1] (C = 1 or 3) shown on ``ax`` as one grid,
+    ``ncols`` per row (default: ceil(sqrt N)), with ``pad`` pixels of mid-grey between and
+    around them: their 8-bit pixels (:func:`gmdiff.images.to_uint8`) tiled by
+    :func:`gmdiff.images.grid`, in :data:`IMAGE_CMAP`, without ticks (the axis labels stay
+    free for the caller). Returns the ``AxesImage``."""
+    from gmdiff import images
+
+    g = images.grid(images.to_uint8(x.detach().cpu()), ncols, pad, pad_value=128)
+    shown = ax.imshow(g[..., 0] if g.shape[-1] == 1 else g, cmap=IMAGE_CMAP, vmin=0, vmax=255)
+    ax.set(xticks=[], yticks=[])
+    return shown
+
+
 # -- files written by the command line ------------------------------------------------------
 
 

@@ -31,7 +31,6 @@ import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
@@ -313,20 +312,6 @@ def adaptive_row(
     x_T = schedule.prior_sample((n, *shape), gen, dev)
     x, nfe = adaptive_sde(denoiser, schedule, x_T, generator=gen, return_nfe=True, **opts)
     return {"NFE (mean)": float(nfe.float().mean()), "metric": metric(x.cpu())}
-
-
-def image_grid(x: Tensor, rows: int, pad: int = 1, pad_value: float = 0.5) -> np.ndarray:
-    """The first rows^2 images (N, C, H, W) in [-1, 1] tiled into a rows x rows grid in
-    [0, 1] for imshow, with ``pad`` pixels of ``pad_value`` between and around the images."""
-    x = x[: rows * rows].clamp(-1, 1).add(1).div(2)
-    n, c, h, w = x.shape
-    if n < rows * rows:
-        raise ValueError(f"need {rows * rows} images for a {rows}x{rows} grid, got {n}")
-    x = torch.nn.functional.pad(x, (pad, 0, pad, 0), value=pad_value)
-    h, w = h + pad, w + pad
-    g = x.reshape(rows, rows, c, h, w).permute(0, 3, 1, 4, 2).reshape(rows * h, rows * w, c)
-    g = torch.nn.functional.pad(g.permute(2, 0, 1), (0, pad, 0, pad), value=pad_value)
-    return g.permute(1, 2, 0).numpy()
 
 
 #: Where the gm_sgm_tables chapter's long-profile run keeps its digits results

@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
@@ -292,18 +291,15 @@ def trained_study(
 
 def floor_fd(prior, n: int, seeds: Sequence[int]) -> float:
     """Mean :func:`frechet_to_moments` of n exact samples of ``prior`` (the metric's
-    Monte-Carlo floor at this sample count) over ``seeds``."""
+    Monte-Carlo floor at this sample count, :func:`gmdiff.metrics.noise_floor`; seed
+    100 + s for each of ``seeds``)."""
     mean, cov = prior.moments()
-    return float(
-        np.mean(
-            [
-                frechet_to_moments(
-                    prior.sample(n, torch.Generator().manual_seed(100 + s)), mean, cov
-                )
-                for s in seeds
-            ]
-        )
-    )
+
+    def measure(s: int) -> float:
+        x = prior.sample(n, torch.Generator().manual_seed(100 + s))
+        return frechet_to_moments(x, mean, cov)
+
+    return metrics.noise_floor(measure, seeds).mean
 
 
 def mlp_trainer(

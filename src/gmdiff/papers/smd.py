@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from typing import Any
@@ -31,7 +30,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from gmdiff import runs
+from gmdiff import runs, threads, timing
 from gmdiff.analytic.ddpm_posterior import ReversePosterior
 from gmdiff.config import RunConfig, load_config, run_file
 from gmdiff.samplers import SAMPLERS
@@ -160,33 +159,30 @@ def step_seconds(
     run for each number of eta draws (SMD paper, Fig. 2b), measured in this process with
     the library's :class:`~gmdiff.train.Trainer` on the CPU with one torch thread: one
     trainer per n_eta, warmed up by one untimed step, then ``steps`` timed steps of each
-    in every round. The rounds visit
-    every n_eta in turn, so a change of machine load affects them alike. Returns
-    {n_eta: seconds per step}."""
+    in every round (:func:`gmdiff.timing.step_times`). The rounds visit every n_eta in
+    turn, so a change of machine load affects them alike. Returns {n_eta: seconds per
+    step}."""
     from gmdiff.train import Trainer
 
     data, _ = runs.data_of(cfg)
-    times: dict[int, list[float]] = {k: [] for k in n_etas}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            trainers = {}
-            for k in n_etas:  # one trainer per n_eta, warmed up by one untimed step
-                run = replace(cfg, loss=replace(cfg.loss, options={**cfg.loss.options, "n_eta": k}))
-                pieces = runs.build(run)
-                train = replace(run.train, steps=1, log_every=10**9, device="cpu")
-                trainers[k] = Trainer(pieces.trained, pieces.loss, data, train)
-                trainers[k].fit(resume=False)
-            for _ in range(repeats):
-                for k, trainer in trainers.items():
-                    trainer.config = replace(trainer.config, steps=trainer.step + steps)
-                    start = time.perf_counter()
-                    trainer.fit(resume=False)
-                    times[k].append((time.perf_counter() - start) / steps)
-    finally:
-        torch.set_num_threads(threads)
-    return {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+
+    def more_steps(trainer: Trainer):
+        def fit() -> None:
+            trainer.config = replace(trainer.config, steps=trainer.step + steps)
+            trainer.fit(resume=False)
+
+        return fit
+
+    with torch.random.fork_rng(devices=[]), threads.using(1):
+        trainers = {}
+        for k in n_etas:  # one trainer per n_eta, warmed up by one untimed step
+            run = replace(cfg, loss=replace(cfg.loss, options={**cfg.loss.options, "n_eta": k}))
+            pieces = runs.build(run)
+            train = replace(run.train, steps=1, log_every=10**9, device="cpu")
+            trainers[k] = Trainer(pieces.trained, pieces.loss, data, train)
+            trainers[k].fit(resume=False)
+        times = timing.step_times({k: more_steps(t) for k, t in trainers.items()}, steps, repeats)
+    return {k: t.median for k, t in times.items()}
 
 
 def sample_run(
