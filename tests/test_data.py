@@ -120,7 +120,9 @@ def test_random_hflip():
 # -- user-data loaders --------------------------------------------------------------------
 
 
-def _write_cifar_batch(path, n, seed):
+def write_cifar_batch(path, n, seed):
+    """A CIFAR-10 python batch of n seeded random images and labels at path (also used by
+    test_smd_experiments); returns (data (n, 3072) uint8, labels)."""
     rng = np.random.default_rng(seed)
     data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
     labels = rng.integers(0, 10, size=n).tolist()
@@ -132,7 +134,7 @@ def _write_cifar_batch(path, n, seed):
 def test_cifar10_fake_batches(tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
-    data, labels = _write_cifar_batch(folder / "test_batch", 10, 0)
+    data, labels = write_cifar_batch(folder / "test_batch", 10, 0)
     x, y = load_cifar10(tmp_path, train=False)
     assert x.shape == (10, 3, 32, 32) and y.tolist() == labels
     # row layout: 1024 red, 1024 green, 1024 blue values, each row-major 32 x 32
@@ -140,7 +142,7 @@ def test_cifar10_fake_batches(tmp_path):
     x2, _ = load_cifar10(folder, train=False)  # the batches folder itself also works
     assert torch.equal(x, x2)
     for i in range(1, 6):
-        _write_cifar_batch(folder / f"data_batch_{i}", 4, i)
+        write_cifar_batch(folder / f"data_batch_{i}", 4, i)
     xt, yt = load_cifar10(tmp_path, train=True)
     assert xt.shape == (20, 3, 32, 32) and yt.shape == (20,)
     assert xt.min() >= -1 and xt.max() <= 1

@@ -13,6 +13,7 @@ import torch
 from gmdiff import metrics, nets, runs
 from gmdiff.papers import gm_ddpm as P
 from gmdiff.samplers import SAMPLERS
+from gmdiff.stats import fmt_interval
 
 CI, FULL = "configs/gm_ddpm_digits.yaml", "configs/gm_ddpm_cifar10.yaml"  # the study's bases
 TINY = ["train.steps=2", "train.ema_rampup=0.05", "train.batch_size=8",
@@ -186,3 +187,102 @@ def test_a_verdict_that_flips_with_the_reading_is_inconclusive():
     assert P.verdict_over_readings(["partly", "not run", "not run"]) == "partly"
     with pytest.raises(ValueError, match="no reading"):
         P.verdict_over_readings(["not run"])
+
+
+# -- the readings study as the chapter shows it (a synthetic stored study, no training) -----
+
+#: Per reading: (shift of every model's FD-digits from its DDPM baseline, per-seed noise).
+PLANTED = {"shared": (50.0, [0.0, 1.0, 2.0]), "unit": (0.0, [-1.0, 1.0, 0.5]),
+           "per_pixel": (-30.0, [0.0, 1.0, -1.0])}  # fmt: skip
+
+
+@pytest.fixture
+def stored_study(tmp_path):
+    """A readings study in results/long/gmd_readings.json's format (readings_study's rows:
+    lam, seed, run, the scores, model), written and read back by gmdiff.results."""
+    from gmdiff import results
+
+    base = {0: 100.0, 1: 110.0, 2: 125.0}
+    rows = []
+    for s, b in base.items():
+        for run in [P.STRATEGY_RUNS[0], *P.SOLVER_RUNS]:
+            rows.append({"lam": 0.0, "seed": s, "run": run, "fd": b + len(run),
+                         "model": f"DDPM: {run}"})  # fmt: skip
+        for reading, (shift, noise) in PLANTED.items():
+            for run in [*P.TABLE_RUNS, P.EQ34_RUN]:
+                paired = run if run in P.SOLVER_RUNS else P.STRATEGY_RUNS[0]
+                rows.append({"lam": 0.2, "seed": s, "run": run,
+                             "fd": b + len(paired) + shift + noise[s],
+                             "model": f"{reading}: {run}"})  # fmt: skip
+    path = tmp_path / "gmd_readings.json"
+    results.save_results(path, {"profile": "ci", "seeds": [0, 1, 2]}, scores=pd.DataFrame(rows))
+    return results.load_results(path, "ci")[1]["scores"]
+
+
+def test_readings_comparison_pairs_every_reading_with_its_ddpm_baseline(stored_study):
+    compared = P.readings_comparison(stored_study)
+    runs_ = [*P.TABLE_RUNS, P.EQ34_RUN]
+    assert len(compared) == len(P.READINGS) * len(runs_)
+    assert set(zip(compared.reading, compared.run, strict=True)) == {
+        (r, run) for r in P.READINGS for run in runs_
+    }
+    one = compared.set_index(["reading", "run"])
+    assert one.loc[("unit", "DDIM"), "comparison"] == "unit: DDIM - DDPM: DDIM"
+    assert one.loc[("shared", P.EQ34_RUN), "comparison"].endswith(f"- DDPM: {P.STRATEGY_RUNS[0]}")
+    assert (one.loc["shared", "direction"] == "worse").all()
+    assert (one.loc["unit", "direction"] == "tied").all()
+    assert (one.loc["per_pixel", "direction"] == "better").all()
+    assert (compared.seeds == 3).all()
+    # the shared reading's difference and interval, by hand: diffs 50, 51, 52
+    d = [50.0, 51.0, 52.0]
+    mean, low, high = metrics.t_interval(d)
+    assert one.loc[("shared", "DDIM"), "difference [95 % CI]"] == fmt_interval(mean, low, high)
+
+
+def test_readings_table_is_one_cell_per_run_and_reading(stored_study):
+    compared = P.readings_comparison(stored_study)
+    wide = P.readings_table(compared)
+    assert list(wide.columns) == list(P.READINGS)
+    assert sorted(wide.index) == sorted([*P.TABLE_RUNS, P.EQ34_RUN])
+    row = compared.set_index(["reading", "run"]).loc[("per_pixel", "DPM-Solver")]
+    assert wide.loc["DPM-Solver", "per_pixel"] == f"{row['difference [95 % CI]']} better"
+    assert wide["unit"].str.endswith(" tied").all()
+
+
+def test_reading_rows_keep_the_order_asked_for(stored_study):
+    compared = P.readings_comparison(stored_study)
+    runs_ = list(P.SOLVER_RUNS)[::-1]
+    rows = P.reading_rows(compared, "unit", runs_)
+    assert list(rows.index) == runs_ and set(rows.reading) == {"unit"}
+    with pytest.raises(ValueError, match="reading must be one of"):
+        P.reading_rows(compared, "diagonal", runs_)
+    with pytest.raises(ValueError, match="no 'unit' rows for the runs \\['Euler'\\]"):
+        P.reading_rows(compared, "unit", ["DDIM", "Euler"])
+
+
+def test_readings_verdicts_per_reading_and_over_readings(stored_study):
+    """Table cells where the paper reports gains: ours worse under the shared reading (from
+    the tables' own cells), tied along a unit vector, better per pixel: the readings
+    disagree, so the claim is inconclusive; a shared-only claim keeps its one verdict."""
+    compared = P.readings_comparison(stored_study)
+    strategies = pd.DataFrame({"run": list(P.STRATEGY_RUNS), "ours": "worse", "paper": "better"})
+    solvers = pd.DataFrame({"run": list(P.SOLVER_RUNS), "ours": "better", "paper": "better"})
+    ablation = pd.DataFrame({"run": list(P.STRATEGY_RUNS) * 2, "ours": "worse",
+                             "paper": ["tied"] * 3 + ["worse"] * 3})  # fmt: skip
+    table = P.readings_verdicts(
+        compared, {"T1": strategies, "T2": solvers, "T3": ablation}, shared_only=["T3"]
+    )
+    assert list(table.columns) == ["verdict (all readings)", "shared reading", "unit reading",
+                                   "per_pixel reading"]  # fmt: skip
+    assert table.loc["T1"].to_dict() == {
+        "verdict (all readings)": "inconclusive", "shared reading": "not reproduced",
+        "unit reading": "inconclusive", "per_pixel reading": "reproduced at small scale",
+    }  # fmt: skip
+    assert table.loc["T2", "shared reading"] == "reproduced at small scale"
+    assert table.loc["T2", "verdict (all readings)"] == "inconclusive"
+    assert table.loc["T3"].to_dict() == {
+        "verdict (all readings)": "partly", "shared reading": "partly",
+        "unit reading": "not run", "per_pixel reading": "not run",
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="shared_only names claims not in claims"):
+        P.readings_verdicts(compared, {"T1": strategies}, shared_only=["T9"])

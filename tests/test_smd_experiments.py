@@ -1,16 +1,22 @@
 """gmdiff.papers.smd: the reverse kernels of trained DDPM / SMD networks and their KL from
 the exact posterior of Prop. 3.1 (SMD paper), checked on exact models with planted errors,
-and the DDPM / SMD run configs."""
+the DDPM / SMD run configs, and the image chapter's quality table on both of its paths
+(FD-digits on the digits; the CIFAR-10 path end to end at a tiny size)."""
 
 import math
+from functools import partial
 
 import pytest
 import torch
+from test_data import write_cifar_batch
+from torch import nn
 
-from gmdiff import config, data, runs
+from gmdiff import config, data, metrics, runs
 from gmdiff.analytic import forward_marginal, posterior_kl, reverse_posterior
+from gmdiff.digit_classifier import DigitClassifier
 from gmdiff.papers import smd
 from gmdiff.schedules import DiscreteVP
+from gmdiff.study import Study
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 F64 = torch.float64
@@ -154,3 +160,103 @@ def test_step_seconds_times_every_n_eta_and_leaves_rng_and_threads_alone():
     assert list(secs) == [1, 4] and all(0 < s < 10 for s in secs.values())
     assert torch.get_num_threads() == threads
     assert torch.equal(torch.random.get_rng_state(), state)
+
+
+# -- the image chapter (smd_tables): models and the quality table -------------------------
+
+#: configs/smd_cifar10.yaml shrunk to seconds on a CPU: one 8-channel level, tiny SMD layers,
+#: T = 20, two training steps (EDM's EMA ramp: the EMA holds no initialisation).
+TINY_CIFAR = ["model.overrides.base.ch=8", "model.overrides.base.ch_mult=[1]",
+              "model.overrides.base.num_res_blocks=1", "model.overrides.base.attn_resolutions=[]",
+              "model.overrides.base.dropout=0.0", "model.overrides.latent_dim=4",
+              "model.overrides.latent_width=8", "model.overrides.latent_depth=1",
+              "model.overrides.latent_mult=[1]", "schedule.options.T=20", "train.steps=2",
+              "train.batch_size=4", "train.warmup_steps=0", "train.ema_rampup=0.05",
+              "train.log_every=1", "train.ckpt_every=0", "train.device=cpu"]  # fmt: skip
+CIFAR_CONFIG = "configs/smd_cifar10.yaml"
+
+
+class _Shrink(nn.Module):
+    """D(x, sigma) = x / (1 + sigma^2): the exact denoiser of N(0, I) data."""
+
+    def forward(self, x, sigma):
+        return x / (1 + sigma.view(-1, *[1] * (x.ndim - 1)) ** 2)
+
+
+def test_quality_table_in_the_classifier_space_is_fd_digits_exactly():
+    """The ci path: quality_table with the digit classifier's features gives
+    frechet_distance_digits of the same samples, bit for bit (reference statistics once)."""
+    reference = data.digits8x8()[0][:300]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        clf = DigitClassifier(width=8).eval()
+    den, sch = _Shrink(), DiscreteVP.linear(20)
+    grid = [("ddpm", 3), ("ddim", 2)]
+    table = smd.quality_table({"exact": (den, den, sch)}, grid, reference,
+                              partial(metrics.classifier_features, clf), n=40, seed=3)  # fmt: skip
+    assert list(table.columns) == ["model", "sampler", "steps", "FD-digits"]
+    for (sampler, steps), fd in zip(grid, table["FD-digits"], strict=True):
+        x = smd.sample_run(den, den, sch, (1, 8, 8), 40, steps, sampler, seed=3)
+        assert fd == metrics.frechet_distance_digits(x.clamp(-1, 1), reference, clf)
+    assert table["FD-digits"].iloc[0] != table["FD-digits"].iloc[1]
+
+
+def test_quality_table_refuses_non_finite_samples():
+    class _Blowup(nn.Module):
+        def forward(self, x, sigma):
+            return x * float("nan")
+
+    den = _Blowup()
+    with pytest.raises(FloatingPointError, match="bad: the ddim sampler with 2 steps"):
+        smd.quality_table({"bad": (den, den, DiscreteVP.linear(5))}, [("ddim", 2)],
+                          torch.zeros(4, 1, 8, 8), lambda x: x.flatten(1), n=4, seed=0)  # fmt: skip
+    with pytest.raises(ValueError, match="n must be >= 2"):
+        smd.quality_table({}, [], torch.zeros(4, 2), lambda x: x, n=1, seed=0)
+
+
+def _fake_cifar(root):
+    """CIFAR-10's python batches (8 random images each) under root/cifar-10-batches-py."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir()
+    for i, name in enumerate([*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]):
+        write_cifar_batch(folder / name, 8, i)
+    return folder
+
+
+def test_full_tables_path_runs_end_to_end_at_a_tiny_size(tmp_path, monkeypatch):
+    """The full profile's path on the CPU: both models of configs/smd_cifar10.yaml (shrunk)
+    train on CIFAR-format batches and are scored over a (sampler, steps) grid in batches,
+    with a fixed random projection standing in for Inception's features."""
+    monkeypatch.setenv("GMDIFF_TRAIN_WORKERS", "1")  # train in this process
+    monkeypatch.setattr("gmdiff.metrics.inception_weights_dir", lambda *a: tmp_path)
+    folder = _fake_cifar(tmp_path)
+    study = Study.open("smd_tables", "full", data_dir=folder.parent)  # the chapter's full study
+    assert study["base"] == CIFAR_CONFIG and study.images.metric == "FID"
+    bank = smd.train_table_models(study["base"], 0, overrides=[*study.images.overrides, *TINY_CIFAR],
+                                  cache_dir=tmp_path / "cache")  # fmt: skip
+    assert list(bank) == list(smd.TABLE_MODELS)
+    assert {r.cfg.data.options["data_dir"] for r in bank.values()} == {str(folder.parent)}
+    assert bank["DDPM"].cfg.loss.name == "eps" and bank["DDPM w/ SMD"].cfg.loss.name == "smd"
+    assert all(r.shape == (3, 32, 32) and r.cfg.train.steps == 2 for r in bank.values())
+    models = {label: (r.trained, r.denoiser, r.schedule) for label, r in bank.items()}
+    reference = study.images.load()[0]
+    projection = torch.randn(3 * 32 * 32, 6, generator=torch.Generator().manual_seed(0))
+    calls = []
+
+    def features(x):
+        calls.append(len(x))
+        return x.flatten(1) @ projection
+
+    grid = [("ddpm", 3), ("ddim", 2)]
+    table = smd.quality_table(models, grid, reference, features, n=11, seed=1, metric="FID",
+                              batch=4, device="cpu")  # fmt: skip
+    assert list(table.columns) == ["model", "sampler", "steps", "FID"]
+    assert table.shape == (4, 4) and list(table["model"]) == [m for m in bank for _ in grid]
+    assert [tuple(r) for r in table[["sampler", "steps"]].to_numpy()] == grid * 2
+    assert torch.isfinite(torch.tensor(table["FID"].to_numpy())).all() and (table["FID"] > 0).all()
+    assert calls == [40] + [11] * 4  # the reference's features once, then one per sample set
+    # a row is the distance of sample_run's batched samples (batch 4: 4 + 4 + 3)
+    net, den, sch = models["DDPM w/ SMD"]
+    x = smd.sample_run(net, den, sch, (3, 32, 32), 11, 2, "ddim", seed=1, batch=4)
+    want = metrics.frechet_distance_features(features(x.clamp(-1, 1)), features(reference))
+    assert table["FID"].iloc[3] == pytest.approx(want, rel=1e-12)

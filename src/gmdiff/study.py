@@ -36,6 +36,7 @@ provide it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,7 +113,9 @@ class Images:
     @property
     def overrides(self) -> list[str]:
         """``key=value`` overrides pointing a run file's data at this folder."""
-        return [] if self.data_dir is None else [f"data.options.data_dir={self.data_dir}"]
+        if self.data_dir is None:
+            return []
+        return [f"data.options.data_dir={json.dumps(str(self.data_dir))}"]  # any path: a JSON string
 
     def load(self, n: int | None = None) -> tuple[Tensor, Tensor | None]:
         """The real images (N, C, H, W) in [-1, 1] and their labels (None where the set has

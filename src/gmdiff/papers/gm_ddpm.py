@@ -8,7 +8,7 @@ the samplers of Algs. 2-5 in :func:`gmdiff.samplers.gm_ddpm`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ from gmdiff.metrics import t_interval
 from gmdiff.noise import OffsetMixtureNoise
 from gmdiff.papers import numbers
 from gmdiff.schedules import DiscreteVP
-from gmdiff.stats import direction  # the one verdict rule (used below and by the chapter)
+from gmdiff.stats import direction, paired_table  # the one verdict rule (below, the chapter)
 
 F64 = torch.float64
 
@@ -478,6 +478,68 @@ def readings_pairs(models: Sequence[str]) -> list[tuple[str, str]]:
         if reading != "DDPM":
             pairs.append((m, f"DDPM: {run if run in SOLVER_RUNS else STRATEGY_RUNS[0]}"))
     return pairs
+
+
+def readings_comparison(scores: pd.DataFrame, metric: str = "fd") -> pd.DataFrame:
+    """The scores of :func:`readings_study` (lower ``metric`` is better) as paired
+    differences over seeds: each reading's model minus its DDPM baseline
+    (:func:`readings_pairs`), one row per comparison with the columns of
+    :func:`gmdiff.stats.paired_table` ("comparison", "seeds", "difference [95 % CI]",
+    "direction") and the comparison's ``reading`` and table ``run``."""
+    pairs = readings_pairs(scores["model"].unique())
+    compared = paired_table(scores, metric, "model", pairs).reset_index()
+    compared[["reading", "run"]] = compared["comparison"].str.split(": ", n=1, expand=True)
+    compared["run"] = compared["run"].str.split(" - ").str[0]
+    return compared
+
+
+def readings_table(compared: pd.DataFrame) -> pd.DataFrame:
+    """:func:`readings_comparison` as a table: one row per run, one column per reading
+    (:data:`READINGS`, in order), each cell "difference [95 % CI] direction"."""
+    cell = compared["difference [95 % CI]"] + " " + compared["direction"]
+    wide = compared.assign(cell=cell).pivot(index="run", columns="reading", values="cell")
+    return wide[list(READINGS)]
+
+
+def reading_rows(compared: pd.DataFrame, reading: str, runs: Sequence[str]) -> pd.DataFrame:
+    """The rows of :func:`readings_comparison` under ``reading`` for ``runs``, in that
+    order, indexed by run."""
+    if reading not in READINGS:
+        raise ValueError(f"reading must be one of {list(READINGS)}, got {reading!r}")
+    rows = compared[compared["reading"] == reading].set_index("run")
+    missing = [r for r in runs if r not in rows.index]
+    if missing:
+        raise ValueError(f"the readings study has no {reading!r} rows for the runs {missing}")
+    return rows.loc[list(runs)]
+
+
+def readings_verdicts(
+    compared: pd.DataFrame,
+    claims: Mapping[str, pd.DataFrame],
+    shared_only: Collection[str] = (),
+) -> pd.DataFrame:
+    """One row per claim: its verdict (:func:`verdict`) under each reading of the means
+    and over all of them (:func:`verdict_over_readings`). ``claims[claim]`` is the
+    claim's cells (:func:`claim_cells`: ``run``, ``ours``, ``paper``) from the tables'
+    models, which give the shared reading's verdict; under the other readings ours is the
+    direction of the same runs in ``compared`` (:func:`readings_comparison`), or "not
+    run" for a claim of ``shared_only`` (a table that ran under the shared reading only)."""
+    unknown = set(shared_only) - set(claims)
+    if unknown:
+        raise ValueError(f"shared_only names claims not in claims: {sorted(unknown)}")
+    rows = []
+    for claim, cells in claims.items():
+        paper = list(cells.paper)
+        each = {"shared reading": verdict(list(cells.ours), paper)}
+        for r in list(READINGS)[1:]:
+            if claim in shared_only:
+                each[f"{r} reading"] = "not run"
+            else:
+                ours = list(reading_rows(compared, r, cells.run)["direction"])
+                each[f"{r} reading"] = verdict(ours, paper)
+        over = verdict_over_readings(list(each.values()))
+        rows.append({"claim": claim, "verdict (all readings)": over, **each})
+    return pd.DataFrame(rows).set_index("claim")
 
 
 def paired_differences(

@@ -16,13 +16,16 @@ beyond the expressive bottleneck of diffusion models"), shared by the ``smd_*`` 
   (SMD paper, Fig. 2b).
 * :func:`sample_run`: samples of a trained run with a sampler of ``gmdiff.samplers``
   (Alg. 2 is the DDPM ancestral sampler with a fresh eta per step).
+* :func:`train_table_models` / :func:`quality_table`: the image chapter's DDPM and DDPM w/
+  SMD runs and their Frechet distance to the data over a grid of (sampler, steps), in any
+  feature space (the digit classifier's: FD-digits; Inception's: FID).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -306,29 +309,76 @@ def toy_sample_distance(
     }
 
 
-def digits_fd_table(
+#: The two models of the image chapter (SMD paper, Tables 1-2): label -> kind of
+#: :func:`run_config` (DDPM is the SMD config's base network with the eps loss).
+TABLE_MODELS = {"DDPM": "ddpm", "DDPM w/ SMD": "smd"}
+
+
+def train_table_models(
+    base: str | Path,
+    seed: int,
+    *,
+    overrides: Sequence[str] = (),
+    cache_dir: str | Path | None = None,
+) -> dict[str, runs.Run]:
+    """{label: trained run} of :data:`TABLE_MODELS` from the SMD config ``base``
+    (:func:`run_config` with training seed ``seed`` and ``overrides``, e.g. a study's
+    ``S.images.overrides`` pointing ``configs/smd_cifar10.yaml`` at the user's CIFAR-10
+    folder), trained once in the model cache (the missing ones side by side,
+    :func:`gmdiff.runs.load_or_train_many`) and loaded with their EMA weights."""
+    jobs = [
+        (run_config(kind, base=base, seed=seed, overrides=overrides), "smd")
+        for kind in TABLE_MODELS.values()
+    ]
+    bank = runs.load_or_train_many(jobs, cache_dir=cache_dir)
+    return dict(zip(TABLE_MODELS, bank, strict=True))
+
+
+def quality_table(
     models: dict[str, tuple[nn.Module, nn.Module, DiscreteVP]],
-    grid: list[tuple[str, int]],
+    grid: Sequence[tuple[str, int]],
     reference: Tensor,
-    classifier: nn.Module,
+    features: Callable[[Tensor], Tensor],
     *,
     n: int,
     seed: int,
+    metric: str = "FD-digits",
+    batch: int = 1000,
+    device: str | torch.device | None = None,
 ) -> pd.DataFrame:
-    """FD-digits (:func:`gmdiff.metrics.frechet_distance_digits`, features of the zoo's
-    digit classifier; not FID) of ``n`` samples of each model against ``reference``
-    images, for each (sampler, number of backward steps) of ``grid`` ("ddpm": Alg. 2 /
-    ancestral; "ddim": deterministic DDIM, SMD paper Sec. 5.2). Samples are clipped to
-    [-1, 1] before the features, as images are stored."""
-    from gmdiff.metrics import frechet_distance_digits
+    """The Frechet distance (:func:`gmdiff.metrics.frechet_distance`, Heusel et al. 2017)
+    in the feature space ``features(images) -> (N, F)`` between ``n`` samples of each
+    ``models[label] = (net, denoiser, schedule)`` and the ``reference`` images, for each
+    (sampler, number of backward steps) of ``grid`` ("ddpm": Alg. 2 / ancestral; "ddim":
+    deterministic DDIM, SMD paper Sec. 5.2). One row per (model, sampler, steps), the
+    distance in column ``metric``: "FD-digits" with the digit classifier's features
+    (:func:`gmdiff.metrics.classifier_features`), "FID" with Inception's
+    (:func:`gmdiff.metrics.inception_features`).
 
-    rows = []
+    The reference statistics are computed once. Samples are drawn in batches of ``batch``
+    (:func:`sample_run`; every model and sampler from the same seed) on ``device`` (None:
+    where each denoiser is; else the denoisers are moved there, in place), returned to the
+    CPU and clipped to [-1, 1] before the features, as images are stored; ``features``
+    moves them to its own device. A sample set holding NaN or inf is an error."""
+    from gmdiff.metrics import feature_statistics, frechet_distance
+
+    if n < 2:
+        raise ValueError(f"n must be >= 2 (a covariance needs two samples), got {n}")
+    ref = feature_statistics(features(reference))
     shape = tuple(reference.shape[1:])
+    rows = []
     for label, (net, den, sch) in models.items():
+        if device is not None:
+            den.to(device)
         for sampler, steps in grid:
-            x = sample_run(net, den, sch, shape, n, steps, sampler, seed)
-            fd = frechet_distance_digits(x.clamp(-1, 1), reference, classifier)
-            rows.append({"model": label, "sampler": sampler, "steps": steps, "FD-digits": fd})
+            x = sample_run(net, den, sch, shape, n, steps, sampler, seed, batch)
+            if not torch.isfinite(x).all():
+                raise FloatingPointError(
+                    f"{label}: the {sampler} sampler with {steps} steps gave NaN or inf "
+                    "samples; check the model (train longer or with a lower train.lr)"
+                )
+            fd = frechet_distance(*feature_statistics(features(x.clamp(-1, 1))), *ref)
+            rows.append({"model": label, "sampler": sampler, "steps": steps, metric: fd})
     return pd.DataFrame(rows)
 
 
