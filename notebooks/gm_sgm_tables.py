@@ -122,8 +122,8 @@ def sw2(x):
 
 
 # the metric's Monte-Carlo floor: SW2 of exact samples (5 independent draws)
-floor = torch.tensor([sw2(ring.sample(toy_cfg["n"], torch.Generator().manual_seed(seed + 10 + k)).float()) for k in range(5)])
-sw2_floor, sw2_sd = floor.mean().item(), floor.std().item()
+floor = metrics.noise_floor(lambda k: sw2(ring.sample(toy_cfg["n"], torch.Generator().manual_seed(seed + 10 + k)).float()), 5)
+sw2_floor, sw2_sd = floor.mean, floor.sd
 print("trained:", list(toy))
 print(f"SW2 of exact samples (noise floor): {sw2_floor:.3f} +- {sw2_sd:.3f}")
 
@@ -297,11 +297,8 @@ its = img_cfg["iterations"]
 fig, axes = plt.subplots(len(img_noises), len(its), figsize=(2.6 * len(its), 2.8 * len(img_noises)), squeeze=False)
 for r, name in enumerate(img_noises):
     for c, s in enumerate(its):
-        grid = G.image_grid(img_samples[(name, s)], 6)
         ax = axes[r, c]
-        ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray_r", vmin=0, vmax=1)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        plotting.show_images(ax, img_samples[(name, s)][:36], 6)
         ax.set_title(f"{name},\n{s} iterations", fontsize=10)
         ax.set_xlabel("36 samples, 8x8 pixels", fontsize=10)
 

@@ -65,7 +65,7 @@ import pandas as pd
 import torch
 from myst_nb import glue
 
-from gmdiff import plotting, results, stats
+from gmdiff import metrics, plotting, results, stats
 from gmdiff.papers import gm_ddpm as P
 from gmdiff.study import Study
 
@@ -106,11 +106,10 @@ def runs_of(lam):
 
 
 scores = P.evaluate_tables(models, runs_of, score, cfg["n"], cfg["solver_steps"], cfg["batch"])
-real = pd.DataFrame(
-    [score(reference[torch.randperm(len(reference),
-                                    generator=torch.Generator().manual_seed(100 + s))[: cfg["n"]]])
-     for s in seeds]
-)  # fmt: skip
+real = metrics.noise_floor(  # n real images per seed, scored as the samples are
+    lambda s: score(reference[torch.randperm(len(reference), generator=torch.Generator().manual_seed(100 + s))[: cfg["n"]]]),
+    seeds,
+).values  # fmt: skip
 print(f"real digits (floor, seeds {seeds}):")
 print(real.rename(columns=names).agg(["mean", "min", "max"])
       .to_string(float_format="{:.3f}".format))
@@ -157,7 +156,7 @@ def mean_of(metric, lam, run):
 ddpm = {m: mean_of(m, 0.0, "original (Alg. 3)") for m in ("fd", "is") if m in scores}
 print(f"DDPM (λ = 0, its own sampler): {FD} {ddpm['fd']:.1f}"
       + (f", IS-digits {ddpm['is']:.2f}" if "is" in ddpm else "")
-      + f"; the paper's CIFAR-10 DDPM: FID 3.35, IS 9.51")  # fmt: skip
+      + "; the paper's CIFAR-10 DDPM: FID 3.35, IS 9.51")  # fmt: skip
 t1 = cells[(cells.lam == 0.2) & cells.run.isin(P.STRATEGY_RUNS)]
 extra = [("IS-digits", [round(mean_of("is", 0.2, r), 2) for r in t1.run])] if "is" in scores else []
 show(t1, extra + [("paper IS", P.PAPER_TABLE1["CIFAR-10 IS"].iloc[1:].to_list())])
@@ -285,15 +284,10 @@ if results_dir:  # -p results_dir results/long: the readings study, stored for t
     meta = results.run_meta(profile, seconds=round(time.perf_counter() - started), seeds=seeds)
     results.save_results(Path(results_dir) / "gmd_readings.json", meta, scores=study)
 meta, stored = results.load_results(results.ROOT / "long" / "gmd_readings.json", profile)
-readings = stored["scores"]
-compared = stats.paired_table(readings, "fd", "model", P.readings_pairs(readings["model"].unique()))
-compared = compared.reset_index()
-compared[["reading", "run"]] = compared["comparison"].str.split(": ", n=1, expand=True)
-compared["run"] = compared["run"].str.split(" - ").str[0]
-cell = compared["difference [95 % CI]"] + " " + compared["direction"]
+compared = P.readings_comparison(stored["scores"])  # each reading's runs minus DDPM's, paired
 print(f"FD-digits, reading minus DDPM (λ = 0.2, seeds {meta['seeds']}, stored run of "
       f"{meta['date']}, {meta['seconds'] / 60:.0f} min on 2 CPU cores):")
-compared.assign(cell=cell).pivot(index="run", columns="reading", values="cell")[list(P.READINGS)]
+P.readings_table(compared)
 
 # %% [markdown]
 # ## Verdicts
@@ -308,27 +302,15 @@ compared.assign(cell=cell).pivot(index="run", columns="reading", values="cell")[
 # (`papers.gm_ddpm.verdict_over_readings`).
 
 # %%
-def reading_cells(reading: str, table: pd.DataFrame) -> list[str]:
-    """Our directions for ``table``'s runs under ``reading`` (the stored readings run)."""
-    rows = compared[compared["reading"] == reading].set_index("run")
-    return [rows.loc[run, "direction"] for run in table.run]
-
-
-rows = []
-for claim, c in [("GMD-7 (Table 1)", t1), ("GMD-8 (Table 2)", t2), ("GMD-9 (Table 3)", t3)]:
-    each = {"shared reading": P.verdict(list(c.ours), list(c.paper))}
-    for r in list(P.READINGS)[1:]:
-        each[f"{r} reading"] = "not run" if c is t3 else P.verdict(reading_cells(r, c), list(c.paper))
-    rows.append({"claim": claim, "verdict (all readings)": P.verdict_over_readings(list(each.values())), **each})
-pd.DataFrame(rows).set_index("claim")
+claims = {"GMD-7 (Table 1)": t1, "GMD-8 (Table 2)": t2, "GMD-9 (Table 3)": t3}
+P.readings_verdicts(compared, claims, shared_only=["GMD-9 (Table 3)"])  # Table 3: shared only
 
 
 # %%
 # NBVAL_TOLERANCE abs=0.5 rel=0.01  (measured, native vs ATEN default kernels: <= 5.8, 0.5%; the stored readings do not move)
 def said(reading: str, table: pd.DataFrame) -> str:
     """``table``'s runs under ``reading`` against DDPM, in words."""
-    rows = compared[compared["reading"] == reading].set_index("run").loc[list(table.run)]
-    return stats.in_words(rows, "with {run}")
+    return stats.in_words(P.reading_rows(compared, reading, table.run), "with {run}")
 
 
 for r in P.READINGS:

@@ -43,9 +43,9 @@ data_dir = None  # full profile: a folder with MNIST's train-images-idx3-ubyte[.
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import torch
+from myst_nb import glue
 
 from gmdiff import metrics, plotting, zoo
 from gmdiff.analytic import Gaussian
@@ -58,7 +58,6 @@ plotting.style()
 S = Study.open("gs_teleportation", profile, seed=seed, data_dir=data_dir)  # checks data, weights
 cfg = S.sizes
 steps = cfg["steps"]
-prior_std = EDM().prior_std  # x_T ~ N(0, 80^2 I), EDM's prior
 
 # %% [markdown]
 # ## The paper's numbers
@@ -102,22 +101,23 @@ paper.round({"FID": 3, "NFE saved (%)": 1, "FID change (%)": 1})
 gmm = zoo.toy_gmm()
 gen = torch.Generator().manual_seed(seed)
 gauss_gmm = Gaussian.from_data(gmm.sample(20000, gen))
-x_T = prior_std * torch.randn(cfg["n_gmm"], gmm.dim, generator=gen, dtype=torch.float64)
+x_T = EDM().prior_sample((cfg["n_gmm"], gmm.dim), gen, dtype=torch.float64)  # x_T ~ N(0, 80^2 I)
 ref = gmm.sample(cfg["n_gmm"], gen)
 n_ref = cfg["n_ode_ref"]
 exact_end = gt.exact_pf_ode_samples(gmm, x_T[:n_ref])
 
 
 def sw2(s: torch.Tensor) -> float:
-    return metrics.sliced_wasserstein(s.double(), ref, cfg["n_projections"], torch.Generator().manual_seed(seed))
+    return metrics.sw2_to_reference(s, ref, seed, cfg["n_projections"])
 
 
 def mode(s: torch.Tensor) -> torch.Tensor:
     return gmm.responsibilities(s.double(), 1e-2).argmax(1)
 
 
-floor = np.array([sw2(gmm.sample(cfg["n_gmm"], gen)) for _ in range(cfg["n_floor"])])
-print(f"SW2 between independent exact sample sets of {cfg['n_gmm']}: {floor.mean():.3f} +- {floor.std():.3f}")
+floor = metrics.noise_floor(lambda _: sw2(gmm.sample(cfg["n_gmm"], gen)), cfg["n_floor"])
+print(f"SW2 between independent exact sample sets of {cfg['n_gmm']}: {floor.mean:.3f} +- {floor.sd:.3f}")
+glue("sw2_floor", f"{floor.mean:.2f} ± {floor.sd:.2f}", display=False)
 
 # %%
 mlp, _, _ = zoo.gmm_mlp(S)
@@ -185,7 +185,7 @@ plt.show()
 # $\sigma_\text{skip} \approx 5$ teleportation changes it by a few percent either way, well
 # inside its interval: a per-sample endpoint error is heavy-tailed (a sample that changes
 # mode moves far), so 500 starting points cannot resolve a 3% change of its mean. SW$_2$
-# moves within its sampling noise (floor $0.06 \pm 0.02$) until
+# moves within its sampling noise (floor {glue:text}`sw2_floor`) until
 # $\sigma_\text{skip} \approx 1$, so at this sample size it cannot resolve the effect
 # either.
 
@@ -205,7 +205,7 @@ quality, features = S.images.metric, S.images.features()  # FD-digits (ci) or FI
 images = S.images.load()[0][: 2 * cfg["n_digits"]]
 gauss_digits = Gaussian.from_data(images.flatten(1).double())
 gd = torch.Generator().manual_seed(seed)
-x_T_img = prior_std * torch.randn(cfg["n_digits"], *images.shape[1:], generator=gd)
+x_T_img = EDM().prior_sample((cfg["n_digits"], *images.shape[1:]), gd)
 perm = torch.randperm(images.shape[0], generator=gd)
 half = images.shape[0] // 2
 real_a, real_b = images[perm[:half]], images[perm[half:]]
@@ -230,10 +230,7 @@ digit_table.round({"sigma_skip": 2, quality: 1, "NFE saved (%)": 1, f"{quality} 
 shown = cfg["digit_skips"]
 fig, axs = plt.subplots(len(shown), 1, figsize=(8, 0.62 * len(shown)))
 for ax, k in zip(axs, shown):
-    row = digit_samples[k][:16].clamp(-1, 1)[:, 0]
-    ax.imshow(torch.cat(list(row), dim=1).numpy(), cmap="gray_r", vmin=-1, vmax=1)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    plotting.show_images(ax, digit_samples[k][:16], ncols=16, pad=0)
     ax.set_ylabel(f"skip {k}\nNFE {heun_nfe(steps, k)}", rotation=0, ha="right", va="center", fontsize=9)
 axs[0].set_title("(b) the same 16 starting points $x_T$, teleported to later and later noise levels")
 plt.show()

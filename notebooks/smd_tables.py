@@ -48,25 +48,21 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from myst_nb import glue
 
-from gmdiff import data, plotting, results, runs, stats, zoo
+from gmdiff import plotting, results, runs, stats
 from gmdiff.papers import numbers, smd
 from gmdiff.study import Study
 
 plotting.style()
 S = Study.open("smd_tables", profile, seed=seed, data_dir=data_dir)  # checks the data folder
-cfg, overrides = S.sizes, S.images.overrides
+cfg = S.sizes
 cfg
 
 # %% [markdown]
 # ## Training (through the library's trainer, cached)
 
 # %%
-kinds = {"DDPM": "ddpm", "DDPM w/ SMD": "smd"}
-bank = runs.load_or_train_many(  # cached; the missing ones trained side by side
-    [(smd.run_config(kind, base=cfg["base"], seed=seed, overrides=overrides), "smd")
-     for kind in kinds.values()]
-)  # fmt: skip
-models = {label: (r.trained, r.denoiser, r.schedule) for label, r in zip(kinds, bank, strict=True)}
+bank = smd.train_table_models(cfg["base"], seed, overrides=S.images.overrides)  # cached
+models = {label: (r.trained, r.denoiser, r.schedule) for label, r in bank.items()}
 for label, (net, _, _) in models.items():
     print(f"{label}: {sum(p.numel() for p in net.parameters()) / 1e6:.3f}M parameters")
 
@@ -77,7 +73,7 @@ for label, (net, _, _) in models.items():
 
 # %%
 # NBVAL_TOLERANCE rel=0.05 abs=0.02  (not measured for these U-Nets under another kernel path; as smd_method's MLPs, which moved <= 0.01)
-adequacy = pd.DataFrame([{"model": label, **r.adequacy()} for label, r in zip(kinds, bank, strict=True)])
+adequacy = pd.DataFrame([{"model": label, **r.adequacy()} for label, r in bank.items()])
 runs.adequacy_table(adequacy.to_dict("records"), ["model"])
 
 # %% [markdown]
@@ -90,20 +86,17 @@ runs.adequacy_table(adequacy.to_dict("records"), ["model"])
 # 200 samples FD-digits carries a sample-size bias, the same for both models.
 
 # %%
-if profile == "ci":
-    reference = data.digits8x8()[0]
-    classifier = zoo.digit_classifier()
-else:  # paper scale: FID needs the Inception network, see gmdiff.metrics.fid_inception
-    raise NotImplementedError("the full profile's FID loop is run with `gmdiff evaluate`")
+metric, reference = S.images.metric, S.images.load()[0]  # FD-digits (ci) or FID (full)
 grid = [tuple(g) for g in cfg["grid"]]
-fd = smd.digits_fd_table(models, grid, reference, classifier, n=cfg["n"], seed=seed)
+fd = smd.quality_table(models, grid, reference, S.images.features(S.device), n=cfg["n"],
+                       seed=seed, metric=metric, device=S.device)  # fmt: skip
 if results_dir:  # a stored seed run (see the verdicts)
     out = results.seed_file("smd_tables", seed, results_dir)
     results.save_results(out, results.run_meta(profile, seed=seed), fd=fd, adequacy=adequacy)
 
 # %%
 # NBVAL_TOLERANCE abs=0.8  (measured: FD-digits moves <= 0.37, native/AVX2 vs default)
-wide = fd.pivot_table(index=["sampler", "steps"], columns="model", values="FD-digits")
+wide = fd.pivot_table(index=["sampler", "steps"], columns="model", values=metric)
 change = (wide["DDPM w/ SMD"] - wide["DDPM"]) / wide["DDPM"]
 wide.round(2).assign(**{"change with SMD": change.map("{:+.0%}".format)})
 
@@ -112,10 +105,10 @@ fig, ax = plt.subplots(figsize=(7.5, 4.2))
 for i, (label, g) in enumerate(fd.groupby("model")):
     for sampler, ls in [("ddpm", "-"), ("ddim", "--")]:
         h = g[g["sampler"] == sampler]
-        ax.plot(h["steps"], h["FD-digits"], ls, marker="o", color=f"C{i}",
+        ax.plot(h["steps"], h[metric], ls, marker="o", color=f"C{i}",
                 label=f"{label}, {'ancestral' if sampler == 'ddpm' else 'DDIM'}")  # fmt: skip
 steps = sorted({s for _, s in grid})
-ax.set(xscale="log", xlabel="backward iterations", ylabel="FD-digits (lower is better)",
+ax.set(xscale="log", xlabel="backward iterations", ylabel=f"{metric} (lower is better)",
        title=f"DDPM vs DDPM w/ SMD, seed {seed}")  # fmt: skip
 ax.set_xticks(steps, [str(s) for s in steps], minor=False)
 ax.minorticks_off()
@@ -133,7 +126,7 @@ plt.show()
 # NBVAL_TOLERANCE abs=0.8  (measured: FD-digits moves <= 0.37, native/AVX2 vs default)
 paper = numbers.table("smd", "tables_1_2")
 ours = wide.loc[("ddpm", max(s for m, s in grid if m == "ddpm"))]
-paper.loc[len(paper)] = ("ours (ci)", "sklearn digits 8x8", "DDPM", "FD-digits",
+paper.loc[len(paper)] = (f"ours ({profile})", S.images.label, "DDPM", metric,
                          ours["DDPM"], ours["DDPM w/ SMD"])  # fmt: skip
 rel = (paper["with SMD"] - paper["without SMD"]) / paper["without SMD"]
 paper.round(2).assign(**{"relative change": rel.map("{:+.0%}".format)})
@@ -149,7 +142,7 @@ paper.round(2).assign(**{"relative change": rel.map("{:+.0%}".format)})
 # %%
 # NBVAL_TOLERANCE abs=0.8  (this seed's FD-digits moves <= 0.37, see above; the relative changes by <= 1 %)
 per_seed = results.with_stored_seeds("smd_tables", {"fd": fd, "adequacy": adequacy}, seed, seeds, profile)
-by_seed = per_seed["fd"].pivot_table(index=["sampler", "steps", "seed"], columns="model", values="FD-digits")
+by_seed = per_seed["fd"].pivot_table(index=["sampler", "steps", "seed"], columns="model", values=metric)
 relative = ((by_seed["DDPM w/ SMD"] - by_seed["DDPM"]) / by_seed["DDPM"]).unstack("seed")
 relative.map("{:+.0%}".format)
 
@@ -161,7 +154,7 @@ relative.map("{:+.0%}".format)
 
 # %%
 # NBVAL_TOLERANCE abs=0.8 rel=0.05  (this seed's FD-digits moves <= 0.37, see above)
-pairs = stats.paired_table(per_seed["fd"], "FD-digits", "model", [("DDPM w/ SMD", "DDPM")],
+pairs = stats.paired_table(per_seed["fd"], metric, "model", [("DDPM w/ SMD", "DDPM")],
                            by=["sampler", "steps"]).droplevel("comparison")  # fmt: skip
 
 

@@ -65,7 +65,6 @@ data_dir = None  # unused: every data set is generated
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
-import torch
 
 from gmdiff import benchmark as B
 from gmdiff import plotting
@@ -278,7 +277,6 @@ pd.concat([kl, diff]).sort_index()
 # NBVAL_IGNORE_OUTPUT
 # (wall-clock times)
 from gmdiff import data, metrics, zoo
-from gmdiff.images import grid, to_uint8
 from gmdiff.papers.gm_ddpm import ImageScores
 
 img = cfg["images"]
@@ -326,8 +324,8 @@ for method, sampler in [("DDPM", "ancestral"), ("SMD", "ancestral"), ("GM-DDPM",
     shown[f"{method}, {sampler}"] = B.draw(run, B.plan(method, sampler, 50, run, 0.0), 36, 1000 + seeds[0], gauss)
 fig, axs = plotting.panels(len(shown), ncols=3, aspect=1.0)
 for ax, (label, x) in zip(axs, shown.items(), strict=True):
-    ax.imshow(grid(to_uint8(x), 6)[..., 0], cmap="gray", vmin=0, vmax=255)
-    ax.set(title=label, xticks=[], yticks=[])
+    plotting.show_images(ax, x, 6)
+    ax.set(title=label)
 plt.show()
 
 # %% [markdown]
