@@ -92,19 +92,17 @@ print(f"profile={profile}, images {tuple(real_images.shape)}, device={device}")
 
 # %%
 ring = data.ring2d(**G.RING["options"])
-ve_toy = {"name": "ve", "options": {"sigma_min": 0.01, "sigma_max": toy_cfg["sigma_max"]}}
 vp_toy = {"name": "vp_linear"}
-toy_train = {k: toy_cfg[k] for k in ("steps", "batch", "lr")}
 
 
 def toy_config(schedule, noise):
-    """A ring model's run (`config.plain(cfg)` is its `gmdiff train` YAML)."""
-    return G.dsm_config(G.RING, G.RING_MLP, schedule, noise, **toy_train, seed=seed, device=device)
+    """A ring model's run: configs/gm_sgm_ring.yaml with this noise (and schedule)."""
+    return G.ring_config(noise, schedule=schedule, seed=seed, sets=[*toy_cfg["sets"], f"train.device={device}"])
 
 
-toy_noises = {
-    "SGM": (ve_toy, {"name": "gm_sgm", "beta": 1.0}),
-    **{f"GM-SGM beta={b:g}": (ve_toy, {"name": "gm_sgm", "beta": b}) for b in toy_cfg["betas"]},
+toy_noises = {  # (schedule, training noise); None: the run file's VE, sigma_max 4
+    "SGM": (None, {"name": "gm_sgm", "beta": 1.0}),
+    **{f"GM-SGM beta={b:g}": (None, {"name": "gm_sgm", "beta": b}) for b in toy_cfg["betas"]},
     "SGM (VP)": (vp_toy, {"name": "gm_sgm", "beta": 1.0}),
     "DDGM (VP)": (vp_toy, {"name": "gamma", "theta0": toy_cfg["ddgm_theta0"]}),
 }

@@ -66,8 +66,7 @@ plotting.style()
 pd.set_option("display.precision", 3)
 cfg = Study.open("gms_noise_studies", profile).sizes
 ring = data.ring2d(**G.RING["options"])
-ve_cfg = {"name": "ve", "options": {"sigma_min": 0.01, "sigma_max": cfg["sigma_max"]}}
-ve = VE(**ve_cfg["options"])
+ve = VE(**G.ring_config({"name": "gm_sgm", "beta": 1.0}).schedule.options)  # the ring model's VE
 n = cfg["n"]
 true_ring = ring.sample(n, torch.Generator().manual_seed(seed + 1)).float()
 
@@ -93,15 +92,13 @@ print(f"SW2 of exact samples (noise floor): {floor.mean:.3f} +- {floor.sd:.3f}")
 # %%
 scales = {"SGM": (1.0,), "GM-SGM": (1.0, 2.0), "only large jumps": (2.0,), "{0.5, 2}": (0.5, 2.0)}
 exact = {k: G.exact_denoiser(ring, s) for k, s in scales.items()}
-train = {k: cfg[k] for k in ("steps", "batch", "lr")}
-jobs = [
-    (G.dsm_config(G.RING, G.RING_MLP, ve_cfg,
-                  {"name": "scale_mixture", "scales": list(sc), "alternate": len(sc) > 1},
-                  **train, seed=seed), "gms-ring")
+jobs = [  # configs/gm_sgm_ring.yaml with each training noise
+    (G.ring_config({"name": "scale_mixture", "scales": list(sc), "alternate": len(sc) > 1},
+                   seed=seed, sets=cfg["sets"]), "gms-ring")
     for sc in scales.values()
 ]  # fmt: skip
 trained = {k: r.denoiser for k, r in zip(scales, runs.load_or_train_many(jobs), strict=True)}
-print(f"trained {list(trained)} for {train['steps']} steps each")
+print(f"trained {list(trained)} for {jobs[0][0].train.steps} steps each")
 
 # %% [markdown]
 # ## GMS-5: does a trained GM-SGM network learn the empirical-Bayes denoiser?

@@ -125,13 +125,13 @@ gmm_skips = cfg["gmm_skips"]
 models = {"exact GMM denoiser": gmm.denoiser, "trained MLP": mlp}
 gmm_tables = {}
 for name, den in models.items():
-    S = gt.teleport_samples(den, gauss_gmm, x_T, gmm_skips, steps=steps)
-    errors = {k: (S[k][:n_ref].double() - exact_end).norm(dim=1) for k in gmm_skips}  # per starting point
+    ends = gt.teleport_samples(den, gauss_gmm, x_T, gmm_skips, steps=steps)
+    errors = {k: (ends[k][:n_ref].double() - exact_end).norm(dim=1) for k in gmm_skips}  # per starting point
     tab = gt.teleportation_table(den, gauss_gmm, x_T, gmm_skips, lambda e: e.mean().item(), steps=steps,
                                  samples=errors, quality_name="endpoint error", n_boot=cfg["n_boot"],
                                  generator=torch.Generator().manual_seed(seed))
-    tab["mode flips (%)"] = [100 * (mode(S[k]) != mode(S[0])).double().mean().item() for k in gmm_skips]
-    tab["SW2"] = [sw2(S[k]) for k in gmm_skips]
+    tab["mode flips (%)"] = [100 * (mode(ends[k]) != mode(ends[0])).double().mean().item() for k in gmm_skips]
+    tab["SW2"] = [sw2(ends[k]) for k in gmm_skips]
     gmm_tables[name] = tab
 gmm_digits = {"sigma_skip": 2, "endpoint error": 4, "NFE saved (%)": 1, "endpoint error change (%)": 1,
               "change CI low": 1, "change CI high": 1, "mode flips (%)": 2, "SW2": 3}

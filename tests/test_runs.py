@@ -144,17 +144,17 @@ def test_run_sample_uses_the_config_and_overrides(tmp_path):
 
 
 def test_the_cli_reaches_the_gm_sgm_chapter_model(tmp_path):
-    """configs/gm_sgm_ring.yaml is the GM-SGM chapters' beta = 2 model (same cache key),
-    and its mixture noise and mixture increments run through `gmdiff train` / `sample`."""
+    """configs/gm_sgm_ring.yaml is the GM-SGM chapters' ring model (gm_sgm.ring_config loads
+    it), and its mixture noise and mixture increments run through `gmdiff train` / `sample`."""
     from gmdiff.cli import main
     from gmdiff.noise import ScaleMixtureNoise
     from gmdiff.papers import gm_sgm as G
 
     yaml_cfg = load_config("configs/gm_sgm_ring.yaml")
-    ve = {"name": "ve", "options": {"sigma_min": 0.01, "sigma_max": 4.0}}
-    noise = {"name": "gm_sgm", "beta": 2.0}
-    chapter = G.dsm_config(G.RING, G.RING_MLP, ve, noise, steps=5000, batch=256, lr=2e-3, seed=0)
+    chapter = G.ring_config({"name": "gm_sgm", "beta": 2.0})  # the chapters' GM-SGM beta = 2
     assert config.sha(yaml_cfg) == config.sha(chapter)
+    sgm = G.ring_config({"name": "gm_sgm", "beta": 1.0}, schedule={"name": "vp_linear"}, seed=3)
+    assert (sgm.loss.options["noise"]["beta"], sgm.schedule.name, sgm.train.seed) == (1.0, "vp_linear", 3)
     assert isinstance(
         runs.with_noise_models(yaml_cfg.sample.options, "x")["noise"], ScaleMixtureNoise
     )

@@ -85,7 +85,7 @@ def test_fid_profiles_check_the_inception_weights_at_open(tmp_path, monkeypatch)
     # a chapter that trains on MNIST but scores no samples needs no Inception weights
     mnist = _fake_mnist(tmp_path / "mnist")
     study = Study.open("gs_score_structure", "full", data_dir=mnist)
-    assert study.images.metric == "FID" and study.images.overrides == [f"data.options.data_dir={mnist}"]
+    assert study.images.metric == "FID" and study.images.overrides == [f'data.options.data_dir="{mnist}"']
     assert study.run_config("digits").data.options["data_dir"] == str(mnist)
 
 

@@ -61,6 +61,7 @@ class Dataset:
     user's folder, how to provide it and a cheap check that it is there."""
 
     metric: str
+    label: str
     howto: str = ""
     check: Callable[[Path], object] | None = None
 
@@ -78,13 +79,13 @@ def _check_mnist(root: Path) -> None:
 
 
 DATASETS: dict[str, Dataset] = {
-    "digits8x8": Dataset("FD-digits"),
+    "digits8x8": Dataset("FD-digits", "sklearn digits 8x8"),
     "cifar10": Dataset(
-        "FID", "the folder with cifar-10-batches-py (gmdiff.data.load_cifar10)", _check_cifar10
+        "FID", "CIFAR-10 32x32", "the folder with cifar-10-batches-py (gmdiff.data.load_cifar10)", _check_cifar10
     ),
-    "celeba64": Dataset("FID", "a folder of aligned CelebA images (gmdiff.data.load_celeba64)"),
+    "celeba64": Dataset("FID", "CelebA 64x64", "a folder of aligned CelebA images (gmdiff.data.load_celeba64)"),
     "mnist32": Dataset(
-        "FID", "the folder with MNIST's train-images-idx3-ubyte[.gz] (gmdiff.data.mnist_file)",
+        "FID", "MNIST padded to 32x32", "the folder with MNIST's train-images-idx3-ubyte[.gz] (gmdiff.data.mnist_file)",
         _check_mnist,
     ),
 }  # fmt: skip
@@ -102,6 +103,11 @@ class Images:
     @property
     def metric(self) -> str:
         return DATASETS[self.name].metric
+
+    @property
+    def label(self) -> str:
+        """The data set in words, for tables."""
+        return DATASETS[self.name].label
 
     @property
     def config(self) -> dict[str, Any]:

@@ -27,6 +27,7 @@ score_sde's weighting lambda(sigma) = sigma^2.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -171,15 +172,25 @@ def mode_spread(x: Tensor, means: Tensor, std: float) -> float:
 # --------------------------------------------------------------------------------------
 
 
-#: The GM-SGM toy chapters' data (a ring of 8 Gaussians) and network: a 3x128 MLP with EDM
-#: preconditioning, so one denoiser serves the VE and VP samplers alike.
-RING = {"name": "ring2d", "options": {"k": 8, "radius": 2.0, "std": 0.1}}
-RING_MLP = {
-    "net": "toy_mlp",
-    "overrides": {"dim": 2, "width": 128, "depth": 3, "embedding": "fourier"},
-    "precond": "edm",
-    "sigma_data": 1.4,
-}
+#: The ring model of the GM-SGM chapters (MLP 3 x 128 with EDM preconditioning, so one
+#: denoiser serves the VE and VP samplers alike, on the 2-D ring; VE sigma_max 4; Alg. 1's
+#: beta = 2 mixture noise): the one home of its hyper-parameters.
+RING_FILE = "configs/gm_sgm_ring.yaml"
+#: Its data, the 2-D ring of 8 Gaussians (as read from the file).
+RING = config.plain(config.load_config(config.run_file(RING_FILE)).data)
+
+
+def ring_config(
+    noise: dict, *, schedule: dict | None = None, seed: int = 0, sets: Sequence[str] = ()
+) -> RunConfig:
+    """:data:`RING_FILE` trained with the training ``noise`` (a :data:`gmdiff.noise.NOISES`
+    entry, e.g. ``{"name": "gm_sgm", "beta": 1.0}`` for the plain SGM), on ``schedule`` in
+    place of the file's VE where given, from ``seed``, with a study's ``sets``
+    (``key=value``, e.g. the full profile's longer training) applied."""
+    overrides = [f"loss.options.noise={json.dumps(noise)}", f"train.seed={seed}", *sets]
+    if schedule is not None:
+        overrides.append(f"schedule={json.dumps(schedule)}")
+    return config.load_config(config.run_file(RING_FILE), overrides)
 
 
 def dsm_config(
