@@ -193,8 +193,9 @@ KEYS: dict[str, tuple[str, str]] = {
         "",
     ),
     "evaluate.fid_reference": doc(
-        "A folder of images or an .npz of Inception statistics: report FID with its "
-        "protocol instead of the data-space distances.",
+        "A folder of images (sub-folders included, hidden ones skipped, as clean-fid reads "
+        "one) or an .npz of Inception statistics: report FID with its protocol instead of "
+        "the data-space distances.",
         "50,000 samples against the training set (Heusel et al. 2017), as Ho et al. 2020 and "
         "Song et al. 2021",
     ),

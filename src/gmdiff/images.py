@@ -1,17 +1,19 @@
 """Image files: samples as 8-bit PNGs (one file per image, as clean-fid's folder mode and
 EDM's ``fid.py`` read them, and a grid upscaled to a viewable size), and a folder of images
-read back as a tensor."""
+(sub-folders included, :func:`image_files`) read back as a tensor."""
 
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+#: The image files gmdiff reads (any case: ``.PNG`` too).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 #: The smallest side, in pixels, of one image in a saved grid (8x8 digits: 8 times larger).
 GRID_MIN_PX = 64
@@ -117,18 +119,44 @@ def save_pngs(
     return out, grid_path
 
 
+def image_files(folder: str | Path) -> list[Path]:
+    """The image files (:data:`IMAGE_SUFFIXES`) under ``folder`` at any depth, in one
+    deterministic order: sorted by their path below ``folder``, compared part by part
+    (``a/x.png`` before ``a-b/x.png``; clean-fid compares whole path strings, which puts
+    ``a-b`` first: the set is the same, and FID does not depend on the order). As
+    clean-fid's folder
+    mode (``glob(fdir/**/*.ext, recursive=True)``, sorted) reads a folder, so files and
+    folders whose name starts with a dot (``.ipynb_checkpoints``, a killed export's
+    ``.tmp`` folder) are skipped, and symbolic links to folders are not followed (no
+    cycles). torch-fidelity reads sub-folders only with ``samples_find_deep``."""
+    root = Path(folder)
+    found = []
+    for here, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [
+            Path(here, n)
+            for n in names
+            if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_SUFFIXES
+        ]
+    found = [p for p in found if p.is_file()]  # not a broken link, a pipe, ...
+    return sorted(found, key=lambda p: p.relative_to(root).parts)
+
+
 def load_folder(folder: str | Path, centered: bool = True, limit: int | None = None) -> Tensor:
-    """The images of ``folder`` (sorted by name; PNG, JPEG, BMP, WebP), at most ``limit``,
-    as float32 (N, C, H, W) in [-1, 1] (``centered``) or [0, 1]; all must share one size.
-    16-bit grayscale images are scaled to 8 bits (:func:`eight_bit`)."""
+    """The images under ``folder`` (sub-folders included, in :func:`image_files`' order;
+    PNG, JPEG, BMP, WebP), at most ``limit``, as float32 (N, C, H, W) in [-1, 1]
+    (``centered``) or [0, 1]; all must share one size. 16-bit grayscale images are scaled
+    to 8 bits (:func:`eight_bit`)."""
     from PIL import Image
 
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder not found: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    files = image_files(folder)[:limit]
     if not files:
-        raise ValueError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise ValueError(
+            f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}), in sub-folders neither"
+        )
     arrs = []
     for p in files:
         with Image.open(p) as im:
