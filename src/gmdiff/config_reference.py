@@ -154,7 +154,9 @@ KEYS: dict[str, tuple[str, str]] = {
     "train.log": doc(
         "jsonl: train_log.jsonl only (no dependency); tensorboard: also TensorBoard scalars "
         "train/loss, train/lr, train/grad_norm and train/ema_init_share in out_dir/tensorboard/ "
-        "(needs the tensorboard package).",
+        "and, for image data, a 4 x 4 grid of EMA samples (samples/ema, the sample section's "
+        "sampler from sample.seed) at every checkpoint (needs the tensorboard package: "
+        'pip install -e ".[tensorboard]").',
         "",
     ),
     "train.prefetch_factor": doc("Batches in flight per loader worker.", ""),

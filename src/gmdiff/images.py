@@ -55,6 +55,15 @@ def upscale(arr: np.ndarray, factor: int) -> np.ndarray:
     return arr.repeat(factor, axis=0).repeat(factor, axis=1)
 
 
+def viewable_grid(u8: Tensor, n: int = 64, min_px: int = GRID_MIN_PX) -> np.ndarray:
+    """The first ``n`` of the uint8 images ``u8`` (N, H, W, C) tiled by :func:`grid` and
+    upscaled (nearest neighbour, an integer factor) so that each image's smaller side is
+    at least ``min_px`` pixels: the picture of ``grid.png`` and of TensorBoard's sample
+    grid."""
+    factor = max(1, math.ceil(min_px / min(u8.shape[1:3])))
+    return upscale(grid(u8[:n]), factor)
+
+
 #: PIL modes of 16-bit single-channel images (a 16-bit grayscale PNG opens as one of them;
 #: PIL's convert("RGB") clips them to white).
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
@@ -108,14 +117,13 @@ def save_pngs(
         for key, value in text.items():
             info.add_itxt(key, value)
     u8 = to_uint8(images, centered)
-    factor = max(1, math.ceil(min_px / min(u8.shape[1:3])))
     folder = Path(folder)
     out = folder / "images"
     out.mkdir(parents=True, exist_ok=True)
     for i, im in enumerate(u8.numpy()):
         _pil(im).save(out / f"{i:06d}.png", pnginfo=info)
     grid_path = folder / "grid.png"
-    _pil(upscale(grid(u8[:grid_n]), factor)).save(grid_path, pnginfo=info)
+    _pil(viewable_grid(u8, grid_n, min_px)).save(grid_path, pnginfo=info)
     return out, grid_path
 
 

@@ -355,10 +355,39 @@ def train_threads(run: Run) -> int:
     return threads.choose(cfg.train.threads, flops, cuda)
 
 
+#: EMA samples in TensorBoard's grid (``train.log: tensorboard``, image data): 4 x 4.
+PREVIEW_N = 16
+
+
+def preview_of(cfg: RunConfig, n: int = PREVIEW_N) -> Callable[[nn.Module], Tensor] | None:
+    """For image data, ``preview(ema)``: ``n`` samples of the EMA network ``ema`` (the
+    trainer's, of ``cfg``'s architecture) as ``cfg.sample`` says (sampler, steps, batch,
+    options) from seed ``sample.seed``, the same noise at every call so that successive
+    grids show the training's progress; drawn by a second copy of the run, so the
+    trainer's modules and random state are untouched (:attr:`gmdiff.train.Trainer.preview`).
+    None for other data (the 2-D toys)."""
+    with torch.random.fork_rng(devices=[]):  # building initialises a network
+        run = build(cfg)
+    if len(run.shape) != 3:
+        return None
+    run.denoiser.eval().requires_grad_(False)
+
+    def preview(ema: nn.Module) -> Tensor:
+        dev = device_of(ema)
+        run.denoiser.to(dev)
+        run.trained.load_state_dict(ema.state_dict())
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            return run.sample(n, seed=cfg.sample.seed)
+
+    return preview
+
+
 def _train(run: Run, resume: bool, progress_lines: bool) -> list[dict]:
     cfg = run.cfg
     trainer = _trainer(run, cfg.out_dir)
     trainer.progress_lines = progress_lines
+    if cfg.train.log == "tensorboard" and trainer.info.is_main:
+        trainer.preview = preview_of(cfg)
     with trainer.session(resume):
         if trainer.info.is_main:
             path = Path(cfg.out_dir) / "config.yaml"
