@@ -176,7 +176,12 @@ KEYS: dict[str, tuple[str, str]] = {
         "18 (35 evaluations): Karras et al. 2022, CIFAR-10",
     ),
     "sample.n": doc("How many samples gmdiff sample draws.", "50000: the papers' FID protocol"),
-    "sample.batch": doc("Samples per batch (also the batch of a likelihood solve).", ""),
+    "sample.batch": doc(
+        "Rows of one network call while sampling: memory only, the samples do not depend on "
+        "it (the sampler steps blocks of 1,024 samples, gmdiff.runs.SAMPLE_BLOCK, drawn from "
+        "one generator); also the batch of a likelihood solve.",
+        "",
+    ),
     "sample.seed": doc("Seeds x_T and every random draw of the sampler.", ""),
     "sample.options": doc(
         "Keyword options of the sampler (see Sampler options below); noise as in "
