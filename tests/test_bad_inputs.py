@@ -1259,6 +1259,91 @@ def test_sigkill_during_png_export_leaves_the_old_outputs(image_run):
     assert pngs(snapshot(out)) == pngs(before)  # the same config gives the same images
 
 
+#: What a killed ``gmdiff sample`` can be stopped before: writing a PNG, a rename (of a
+#: temp file, of the commit record, of an output) or a deletion.
+_MOMENTS = (("os", "rename"), ("os", "replace"), ("os", "unlink"))
+
+
+def _killed_sample(argv: list[str], at: int, count_file: Path) -> None:
+    """A forked ``gmdiff sample`` that SIGKILLs itself just before its ``at``-th moment
+    (:data:`_MOMENTS` and every PNG save); with ``at`` < 0 it runs through and writes the
+    number of moments to ``count_file``."""
+    from PIL import Image
+
+    count = [0]
+
+    def counted(fn):
+        def call(*a, **k):
+            count[0] += 1
+            if count[0] == at:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return fn(*a, **k)
+
+        return call
+
+    for module, name in _MOMENTS:
+        setattr(os, name, counted(getattr(os, name)))
+    Image.Image.save = counted(Image.Image.save)
+    code = main(argv)
+    count_file.write_text(str(count[0]))
+    os._exit(code)
+
+
+def _fork(argv: list[str], at: int, count_file: Path) -> int:
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover -- the child
+        _killed_sample(argv, at, count_file)
+    return os.waitpid(pid, 0)[1]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sigkill_at_any_moment_of_a_resample_leaves_old_or_new_outputs(image_run, tmp_path, seed):
+    """A re-sample killed just before any rename, deletion or PNG write (every move and
+    commit moment, plus seeded random PNG writes) leaves, once the next command has
+    finished its move (``finish_sample_outputs``, as ``sample`` and ``evaluate`` do), the
+    old outputs whole or the new ones whole, the old up to the commit record's rename
+    and the new from it on, and no staging folder."""
+    import random
+
+    from gmdiff.commands import SAMPLE_COMMIT, finish_sample_outputs, remove_staging
+
+    base, out = tmp_path / "base", tmp_path / "run"  # every sample runs in `out`: the
+    shutil.copytree(image_run, base, symlinks=True)  # outputs record their folder
+
+    def fresh() -> Path:
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.copytree(base, out, symlinks=True)
+        return out
+
+    assert main(["sample", *_image_run(fresh(), n=6)]) == 0
+    shutil.rmtree(base)
+    shutil.copytree(out, base, symlinks=True)
+    hidden = lambda snap: {k: v for k, v in snap.items() if not k.startswith(".")}
+    old = hidden(snapshot(out))
+    argv = ["sample", *_image_run(out, n=10), "--set", "sample.seed=7"]
+    assert _fork(argv, -1, tmp_path / "count") == 0
+    total = int((tmp_path / "count").read_text())
+    new = hidden(snapshot(out))
+    assert new != old and not list(out.glob(".sample*.tmp"))
+    first_move = 13  # samples.pt's temp file, 10 PNGs and the grid are written first
+    rng = random.Random(seed)
+    picks = sorted({*range(first_move, total + 1), *rng.sample(range(1, first_move), 3)})
+    outcomes = []
+    for at in picks:
+        fresh()
+        assert _fork(argv, at, tmp_path / "unused") == signal.SIGKILL, at
+        committed = (out / SAMPLE_COMMIT).exists()
+        finish_sample_outputs(out)
+        remove_staging(out)
+        state = hidden(snapshot(out))
+        assert state in (old, new), f"killed at moment {at} of {total}: a mix of outputs"
+        assert {p.name for p in out.glob(".sample*")} <= {".sample.lock"}
+        assert not committed or state == new
+        outcomes.append(state == new)
+    assert outcomes == sorted(outcomes)  # old ... old, new ... new: one switch
+    assert outcomes[0] is False and outcomes[-1] is True, (picks, outcomes)
+
+
 def test_ctrl_c_names_the_kept_checkpoint(tmp_path, capsys, monkeypatch):
     from gmdiff.train import Trainer
 

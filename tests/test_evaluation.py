@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 from cleanfid.fid import frechet_distance as cleanfid_frechet
+from PIL import Image
 from torch import nn
 
 from gmdiff.cli import main
 from gmdiff.evaluation import fid_report, protocol_text
-from gmdiff.images import grid, load_folder, save_pngs, to_uint8
+from gmdiff.images import grid, image_files, load_folder, save_pngs, to_uint8
 from gmdiff.metrics import INCEPTION_FILE, frechet_distance, inception_features
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -67,6 +68,29 @@ def test_png_round_trip_and_grid(tmp_path):
     g = grid(to_uint8(x), ncols=3, pad=1)
     assert g.shape == (2 * 9 + 1, 3 * 9 + 1, 3)
     assert np.array_equal(g[1:9, 10:18], to_uint8(x)[1].numpy())
+
+
+def test_folder_reader_finds_images_in_sub_folders_in_one_order(tmp_path):
+    """As clean-fid's folder mode: images at any depth (a class-per-folder layout), sorted
+    by path, hidden files and folders skipped; a folder tree without images is refused."""
+    x = _images(6, 0.0, 1)
+    u8 = to_uint8(x).numpy()
+    layout = ["b/0.png", "a/y/1.PNG", "a/2.png", "3.png", "a-b/4.png", ".ipynb_checkpoints/5.png"]
+    for im, rel in zip(u8, layout, strict=True):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(im).save(tmp_path / rel, format="PNG")
+    (tmp_path / "a" / "notes.txt").write_text("not an image")
+    (tmp_path / "b" / ".hidden.png").write_bytes(b"")  # hidden: skipped, not read
+    order = [p.relative_to(tmp_path).as_posix() for p in image_files(tmp_path)]
+    assert order == ["3.png", "a/2.png", "a/y/1.PNG", "a-b/4.png", "b/0.png"]
+    back = to_uint8(load_folder(tmp_path))
+    assert torch.equal(back, to_uint8(x)[[3, 2, 1, 4, 0]])
+    assert torch.equal(to_uint8(load_folder(tmp_path, limit=2)), back[:2])
+    empty = tmp_path / "empty"
+    (empty / "sub" / "deeper").mkdir(parents=True)
+    (empty / "sub" / "readme.txt").write_text("no images here")
+    with pytest.raises(ValueError, match=r"holds no images .*in sub-folders neither"):
+        load_folder(empty)
 
 
 # -- FID ------------------------------------------------------------------------------------

@@ -16,9 +16,10 @@ and step (or the ``--pretrained`` path and its hash), the sampler settings (samp
 steps, n, batch, seed, options) and the run sections: ``samples.pt`` as keys of its
 record, each PNG and ``grid.png`` in a ``gmdiff`` text chunk (JSON), ``metrics.json``
 under ``provenance``. The outputs of one ``sample`` are written into a hidden folder in
-out_dir and then renamed into place (``images/`` as a whole), so a kill leaves the old
-outputs or the new ones, never a partial folder or a 0-byte PNG; leftovers of a killed
-run are removed by the next one. ``evaluate`` refuses samples drawn from another
+out_dir, committed by one atomic write of ``.sample-commit`` and then renamed into place
+(``images/`` as a whole), so a kill leaves the old outputs or, once committed, the new
+ones, never a partial folder or a 0-byte PNG: a kill during the renames is completed by
+the next ``sample`` or ``evaluate``, which also remove a killed run's leftovers. ``evaluate`` refuses samples drawn from another
 checkpoint than the one out_dir (or ``--checkpoint`` / ``--pretrained``) holds now, a
 config whose run sections contradict them, non-finite samples, and a result that is not
 finite.
@@ -274,8 +275,16 @@ def provenance(cfg: RunConfig, model: Pretrained) -> dict[str, Any]:
     return out
 
 
+#: The commit record of a ``sample`` (JSON: its staging folder and the outputs it wrote),
+#: written atomically once the new outputs are complete; its rename is the one moment
+#: that decides between the old outputs and the new (see :func:`finish_sample_outputs`).
+SAMPLE_COMMIT = ".sample-commit"
+
+
 def remove_staging(out: Path) -> None:
-    """Delete what a killed ``sample`` left in out_dir: its hidden staging folders."""
+    """Make out_dir's sample outputs whole after a killed ``sample``: complete a committed
+    move (:func:`finish_sample_outputs`), then delete the staging folders left."""
+    finish_sample_outputs(out)
     for p in out.glob(".sample-*.tmp"):
         shutil.rmtree(p, ignore_errors=True)
 
@@ -286,8 +295,11 @@ def write_sample_outputs(
     """Write ``samples.pt`` and, for 2-D samples, ``scatter(x, path, text)`` as
     ``scatter.png``, for images ``images/`` and ``grid.png`` (every PNG with
     the record's provenance as a ``gmdiff`` text chunk) into a hidden folder of ``out``,
-    then move them into place, the old outputs out of the way first; any old output the
-    new run does not write (images of another shape) is removed too."""
+    then commit them (one atomic write of :data:`SAMPLE_COMMIT`) and move them into
+    place, the old outputs out of the way first; any old output the new run does not
+    write (images of another shape) is removed too. A kill before the commit leaves the
+    old outputs; after it, the next ``sample`` or ``evaluate`` completes the move
+    (:func:`finish_sample_outputs`)."""
     from gmdiff.images import save_pngs
 
     x = record["samples"]
@@ -300,17 +312,49 @@ def write_sample_outputs(
             save_pngs(x, stage, record["centered"], text={"gmdiff": meta})
         elif x.ndim == 2 and x.shape[1] == 2 and scatter is not None:
             scatter(x, stage / "scatter.png", {"gmdiff": meta})
-        old = stage / "old"
-        old.mkdir()
-        with errors_naming(out):
-            for name in SAMPLE_OUTPUTS:  # samples.pt last: what evaluate reads
-                if (out / name).exists() or (out / name).is_symlink():
-                    os.rename(out / name, old / name)
-                if (stage / name).exists():
-                    os.rename(stage / name, out / name)
-            _fsync_dir(out)
+        _fsync_dir(stage)
+        written = [name for name in SAMPLE_OUTPUTS if (stage / name).exists()]
+        commit = json.dumps({"stage": stage.name, "outputs": written})
+        atomic_write(out / SAMPLE_COMMIT, commit)  # the commit point
+        finish_sample_outputs(out)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def finish_sample_outputs(out: Path) -> None:
+    """Complete the move that :data:`SAMPLE_COMMIT` records, if any (roll forward): each
+    output the committed ``sample`` wrote replaces the old one (``samples.pt`` last:
+    what ``evaluate`` reads), each other old output moves out; every step can be redone,
+    so a kill inside this function is completed by the next call. Then the record goes."""
+    commit = out / SAMPLE_COMMIT
+    if not commit.is_file() or commit.is_symlink():
+        return
+    with errors_naming(commit):
+        try:
+            plan = json.loads(commit.read_text())
+            stage, written = out / plan["stage"], list(plan["outputs"])
+        except (ValueError, KeyError, TypeError):
+            plan = None
+    if plan is None or not (stage.name.startswith(".sample-") and stage.parent == out):
+        raise ValueError(
+            f"{commit}: not a commit record gmdiff wrote; delete it and run `gmdiff sample` again"
+        )
+    old = stage / "old"
+    with errors_naming(out):
+        old.mkdir(parents=True, exist_ok=True)
+        for name in SAMPLE_OUTPUTS:  # samples.pt last: what evaluate reads
+            new = stage / name
+            if name in written and not (new.exists() or new.is_symlink()):
+                continue  # moved in before a kill
+            if (out / name).exists() or (out / name).is_symlink():
+                shutil.rmtree(old / name, ignore_errors=True)
+                os.rename(out / name, old / name)
+            if name in written:
+                os.rename(new, out / name)
+        _fsync_dir(out)
+        commit.unlink()
+        _fsync_dir(out)
+    shutil.rmtree(stage, ignore_errors=True)
 
 
 def _umask() -> int:
@@ -434,6 +478,9 @@ def evaluate(
         fidelity.check_reference(extra, e.fid_reference)
         inception, network = fidelity.load_inception(e.inception_dir or None, _device())
     path = Path(cfg.out_dir) / "samples.pt"
+    if (path.parent / SAMPLE_COMMIT).is_file():  # a sample was killed while moving outputs
+        with lock_dir(path.parent, SAMPLE_LOCK, "a gmdiff sample"):
+            finish_sample_outputs(path.parent)
     if not path.is_file():
         raise FileNotFoundError(f"no samples at {path}; run `gmdiff sample` with this config first")
     check_writable(path.parent)

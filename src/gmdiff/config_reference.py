@@ -154,7 +154,9 @@ KEYS: dict[str, tuple[str, str]] = {
     "train.log": doc(
         "jsonl: train_log.jsonl only (no dependency); tensorboard: also TensorBoard scalars "
         "train/loss, train/lr, train/grad_norm and train/ema_init_share in out_dir/tensorboard/ "
-        "(needs the tensorboard package).",
+        "and, for image data, a 4 x 4 grid of EMA samples (samples/ema, the sample section's "
+        "sampler from sample.seed) at every checkpoint (needs the tensorboard package: "
+        'pip install -e ".[tensorboard]").',
         "",
     ),
     "train.prefetch_factor": doc("Batches in flight per loader worker.", ""),
@@ -174,7 +176,12 @@ KEYS: dict[str, tuple[str, str]] = {
         "18 (35 evaluations): Karras et al. 2022, CIFAR-10",
     ),
     "sample.n": doc("How many samples gmdiff sample draws.", "50000: the papers' FID protocol"),
-    "sample.batch": doc("Samples per batch (also the batch of a likelihood solve).", ""),
+    "sample.batch": doc(
+        "Rows of one network call while sampling: memory only, the samples do not depend on "
+        "it (the sampler steps blocks of 1,024 samples, gmdiff.runs.SAMPLE_BLOCK, drawn from "
+        "one generator); also the batch of a likelihood solve.",
+        "",
+    ),
     "sample.seed": doc("Seeds x_T and every random draw of the sampler.", ""),
     "sample.options": doc(
         "Keyword options of the sampler (see Sampler options below); noise as in "
@@ -193,8 +200,9 @@ KEYS: dict[str, tuple[str, str]] = {
         "",
     ),
     "evaluate.fid_reference": doc(
-        "A folder of images or an .npz of Inception statistics: report FID with its "
-        "protocol instead of the data-space distances.",
+        "A folder of images (sub-folders included, hidden ones skipped, as clean-fid reads "
+        "one) or an .npz of Inception statistics: report FID with its protocol instead of "
+        "the data-space distances.",
         "50,000 samples against the training set (Heusel et al. 2017), as Ho et al. 2020 and "
         "Song et al. 2021",
     ),

@@ -30,8 +30,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from gmdiff.analytic import GaussianMixture
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+from gmdiff.images import IMAGE_SUFFIXES, image_files
 
 # --------------------------------------------------------------------------------------
 # Toy distributions
@@ -334,8 +333,9 @@ def unreadable(path: str | Path) -> str | None:
 
 
 class ImageFolder(torch.utils.data.Dataset):
-    """Every image file under ``data_dir`` (sorted, any depth) as a (3, R, R) float32
-    tensor in [-1, 1], loaded lazily, so large datasets stay on disk.
+    """Every image file under ``data_dir`` (any depth, in the order of
+    :func:`gmdiff.images.image_files`) as a (3, R, R) float32 tensor in [-1, 1], loaded
+    lazily, so large datasets stay on disk.
 
     Geometry: with ``crop`` given, a centred ``crop`` x ``crop`` square is cut first and
     then resized to ``resolution`` (the CelebA convention); without it, the shorter side is
@@ -358,12 +358,10 @@ class ImageFolder(torch.utils.data.Dataset):
         skip_bad: bool = False,
     ) -> None:
         root = Path(data_dir)
-        fmt = {"root": root, "exts": ", ".join(IMAGE_EXTENSIONS)}
+        fmt = {"root": root, "exts": ", ".join(IMAGE_SUFFIXES)}
         if not root.is_dir():
             raise FileNotFoundError(f"image folder not found: {root}. " + howto.format(**fmt))
-        files = sorted(
-            p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-        )
+        files = image_files(root)
         if not files:
             raise FileNotFoundError(f"no image files in {root}. " + howto.format(**fmt))
         if resolution is not None and resolution < 1:
@@ -374,7 +372,7 @@ class ImageFolder(torch.utils.data.Dataset):
         if bad and (not skip_bad or len(bad) == len(files)):
             raise ValueError(
                 f"{len(bad)} of {len(files)} image files in {root} cannot be read: {named}; "
-                f"each {'/'.join(IMAGE_EXTENSIONS)} file must be a complete image that PIL "
+                f"each {'/'.join(IMAGE_SUFFIXES)} file must be a complete image that PIL "
                 "can open (repair or remove them, or pass skip_bad=True to skip them)"
             )
         if bad:

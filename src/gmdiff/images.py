@@ -1,17 +1,19 @@
 """Image files: samples as 8-bit PNGs (one file per image, as clean-fid's folder mode and
 EDM's ``fid.py`` read them, and a grid upscaled to a viewable size), and a folder of images
-read back as a tensor."""
+(sub-folders included, :func:`image_files`) read back as a tensor."""
 
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+#: The image files gmdiff reads (any case: ``.PNG`` too).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 #: The smallest side, in pixels, of one image in a saved grid (8x8 digits: 8 times larger).
 GRID_MIN_PX = 64
@@ -53,6 +55,15 @@ def upscale(arr: np.ndarray, factor: int) -> np.ndarray:
     if factor < 1:
         raise ValueError(f"upscale factor must be an integer >= 1, got {factor!r}")
     return arr.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
+def viewable_grid(u8: Tensor, n: int = 64, min_px: int = GRID_MIN_PX) -> np.ndarray:
+    """The first ``n`` of the uint8 images ``u8`` (N, H, W, C) tiled by :func:`grid` and
+    upscaled (nearest neighbour, an integer factor) so that each image's smaller side is
+    at least ``min_px`` pixels: the picture of ``grid.png`` and of TensorBoard's sample
+    grid."""
+    factor = max(1, math.ceil(min_px / min(u8.shape[1:3])))
+    return upscale(grid(u8[:n]), factor)
 
 
 #: PIL modes of 16-bit single-channel images (a 16-bit grayscale PNG opens as one of them;
@@ -108,29 +119,54 @@ def save_pngs(
         for key, value in text.items():
             info.add_itxt(key, value)
     u8 = to_uint8(images, centered)
-    factor = max(1, math.ceil(min_px / min(u8.shape[1:3])))
     folder = Path(folder)
     out = folder / "images"
     out.mkdir(parents=True, exist_ok=True)
     for i, im in enumerate(u8.numpy()):
         _pil(im).save(out / f"{i:06d}.png", pnginfo=info)
     grid_path = folder / "grid.png"
-    _pil(upscale(grid(u8[:grid_n]), factor)).save(grid_path, pnginfo=info)
+    _pil(viewable_grid(u8, grid_n, min_px)).save(grid_path, pnginfo=info)
     return out, grid_path
 
 
+def image_files(folder: str | Path) -> list[Path]:
+    """The image files (:data:`IMAGE_SUFFIXES`) under ``folder`` at any depth, in one
+    deterministic order: sorted by their path below ``folder``, compared part by part
+    (``a/x.png`` before ``a-b/x.png``; clean-fid compares whole path strings, which puts
+    ``a-b`` first: the set is the same, and FID does not depend on the order). As
+    clean-fid's folder
+    mode (``glob(fdir/**/*.ext, recursive=True)``, sorted) reads a folder, so files and
+    folders whose name starts with a dot (``.ipynb_checkpoints``, a killed export's
+    ``.tmp`` folder) are skipped, and symbolic links to folders are not followed (no
+    cycles). torch-fidelity reads sub-folders only with ``samples_find_deep``."""
+    root = Path(folder)
+    found = []
+    for here, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [
+            Path(here, n)
+            for n in names
+            if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_SUFFIXES
+        ]
+    found = [p for p in found if p.is_file()]  # not a broken link, a pipe, ...
+    return sorted(found, key=lambda p: p.relative_to(root).parts)
+
+
 def load_folder(folder: str | Path, centered: bool = True, limit: int | None = None) -> Tensor:
-    """The images of ``folder`` (sorted by name; PNG, JPEG, BMP, WebP), at most ``limit``,
-    as float32 (N, C, H, W) in [-1, 1] (``centered``) or [0, 1]; all must share one size.
-    16-bit grayscale images are scaled to 8 bits (:func:`eight_bit`)."""
+    """The images under ``folder`` (sub-folders included, in :func:`image_files`' order;
+    PNG, JPEG, BMP, WebP), at most ``limit``, as float32 (N, C, H, W) in [-1, 1]
+    (``centered``) or [0, 1]; all must share one size. 16-bit grayscale images are scaled
+    to 8 bits (:func:`eight_bit`)."""
     from PIL import Image
 
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder not found: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    files = image_files(folder)[:limit]
     if not files:
-        raise ValueError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise ValueError(
+            f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}), in sub-folders neither"
+        )
     arrs = []
     for p in files:
         with Image.open(p) as im:

@@ -12,8 +12,9 @@ taken through the same steps:
   it (in every profile: a ``full`` run of days on a GPU checkpoints like the CLI's);
   :func:`load_or_train_many` trains a chapter's bank of CPU models side by side, one
   process per core;
-* :func:`draw_samples` is the one sampling loop: x_T from the schedule's prior, batches,
-  one generator.
+* :func:`draw_samples` is the one sampling loop: x_T from the schedule's prior, blocks of
+  :data:`SAMPLE_BLOCK` samples, one generator; the network in batches that do not change
+  the samples.
 """
 
 from __future__ import annotations
@@ -272,10 +273,10 @@ class Run:
         return out
 
     def sample(self, n: int, seed: int = 0, **overrides: Any) -> Tensor:
-        """n samples as the config's ``sample`` section says (sampler, steps, batch,
-        options), any of them overridden by keyword (``sampler`` a name in
-        ``gmdiff.samplers.SAMPLERS``; other keywords are sampler options) --
-        :func:`draw_samples`."""
+        """n samples as the config's ``sample`` section says (sampler, steps, options;
+        ``batch``, the rows of one network call, does not change them), any of them
+        overridden by keyword (``sampler`` a name in ``gmdiff.samplers.SAMPLERS``; other
+        keywords are sampler options) -- :func:`draw_samples`."""
         from gmdiff.samplers import SAMPLERS
 
         s = self.cfg.sample
@@ -355,10 +356,39 @@ def train_threads(run: Run) -> int:
     return threads.choose(cfg.train.threads, flops, cuda)
 
 
+#: EMA samples in TensorBoard's grid (``train.log: tensorboard``, image data): 4 x 4.
+PREVIEW_N = 16
+
+
+def preview_of(cfg: RunConfig, n: int = PREVIEW_N) -> Callable[[nn.Module], Tensor] | None:
+    """For image data, ``preview(ema)``: ``n`` samples of the EMA network ``ema`` (the
+    trainer's, of ``cfg``'s architecture) as ``cfg.sample`` says (sampler, steps, batch,
+    options) from seed ``sample.seed``, the same noise at every call so that successive
+    grids show the training's progress; drawn by a second copy of the run, so the
+    trainer's modules and random state are untouched (:attr:`gmdiff.train.Trainer.preview`).
+    None for other data (the 2-D toys)."""
+    with torch.random.fork_rng(devices=[]):  # building initialises a network
+        run = build(cfg)
+    if len(run.shape) != 3:
+        return None
+    run.denoiser.eval().requires_grad_(False)
+
+    def preview(ema: nn.Module) -> Tensor:
+        dev = device_of(ema)
+        run.denoiser.to(dev)
+        run.trained.load_state_dict(ema.state_dict())
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            return run.sample(n, seed=cfg.sample.seed)
+
+    return preview
+
+
 def _train(run: Run, resume: bool, progress_lines: bool) -> list[dict]:
     cfg = run.cfg
     trainer = _trainer(run, cfg.out_dir)
     trainer.progress_lines = progress_lines
+    if cfg.train.log == "tensorboard" and trainer.info.is_main:
+        trainer.preview = preview_of(cfg)
     with trainer.session(resume):
         if trainer.info.is_main:
             path = Path(cfg.out_dir) / "config.yaml"
@@ -568,6 +598,47 @@ def _frozen(run: Run, weights: Path) -> Run:
     return run
 
 
+#: Samples per sampler call in :func:`draw_samples`. The x_T of a block and every random
+#: draw the sampler makes for it come from the one generator, block after block, so the
+#: samples depend on the seed, the sampler and its settings, never on ``batch`` (the rows
+#: of one network call). 1024 is the default batch of the time when batches were also the
+#: sampler's calls: samples drawn at that batch kept their values.
+SAMPLE_BLOCK = 1024
+
+
+class _Chunked:
+    """``denoiser(x, sigma)`` evaluated on at most ``rows`` rows of ``x`` at a time (the
+    per-row arguments cut alike, the outputs concatenated): the network's memory bound,
+    while the sampler steps the whole block. An SMD network's eta is drawn for the whole
+    block first, as one call would draw it. Other attributes are the denoiser's (a
+    GM-DDPM sampler reads its ``net``)."""
+
+    def __init__(self, denoiser: Callable, rows: int, smd: Any) -> None:
+        self.inner, self.rows, self.smd = denoiser, rows, smd
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["inner"], name)
+
+    def __call__(self, x: Tensor, sigma: Any, *args: Any, **kwargs: Any) -> Tensor:
+        n = x.shape[0]
+        if n <= self.rows:
+            return self.inner(x, sigma, *args, **kwargs)
+
+        def cut(v: Any, part: slice) -> Any:
+            per_row = isinstance(v, Tensor) and v.ndim >= 1 and v.shape[0] == n
+            return v[part] if per_row else v
+
+        eta = None if self.smd is None else self.smd.sample_eta(x)
+        out = []
+        for start in range(0, n, self.rows):
+            part = slice(start, start + self.rows)
+            a = [cut(v, part) for v in args]
+            kw = {k: cut(v, part) for k, v in kwargs.items()}
+            with contextlib.nullcontext() if eta is None else self.smd.eta_from(eta[part]):
+                out.append(self.inner(x[part], cut(sigma, part), *a, **kw))
+        return torch.cat(out)
+
+
 @torch.no_grad()
 def draw_samples(
     denoiser: Callable,
@@ -579,27 +650,35 @@ def draw_samples(
     *,
     seed: int = 0,
     batch: int = 1024,
+    block: int = SAMPLE_BLOCK,
     device: torch.device | str | None = None,
     **options: Any,
 ) -> Tensor:
     """n samples (on the CPU) of ``sampler`` with ``steps`` steps from the schedule's prior
-    x_T ~ N(0, prior_std^2 I), in batches (a plain tqdm bar over them on a terminal), all
-    randomness from one generator seeded by ``seed`` (an SMD network's latent noise too)."""
-    if n < 1 or batch < 1:
-        raise ValueError(f"the sample count and batch must be >= 1, got n={n}, batch={batch}")
+    x_T ~ N(0, prior_std^2 I), all randomness from one generator seeded by ``seed`` (an SMD
+    network's latent noise too). The sampler runs on ``block`` samples at a time
+    (:data:`SAMPLE_BLOCK`; a plain tqdm bar over the blocks on a terminal), the network on
+    at most ``batch`` rows at a time: the samples depend on ``block``, never on ``batch``
+    (up to the network's round-off, which can depend on the rows of a call)."""
+    if n < 1 or batch < 1 or block < 1:
+        raise ValueError(
+            f"the sample count, batch and block must be >= 1, got n={n}, batch={batch}, "
+            f"block={block}"
+        )
     from gmdiff.samplers.base import progress
 
     dev = torch.device(device) if device is not None else device_of(denoiser)
     gen = torch.Generator(dev).manual_seed(seed)
     options = with_noise_models(options, "sample.options.noise")
     smd = _find(denoiser, "eta_from")
+    net = denoiser if batch >= min(block, n) else _Chunked(denoiser, batch, smd)
+    where = f"sample.options of sampler {getattr(sampler, '__name__', sampler)}"
     out = []
     with smd.eta_from(gen) if smd is not None else contextlib.nullcontext():
-        for start in progress(range(0, n, batch), "batches"):
-            b = min(batch, n - start)
+        for start in progress(range(0, n, block), "blocks"):
+            b = min(block, n - start)
             x_T = schedule.prior_sample((b, *shape), gen, dev)
-            where = f"sample.options of sampler {getattr(sampler, '__name__', sampler)}"
-            x0 = call_with(sampler, options, where, denoiser, schedule, x_T, steps, generator=gen)
+            x0 = call_with(sampler, options, where, net, schedule, x_T, steps, generator=gen)
             out.append(x0.cpu())
     return torch.cat(out)
 

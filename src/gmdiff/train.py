@@ -58,6 +58,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm import tqdm  # plain bars: tqdm.auto warns in kernels without ipywidgets
 
+from gmdiff.images import to_uint8, viewable_grid
 from gmdiff.noise import batch_index
 from gmdiff.storage import (
     atomic_save,
@@ -128,7 +129,8 @@ class TrainConfig:
     dataset (0 workers: batches are read in the training process). ``log``: "jsonl"
     (train_log.jsonl alone, no dependency) or "tensorboard" (also the same records as
     TensorBoard scalars train/loss, train/lr, train/grad_norm (before clipping) and
-    train/ema_init_share in out_dir/tensorboard/; needs the
+    train/ema_init_share in out_dir/tensorboard/, and for image data a grid of EMA samples,
+    samples/ema, at every checkpoint (:attr:`Trainer.preview`); needs the
     ``tensorboard`` package). ``threads``: torch's intra-op threads on the CPU, "auto" or
     a whole number >= 1 (:mod:`gmdiff.threads`; the Trainer itself does not set them,
     :func:`gmdiff.runs.train` does).
@@ -199,17 +201,18 @@ class TrainConfig:
 
 def tensorboard_writer(folder: Path, step: int) -> Any:
     """torch's TensorBoard ``SummaryWriter`` into ``folder``, dropping the events a killed
-    run wrote at steps >= ``step`` (the step it resumes from), as train_log.jsonl is cut
-    back; a ValueError in one sentence when the tensorboard package is missing."""
+    run wrote after ``step`` (the step it resumes from: the events of that step itself were
+    written before its checkpoint, and are kept, as train_log.jsonl keeps its record); a
+    ValueError in one sentence when the tensorboard package is missing."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         raise ValueError(
-            "train.log: tensorboard needs the tensorboard package: pip install tensorboard, "
-            "or set train.log: jsonl"
+            "train.log: tensorboard needs the tensorboard package: pip install tensorboard "
+            '(or gmdiff\'s extra: pip install -e ".[tensorboard]"), or set train.log: jsonl'
         ) from None
     with errors_naming(folder):
-        return SummaryWriter(log_dir=str(folder), purge_step=step)
+        return SummaryWriter(log_dir=str(folder), purge_step=step + 1)
 
 
 def device_of_config(name: str) -> torch.device:
@@ -417,6 +420,11 @@ class Trainer:
         #: Without a terminal (output redirected), print one progress line on stderr per
         #: ``log_every`` steps and at least one a minute (the CLI sets it; off for chapters).
         self.progress_lines = False
+        #: ``preview(ema)``: images (N, C, H, W) in [-1, 1] sampled from the EMA network,
+        #: written to TensorBoard as one grid (samples/ema) after each checkpoint when
+        #: train.log is "tensorboard" (score_sde's ``snapshot_sampling``, at its snapshots);
+        #: :func:`gmdiff.runs.train` sets it for image data. Rank 0 only.
+        self.preview: Callable[[nn.Module], Tensor] | None = None
         self.out_dir = None if out_dir is None else Path(out_dir)
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         if config.device == "auto":
@@ -680,6 +688,7 @@ class Trainer:
                 if (cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or last:
                     self._raise_if_nonfinite(first_bad, sentinel)
                     self.save()
+                    self._board_samples()
         return history
 
     def _loader(self) -> Iterator[Tensor] | None:
@@ -707,3 +716,13 @@ class Trainer:
             share = ema_init_share(self.config, rec["step"])
             self._board.add_scalar("train/ema_init_share", share, rec["step"])
             self._board.flush()
+
+    def _board_samples(self) -> None:
+        """The grid of :attr:`preview`'s EMA samples at this step, when TensorBoard logs."""
+        if self._board is None or self.preview is None or not self.info.is_main:
+            return
+        u8 = to_uint8(self.preview(self.ema))
+        self._board.add_image(
+            "samples/ema", viewable_grid(u8, len(u8)), self.step, dataformats="HWC"
+        )
+        self._board.flush()

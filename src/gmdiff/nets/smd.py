@@ -252,12 +252,16 @@ class SMDNet(nn.Module):
             HyperLayer(w, cfg.latent_dim, cfg.factors, cfg.time_dim) for w in cfg.feature_widths
         )
         #: where eta is drawn from when neither ``z``, ``eta`` nor ``generator`` is given
-        self.eta_generator: torch.Generator | None = None
+        #: (or the eta itself: :meth:`eta_from`)
+        self.eta_generator: torch.Generator | Tensor | None = None
 
     @contextmanager
-    def eta_from(self, generator: torch.Generator | None) -> Iterator[SMDNet]:
-        """Draw eta from ``generator`` inside the block (e.g. the sampler's generator)."""
-        previous, self.eta_generator = self.eta_generator, generator
+    def eta_from(self, source: torch.Generator | Tensor | None) -> Iterator[SMDNet]:
+        """Inside the block, draw eta from the generator ``source`` (e.g. the sampler's
+        generator), or, for a tensor ``source``, use it as the eta of the next batch
+        (:func:`gmdiff.runs.draw_samples` draws a block's eta at once and evaluates the
+        network on parts of it, so the draws do not depend on the parts' size)."""
+        previous, self.eta_generator = self.eta_generator, source
         try:
             yield self
         finally:
@@ -267,6 +271,10 @@ class SMDNet(nn.Module):
         """eta ~ N(0, I) of shape (B, eta_channels, *spatial) for the batch ``x``."""
         shape = (x.shape[0], self.config.eta_channels, *x.shape[2:])
         gen = generator if generator is not None else self.eta_generator
+        if isinstance(gen, Tensor):
+            if tuple(gen.shape) != shape:
+                raise ValueError(f"eta of shape {tuple(gen.shape)} given for a batch of {shape}")
+            return gen.to(dtype=x.dtype, device=x.device)
         return torch.randn(shape, generator=gen, dtype=x.dtype, device=x.device)
 
     def latent_z(
