@@ -255,7 +255,7 @@ def test_full_tables_path_runs_end_to_end_at_a_tiny_size(tmp_path, monkeypatch):
     assert [tuple(r) for r in table[["sampler", "steps"]].to_numpy()] == grid * 2
     assert torch.isfinite(torch.tensor(table["FID"].to_numpy())).all() and (table["FID"] > 0).all()
     assert calls == [40] + [11] * 4  # the reference's features once, then one per sample set
-    # a row is the distance of sample_run's batched samples (batch 4: 4 + 4 + 3)
+    # a row is the distance of sample_run's samples (the network on 4 rows at a time)
     net, den, sch = models["DDPM w/ SMD"]
     x = smd.sample_run(net, den, sch, (3, 32, 32), 11, 2, "ddim", seed=1, batch=4)
     want = metrics.frechet_distance_features(features(x.clamp(-1, 1)), features(reference))

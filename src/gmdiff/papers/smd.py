@@ -358,8 +358,9 @@ def quality_table(
     (:func:`gmdiff.metrics.classifier_features`), "FID" with Inception's
     (:func:`gmdiff.metrics.inception_features`).
 
-    The reference statistics are computed once. Samples are drawn in batches of ``batch``
-    (:func:`sample_run`; every model and sampler from the same seed) on ``device`` (None:
+    The reference statistics are computed once. Samples are drawn by :func:`sample_run`
+    (every model and sampler from the same seed; the network evaluated on ``batch`` rows at
+    a time, which does not change the samples) on ``device`` (None:
     where each denoiser is; else the denoisers are moved there, in place), returned to the
     CPU and clipped to [-1, 1] before the features, as images are stored; ``features``
     moves them to its own device. A sample set holding NaN or inf is an error."""
@@ -374,7 +375,7 @@ def quality_table(
         if device is not None:
             den.to(device)
         for sampler, steps in grid:
-            x = sample_run(net, den, sch, shape, n, steps, sampler, seed, batch)
+            x = sample_run(net, den, sch, shape, n, steps, sampler, seed, batch=batch)
             if not torch.isfinite(x).all():
                 raise FloatingPointError(
                     f"{label}: the {sampler} sampler with {steps} steps gave NaN or inf "
