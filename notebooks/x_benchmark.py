@@ -65,6 +65,7 @@ data_dir = None  # unused: every data set is generated
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
+from myst_nb import glue
 
 from gmdiff import benchmark as B
 from gmdiff import plotting
@@ -91,6 +92,9 @@ pd.set_option("display.max_rows", 120)  # the comparison table has 93 rows
 trained = B.train_all(B.METHODS, specs, budget, seeds, device)
 cost = B.step_cost(B.METHODS, next(iter(specs.values())), budget, cfg["cost_steps"], cfg["cost_repeats"])
 print(f"{len(trained)} trained runs; training cost on the first data set:")
+for m in ("SMD", "GM-DDPM"):  # glued into the prose; the table's timing cells are not checked
+    glue(f"cost_mlp_{m}", f"{cost.loc[m, 'ratio to DDPM']:.1f}", display=False)
+glue("cost_mlp_gmsgm", f"{cost.loc['GM-SGM', 'ratio to DDPM'] / cost.loc['SGM', 'ratio to DDPM']:.2f}", display=False)
 cost.round(2)
 
 # %% [markdown]
@@ -166,7 +170,8 @@ summary["width"].unstack(["data", "NFE budget"]).map(lambda v: "-" if pd.isna(v)
 # seed (same data, budget, $x_T$): the mean difference in SW2 and in the modes' width
 # error, $|\text{width}-\text{width of exact samples}|$ (on the wide ring exact samples
 # score below 1, as each sample is given to its most likely mode), with 95 % t-intervals
-# over the three seeds. "helps" / "hurts" only where the interval excludes 0.
+# over the three seeds; "better" / "worse" (`gmdiff.stats.direction`, lower is better)
+# only where the interval excludes 0, else "tied".
 
 # %%
 # NBVAL_TOLERANCE abs=0.005 rel=0.02  (retrained under the ATEN default and the AVX2 kernels: printed numbers moved <= 0.002)
@@ -197,8 +202,8 @@ tally = pd.concat({
     "SW2": pd.crosstab(sw2["idea"], sw2["effect"]),
     "width error": pd.crosstab(width["idea"], width["effect"]),
 }, axis=1).reindex(columns=pd.MultiIndex.from_product(
-    [["SW2", "width error"], ["helps", "no difference", "hurts"]]), fill_value=0)  # fmt: skip
-print("(data, NFE) cells where an idea helps / makes no difference / hurts, beyond the seeds' 95% CI")
+    [["SW2", "width error"], ["better", "tied", "worse"]]), fill_value=0)  # fmt: skip
+print("(data, NFE) cells where an idea makes it better / tied / worse, beyond the seeds' 95% CI")
 tally
 
 # %% [markdown]
@@ -284,8 +289,11 @@ img_budget = B.Budget(**img["budget"])
 img_trained = B.train_all(B.METHODS, img["data"], img_budget, seeds, device)
 classifier = zoo.digit_classifier()
 score = ImageScores(data.digits8x8()[0], lambda x: metrics.classifier_features(classifier, x), img["n"], seed)
+img_cost = B.step_cost(B.METHODS, img["data"]["8x8 digits"], img_budget, img["cost_steps"], img["cost_repeats"])
+for m in ("SMD", "GM-DDPM"):
+    glue(f"cost_unet_{m}", f"{img_cost.loc[m, 'ratio to DDPM']:.1f}", display=False)
 print(f"{len(img_trained)} trained U-Nets; training cost on the digits:")
-B.step_cost(B.METHODS, img["data"]["8x8 digits"], img_budget, img["cost_steps"], img["cost_repeats"]).round(2)
+img_cost.round(2)
 
 # %%
 # NBVAL_TOLERANCE abs=1 rel=0.02  (retrained under the ATEN default and the AVX2 kernels: FD-digits moved <= 4 (0.3%), the half-widths by one unit)
@@ -337,82 +345,203 @@ plt.show()
 img_ideas = changes("fd", images, digits=0).rename(columns={"cell": "FD-digits", "NFE budget": "NFE"})
 img_ideas.set_index(["idea", "NFE"]).sort_index()[["FD-digits", "effect"]]
 
+# %% tags=["remove-cell"]
+# NBVAL_IGNORE_OUTPUT
+# (the prose's numbers below, glued from the tables above; no visible output)
+def diff(tab, data, idea, nfe):
+    """The paired difference of one (data, idea, NFE) row of `sw2` / `img_ideas`-like tables."""
+    col = "NFE budget" if "NFE budget" in tab else "NFE"
+    return tab[(tab["data"] == data) & (tab["idea"] == idea) & (tab[col] == nfe)].iloc[0]
+
+
+def span(values, digits=2, sign=True):
+    v = sorted(values)
+    f = f"{'+' if sign else ''}.{digits}f"
+    return f"{v[0]:{f}} to {v[-1]:{f}}"
+
+
+def mean_of(tab, value, **where):
+    rows = tab
+    for k, v in where.items():
+        rows = rows[rows[k.replace("_", " ")] == v]
+    return float(rows[value].mean())
+
+
+d16, ring, wide, dig = "GMM D=16", "ring", "wide ring", "8x8 digits"
+smd = sw2[(sw2["data"] == d16) & (sw2["idea"] == "SMD (ancestral)")]
+glue("smd_gain", span(-smd["difference"], 2, sign=False).replace(" to ", "-"), display=False)
+glue("smd_clear", " and ".join(str(n) for n in smd.loc[smd["effect"] == "better", "NFE budget"]) or "no", display=False)
+solvers = sw2[sw2["idea"].isin(["GM-DDPM + DDIM", "GM-DDPM + DPM-Solver"])]
+glue("gmddpm_solvers", f"{(solvers['effect'] == 'worse').sum()} of its {len(solvers)} cells "
+     f"({span(solvers['difference'])})", display=False)
+glue("gmsgm_pc10", ", ".join(f"{diff(sw2, d, 'GM-SGM (PC)', 10)['difference']:+.2f} {name}"
+                             for d, name in [(ring, "separated ring"), (wide, "overlapping ring"), (d16, "D = 16")]),
+     display=False)  # fmt: skip
+glue("gmsgm_heun50_wide", f"{diff(sw2, wide, 'GM-SGM (Heun)', 50)['difference']:+.2f}", display=False)
+worse16 = sw2[(sw2["data"] == d16) & (((sw2["idea"] == "GM-SGM (PC)") & (sw2["NFE budget"] > 10))
+                                      | (sw2["idea"] == "GM-SGM (Heun)"))]  # fmt: skip
+glue("gmsgm_d16", span(worse16["difference"]), display=False)
+heun = {(d, s): mean_of(table, "SW2", data=d, method="SGM", sampler=s, NFE_budget=10)
+        for d in (ring, wide) for s in ("Heun", "Heun + teleport")}  # fmt: skip
+glue("tele_ring", f"from {heun[ring, 'Heun']:.2f} to {heun[ring, 'Heun + teleport']:.2f}", display=False)
+glue("tele_wide", f"from {heun[wide, 'Heun']:.2f} to {heun[wide, 'Heun + teleport']:.2f}", display=False)
+glue("tele_gmsgm_ring", f"{-diff(sw2, ring, 'teleport on GM-SGM', 10)['difference']:.2f}", display=False)
+tele = sw2[sw2["idea"].str.startswith("teleport on")]
+rest = tele[~(tele["data"].isin([ring, wide]) & (tele["NFE budget"] == 10))]
+glue("tele_rest", f"{rest['difference'].abs().max():.2f}", display=False)
+
+half = by["fd"].agg(lambda v: B.t_interval(v.tolist())[2] - v.mean())
+gm_solver = half.loc["GM-DDPM"].drop("ancestral", level="sampler")
+glue("digits_half", f"{span(half.drop('GM-DDPM', level='method'), 0, sign=False).replace(' to ', '-')}", display=False)
+glue("digits_half_gmddpm", f"{gm_solver.min():.0f}-{gm_solver.max():.0f}", display=False)
+cell = img_ideas.set_index(["idea", "NFE"])["FD-digits"]
+glue("dig_gmddpm_alg2", cell["GM-DDPM (Alg. 2, all T)", 50].split(" ")[0], display=False)
+sol = img_ideas[img_ideas["idea"].isin(["GM-DDPM + DDIM", "GM-DDPM + DPM-Solver"])]["difference"]
+glue("dig_gmddpm_solvers", span(sol, 0), display=False)
+glue("dig_tele50", cell["teleport on SGM", 50], display=False)
+glue("dig_tele10", cell["teleport on SGM", 10], display=False)
+glue("dig_better", f"{(img_ideas['effect'] == 'better').sum()} of the {len(img_ideas)}", display=False)
+glue("dig_smd50", cell["SMD (ancestral)", 50], display=False)
+glue("dig_gmsgm_pc10", cell["GM-SGM (PC)", 10], display=False)
+fd = by["fd"].mean()
+glue("dig_floor", f"{img_floor['fd']:.0f}", display=False)
+glue("dig_best_tele", f"{fd['SGM', 'Heun + teleport', 10]:.0f}", display=False)
+glue("dig_best_smd", f"{fd['SMD', 'ancestral', 50]:.0f}", display=False)
+glue("dig_heun_sgm", f"{fd['SGM', 'Heun', 10]:.0f} to {fd['SGM', 'Heun', 50]:.0f}", display=False)
+glue("dig_heun_gmsgm", f"{fd['GM-SGM', 'Heun', 10]:.0f} to {fd['GM-SGM', 'Heun', 50]:.0f}", display=False)
+recall = by["recall"].mean()
+glue("dig_heun_recall", f"{recall['SGM', 'Heun', 10]:.2f} to {recall['SGM', 'Heun', 50]:.2f}", display=False)
+
+widths = summary["width"]
+ring_w = widths.xs(ring, level="data")
+glue("ring_width", f"{ring_w[ring_w.index.get_level_values('NFE budget') >= 20].min():.1f}-"
+     f"{ring_w[ring_w.index.get_level_values('NFE budget') >= 20].max():.1f}", display=False)
+ve10 = ring_w[(ring_w.index.get_level_values("NFE budget") == 10)
+              & ring_w.index.get_level_values("method").isin(["SGM", "GM-SGM"])]  # fmt: skip
+glue("ring_width_ve10", f"{ve10.min():.1f}-{ve10.max():.1f}", display=False)
+k16 = specs[d16]["k"]
+lost16 = lost[lost["data"] == d16]
+glue("lost_who", " and ".join(sorted(set(lost["method"]))), display=False)
+glue("lost_modes", span(k16 - lost16["modes"], 0, sign=False).replace(" to ", "-"), display=False)
+glue("lost_runs", f"{len(lost16)} of its {len(table[(table['data'] == d16) & (table['method'] == 'GM-SGM')])}",
+     display=False)  # fmt: skip
+ex = errors.groupby(["data", "method", "t"])[["excess", "vs Gaussian-path D*"]].mean()
+mid = ex.loc[ring].query("t in (3, 5)")
+vp = mid.drop("GM-SGM", level="method")["excess"] + 1
+glue("ring_mid", f"{vp.min():.1f}-{vp.max():.1f}", display=False)
+gms = mid.loc["GM-SGM"]
+glue("ring_mid_gmsgm_path", f"{gms['vs Gaussian-path D*'].min() + 1:.1f}-{gms['vs Gaussian-path D*'].max() + 1:.1f}", display=False)
+glue("ring_mid_gmsgm_own", f"{gms['excess'].min() + 1:.1f}-{gms['excess'].max() + 1:.1f}", display=False)
+late = ex.loc[ring].query("t >= 10").drop(("GM-SGM", 30))["excess"]
+glue("ring_late", f"{100 * late.max():.0f} %", display=False)
+err_seed = errors.set_index(["data", "method", "t"])
+glue("ring_gmsgm30", mean_ci(err_seed.loc[(ring, "GM-SGM", 30), "excess"]), display=False)
+glue("wide_all", f"{100 * ex.loc[wide].drop(('GM-SGM', 30))['excess'].max():.0f} %", display=False)
+glue("wide_gmsgm30", mean_ci(err_seed.loc[(wide, "GM-SGM", 30), "excess"]), display=False)
+glue("wide_path", f"{100 * ex.loc[wide].loc['GM-SGM', 'vs Gaussian-path D*'].max():.0f} %", display=False)
+wide_w = widths.xs(wide, level="data")
+w20 = wide_w[wide_w.index.get_level_values("NFE budget") >= 20]
+solver_rows = w20.index.get_level_values("method").isin(["GM-DDPM"]) & ~w20.index.get_level_values("sampler").isin(["ancestral"])
+glue("wide_width", f"{w20[~solver_rows].min():.1f}-{w20[~solver_rows].max():.1f}", display=False)
+glue("wide_width_exact", f"{floor.loc[wide, 'width']:.2f}", display=False)
+glue("wide_width_gmddpm", f"{w20[solver_rows].max():.1f}", display=False)
+low = ex.loc[d16].query("t in (1, 3)")["excess"] + 1
+glue("d16_low", f"{low.min():.0f}-{low.max():.0f}", display=False)
+kmean = kernels.groupby(["data", "kernel", "t"])["KL"].mean()
+glue("kl_gauss_max", f"{kmean.xs('best Gaussian (exact)', level='kernel').max():.2f}", display=False)
+glue("kl_ddpm_form", f"{kmean[d16, 'best DDPM kernel (exact)', 2]:.2f} at t = 2 at D = 16, "
+     f"{kmean[ring, 'best DDPM kernel (exact)', 2]:.2f} on the ring", display=False)
+glue("kl_trained", f"{kmean[d16, 'DDPM', 2]:.1f} and {kmean[ring, 'DDPM', 2]:.1f}", display=False)
+pairs = B.kernel_difference(kernels, "SMD", "DDPM").set_index(["data", "t"])
+glue("kl_smd_d16", ", ".join(
+    f"{r['difference']:.2f} ± {r['high'] - r['difference']:.2f} at t = {t}"
+    for t, r in pairs.loc[d16].iterrows() if t in (2, 3, 10)), display=False)  # fmt: skip
+
 # %% [markdown]
 # ## What the picture says
 #
 # * **{claim}`X-1`.** At one budget, on three mixtures with exact answers, no idea helps
 #   everywhere, and the two that the other chapters found wanting are wanting here too.
 #   *SMD* gives the one steady gain, and only at $D=16$: with its own ancestral sampler it
-#   lowers SW2 at every NFE (by 0.06-0.11; intervals clear of zero at 20 and 50
-#   evaluations, touching it at 10); on both rings, and with DDIM or DPM-Solver anywhere,
+#   lowers SW2 at every NFE (by {glue:text}`smd_gain`; intervals clear of zero at
+#   {glue:text}`smd_clear` evaluations); on both rings, and with DDIM or DPM-Solver anywhere,
 #   there is no difference beyond the seeds. This matches {ref}`smd-tables` (SMD helped
 #   at few ancestral steps, not with DDIM) and {ref}`smd-method`'s finding that the
 #   trained latent does nothing: on these data the gain comes from the SMD network as a
 #   whole, not from a mixture kernel, and "equal terms" here means the same base network,
 #   budget and metric, not the same size: SMD's latent network and hyper-layers add about
 #   half again the parameters on both networks (the cost tables). *GM-DDPM* ties with DDPM
-#   under its own Alg. 2 and is worse with both solvers in all 18 cells (+0.04 to +1.05),
+#   under its own Alg. 2 and is worse with both solvers in {glue:text}`gmddpm_solvers`,
 #   as in {ref}`gmd-tables`; these cells are handicapped by construction, since DDIM and
 #   DPM-Solver never remove the offsets (the exact GM-DDPM model is far worse under them
 #   than under its own samplers, {ref}`gmd-samplers`), so they measure the mismatch of the
 #   solvers with the offset chain rather than how well GM-DDPM trains.
 #   *GM-SGM* helps where its paper says it should, with few iterations: at 10 PC
-#   evaluations on all three data sets (SW2 -0.33 separated ring, -0.98 overlapping
-#   ring, -0.79 $D=16$), and with 10 Heun evaluations on the overlapping ring; with more
-#   evaluations it ties on the rings (but +0.08 with 50 Heun evaluations on the
-#   overlapping one) and is worse at $D=16$ (+0.14 to +0.30, and with Heun at every
+#   evaluations on all three data sets (SW2 {glue:text}`gmsgm_pc10`), and with 10 Heun
+#   evaluations on the overlapping ring; with more evaluations it ties on the rings (but
+#   {glue:text}`gmsgm_heun50_wide` with 50 Heun evaluations on the overlapping one) and is
+#   worse at $D=16$ ({glue:text}`gmsgm_d16`, and with Heun at every
 #   budget), in line with {ref}`gms-dimension`. *Teleportation* helps where it removes
-#   most of the work: at 10 evaluations it brings SGM's Heun from 0.34 to 0.19 on the
-#   separated ring and from 0.44 to 0.14 on the overlapping one (GM-SGM's by 0.14 on the
-#   separated ring); elsewhere its changes lie inside the seeds' intervals or are at most
-#   0.03. With
+#   most of the work: at 10 evaluations it brings SGM's Heun {glue:text}`tele_ring` on the
+#   separated ring and {glue:text}`tele_wide` on the overlapping one (GM-SGM's by
+#   {glue:text}`tele_gmsgm_ring` on the separated ring); elsewhere its changes are at most
+#   {glue:text}`tele_rest` in size. With
 #   teleportation, GM-SGM and SGM are the best VE runs at 10 evaluations on both rings;
 #   at $D=16$ GM-SGM + teleportation is worse than plain SGM.
-#   *On the 8x8 digits* the seeds spread FD-digits by tens (95 % half-widths of 15-100 at
-#   200 samples; over 300 for GM-DDPM), so only large effects show: GM-DDPM is worse with every sampler (+185
-#   with Alg. 2, +1030 to +1100 with the solvers), as on the mixtures and in
-#   {ref}`gmd-tables`; teleportation lowers SGM's Heun by 5 [1, 9] at 50 evaluations
-#   (−12 [−25, +1] at 10, inside the spread), the one interval of the 21 comparisons on
-#   the digits that clears zero in favour of an idea, about what chance gives at 95 %; SMD's ancestral sampler (−34 [−77, +10] at 50)
-#   and GM-SGM (−40 [−90, +9] at 10 PC evaluations) point the same way as on the
-#   mixtures without clearing the seeds' spread. All methods stay far above the floor of
-#   19: the best are SGM's Heun with teleportation at 10 evaluations (141) and SMD's
-#   ancestral sampler at 50 (151). Heun's FD-digits rises with NFE (SGM 154 to 192,
-#   GM-SGM 163 to 243) and its recall falls (0.90 to 0.79), a tendency only, as the
+#   *On the 8x8 digits* the seeds spread FD-digits by tens (95 % half-widths of
+#   {glue:text}`digits_half` at 200 samples; {glue:text}`digits_half_gmddpm` for GM-DDPM
+#   with the solvers), so only large effects show: GM-DDPM is worse with every sampler
+#   ({glue:text}`dig_gmddpm_alg2` with Alg. 2, {glue:text}`dig_gmddpm_solvers` with the
+#   solvers), as on the mixtures and in {ref}`gmd-tables`; teleportation changes SGM's
+#   Heun by {glue:text}`dig_tele50` at 50 evaluations ({glue:text}`dig_tele10` at 10),
+#   and {glue:text}`dig_better` comparisons on the digits clear zero in favour of an idea,
+#   about what chance gives at 95 %; SMD's ancestral sampler ({glue:text}`dig_smd50` at
+#   50) and GM-SGM ({glue:text}`dig_gmsgm_pc10` at 10 PC evaluations) point the same way
+#   as on the mixtures without clearing the seeds' spread. All methods stay far above the
+#   floor of {glue:text}`dig_floor`: the best are SGM's Heun with teleportation at 10
+#   evaluations ({glue:text}`dig_best_tele`) and SMD's ancestral sampler at 50
+#   ({glue:text}`dig_best_smd`). Heun's FD-digits rises with NFE (SGM
+#   {glue:text}`dig_heun_sgm`, GM-SGM {glue:text}`dig_heun_gmsgm`) and its recall falls
+#   ({glue:text}`dig_heun_recall`), a tendency only, as the
 #   seeds' intervals overlap: following these networks' ODE more closely does not give
 #   better digits.
-#   *Cost*: a training step of SMD costs 1.8 times DDPM's on both networks; GM-DDPM's
-#   1.7 times on the MLP but close to DDPM's on the U-Net (its classifier is a large share
-#   of a small MLP only); GM-SGM's the same as SGM's (the tables above, measured in this
-#   process).
+#   *Cost*: a training step of SMD costs {glue:text}`cost_mlp_SMD` times DDPM's on the MLP
+#   and {glue:text}`cost_unet_SMD` times on the U-Net; GM-DDPM's {glue:text}`cost_mlp_GM-DDPM`
+#   times on the MLP and {glue:text}`cost_unet_GM-DDPM` on the U-Net (its classifier is a
+#   large share of a small MLP only); GM-SGM's {glue:text}`cost_mlp_gmsgm` times SGM's (the
+#   tables above, measured in this process).
 #   *Many comparisons*: these tables hold over a hundred paired intervals, and at 95 %
-#   about one in twenty excludes zero by chance; an isolated "helps" or "hurts" is weak
+#   about one in twenty excludes zero by chance; an isolated "better" or "worse" is weak
 #   evidence, and the statements above rest on patterns across data sets and budgets.
 # * **{claim}`X-2`.** The exact answer shows what a ranking by one distance hides. On the
-#   ring every run finds all eight modes but draws them about three times too wide from 20
-#   evaluations on, with every method, and up to about twice that at 10 evaluations with
-#   the VE samplers (PC and Heun; the width table above); at $D=16$ GM-SGM is the only method that loses modes (one
-#   or two of the eight, in 12 of its 27 runs). The denoiser tables say where the width
+#   ring every run finds all eight modes but draws them {glue:text}`ring_width` times too
+#   wide from 20 evaluations on, with every method, and {glue:text}`ring_width_ve10` times
+#   at 10 evaluations with the VE samplers (PC and Heun; the width table above); at
+#   $D=16$ {glue:text}`lost_who` alone loses modes ({glue:text}`lost_modes` of the eight,
+#   in {glue:text}`lost_runs` runs). The denoiser tables say where the width
 #   comes from: at the noise levels of the modes' own scale ($\sigma\approx0.2$-$0.3$,
-#   $t=3, 5$) the DDPM, SMD, GM-DDPM and SGM denoisers have 2.1-2.6 times the optimal
-#   error on the ring, and GM-SGM's, against the Gaussian-path posterior mean its samplers
-#   use, 2.3-2.4 times (its error on its own training noise is smaller, 1.2-1.8 times);
-#   from $\sigma\approx0.7$ ($t=10$) on all are within 5 % of the optimum (GM-SGM's
-#   own-loss excess at $t=30$ varies from seed to seed, $0.42\pm0.86$). With overlapping
-#   modes the same networks are within 2 % of the optimum at every level but one (GM-SGM
-#   at $t=30$, $0.14\pm0.36$; against the Gaussian path within 7 %), and from 20
-#   evaluations on most runs draw the modes at 0.9-1.1 against the exact samples' 0.91
-#   (GM-DDPM with the solvers 1.3): separated modes, not the mixture as such, are what
-#   this budget does not learn. At $D=16$, where the exact denoiser also projects
-#   onto each component's plane, the networks stay 2-7 times off at low noise.
+#   $t=3, 5$) the DDPM, SMD, GM-DDPM and SGM denoisers have {glue:text}`ring_mid` times the
+#   optimal error on the ring, and GM-SGM's, against the Gaussian-path posterior mean its
+#   samplers use, {glue:text}`ring_mid_gmsgm_path` times (its error on its own training
+#   noise is {glue:text}`ring_mid_gmsgm_own` times); from $\sigma\approx0.7$ ($t=10$) on all
+#   are within {glue:text}`ring_late` of the optimum (GM-SGM's own-loss excess at $t=30$
+#   varies from seed to seed, {glue:text}`ring_gmsgm30`). With overlapping modes the same
+#   networks are within {glue:text}`wide_all` of the optimum at every level but one
+#   (GM-SGM at $t=30$, {glue:text}`wide_gmsgm30`; against the Gaussian path within
+#   {glue:text}`wide_path`), and from 20 evaluations on the runs draw the modes at
+#   {glue:text}`wide_width` against the exact samples' {glue:text}`wide_width_exact`
+#   (GM-DDPM with the solvers up to {glue:text}`wide_width_gmddpm`): separated modes, not
+#   the mixture as such, are what this budget does not learn. At $D=16$, where the exact
+#   denoiser also projects onto each component's plane, the networks stay
+#   {glue:text}`d16_low` times off at low noise.
 #   The reverse kernels say the same about SMD. At $T=50$ the exact reverse step is
 #   Gaussian to within the Monte Carlo error on all three mixtures (the best Gaussian
-#   kernel's KL is at most 0.01), so the premise of SMD, that a Gaussian step cannot
+#   kernel's KL is at most {glue:text}`kl_gauss_max`), so the premise of SMD, that a Gaussian step cannot
 #   follow a multimodal posterior, does not bite at this chain length; what separates
 #   DDPM's kernel from the exact step is its fixed variance $\tilde\beta_t$ (the best
-#   kernel of DDPM's form: 3.09 at $t=2$ at $D=16$, 1.10 on the ring) and, far more, the
-#   network's mean (trained: 20.8 and 2.5). SMD's kernel is closer than DDPM's at $D=16$
-#   ($-2.2\pm1.7$ at $t=2$, $-0.61\pm0.15$ at $t=3$, $-0.09\pm0.03$ at $t=10$), where its
+#   kernel of DDPM's form: {glue:text}`kl_ddpm_form`) and, far more, the network's mean
+#   (trained: {glue:text}`kl_trained`). SMD's kernel is closer than DDPM's at $D=16$
+#   ({glue:text}`kl_smd_d16`), where its
 #   samples are better, and ties on both rings; but its mean hardly moves with $\eta$
 #   (the spread above), so its kernel is in effect one Gaussian: again the network, not a
 #   mixture kernel, makes the difference, as {ref}`smd-method` found.

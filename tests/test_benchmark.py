@@ -103,9 +103,9 @@ def test_paired_differences_use_a_t_interval_over_seeds():
     out = B.paired(pd.DataFrame(rows), "SW2", [B.IDEAS[0]]).iloc[0]
     half = stats.t.ppf(0.975, 2) * 1.0 / 3**0.5
     assert out["difference"] == pytest.approx(-2.0)
-    assert out["high"] == pytest.approx(-2.0 + half) and out["effect"] == "no difference"
+    assert out["high"] == pytest.approx(-2.0 + half) and out["effect"] == "tied"
     rows[4]["SW2"] = 1.5  # differences -1, -2, -2: now the interval excludes 0
-    assert B.paired(pd.DataFrame(rows), "SW2", [B.IDEAS[0]]).iloc[0]["effect"] == "helps"
+    assert B.paired(pd.DataFrame(rows), "SW2", [B.IDEAS[0]]).iloc[0]["effect"] == "better"
     with pytest.raises(ValueError, match="two seeds"):
         B.t_interval([1.0])
 
@@ -121,7 +121,7 @@ def test_the_benchmark_runs_end_to_end_at_tiny_size(tmp_path):
     assert set(table["sampler"]) == set(B.SAMPLERS_OF)
     assert (table["SW2"] < float("inf")).all()
     ideas = B.paired(table, "SW2")
-    assert set(ideas["effect"]) <= {"helps", "hurts", "no difference"}
+    assert set(ideas["effect"]) <= {"better", "worse", "tied"}
     cost = B.step_cost(B.METHODS, RING, budget, steps=2, repeats=1)
     assert list(cost.index) == list(B.METHODS) and cost.loc["DDPM", "ratio to DDPM"] == 1.0
     with pytest.raises(ValueError, match="method must be one of"):

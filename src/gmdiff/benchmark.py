@@ -40,7 +40,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from gmdiff import config, data, metrics, runs, timing
+from gmdiff import config, data, metrics, runs, stats, timing
 from gmdiff.analytic import Gaussian, GaussianMixture
 from gmdiff.metrics import t_interval  # also B.t_interval in the chapter
 from gmdiff.samplers import SAMPLERS, heun_nfe
@@ -503,8 +503,9 @@ IDEAS = (
 def paired(table: pd.DataFrame, value: str, ideas=IDEAS) -> pd.DataFrame:
     """Per idea of ``ideas`` (label, with, without), data set and NFE budget: ``value`` with
     the idea minus without it, paired by training seed (the same data, budget and x_T),
-    as mean and 95 % Student t-interval over seeds; ``effect`` says "helps" / "hurts"
-    where the interval excludes 0 (lower ``value`` is better), else "no difference"."""
+    as mean and 95 % Student t-interval over seeds (:func:`gmdiff.stats.paired`); ``effect``
+    is the book's one direction word, "better" / "worse" where the interval excludes 0
+    (lower ``value`` is better), else "tied"."""
     idx = ["data", "NFE budget", "seed"]
 
     def of(method, sampler):
@@ -513,14 +514,14 @@ def paired(table: pd.DataFrame, value: str, ideas=IDEAS) -> pd.DataFrame:
 
     out = []
     for label, with_, without in ideas:
-        diff = (of(*with_) - of(*without)).dropna()
-        for (d, b), g in diff.groupby(level=["data", "NFE budget"]):
+        pairs = pd.concat({"with": of(*with_), "without": of(*without)}, axis=1).dropna()
+        for (d, b), g in pairs.groupby(level=["data", "NFE budget"]):
             if len(g) < 2:
                 continue
-            mean, lo, hi = t_interval(g.tolist())
-            effect = "helps" if hi < 0 else "hurts" if lo > 0 else "no difference"
+            r = stats.paired(g["with"], g["without"])
             out.append({"idea": label, "data": d, "NFE budget": b, "seeds": len(g),
-                        "difference": mean, "low": lo, "high": hi, "effect": effect})  # fmt: skip
+                        "difference": r["difference"], "low": r["low"], "high": r["high"],
+                        "effect": r["direction"]})  # fmt: skip
     return pd.DataFrame(out)
 
 
