@@ -502,8 +502,8 @@ def load_or_train_many(
     """:func:`load_or_train` of each ``(cfg, name)`` in ``jobs``, in order; the runs not
     yet in the cache are first trained side by side in ``workers`` processes.
 
-    Every job is checked first (:func:`check_job`): a bank with one bad config is refused,
-    naming it, before anything trains. The harness then chooses each run's path
+    Every job still to train is checked first (:func:`check_job`): a bank with one bad
+    config is refused, naming it, before anything trains. The harness then chooses each run's path
     (:func:`training_units`): runs with no checkpoint yet that share a name and a config
     but for ``train.seed`` and that :mod:`gmdiff.ensemble` can batch (a replayable loss, on
     the CPU) train as one batched ensemble, each member still into its own cache folder
@@ -515,12 +515,12 @@ def load_or_train_many(
     cores this process may use; runs on a GPU (which they would share) train one at a
     time."""
     jobs = list(jobs)
-    for i, (cfg, name) in enumerate(jobs):
-        check_job(cfg, f"job {i} ({name}) of the bank")
     todo = {}  # one job per cache folder: a config listed twice trains once
-    for cfg, name in jobs:
+    for i, (cfg, name) in enumerate(jobs):
+        check_ema(cfg)
         folder = run_dir(cfg, name, cache_dir)
-        if _finished_at(folder) < cfg.train.steps:
+        if folder not in todo and _finished_at(folder) < cfg.train.steps:
+            check_job(cfg, f"job {i} ({name}) of the bank")
             todo[folder] = (cfg, name)
     n_workers = train_workers(workers)
     units = training_units(list(todo.values()), cache_dir, n_workers)
@@ -569,7 +569,8 @@ def training_units(
     :func:`gmdiff.ensemble.bank_problem` accepts, is one unit (a batched bank); every
     other run (part-trained: it resumes alone; or alone in its group; or refused by the
     ensemble) is a unit of one. Banks are halved while there are fewer units than
-    ``workers``, so that no core idles. Every unit is a single run under
+    ``workers``, so that no core idles; the units come longest first (members x steps),
+    so that the workers finish together. Every unit is a single run under
     ``$GMDIFF_BANK=serial``."""
     if bank_mode() == "serial":
         return [[job] for job in todo]
@@ -592,7 +593,7 @@ def training_units(
         big = max(units, key=len)
         units.remove(big)
         units += [big[: len(big) // 2], big[len(big) // 2 :]]
-    return units
+    return sorted(units, key=lambda u: -len(u) * u[0][0].train.steps)  # the longest first
 
 
 def train_workers(workers: int | None = None) -> int:
