@@ -28,7 +28,8 @@ test-gpu:
 
 # Benchmarks (benchmarks/run.py): ratios against diffusers and a bare loop, measured in one
 # process, and the threads rows (1, 2, auto threads, quiet and under a synthetic load;
-# benchmarks/threads.py); on a CUDA machine also throughput, memory and MFU. Writes
+# benchmarks/threads.py), a bank of seeds batched against one run after another
+# (benchmarks/ensemble.py); on a CUDA machine also throughput, memory and MFU. Writes
 # results/bench_*.json and renders them into book/performance.md. BENCH_SIZE=full for the
 # larger networks; `make bench-threads` re-measures only the threads rows.
 BENCH_SIZE ?= ci
@@ -36,6 +37,7 @@ BENCH_THREADS ?= 2
 bench:
 	OMP_NUM_THREADS=$(BENCH_THREADS) $(PYTHON) -m benchmarks.run --size $(BENCH_SIZE) \
 	  --note "$(BENCH_NOTE)"
+	OMP_NUM_THREADS=1 $(PYTHON) -m benchmarks.ensemble --out results/bench_ensemble.json
 	$(PYTHON) -m benchmarks.render
 
 bench-threads:

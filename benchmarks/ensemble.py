@@ -10,7 +10,8 @@ batch 256. Each side trains ``steps`` steps of every member from a fresh initial
 
 ``python -m benchmarks.ensemble [--ks 3 6] [--steps 40] [--repeats 5] [--out FILE]``
 prints one row per K (seconds of each side, the median ratio sequential / bank and its
-range); not yet part of ``make bench`` or the performance page.
+range); ``make bench`` writes results/bench_ensemble.json and the performance page
+renders it (benchmarks/render.py).
 """
 
 from __future__ import annotations

@@ -160,6 +160,31 @@ def threads_table(data: dict) -> str:
     return "\n".join(out)
 
 
+def ensemble_table(data: dict | None) -> str:
+    """The rows of benchmarks/ensemble.py: K runs trained one after another against one
+    batched bank of the same K runs."""
+    if data is None:
+        return "Not yet run: `make bench` adds this table (results/bench_ensemble.json)."
+    rows = data["rows"]
+    out = [
+        (
+            f"Device: **{data['cpu']}**, 1 thread; torch {data['torch']}; configs/smd_toy.yaml's "
+            f"DDPM baseline (MLP 3 x 128, eps loss, batch 256), {rows[0]['steps']} steps of "
+            f"every member from a fresh initialisation; the median of {rows[0]['repeats']} "
+            "interleaved pairs, with the range of the pairs; above 1 means the bank is faster."
+        ),
+        "",
+        "| members K | one after another (s) | batched bank (s) | one after another / bank (range) |",
+        "|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {r['K']} | {r['sequential_s']:.2f} | {r['bank_s']:.2f} | {_r(r['ratio'])} "
+            f"({r['ratio_min']:.2f}-{r['ratio_max']:.2f}) |"
+        )
+    return "\n".join(out)
+
+
 def gpu_table(data: dict | None) -> str:
     if data is None:
         return (
@@ -229,6 +254,9 @@ def render(results: Path, page: Path, notebooks: Path) -> str:
         cpu_data = json.loads(cpu.read_text())
         text = replace_section(text, "bench-cpu", cpu_tables(cpu_data))
         text = replace_section(text, "bench-threads", threads_table(cpu_data))
+    bank = results / "bench_ensemble.json"
+    bank_data = json.loads(bank.read_text()) if bank.is_file() else None
+    text = replace_section(text, "bench-ensemble", ensemble_table(bank_data))
     gpu_data = json.loads(gpu.read_text()) if gpu.is_file() else None
     text = replace_section(text, "bench-gpu", gpu_table(gpu_data))
     return replace_section(text, "slowest-cells", cell_profile(notebooks))

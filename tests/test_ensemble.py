@@ -149,13 +149,19 @@ def test_load_or_train_loads_what_the_bank_trained(tmp_path, monkeypatch):
     _close(solo.trained.state_dict(), bank[1].trained.state_dict())
 
 
-def test_a_member_killed_part_way_resumes_on_the_solo_path(tmp_path, monkeypatch):
-    """A bank killed after its step-10 checkpoint leaves each member a checkpoint in the
-    Trainer's format (with its own AdamW moments); the next call resumes each on the solo
-    path to the weights of the uninterrupted bank."""
+def _through_the_harness(cfgs, name, cache_dir):
+    return runs.load_or_train_many([(c, name) for c in cfgs], cache_dir=cache_dir, workers=1)
+
+
+@pytest.mark.parametrize("entry", [ensemble.load_or_train_bank, _through_the_harness])
+def test_a_member_killed_part_way_resumes_on_the_solo_path(tmp_path, monkeypatch, entry):
+    """A bank killed after its step-10 checkpoint (trained by load_or_train_bank, or
+    chosen by load_or_train_many) leaves each member a checkpoint in the Trainer's format
+    (with its own AdamW moments); the next call resumes each on the solo path to the
+    weights of the uninterrupted bank."""
     cfgs = _bank_cfgs(*CASES["edm"], seeds=(0, 1), steps=20)
     cfgs = [dataclasses.replace(c, train=dataclasses.replace(c.train, ckpt_every=10)) for c in cfgs]
-    whole = ensemble.load_or_train_bank(cfgs, "bank", cache_dir=tmp_path / "a")
+    whole = entry(cfgs, "bank", cache_dir=tmp_path / "a")
     step = ensemble.Bank.train_step
 
     def killed(self, k):
@@ -165,10 +171,10 @@ def test_a_member_killed_part_way_resumes_on_the_solo_path(tmp_path, monkeypatch
 
     monkeypatch.setattr(ensemble.Bank, "train_step", killed)
     with pytest.raises(KeyboardInterrupt):
-        ensemble.load_or_train_bank(cfgs, "bank", cache_dir=tmp_path / "b")
+        entry(cfgs, "bank", cache_dir=tmp_path / "b")
     assert all(runs._finished_at(runs.run_dir(c, "bank", tmp_path / "b")) == 10 for c in cfgs)
     monkeypatch.undo()
-    resumed = ensemble.load_or_train_bank(cfgs, "bank", cache_dir=tmp_path / "b")
+    resumed = entry(cfgs, "bank", cache_dir=tmp_path / "b")
     for a, b in zip(whole, resumed, strict=True):
         _close(a.trained.state_dict(), b.trained.state_dict())
 
@@ -181,3 +187,95 @@ def test_the_benchmark_rows():
     assert row["K"] == 2 and row["steps"] == 2
     assert row["sequential_s"] > 0 and row["bank_s"] > 0
     assert row["ratio"] == pytest.approx(row["sequential_s"] / row["bank_s"])
+
+
+def _count_banks(monkeypatch) -> list[list[int]]:
+    """The seeds of every Bank built from now on (the batched path taken)."""
+    built: list[list[int]] = []
+    init = ensemble.Bank.__init__
+
+    def spy(self, trainers):
+        built.append([t.config.seed for t in trainers])
+        init(self, trainers)
+
+    monkeypatch.setattr(ensemble.Bank, "__init__", spy)
+    return built
+
+
+def test_load_or_train_many_trains_a_seed_bank_batched(tmp_path, monkeypatch):
+    """load_or_train_many chooses the path, not the caller: the three seeds of one config
+    train as one Bank, the SMD run beside them (a loss the bank cannot replay) alone; each
+    member has its own cache folder whose checkpoint and log load_or_train reads, with
+    Run.adequacy from its own log, and equals its solo run (RTOL/ATOL); with
+    $GMDIFF_BANK=serial no Bank is built."""
+    cfgs = _bank_cfgs(*CASES["ddpm-eps"], seeds=(0, 1, 2))
+    smd = load_config("configs/smd_toy.yaml", ["train.steps=20", "train.log_every=5"])
+    jobs = [(c, "bank") for c in cfgs] + [(smd, "bank")]
+    built = _count_banks(monkeypatch)
+    got = runs.load_or_train_many(jobs, cache_dir=tmp_path / "many", workers=1)
+    assert built == [[0, 1, 2]]
+    for cfg, run in zip(cfgs, got, strict=False):
+        folder = runs.run_dir(cfg, "bank", tmp_path / "many")
+        assert run.cfg.out_dir == str(folder) and runs._finished_at(folder) == 20
+        log = [json.loads(line) for line in (folder / train.LOG).read_text().splitlines()]
+        assert run.adequacy()["final_loss"] == log[-1]["loss"]
+        solo, _ = runs.load_or_train(cfg, "bank", cache_dir=tmp_path / "solo")
+        _close(run.trained.state_dict(), solo.trained.state_dict())
+        solo_log = (runs.run_dir(cfg, "bank", tmp_path / "solo") / train.LOG).read_text()
+        torch.testing.assert_close(
+            torch.tensor([r["loss"] for r in log]),
+            torch.tensor([json.loads(line)["loss"] for line in solo_log.splitlines()]),
+        )
+    monkeypatch.setenv(runs.BANK_ENV, "serial")
+    runs.load_or_train_many(jobs[:3], cache_dir=tmp_path / "serial", workers=1)
+    assert built == [[0, 1, 2]]
+    monkeypatch.setenv(runs.BANK_ENV, "fast")
+    with pytest.raises(ValueError, match="GMDIFF_BANK must be 'batched' or 'serial'"):
+        runs.load_or_train_many(jobs[:3], cache_dir=tmp_path / "other", workers=1)
+
+
+def test_a_members_seed_alone_determines_it(tmp_path):
+    """Seed 4 trained in the bank (3, 4) in this process and in the bank (4, 6) of a
+    worker process (load_or_train_many of seeds 5, 4, 6 with workers=2: the bank halved
+    into [5] and [4, 6]) gives the same weights: its batches and noise come from its own
+    generators, whatever its bank mates."""
+    a = runs.load_or_train_many(
+        [(c, "bank") for c in _bank_cfgs(*CASES["edm"], seeds=(3, 4))],
+        cache_dir=tmp_path / "a",
+        workers=1,
+    )
+    b = runs.load_or_train_many(
+        [(c, "bank") for c in _bank_cfgs(*CASES["edm"], seeds=(5, 4, 6))],
+        cache_dir=tmp_path / "b",
+        workers=2,
+    )
+    _close(a[1].trained.state_dict(), b[1].trained.state_dict())
+    w = [r.trained.state_dict() for r in (a[0], b[1])]
+    assert any(not torch.equal(w[0][k], w[1][k]) for k in w[0])
+
+
+def test_the_harness_splits_what_the_ensemble_cannot_batch(tmp_path):
+    """training_units: a seed bank is one unit; a part-trained member, a run alone in its
+    group, a network with dropout are units of one; banks are halved while a worker would
+    idle."""
+    cfgs = _bank_cfgs(*CASES["edm"], seeds=(0, 1, 2, 3))
+    jobs = [(c, "bank") for c in cfgs]
+    assert [len(u) for u in runs.training_units(jobs, tmp_path, 1)] == [4]
+    assert sorted(len(u) for u in runs.training_units(jobs, tmp_path, 3)) == [1, 1, 2]
+    assert [len(u) for u in runs.training_units(jobs, tmp_path, 8)] == [1, 1, 1, 1]
+    other = [(c, "other") for c in cfgs[:1]]  # the same config under another name
+    assert sorted(map(len, runs.training_units(jobs + other, tmp_path, 1))) == [1, 4]
+    folder = runs.run_dir(cfgs[0], "bank", tmp_path)  # cfgs[0] stopped at step 5 of 20:
+    part = dataclasses.replace(cfgs[0], train=dataclasses.replace(cfgs[0].train, steps=5))
+    runs._fit(runs._trainer(runs.build(part), folder))
+    assert sorted(map(len, runs.training_units(jobs, tmp_path, 1))) == [1, 3]
+    unet = [
+        load_config("configs/digits_edm.yaml", [f"train.seed={s}", "model.overrides.dropout=0.1"])
+        for s in (0, 1)
+    ]
+    assert "dropout 0.1" in ensemble.bank_problem(unet)
+    assert [len(u) for u in runs.training_units([(c, "u") for c in unet], tmp_path, 1)] == [1, 1]
+    assert ensemble.bank_problem(cfgs) is None
+    board = [dataclasses.replace(c, train=dataclasses.replace(c.train, log="tensorboard"))
+             for c in cfgs]  # fmt: skip
+    assert "train.log: tensorboard" in ensemble.bank_problem(board)

@@ -202,9 +202,11 @@ def test_the_cli_reaches_the_gm_sgm_chapter_model(tmp_path):
 
 
 def test_a_bank_trained_side_by_side_equals_serial_runs(tmp_path, monkeypatch):
-    """load_or_train_many: two worker processes give each run the weights of a serial
-    load_or_train, bit for bit, in the order asked; a config listed twice trains once, and
-    cached runs are loaded without training."""
+    """load_or_train_many on the per-process path ($GMDIFF_BANK=serial): two worker
+    processes give each run the weights of a serial load_or_train, bit for bit, in the
+    order asked; a config listed twice trains once, and cached runs are loaded without
+    training."""
+    monkeypatch.setenv(runs.BANK_ENV, "serial")
     cfgs = [_cfg(20), _cfg(20, "train.seed=1"), _cfg(20, *GM_SGM)]
     jobs = [(c, "toy") for c in cfgs] + [(cfgs[0], "toy")]
     bank = runs.load_or_train_many(jobs, cache_dir=tmp_path / "bank", workers=2)
@@ -221,11 +223,18 @@ def test_a_bank_trained_side_by_side_equals_serial_runs(tmp_path, monkeypatch):
     assert _same(again[2].trained, serial[2].trained)
 
 
-def test_a_bank_reports_a_failed_worker_and_bad_worker_counts(tmp_path, monkeypatch):
-    """A worker's error reaches the caller."""
-    bad = _cfg(20, "model.overrides.width=-4")  # refused when the worker builds the net
-    with pytest.raises(RuntimeError, match="width must be >= 1"):
+def test_a_bank_refuses_a_bad_config_before_training_and_reports_a_failed_worker(
+    tmp_path, monkeypatch
+):
+    """A bank with one config that cannot build is refused with a sentence naming it
+    before anything trains; an error met while training in a worker reaches the caller."""
+    bad = _cfg(20, "model.overrides.width=-4", "train.seed=1")  # a seed bank but for width
+    with pytest.raises(ValueError, match=r"job 1 \(toy\) of the bank: .*width must be >= 1"):
         runs.load_or_train_many([(_cfg(20), "toy"), (bad, "toy")], cache_dir=tmp_path, workers=2)
+    assert not (tmp_path / "runs").exists()
+    nan = _cfg(20, "train.lr=1e12", "train.grad_clip=0", "train.warmup_steps=0")
+    with pytest.raises(RuntimeError, match="NaN or inf"):
+        runs.load_or_train_many([(_cfg(20), "toy"), (nan, "toy")], cache_dir=tmp_path, workers=2)
     with pytest.raises(ValueError, match="workers"):
         runs.train_workers(0)
     monkeypatch.setenv(runs.WORKERS_ENV, "3")

@@ -1,5 +1,6 @@
 """A bank of K runs that differ only in ``train.seed``, trained as one batched ensemble on
-the CPU (opt-in; issue 27): the members' parameters stacked along a leading axis
+the CPU (issue 27; :func:`gmdiff.runs.load_or_train_many` chooses it for the runs of a
+chapter's bank that qualify, ``$GMDIFF_BANK=serial`` turns it off): the members' parameters stacked along a leading axis
 (``torch.func.stack_module_state``), one forward and backward of the loss for all members
 (``torch.func.functional_call`` under ``torch.vmap``), one AdamW over the stacked
 parameters. It saves the per-operator overhead of K separate steps, not their FLOPs: for
@@ -18,7 +19,8 @@ up to float round-off:
   generator; then the loss runs under ``vmap`` with :class:`_Replay`, which hands it the
   recorded draws in the same order instead of drawing. A loss that draws after (or inside)
   the network call -- SMD's eta, GM-DDPM's paths -- cannot be replayed and is refused
-  before training (:data:`LOSSES`);
+  before training (:data:`LOSSES`), and so is a network with dropout (a draw inside the
+  network call);
 * optimisation: AdamW is elementwise, so one optimizer over the stacked parameters is K
   optimizers; warm-up as :meth:`Trainer._lr`; the gradient is clipped per member to
   ``grad_clip`` (the global norm over that member's tensors, as
@@ -72,7 +74,9 @@ LOSSES = ("eps", "edm", "dsm")
 
 def check_bank(cfgs: Sequence[RunConfig]) -> None:
     """Refuse, in one sentence, a bank that is not K >= 1 CPU runs of a replayable loss
-    (:data:`LOSSES`) differing in ``train.seed`` alone, with distinct seeds."""
+    (:data:`LOSSES`) and a network without dropout, differing in ``train.seed`` alone,
+    with distinct seeds, without the Trainer's bf16, compile or TensorBoard log (which
+    the bank does not implement)."""
     cfgs = list(cfgs)
     if not cfgs:
         raise ValueError("an ensemble needs at least one run config")
@@ -95,11 +99,35 @@ def check_bank(cfgs: Sequence[RunConfig]) -> None:
             f"which a batched ensemble cannot replay; batch only {list(LOSSES)} or train "
             "these runs one by one"
         )
+    t = cfgs[0].train
+    unsupported = [k for k, on in (("bf16", t.bf16), ("compile", t.compile)) if on]
+    unsupported += [f"log: {t.log}"] if t.log != "jsonl" else []
+    if unsupported:
+        raise ValueError(
+            f"the batched ensemble does not implement train.{', train.'.join(unsupported)}; "
+            "train these runs one by one"
+        )
+    dropout = _dropout(cfgs[0])
+    if dropout > 0:
+        raise ValueError(
+            f"the network {cfgs[0].model.net!r} has dropout {dropout:g}, a random draw inside "
+            "the network call that a batched ensemble cannot replay; set "
+            "model.overrides.dropout: 0 or train these runs one by one"
+        )
     if not runs._on_cpu(cfgs[0]):
         raise ValueError(
             f"train.device = {cfgs[0].train.device!r} is not the CPU; the batched ensemble "
             "trains on the CPU only (set train.device: cpu or train the runs one by one)"
         )
+
+
+def _dropout(cfg: RunConfig) -> float:
+    """The dropout probability of ``cfg``'s network (of its base, for an SMD or GM-DDPM
+    network); 0 for a network without dropout."""
+    with torch.random.fork_rng(devices=[]):  # building initialises a network
+        net_cfg = runs.build(cfg).net_config
+    parts = (net_cfg, getattr(net_cfg, "base", None))
+    return max(float(getattr(p, "dropout", 0.0) or 0.0) for p in parts)
 
 
 def _without_seed(cfg: RunConfig) -> dict[str, Any]:
@@ -349,30 +377,51 @@ class Bank:
 # --------------------------------------------------------------------------------------
 
 
-def load_or_train_bank(
+def bank_problem(cfgs: Sequence[RunConfig]) -> str | None:
+    """Why ``cfgs`` cannot be trained as one bank (the sentence :func:`check_bank` raises),
+    or None when they can: how :func:`gmdiff.runs.load_or_train_many` chooses its path."""
+    try:
+        check_bank(cfgs)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
+def train_bank(
     cfgs: Sequence[RunConfig], name: str = "run", *, cache_dir: str | Path | None = None
-) -> list[runs.Run]:
-    """:func:`gmdiff.runs.load_or_train` of each config of a homogeneous bank
-    (:func:`check_bank`), the members with no checkpoint in the cache first trained
-    together as one batched ensemble (:class:`Bank`) on one thread (``train.threads``
-    "auto", as :func:`gmdiff.runs._fit`) or ``train.threads``. Members already trained
-    are loaded; members found part-trained resume on the solo path."""
+) -> None:
+    """Train the members of a homogeneous bank (:func:`check_bank`) that have no checkpoint
+    in the cache together as one batched ensemble (:class:`Bank`), each into its own
+    :func:`gmdiff.runs.run_dir` (checkpoint, train_log.jsonl), on one thread (``train.threads``
+    "auto", as :func:`gmdiff.runs._fit`) or ``train.threads``. Members already trained or
+    part-trained are left alone (:func:`gmdiff.runs.load_or_train` loads or resumes them)."""
     cfgs = list(cfgs)
     check_bank(cfgs)
     for cfg in cfgs:
         runs.check_ema(cfg)
     fresh = [cfg for cfg in cfgs if runs._finished_at(runs.run_dir(cfg, name, cache_dir)) < 0]
-    if fresh:
-        setting = cfgs[0].train.threads
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(threads.using(1 if setting == "auto" else setting))
-            stack.enter_context(torch.random.fork_rng(devices=[]))
-            trainers = []
-            for cfg in fresh:
-                folder = runs.run_dir(cfg, name, cache_dir)
-                run = runs.build(dataclasses.replace(cfg, out_dir=str(folder)))
-                trainer = runs._trainer(run, folder)
-                stack.enter_context(trainer.session(resume=True))  # locks; step stays 0
-                trainers.append(trainer)
-            Bank(trainers).fit()
+    if not fresh:
+        return
+    setting = cfgs[0].train.threads
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(threads.using(1 if setting == "auto" else setting))
+        stack.enter_context(torch.random.fork_rng(devices=[]))
+        trainers = []
+        for cfg in fresh:
+            folder = runs.run_dir(cfg, name, cache_dir)
+            run = runs.build(dataclasses.replace(cfg, out_dir=str(folder)))
+            trainer = runs._trainer(run, folder)
+            stack.enter_context(trainer.session(resume=True))  # locks; step stays 0
+            trainers.append(trainer)
+        Bank(trainers).fit()
+
+
+def load_or_train_bank(
+    cfgs: Sequence[RunConfig], name: str = "run", *, cache_dir: str | Path | None = None
+) -> list[runs.Run]:
+    """:func:`gmdiff.runs.load_or_train` of each config of a homogeneous bank
+    (:func:`check_bank`), the members with no checkpoint in the cache first trained
+    together as one batched ensemble (:func:`train_bank`). Members already trained are
+    loaded; members found part-trained resume on the solo path."""
+    train_bank(cfgs, name, cache_dir=cache_dir)
     return [runs.load_or_train(cfg, name, cache_dir=cache_dir)[0] for cfg in cfgs]

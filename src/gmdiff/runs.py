@@ -46,6 +46,7 @@ from gmdiff.train import CHECKPOINT, EMA_INIT_BOUND, LOG, Trainer, ema_init_shar
 
 CACHE_ENV = "GMDIFF_CACHE_DIR"
 WORKERS_ENV = "GMDIFF_TRAIN_WORKERS"
+BANK_ENV = "GMDIFF_BANK"
 
 
 def call_with(fn: Callable, options: dict, where: str, *args: Any, **fixed: Any) -> Any:
@@ -501,28 +502,98 @@ def load_or_train_many(
     """:func:`load_or_train` of each ``(cfg, name)`` in ``jobs``, in order; the runs not
     yet in the cache are first trained side by side in ``workers`` processes.
 
-    Each run trains on one thread (:func:`_fit`) from its own seed, so its weights are
-    those of a serial run, bit for bit (tested), and a chapter's bank of small CPU models
-    uses every core. ``workers`` defaults to ``$GMDIFF_TRAIN_WORKERS``, else the cores this
-    process may use; runs on a GPU (which they would share) train one at a time."""
+    Every job still to train is checked first (:func:`check_job`): a bank with one bad
+    config is refused, naming it, before anything trains. The harness then chooses each run's path
+    (:func:`training_units`): runs with no checkpoint yet that share a name and a config
+    but for ``train.seed`` and that :mod:`gmdiff.ensemble` can batch (a replayable loss, on
+    the CPU) train as one batched ensemble, each member still into its own cache folder
+    (checkpoint, log, exact resume on the solo path); every other run trains alone. Each
+    unit trains on one thread (:func:`_fit`) from its members' own seeds, so a run alone
+    has the weights of a serial run bit for bit (tested) and a batched member those of its
+    solo run up to float round-off (tests/test_ensemble.py). ``$GMDIFF_BANK=serial``
+    trains every run alone. ``workers`` defaults to ``$GMDIFF_TRAIN_WORKERS``, else the
+    cores this process may use; runs on a GPU (which they would share) train one at a
+    time."""
     jobs = list(jobs)
-    for cfg, _ in jobs:
-        check_ema(cfg)
     todo = {}  # one job per cache folder: a config listed twice trains once
-    for cfg, name in jobs:
+    for i, (cfg, name) in enumerate(jobs):
+        check_ema(cfg)
         folder = run_dir(cfg, name, cache_dir)
-        if _finished_at(folder) < cfg.train.steps:
+        if folder not in todo and _finished_at(folder) < cfg.train.steps:
+            check_job(cfg, f"job {i} ({name}) of the bank")
             todo[folder] = (cfg, name)
-    n = min(len(todo), train_workers(workers))
+    n_workers = train_workers(workers)
+    units = training_units(list(todo.values()), cache_dir, n_workers)
+    n = min(len(units), n_workers)
     if n > 1 and all(_on_cpu(cfg) for cfg, _ in todo.values()):
         with ThreadPoolExecutor(n) as pool:  # each thread waits on one worker process
-            futures = [
-                pool.submit(_train_in_process, cfg, name, cache_root(cache_dir))
-                for cfg, name in todo.values()
-            ]
+            root = cache_root(cache_dir)
+            futures = [pool.submit(_train_in_process, unit, root) for unit in units]
             for f in futures:
                 f.result()  # re-raises a worker's error here
+    else:
+        from gmdiff.ensemble import train_bank
+
+        for unit in units:
+            if len(unit) > 1:
+                train_bank([cfg for cfg, _ in unit], unit[0][1], cache_dir=cache_dir)
     return [load_or_train(cfg, name, cache_dir=cache_dir)[0] for cfg, name in jobs]
+
+
+def check_job(cfg: RunConfig, where: str) -> None:
+    """Refuse, before any training, a config that cannot train: its EMA bound
+    (:func:`check_ema`) and every piece :func:`build` makes (network, loss, schedule,
+    preconditioning), the error prefixed by ``where``."""
+    try:
+        check_ema(cfg)
+        with torch.random.fork_rng(devices=[]):  # building initialises a network
+            build(cfg)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+
+
+def bank_mode() -> str:
+    """``$GMDIFF_BANK``: "batched" (the default: eligible banks train as one ensemble) or
+    "serial" (every run alone, as before the ensemble)."""
+    mode = os.environ.get(BANK_ENV, "").strip() or "batched"
+    if mode not in ("batched", "serial"):
+        raise ValueError(f"${BANK_ENV} must be 'batched' or 'serial', got {mode!r}")
+    return mode
+
+
+def training_units(
+    todo: Sequence[tuple[RunConfig, str]], cache_dir: str | Path | None, workers: int
+) -> list[list[tuple[RunConfig, str]]]:
+    """The runs of ``todo`` grouped into what trains together: a group of runs with no
+    checkpoint yet, the same name and the same config but for ``train.seed``, that
+    :func:`gmdiff.ensemble.bank_problem` accepts, is one unit (a batched bank); every
+    other run (part-trained: it resumes alone; or alone in its group; or refused by the
+    ensemble) is a unit of one. Banks are halved while there are fewer units than
+    ``workers``, so that no core idles; the units come longest first (members x steps),
+    so that the workers finish together. Every unit is a single run under
+    ``$GMDIFF_BANK=serial``."""
+    if bank_mode() == "serial":
+        return [[job] for job in todo]
+    from gmdiff.ensemble import bank_problem
+
+    groups: dict[str, list[tuple[RunConfig, str]]] = {}
+    units: list[list[tuple[RunConfig, str]]] = []
+    for cfg, name in todo:
+        if _finished_at(run_dir(cfg, name, cache_dir)) >= 0:
+            units.append([(cfg, name)])
+            continue
+        seedless = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=0))
+        groups.setdefault(f"{name}-{C.sha(seedless)}", []).append((cfg, name))
+    for group in groups.values():
+        if len(group) > 1 and bank_problem([cfg for cfg, _ in group]) is None:
+            units.append(group)
+        else:
+            units += [[job] for job in group]
+    while len(units) < workers and max(map(len, units), default=0) > 1:
+        big = max(units, key=len)
+        units.remove(big)
+        units += [big[: len(big) // 2], big[len(big) // 2 :]]
+    return sorted(units, key=lambda u: -len(u) * u[0][0].train.steps)  # the longest first
 
 
 def train_workers(workers: int | None = None) -> int:
@@ -543,24 +614,28 @@ def _on_cpu(cfg: RunConfig) -> bool:
     return not torch.cuda.is_available() if d == "auto" else torch.device(d).type == "cpu"
 
 
-def _train_in_process(cfg: RunConfig, name: str, cache: Path) -> None:
-    """Train ``cfg`` into the cache in a fresh ``python -m gmdiff.train_worker`` process
-    (a new interpreter: nothing of the caller's script or kernel is re-run there)."""
+def _train_in_process(unit: Sequence[tuple[RunConfig, str]], cache: Path) -> None:
+    """Train a unit of :func:`training_units` (one run, or a bank of runs of one name)
+    into the cache in a fresh ``python -m gmdiff.train_worker`` process (a new
+    interpreter: nothing of the caller's script or kernel is re-run there)."""
     package_root = str(Path(__file__).resolve().parents[1])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    name = unit[0][1]
+    label = ", ".join(f"{n}-{C.sha(cfg)}" for cfg, n in unit)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "config.yaml"
-        path.write_text(yaml.safe_dump(C.plain(cfg), sort_keys=False))
+        path.write_text(yaml.safe_dump([C.plain(cfg) for cfg, _ in unit], sort_keys=False))
         cmd = [sys.executable, "-m", "gmdiff.train_worker", str(path), name, str(cache)]
         done = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(
-            f"training {name}-{C.sha(cfg)} in a worker process failed "
+            f"training {label} in a worker process failed "
             f"(exit {done.returncode}):\n{done.stderr[-4000:]}"
         )
-    if _finished_at(run_dir(cfg, name, cache)) < cfg.train.steps:  # a config lost in transit
-        raise RuntimeError(f"the worker process did not train {run_dir(cfg, name, cache)}")
+    for cfg, n in unit:
+        if _finished_at(run_dir(cfg, n, cache)) < cfg.train.steps:  # a config lost in transit
+            raise RuntimeError(f"the worker process did not train {run_dir(cfg, n, cache)}")
 
 
 def _finished_at(folder: Path) -> int:
