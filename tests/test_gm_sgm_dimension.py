@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 import torch
 
@@ -189,3 +190,38 @@ def test_long_study_tables_at_tiny_size(tmp_path, monkeypatch):
     assert (t["adequacy"]["ema_init_share"] == 0).all() and len(t["adequacy"]) == 4 + 2
     assert sorted(set(t["control"]["steps"])) == [8, 16] and len(t["control_excess"]) == 2 * 2 * 2
     assert t["floors"]["floor"].gt(0).all()
+
+
+def test_excess_summary_and_ranges_read_the_seed_means():
+    rows = [
+        {"D": 3, "model": m, "seed": s, "sigma": sig, "excess / optimum": v}
+        for m, base in [("SGM", 1.0), ("GM-SGM", 10.0)]
+        for s in (0, 1)
+        for sig, v in [(0.1, base * (5 + s)), (1.0, base * (1 + s))]
+    ]
+    t = pd.DataFrame(rows)
+    summary = M.excess_summary(t)
+    assert summary.loc[(3, "SGM"), 1.0] == "1.5 [1, 2]"
+    assert summary.loc[(3, "GM-SGM"), 0.1] == "55 [50, 60]"
+    r = M.excess_ranges(t)
+    assert r == {
+        "large_sgm": "1.5-1.5",
+        "large_gmsgm": "15-15",
+        "small_sgm": "5.5-5.5",
+        "small_gmsgm": "55-55",
+    }
+
+
+def test_control_summary_is_gm_sgm_minus_sgm_per_budget():
+    t = pd.DataFrame(
+        [
+            {"D": 7, "steps": st, "iterations": it, "model": m, "relative FD": v}
+            for st, off in [(10, 0.0), (20, -0.5)]
+            for it in (5, 9)
+            for m, v in [("SGM", 1.0 + off), ("GM-SGM", 3.0 + it + off)]
+        ]
+    )
+    s = M.control_summary(t)
+    assert s.loc[(7, 10), ("GM-SGM - SGM", 5)] == pytest.approx(7.0)
+    assert s.loc[(7, 20), ("GM-SGM - SGM", 9)] == pytest.approx(11.0)
+    assert s.loc[(7, 20), ("SGM", 5)] == pytest.approx(0.5)
