@@ -315,7 +315,8 @@ r.round(2)
 # `gm_sgm_dimension.long_study` at D = 256 and 784 with nets chosen by their excess over
 # the optimum (measured first at D = 256 on one seed; the profile's comment says what was
 # tried), three seeds per model, and seed 0 retrained with twice the steps as a control.
-# Its tables are stored in `results/long/gms_dimension.json` and shown here.
+# Its tables are stored in `results/long/gms_dimension.json` (written by
+# `gm_sgm_dimension.store_long()`) and shown here.
 
 # %%
 meta, long = results.load_results(M.LONG_RESULTS, "long")

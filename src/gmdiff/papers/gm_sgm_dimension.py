@@ -581,3 +581,30 @@ def excess_ranges(
             if len(v):
                 out[f"{band}_{name}"] = f"{v.min():.2g}-{v.max():.2g}"
     return out
+
+
+def store_long(path=LONG_RESULTS, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Run :func:`long_study` with the ``long`` profile of configs/studies/gms_dimension.yaml
+    (seeds ``seed``, ``seed`` + 1, ...; one torch thread) and store its tables at ``path``
+    with the profile, seeds, sizes and wall minutes (:func:`gmdiff.results.save_results`);
+    the stored file was made by ``python -c "from gmdiff.papers import gm_sgm_dimension as
+    M; M.store_long()"`` with ``GMDIFF_TRAIN_WORKERS=1``."""
+    import time
+
+    from gmdiff.study import Study
+
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    S = Study.open("gms_dimension", "long")
+    seeds = [seed + k for k in range(len(S["seeds"]))]
+    tables = long_study(S.sizes, seeds)
+    keep = ("dims", "net", "iterations", "n", "excess", "control", "gmm")
+    meta = results.run_meta(
+        "long",
+        seeds=seeds,
+        minutes=(time.perf_counter() - start) / 60,
+        machine="1 CPU core (torch threads 1)",
+        sizes={k: S[k] for k in keep},
+    )
+    results.save_results(path, meta, **tables)
+    return tables
