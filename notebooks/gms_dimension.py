@@ -51,8 +51,9 @@ import numpy as np
 import pandas as pd
 import torch
 from IPython.display import display
+from myst_nb import glue
 
-from gmdiff import plotting
+from gmdiff import plotting, results, stats
 from gmdiff.papers import gm_sgm_dimension as M
 from gmdiff.study import Study
 
@@ -211,6 +212,27 @@ plt.show()
 # iterations grow, as the exact score's do.
 
 # %% [markdown]
+# **Training adequacy.** The data's exact denoiser is known, so each net can be compared
+# with the best its own loss allows (`gm_sgm_dimension.excess_over_optimum`): on fresh
+# inputs $x = x_0 + \tilde\beta\sigma z$ drawn as its training draws them ($\tilde\beta = 1$
+# for the SGM, $\tilde\beta \in \{1, 2\}$ for GM-SGM), the excess
+# $\mathbb E\|D_\theta(x, \sigma) - x_0\|^2 - \mathbb E\|D^*(x, \sigma) - x_0\|^2 \ge 0$ of
+# the net over the exact optimum $D^*$ of that loss (the SGM's posterior mean, GM-SGM's
+# empirical-Bayes mean, `gm_sgm.exact_denoiser`), shown over the optimum's own error: 0 is
+# a perfect fit, 1 twice the irreducible error.
+
+# %%
+# NBVAL_TOLERANCE rel=0.02 abs=0.002  (new cell: not yet compared across CPU kernel paths)
+ci_excess = M.model_names(M.excess_table(train, cfg["dims"], [1.0, 2.0], cfg["seeds"],
+                                         cfg["excess"]["sigmas"], cfg["excess"]["n"]))
+print(f"excess over the exact optimum / the optimum's error, {cfg['excess']['n']} fresh inputs per sigma;")
+print("mean over seeds [seed range]; columns: sigma")
+at = ci_excess[ci_excess["sigma"] == 0.5].groupby(["D", "model"])["excess / optimum"].mean().unstack()
+glue("ci_excess_at_half", "; ".join(f"D = {D}: {r['GM-SGM']:.2g} for GM-SGM, {r['SGM']:.2g} for the SGM"
+                                    for D, r in at.iterrows()), display=False)
+M.excess_summary(ci_excess)
+
+# %% [markdown]
 # ## Fig. 4 again (GMS-10): $r_\text{mean}$ and $r_\text{var}$ at each D
 #
 # $r_\text{mean}(t) = \mathbb E\|\xi_\text{GM}\| / \mathbb E\|\xi_\text{SGM}\|$ and
@@ -265,16 +287,116 @@ r.round(2)
 #    the shell (the exact score's states: 5.3). GM-SGM is *worse* than the SGM at every D and
 #    iteration count, beyond the seed range of the paired gap (D = 16: by 0.02-0.035; D =
 #    64: by 0.33-0.46), so the SGM - GM-SGM gap of Figure 2 is negative throughout and does
-#    not grow towards few iterations. GM-SGM's exact optimum samples at the floor, so its
-#    deficit here is how hard its loss is to fit with a 1,000-step MLP, not its objective.
+#    not grow towards few iterations. GM-SGM's exact optimum samples at the floor, and the
+#    nets are measured against the optimum of their own loss (the table after Figure 2):
+#    at $\sigma$ = 0.5 the excess over the optimum's error is
+#    {glue:text}`ci_excess_at_half`. The GM-SGM nets fit their loss worse than the SGM's
+#    at this budget; the deficit is the fit, not GM-SGM's objective.
 #
 # What this rules out: that the PC discretisation alone, or off-shell queries up to ~5
 # shell widths, produce the paper's collapse; and that the gap appears by D = 64. What it
 # does not rule out: a collapse of a trained network at the 10-60 widths that D = 784-3,072
-# reach at 20-50 iterations, which `ci` does not train (the `full` profile trains D = 256,
-# 784 and 3,072 with the same code); nor anything specific to NCSN++ on natural images.
+# reach at 20-50 iterations, which `ci` does not train (the stored `long` run below trains
+# D = 256 and 784 with nets that learn the data, and finds the two tied; the `full` profile
+# trains D = 256, 784 and 3,072 with the same code); nor anything specific to NCSN++ on
+# natural images.
 # MNIST (D = 784) with a classifier Fréchet distance is not run here.
 #
 # **{claim}`GMS-10`** at D = 16 and 64 (trained nets, 50 iterations, two seeds):
 # $r_\text{mean}$ ranges over 0.92-1.34 along the trajectory, dipping below 1 for every
 # (D, seed), and $r_\text{var}$ over 0.52-2.14, not the paper's 50-150.
+
+# %% [markdown]
+# (gms-dimension-long)=
+# ## At D = 256 and 784: networks that learn the data (the stored `long` run)
+#
+# The `ci` nets are trained at D = 16 and 64 only; at D = 256 and 784 the same 3x256 MLP
+# and budget learn nothing. The `long` profile (`configs/studies/gms_dimension.yaml`) runs
+# `gm_sgm_dimension.long_study` at D = 256 and 784 with nets chosen by their excess over
+# the optimum (measured first at D = 256 on one seed; the profile's comment says what was
+# tried), three seeds per model, and seed 0 retrained with twice the steps as a control.
+# Its tables are stored in `results/long/gms_dimension.json` (written by
+# `gm_sgm_dimension.store_long()`) and shown here.
+
+# %%
+meta, long = results.load_results(M.LONG_RESULTS, "long")
+net = meta["sizes"]["net"]
+print(f"stored run: profile {meta['profile']}, seeds {meta['seeds']}, commit {meta['commit']}, "
+      f"{meta['date']}; {meta['minutes']:.0f} minutes on {meta['machine']}")
+print(f"nets: {net['depth']}x{net['width']} MLP, {net['steps']:,} steps, batch {net['batch']}, lr {net['lr']:g}, "
+      f"EMA {net['ema_decay']} with ramp {net['ema_rampup']}, sigma_data {net['sigma_data']}")
+print("relative FD of exact samples (the floor): "
+      + ", ".join(f"D={r.D}: {r.floor:.3f}" for r in long["floors"].itertuples()))
+long["adequacy"].pivot_table(index=["D", "model", "steps"], values=["ema_init_share", "final_loss", "last-half drop"],
+                             aggfunc="mean").round(3)
+
+# %%
+print("excess over the exact optimum / the optimum's error (mean over seeds [seed range]); columns: sigma")
+M.excess_summary(long["excess"])
+
+# %%
+print("relative FD (mean over seeds [seed range]) and GM-SGM - SGM paired by seed, 95 % interval")
+ls = M.summarize(long["samples"], "relative FD", ["D", "iterations", "model"])
+ls = pd.Series([f"{a:.3f} [{b:.3f}, {c:.3f}]" for a, b, c in zip(ls["mean"], ls["min"], ls["max"], strict=True)],
+               index=ls.index).unstack("model")
+comparison = long["comparison"].set_index(["D", "iterations"])
+ls.join(comparison[["seeds", "difference [95 % CI]", "direction"]])
+
+# %%
+print(f"longer-training control, seed {meta['seeds'][0]}: relative FD at {net['steps']:,} and "
+      f"{net['steps'] * meta['sizes']['control']['longer']:,} steps (columns: PC iterations)")
+display(M.control_summary(long["control"]).round(3))
+print("excess / optimum of the same nets (columns: sigma)")
+M.excess_summary(long["control_excess"], by=["D", "steps", "model"])
+
+# %%
+for key, text in M.excess_ranges(long["excess"]).items():
+    glue(f"long_excess_{key}", text, display=False)
+glue("long_minutes", f"{meta['minutes']:.0f}", display=False)
+glue("long_machine", meta["machine"], display=False)
+glue("long_net", f"{net['depth']}x{net['width']}", display=False)
+glue("long_steps", f"{net['steps']:,}", display=False)
+glue("long_steps_ctl", f"{net['steps'] * meta['sizes']['control']['longer']:,}", display=False)
+glue("long_floor", ", ".join(f"{f:.3f}" for f in long["floors"]["floor"]), display=False)
+glue("long_comparison", stats.in_words(comparison, "at D = {D}, {iterations} iterations"), display=False)
+ctl = M.control_summary(long["control"])["GM-SGM - SGM"]
+glue("long_control", "; ".join(
+    f"D = {D}, {it} iterations: {ctl.loc[(D, net['steps']), it]:+.3f} at {net['steps']:,} steps, "
+    f"{ctl.loc[(D, s), it]:+.3f} at {s:,}"
+    for D, s in ctl.index if s != net["steps"] for it in ctl.columns), display=False)
+
+# %% [markdown]
+# **What the stored `long` run shows** ({glue:text}`long_net` MLPs, {glue:text}`long_steps`
+# steps, three seeds per model; {glue:text}`long_minutes` minutes on
+# {glue:text}`long_machine`).
+#
+# 1. *The nets learn the data where the sampler decides it.* The EMA holds none of the
+#    initialisation (EDM's ramp) and the loss moved by a few per cent at most over the
+#    second half of training (first table). At $\sigma \ge 0.5$, the levels at which a sample settles on
+#    a mixture component, each net's excess over the exact optimum of its own loss is
+#    {glue:text}`long_excess_large_sgm` times the optimum's own error for the SGM and
+#    {glue:text}`long_excess_large_gmsgm` for GM-SGM. (The `ci` recipe does not get there
+#    at these D, measured at D = 256 on one seed; the profile's comment in
+#    `configs/studies/gms_dimension.yaml` says what was tried. EDM's $c_\text{skip}$ with
+#    $\sigma_\text{data}$ = the data's standard deviation, set here by the components'
+#    means, makes the network pass the noise through; the profile sets a smaller
+#    $\sigma_\text{data}$.) At $\sigma \le 0.1$ the excess is
+#    {glue:text}`long_excess_small_sgm` (SGM) and {glue:text}`long_excess_small_gmsgm`
+#    (GM-SGM) times the optimum's error: there the nets remove little of the noise off the
+#    data's rank-4 components (at $\sigma$ = 0.02 they are close to returning $x$), an error
+#    small against the data's variance. The samples' relative FD sits a few times above
+#    the floor of exact samples ({glue:text}`long_floor` at D = 256, 784).
+# 2. *GM-SGM against the SGM at D = 256 and 784: tied.* GM-SGM - SGM relative FD, paired
+#    by seed (95 % interval, three seeds): {glue:text}`long_comparison`. The one cell with
+#    all three seeds on one side is D = 784 at 20 iterations (GM-SGM lower, the paper's
+#    direction); its interval still contains 0.
+# 3. *The longer-training control* (seed 0, D = 784, {glue:text}`long_steps_ctl` steps
+#    instead of {glue:text}`long_steps`): GM-SGM - SGM {glue:text}`long_control`. Both
+#    nets' excess falls with the budget (last table), so neither is at its plateau; the
+#    20-iteration difference keeps GM-SGM ahead and the others stay near 0.
+#
+# So the D = 16 and 64 result (GM-SGM worse) is not what the same comparison gives at
+# D = 256 and 784 with networks that fit their loss: there no difference is resolved at
+# three seeds, with a hint in the paper's direction at 20 iterations and D = 784. This is
+# far from the paper's collapse (the SGM's relative FD stays within a few floors at every
+# iteration count).

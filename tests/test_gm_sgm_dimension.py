@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 import torch
 
@@ -108,3 +109,119 @@ def test_mixture_exact_study_rows_and_floor():
     exact = table[table["model"] == "exact score"].set_index("iterations")["relative FD"]
     # 30 exact-score iterations land within a few floors of exact samples
     assert exact[30] < 5 * floors[3] + 0.02
+
+
+@pytest.mark.parametrize("scales", [(1.0,), (1.0, 2.0)])
+def test_excess_over_optimum_is_zero_for_the_exact_denoiser(scales):
+    from gmdiff.papers import gm_sgm as G
+
+    prior = data.seeded_low_rank_gmm(6, 3, 2, 0)
+    t = M.excess_over_optimum(
+        G.exact_denoiser(prior, scales), prior, [0.05, 0.5, 3.0], scales, n=200
+    )
+    assert list(t["sigma"]) == [0.05, 0.5, 3.0]
+    assert t["excess"].abs().max() < 1e-5 * t["MSE optimum"].max()  # float32 round trip only
+    assert (t["MSE optimum"] > 0).all()
+
+
+def test_excess_of_a_scaled_optimum_is_c_minus_1_squared_times_its_norm():
+    """D = c D*: E||c D* - x0||^2 - E||D* - x0||^2 = (c - 1)^2 E||D*||^2, since
+    E<D*, D* - x0> = 0 for the posterior mean."""
+    from gmdiff.papers import gm_sgm as G
+
+    prior = data.seeded_low_rank_gmm(5, 2, 2, 0)
+    opt, c, sigma = G.exact_denoiser(prior, (1.0,)), 1.3, 0.7
+    t = M.excess_over_optimum(lambda x, s: c * opt(x, s), prior, [sigma], (1.0,), n=4000)
+    g = torch.Generator().manual_seed(5)
+    x0 = prior.sample(20000, g)
+    x = x0 + sigma * torch.randn(x0.shape, generator=g, dtype=x0.dtype)
+    want = (c - 1) ** 2 * float(opt(x, torch.full((len(x),), sigma)).pow(2).sum(1).mean())
+    row = t.iloc[0]
+    assert want > 0.1
+    assert abs(row["excess"] - want) < 4 * row["excess s.e."] + 0.02 * want
+    assert row["excess / optimum"] == pytest.approx(row["excess"] / row["MSE optimum"])
+
+
+def test_excess_sees_the_wrong_optimum_and_refuses_bad_input():
+    """The SGM's optimum judged under GM-SGM's noise (beta~ in {1, 2}) is not optimal there."""
+    from gmdiff.papers import gm_sgm as G
+
+    prior = data.seeded_low_rank_gmm(6, 3, 2, 0)
+    t = M.excess_over_optimum(G.exact_denoiser(prior, (1.0,)), prior, [1.0], (1.0, 2.0), n=2000)
+    assert t["excess"].iloc[0] > 4 * t["excess s.e."].iloc[0]
+    with pytest.raises(ValueError, match="sigmas"):
+        M.excess_over_optimum(G.exact_denoiser(prior), prior, [0.0], n=10)
+    with pytest.raises(ValueError, match="n must be"):
+        M.excess_over_optimum(G.exact_denoiser(prior), prior, [1.0], n=1)
+    with pytest.raises(ValueError, match="scales"):
+        M.excess_over_optimum(G.exact_denoiser(prior), prior, [1.0], (0.0, 2.0), n=10)
+
+
+def test_long_study_tables_at_tiny_size(tmp_path, monkeypatch):
+    """The long profile's path (nets, paired comparison, excess, adequacy, control) tiny."""
+    monkeypatch.setenv("GMDIFF_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("GMDIFF_TRAIN_WORKERS", "1")
+    sizes = {
+        "net": {
+            "width": 8,
+            "depth": 1,
+            "steps": 8,
+            "batch": 8,
+            "lr": 1e-3,
+            "ema_rampup": 0.05,
+            "sigma_data": 0.3,
+        },
+        "gmm": {"k": 2, "rank": 1},
+        "dims": [3],
+        "iterations": [4],
+        "n": 24,
+        "excess": {"sigmas": [0.1, 1.0], "n": 16},
+        "control": {"dims": [3], "longer": 2},
+    }
+    t = M.long_study(sizes, [0, 1])
+    assert set(t["samples"]["model"]) == {"SGM", "GM-SGM"} and len(t["samples"]) == 2 * 2
+    row = t["comparison"].iloc[0]
+    assert (
+        row["comparison"] == "GM-SGM - SGM"
+        and row["seeds"] == 2
+        and row["direction"] in ("better", "worse", "tied")
+    )
+    assert len(t["excess"]) == 2 * 2 * 2 and t["excess"]["excess / optimum"].notna().all()
+    assert (t["adequacy"]["ema_init_share"] == 0).all() and len(t["adequacy"]) == 4 + 2
+    assert sorted(set(t["control"]["steps"])) == [8, 16] and len(t["control_excess"]) == 2 * 2 * 2
+    assert t["floors"]["floor"].gt(0).all()
+
+
+def test_excess_summary_and_ranges_read_the_seed_means():
+    rows = [
+        {"D": 3, "model": m, "seed": s, "sigma": sig, "excess / optimum": v}
+        for m, base in [("SGM", 1.0), ("GM-SGM", 10.0)]
+        for s in (0, 1)
+        for sig, v in [(0.1, base * (5 + s)), (1.0, base * (1 + s))]
+    ]
+    t = pd.DataFrame(rows)
+    summary = M.excess_summary(t)
+    assert summary.loc[(3, "SGM"), 1.0] == "1.5 [1, 2]"
+    assert summary.loc[(3, "GM-SGM"), 0.1] == "55 [50, 60]"
+    r = M.excess_ranges(t)
+    assert r == {
+        "large_sgm": "1.5-1.5",
+        "large_gmsgm": "15-15",
+        "small_sgm": "5.5-5.5",
+        "small_gmsgm": "55-55",
+    }
+
+
+def test_control_summary_is_gm_sgm_minus_sgm_per_budget():
+    t = pd.DataFrame(
+        [
+            {"D": 7, "steps": st, "iterations": it, "model": m, "relative FD": v}
+            for st, off in [(10, 0.0), (20, -0.5)]
+            for it in (5, 9)
+            for m, v in [("SGM", 1.0 + off), ("GM-SGM", 3.0 + it + off)]
+        ]
+    )
+    s = M.control_summary(t)
+    assert s.loc[(7, 10), ("GM-SGM - SGM", 5)] == pytest.approx(7.0)
+    assert s.loc[(7, 20), ("GM-SGM - SGM", 9)] == pytest.approx(11.0)
+    assert s.loc[(7, 20), ("SGM", 5)] == pytest.approx(0.5)

@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from gmdiff import metrics, runs
+from gmdiff import metrics, results, runs
 from gmdiff.papers import gm_sgm as G
 from gmdiff.samplers import ve_pc
 from gmdiff.schedules import VE
@@ -302,6 +302,47 @@ def floor_fd(prior, n: int, seeds: Sequence[int]) -> float:
     return metrics.noise_floor(measure, seeds).mean
 
 
+def mlp_config(cfg: dict, k: int, rank: int, D: int, beta: float, seed: int, device: str = "cpu"):
+    """(run config, cache name) of one net of the study: an MLP (EDM preconditioning,
+    ``cfg['width']`` x ``cfg['depth']``) on :func:`gmm_data`, trained with GM-SGM's Alg. 1
+    noise ({"name": "gm_sgm", "beta": beta}; beta = 1 is the SGM) on the VE schedule with
+    sigma_min 0.01 and sigma_max from :func:`sigma_max_rule` on 1,000 data points
+    (``cfg``: width, depth, steps, batch, lr, ema_decay and optionally ema_rampup and
+    sigma_data, EDM's c_skip scale, default the 1,000 points' standard deviation)."""
+    from gmdiff import data
+
+    x = data.seeded_low_rank_gmm(D, k, rank, 0).sample(1000, torch.Generator().manual_seed(0))
+    model = {
+        "net": "toy_mlp",
+        "overrides": {
+            "dim": D,
+            "width": cfg["width"],
+            "depth": cfg["depth"],
+            "embedding": "fourier",
+        },
+        "precond": "edm",
+        "sigma_data": cfg.get("sigma_data", round(float(x.std()), 3)),
+    }
+    schedule = {
+        "name": "ve",
+        "options": {"sigma_min": 0.01, "sigma_max": round(sigma_max_rule(x), 2)},
+    }
+    rc = G.dsm_config(
+        gmm_data(D, k, rank),
+        model,
+        schedule,
+        {"name": "gm_sgm", "beta": float(beta)},
+        steps=cfg["steps"],
+        batch=cfg["batch"],
+        lr=cfg["lr"],
+        ema_decay=cfg.get("ema_decay", 0.999),
+        ema_rampup=cfg.get("ema_rampup", 0.0),
+        seed=seed,
+        device=device,
+    )
+    return rc, f"gms-dim{D}"
+
+
 def mlp_trainer(
     cfg: dict,
     k: int,
@@ -309,53 +350,17 @@ def mlp_trainer(
     device: str = "cpu",
     bank: Iterable[tuple[int, float, int]] = (),
 ):
-    """``train(D, beta, seed) -> (EMA denoiser, VE schedule, analytic prior)``: an MLP
-    (EDM preconditioning, ``cfg['width']`` x ``cfg['depth']``) on :func:`gmm_data`,
-    trained by :func:`gmdiff.runs.load_or_train` (``cfg``: steps, batch, lr, ema_decay) with
-    GM-SGM's Alg. 1 noise
-    ({"name": "gm_sgm", "beta": beta}; beta = 1 is the SGM) on the VE schedule with
-    sigma_min 0.01 and sigma_max from :func:`sigma_max_rule` on 1,000 data points.
+    """``train(D, beta, seed) -> (EMA denoiser, VE schedule, analytic prior)``: the net of
+    :func:`mlp_config` trained by :func:`gmdiff.runs.load_or_train` (cached by its config).
     The ``(D, beta, seed)`` of ``bank`` are trained first, side by side
     (:func:`gmdiff.runs.load_or_train_many`)."""
     from gmdiff import data
 
-    def job(D: int, beta: float, seed: int):
-        x = data.seeded_low_rank_gmm(D, k, rank, 0).sample(1000, torch.Generator().manual_seed(0))
-        model = {
-            "net": "toy_mlp",
-            "overrides": {
-                "dim": D,
-                "width": cfg["width"],
-                "depth": cfg["depth"],
-                "embedding": "fourier",
-            },
-            "precond": "edm",
-            "sigma_data": round(float(x.std()), 3),
-        }
-        schedule = {
-            "name": "ve",
-            "options": {"sigma_min": 0.01, "sigma_max": round(sigma_max_rule(x), 2)},
-        }
-        rc = G.dsm_config(
-            gmm_data(D, k, rank),
-            model,
-            schedule,
-            {"name": "gm_sgm", "beta": float(beta)},
-            steps=cfg["steps"],
-            batch=cfg["batch"],
-            lr=cfg["lr"],
-            ema_decay=cfg.get("ema_decay", 0.999),
-            ema_rampup=cfg.get("ema_rampup", 0.0),
-            seed=seed,
-            device=device,
-        )
-        return rc, f"gms-dim{D}"
-
     def train(D: int, beta: float, seed: int):
-        run = runs.load_or_train(*job(D, beta, seed))[0]
+        run = runs.load_or_train(*mlp_config(cfg, k, rank, D, beta, seed, device))[0]
         return run.denoiser, run.schedule, data.seeded_low_rank_gmm(D, k, rank, 0)
 
-    runs.load_or_train_many([job(*b) for b in bank])
+    runs.load_or_train_many([mlp_config(cfg, k, rank, *b, device=device) for b in bank])
     return train
 
 
@@ -381,3 +386,225 @@ def relative_offset_isotropic(D: int, steps: int, sigma_min: float = 0.01) -> fl
     x = torch.randn(1000, D, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     r = pc_gaussian_recursion(lam, VE(sigma_min=sigma_min, sigma_max=sigma_max_rule(x)), steps)
     return float(r["predictor"][steps // 2] / math.sqrt(D / 2))
+
+
+# --------------------------------------------------------------------------------------
+# Training adequacy: a trained denoiser against the exact optimum of its own loss
+# --------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def excess_over_optimum(
+    denoiser: Callable,
+    prior,
+    sigmas: Sequence[float],
+    scales: Sequence[float] = (1.0,),
+    n: int = 2000,
+    seed: int = 0,
+    chunk: int = 1000,
+) -> pd.DataFrame:
+    """How far a trained denoiser is from the best its loss allows, on fresh samples.
+
+    Inputs as training corrupts them: x = x_0 + beta~ sigma z, x_0 from the analytic
+    ``prior``, beta~ = ``scales[k]`` with equal probability (``(1,)``: the SGM; ``(1, 2)``:
+    GM-SGM's Alg. 1), and the net is asked D(x, sigma) as in training. The optimum of the
+    DSM loss under that corruption is the posterior mean D*(x, sigma) =
+    E[x_0 | x] (:func:`gmdiff.papers.gm_sgm.exact_denoiser`, GM-SGM Eq. 13), so for every
+    denoiser E||D(x, sigma) - x_0||^2 = E||D* - x_0||^2 + E||D - D*||^2 and
+
+        excess(sigma) = E||D(x, sigma) - x_0||^2 - E||D*(x, sigma) - x_0||^2 >= 0,
+
+    0 only for the optimum. One row per sigma: both mean squared errors (summed over the
+    D coordinates, averaged over ``n`` samples; the same x_0, z and beta~ for both), the
+    excess with its standard error (the per-sample differences), and the excess over the
+    optimum's error ("excess / optimum": 0 is a perfect fit, 1 an error twice the
+    irreducible one). ``seed`` fixes the draws; ``chunk`` rows per network call."""
+    if n < 2:
+        raise ValueError(f"n must be >= 2 for a standard error, got {n}")
+    scales = tuple(float(b) for b in scales)
+    if not scales or min(scales) <= 0:
+        raise ValueError(f"scales must be positive noise multipliers, got {scales}")
+    if min(float(s) for s in sigmas) <= 0:
+        raise ValueError(f"sigmas must be > 0, got {list(sigmas)}")
+    optimum = G.exact_denoiser(prior, scales)
+    gen = torch.Generator().manual_seed(seed)
+    rows = []
+    for sigma in sigmas:
+        x0 = prior.sample(n, gen).double()
+        pick = torch.randint(len(scales), (n,), generator=gen)
+        b = torch.tensor(scales, dtype=x0.dtype)[pick]
+        x = x0 + float(sigma) * b[:, None] * torch.randn(x0.shape, generator=gen, dtype=x0.dtype)
+        s = torch.full((n,), float(sigma), dtype=x0.dtype)
+        err_opt = (optimum(x, s) - x0).pow(2).sum(1)
+        d = torch.cat([denoiser(x[i : i + chunk].float(), s[i : i + chunk].float()).double()
+                       for i in range(0, n, chunk)])  # fmt: skip
+        err_net = (d.reshape(x0.shape) - x0).pow(2).sum(1)
+        diff = err_net - err_opt
+        rows.append(
+            {
+                "sigma": float(sigma),
+                "MSE optimum": float(err_opt.mean()),
+                "MSE net": float(err_net.mean()),
+                "excess": float(diff.mean()),
+                "excess s.e.": float(diff.std() / math.sqrt(n)),
+                "excess / optimum": float(diff.mean() / err_opt.mean()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def excess_table(
+    train: Callable[[int, float, int], tuple[Callable, VE, object]],
+    dims: Sequence[int],
+    betas: Sequence[float],
+    seeds: Sequence[int],
+    sigmas: Sequence[float],
+    n: int,
+) -> pd.DataFrame:
+    """:func:`excess_over_optimum` of every net ``train(D, beta, seed)``, each under its own
+    training noise (beta~ in {1, beta}: beta = 1 is the SGM), on ``n`` fresh samples per
+    sigma (draw seed 1000 + the training seed). One row per (D, beta, seed, sigma)."""
+    parts = []
+    for D in dims:
+        for b in betas:
+            for s in seeds:
+                den, _, prior = train(D, b, s)
+                e = excess_over_optimum(den, prior, sigmas, (1.0, float(b)), n, seed=1000 + s)
+                parts.append(e.assign(D=D, beta=float(b), seed=s))
+    cols = ["D", "beta", "seed"]
+    out = pd.concat(parts, ignore_index=True)
+    return out[cols + [c for c in out.columns if c not in cols]]
+
+
+def model_names(table: pd.DataFrame, betas: Sequence[float] = (1.0, 2.0)) -> pd.DataFrame:
+    """``table`` with a ``model`` column: "SGM" for beta = ``betas[0]``, "GM-SGM" for the other."""
+    return table.assign(
+        model=table["beta"].map({float(betas[0]): "SGM", float(betas[1]): "GM-SGM"})
+    )
+
+
+def long_study(sizes: dict, seeds: Sequence[int], device: str = "cpu") -> dict[str, pd.DataFrame]:
+    """The stored evidence of GMS-6 at the dimension (the ``long`` profile of
+    configs/studies/gms_dimension.yaml), as tables:
+
+    ``samples``
+        :func:`trained_study` at ``sizes['dims']`` x ``seeds`` x ``sizes['iterations']``
+        (relative FD and shell distance; SGM and GM-SGM, beta = 2), with ``model``;
+    ``comparison``
+        GM-SGM - SGM relative FD per (D, iterations), paired by seed, with its 95 % interval
+        and direction word (:func:`gmdiff.stats.paired_table`; "better": GM-SGM lower);
+    ``excess``
+        every net's :func:`excess_table` over ``sizes['excess']['sigmas']``;
+    ``adequacy``
+        each net's :meth:`gmdiff.runs.Run.adequacy` (EMA share of the initialisation, loss);
+    ``control`` / ``control_excess``
+        the first seed retrained with ``sizes['control']['longer']`` times the steps at
+        ``sizes['control']['dims']``, beside the same seed at the profile's budget (a
+        ``steps`` column);
+    ``floors``
+        the relative FD of ``sizes['n']`` exact samples per D (:func:`floor_fd`)."""
+    from gmdiff import data, stats
+
+    net, gmm, betas = sizes["net"], sizes["gmm"], (1.0, 2.0)
+    dims, iters, n = sizes["dims"], sizes["iterations"], sizes["n"]
+    ex = sizes["excess"]
+    ctl = sizes["control"]
+    longer = {**net, "steps": net["steps"] * int(ctl["longer"])}
+    bank = [(D, b, s) for D in dims for b in betas for s in seeds]
+    ctl_bank = [(D, b, seeds[0]) for D in ctl["dims"] for b in betas]
+    train = mlp_trainer(net, **gmm, device=device, bank=bank)
+    train_long = mlp_trainer(longer, **gmm, device=device)
+    samples, _ = trained_study(train, dims, betas, seeds, iters, n, ratio_iterations=[])
+    samples = model_names(samples)
+    comparison = stats.paired_table(
+        samples, "relative FD", "model", [("GM-SGM", "SGM")], by=["D", "iterations"]
+    )
+    excess = model_names(excess_table(train, dims, betas, seeds, ex["sigmas"], ex["n"]))
+    adequacy = []
+    for cfg, (D, b, s) in [(net, k) for k in bank] + [(longer, k) for k in ctl_bank]:
+        run = runs.load_or_train(*mlp_config(cfg, gmm["k"], gmm["rank"], D, b, s, device))[0]
+        adequacy.append({"D": D, "beta": b, "seed": s} | run.adequacy())
+    adequacy = model_names(pd.DataFrame(adequacy))
+    ctl_samples, _ = trained_study(
+        train_long, ctl["dims"], betas, [seeds[0]], iters, n, ratio_iterations=[]
+    )
+    base = samples[(samples["seed"] == seeds[0]) & samples["D"].isin(ctl["dims"])]
+    control = pd.concat([base.assign(steps=net["steps"]), model_names(ctl_samples).assign(steps=longer["steps"])],
+                        ignore_index=True)  # fmt: skip
+    ctl_ex = model_names(
+        excess_table(train_long, ctl["dims"], betas, [seeds[0]], ex["sigmas"], ex["n"])
+    )
+    base_ex = excess[(excess["seed"] == seeds[0]) & excess["D"].isin(ctl["dims"])]
+    control_excess = pd.concat([base_ex.assign(steps=net["steps"]), ctl_ex.assign(steps=longer["steps"])],
+                               ignore_index=True)  # fmt: skip
+    priors = {D: data.seeded_low_rank_gmm(D, gmm["k"], gmm["rank"], 0) for D in dims}
+    floors = pd.DataFrame([{"D": D, "floor": floor_fd(p, n, [0, 1])} for D, p in priors.items()])
+    return {"samples": samples, "comparison": comparison.reset_index(), "excess": excess, "adequacy": adequacy,
+            "control": control, "control_excess": control_excess, "floors": floors}  # fmt: skip
+
+
+#: Where :func:`long_study`'s tables are stored (``results.save_results``) for the chapter.
+LONG_RESULTS = results.ROOT / "long" / "gms_dimension.json"
+
+
+def excess_summary(
+    excess: pd.DataFrame, value: str = "excess / optimum", by: Sequence[str] = ("D", "model")
+) -> pd.DataFrame:
+    """:func:`excess_table` rows (with ``model``) as text, "mean [seed range]" of ``value``
+    over the seeds (three significant digits; one seed: its value), rows ``by``, columns
+    sigma."""
+    g = excess.groupby([*by, "sigma"])[value]
+    text = [f"{a:.3g} [{b:.3g}, {c:.3g}]" if n > 1 else f"{a:.3g}"
+            for a, b, c, n in zip(g.mean(), g.min(), g.max(), g.count(), strict=True)]  # fmt: skip
+    return pd.Series(text, index=g.mean().index, name=value).unstack("sigma")
+
+
+def control_summary(control: pd.DataFrame, value: str = "relative FD") -> pd.DataFrame:
+    """The longer-training control (:func:`long_study`'s ``control``): ``value`` per (D,
+    steps) and model at each iteration count, and GM-SGM - SGM (> 0: GM-SGM worse)."""
+    wide = control.pivot_table(index=["D", "steps", "iterations"], columns="model", values=value)
+    wide["GM-SGM - SGM"] = wide["GM-SGM"] - wide["SGM"]
+    return wide[["SGM", "GM-SGM", "GM-SGM - SGM"]].unstack("iterations")
+
+
+def excess_ranges(
+    excess: pd.DataFrame, threshold: float = 0.5, value: str = "excess / optimum"
+) -> dict[str, str]:
+    """ "min-max" (two significant digits) of ``value``'s mean over seeds, over D and the
+    sigmas of a band, per model: keys ``large_sgm`` / ``large_gmsgm`` (sigma >= ``threshold``)
+    and ``small_sgm`` / ``small_gmsgm`` (below), for prose."""
+    mean = excess.groupby(["D", "model", "sigma"])[value].mean().reset_index()
+    out = {}
+    for band, rows in [("large", mean["sigma"] >= threshold), ("small", mean["sigma"] < threshold)]:
+        for model, name in [("SGM", "sgm"), ("GM-SGM", "gmsgm")]:
+            v = mean.loc[rows & (mean["model"] == model), value]
+            if len(v):
+                out[f"{band}_{name}"] = f"{v.min():.2g}-{v.max():.2g}"
+    return out
+
+
+def store_long(path=LONG_RESULTS, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Run :func:`long_study` with the ``long`` profile of configs/studies/gms_dimension.yaml
+    (seeds ``seed``, ``seed`` + 1, ...; one torch thread) and store its tables at ``path``
+    with the profile, seeds, sizes and wall minutes (:func:`gmdiff.results.save_results`);
+    the stored file was made by ``python -c "from gmdiff.papers import gm_sgm_dimension as
+    M; M.store_long()"`` with ``GMDIFF_TRAIN_WORKERS=1``."""
+    import time
+
+    from gmdiff.study import Study
+
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    S = Study.open("gms_dimension", "long")
+    seeds = [seed + k for k in range(len(S["seeds"]))]
+    tables = long_study(S.sizes, seeds)
+    keep = ("dims", "net", "iterations", "n", "excess", "control", "gmm")
+    meta = results.run_meta(
+        "long",
+        seeds=seeds,
+        minutes=(time.perf_counter() - start) / 60,
+        machine="1 CPU core (torch threads 1)",
+        sizes={k: S[k] for k in keep},
+    )
+    results.save_results(path, meta, **tables)
+    return tables
