@@ -46,6 +46,7 @@ import torch
 import yaml
 from torch import Tensor
 
+from gmdiff import data, metrics
 from gmdiff.config import REPO, RunConfig, load_config
 
 STUDY_DIR = REPO / "configs" / "studies"
@@ -67,15 +68,7 @@ class Dataset:
 
 
 def _check_cifar10(root: Path) -> None:
-    from gmdiff.data import load_cifar10
-
-    load_cifar10(root, train=False)  # the 10,000 test images: the layout, fast
-
-
-def _check_mnist(root: Path) -> None:
-    from gmdiff.data import mnist_file
-
-    mnist_file(root)
+    data.load_cifar10(root, train=False)  # the 10,000 test images: the layout, fast
 
 
 DATASETS: dict[str, Dataset] = {
@@ -86,7 +79,7 @@ DATASETS: dict[str, Dataset] = {
     "celeba64": Dataset("FID", "CelebA 64x64", "a folder of aligned CelebA images (gmdiff.data.load_celeba64)"),
     "mnist32": Dataset(
         "FID", "MNIST padded to 32x32", "the folder with MNIST's train-images-idx3-ubyte[.gz] (gmdiff.data.mnist_file)",
-        _check_mnist,
+        data.mnist_file,
     ),
 }  # fmt: skip
 
@@ -126,8 +119,6 @@ class Images:
     def load(self, n: int | None = None) -> tuple[Tensor, Tensor | None]:
         """The real images (N, C, H, W) in [-1, 1] and their labels (None where the set has
         none); CelebA-64's first ``n`` images (the folder is read lazily)."""
-        from gmdiff import data
-
         if self.name == "digits8x8":
             return data.digits8x8()
         if self.name == "cifar10":
@@ -150,8 +141,6 @@ class Images:
     def features(self, device: str = "cpu") -> Callable[[Tensor], Tensor]:
         """The metric's feature map, images (N, C, H, W) in [-1, 1] -> (N, F): the digit
         classifier's penultimate layer or clean-fid's Inception network on ``device``."""
-        from gmdiff import metrics
-
         classifier = self.classifier()
         if classifier is not None:
             return lambda x: metrics.classifier_features(classifier, x)
@@ -160,11 +149,9 @@ class Images:
     def frechet(self, reference: Tensor, device: str = "cpu") -> Callable[[Tensor], float]:
         """x -> the metric (FD-digits or FID) of images x, clipped to [-1, 1] as images are
         stored, against ``reference``, whose features are computed once."""
-        from gmdiff.metrics import frechet_distance_features
-
         features = self.features(device)
         ref = features(reference)
-        return lambda x: frechet_distance_features(features(x.clamp(-1, 1)), ref)
+        return lambda x: metrics.frechet_distance_features(features(x.clamp(-1, 1)), ref)
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -273,7 +260,5 @@ def _images(
     if spec.check is not None:
         spec.check(Path(data_dir))
     if scores and spec.metric == "FID":
-        from gmdiff.metrics import inception_weights_dir
-
-        inception_weights_dir()
+        metrics.inception_weights_dir()
     return Images(name, Path(data_dir))
