@@ -319,3 +319,52 @@ def test_training_curves_use_the_same_queries_for_every_step():
     assert (order.xs("Gaussian", level="model")["final / closest"] == math.inf).all()
     with pytest.raises(ValueError, match="snapshots"):
         gn.training_curves({}, {"Gaussian": g}, x, [1.0], n=4, seed=0)
+
+
+# -- across seeds: prose from per-seed tables ------------------------------------------------
+
+
+def test_closeness_row_flattens_the_intervals():
+    close = {
+        "share closer": 0.6,
+        "share CI": (0.51, 0.68),
+        "mean difference": 0.05,
+        "difference CI": (0.03, 0.07),
+        "Wilcoxon p": 1e-4,
+    }
+    row = gn.closeness_row(close)
+    assert row["share CI low"] == 0.51 and row["share CI high"] == 0.68
+    assert (row["difference CI low"], row["difference CI high"]) == (0.03, 0.07)
+    assert row["mean difference"] == 0.05 and row["Wilcoxon p"] == 1e-4
+
+
+def test_span_collapses_equal_ends_and_refuses_empty():
+    assert gn.span([0.481, 0.753, 0.45], "{:.0%}") == "45%-75%"
+    assert gn.span([20, 10, 20]) == "10-20"
+    assert gn.span([64.0, 64.0]) == "64"
+    assert gn.span([1797 / 20, 1797 / 10], "{:.0f}") == "90-180"
+    with pytest.raises(ValueError):
+        gn.span([])
+    with pytest.raises(ValueError):
+        gn.span([1.0, float("nan")])
+
+
+def test_sci_span_shares_the_power_of_the_largest_value():
+    assert gn.sci_span([0.00182, 0.0026, 0.0021]) == "1.8-2.6 × 10⁻³"
+    assert gn.sci_span([0.00094, 0.0026]) == "0.9-2.6 × 10⁻³"
+    assert gn.sci_span([0.0102]) == "1.0 × 10⁻²"
+    assert gn.sci_span([0.003, 0.0023]) == "2.3-3.0 × 10⁻³"
+    assert gn.sci_span([3.0, 4.5]) == "3.0-4.5"
+    assert gn.sci_span([120.0, 250.0], digits=3) == "1.20-2.50 × 10²"
+    with pytest.raises(ValueError):
+        gn.sci_span([1.0], digits=0)
+
+
+def test_seed_words_groups_equal_values():
+    assert gn.seed_words({0: 20, 1: 10, 2: 10}) == "20 for seed 0 and 10 for seeds 1 and 2"
+    assert gn.seed_words({0: 20, 1: 20, 2: 20}) == "20 for every seed"
+    assert gn.seed_words({0: 5, 1: 10, 2: 5}) == "5 for seeds 0 and 2 and 10 for seed 1"
+    assert gn.seed_words({0: 1, 1: 2, 2: 3}) == "1 for seed 0, 2 for seed 1 and 3 for seed 2"
+    assert gn.seed_words({1: 10}) == "10 for seed 1"
+    with pytest.raises(ValueError):
+        gn.seed_words({})

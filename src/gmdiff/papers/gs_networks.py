@@ -15,7 +15,9 @@ comparisons are then between objects with a ``score(x, sigma)`` method:
 * GS-9 (Figs. 9, 10): :func:`kmeans_gmm`, :func:`truncate_rank`, :func:`gmm_sweep`,
   :func:`minimal_rank`, :func:`best_modes`;
 * GS-10 (Figs. 11, 13): :func:`plane_through`, :func:`plane_field`;
-* GS-11 (Fig. 12): :func:`training_curves`, :func:`learning_order`.
+* GS-11 (Fig. 12): :func:`training_curves`, :func:`learning_order`;
+* across seeds (the chapters' prose, glued from the stacked per-seed tables):
+  :func:`closeness_row`, :func:`span`, :func:`sci_span`, :func:`seed_words`.
 
 Networks are never trained here: the chapters take them from :mod:`gmdiff.zoo`.
 """
@@ -623,3 +625,74 @@ def learning_order(curves: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------
+# Across seeds: the prose's seed ranges, from the stacked per-seed tables
+# ----------------------------------------------------------------------------------------
+
+
+def closeness_row(close: Mapping[str, object]) -> dict[str, float]:
+    """:func:`paired_closeness`'s answer as one flat table row (its intervals split into
+    low and high columns), for a stored per-seed table."""
+    (lo, hi), (dlo, dhi) = close["share CI"], close["difference CI"]
+    return {
+        "share closer": float(close["share closer"]),
+        "share CI low": float(lo),
+        "share CI high": float(hi),
+        "mean difference": float(close["mean difference"]),
+        "difference CI low": float(dlo),
+        "difference CI high": float(dhi),
+        "Wilcoxon p": float(close["Wilcoxon p"]),
+    }
+
+
+def _values(values) -> np.ndarray:
+    v = np.asarray(list(values), dtype=float)
+    if v.size == 0 or not np.isfinite(v).all():
+        raise ValueError(f"need finite values, got {list(values)}")
+    return v
+
+
+def span(values, fmt: str = "{:g}") -> str:
+    """The range of ``values`` as prose: "lo-hi" with each end formatted by ``fmt``, or one
+    value when both ends format alike (e.g. seeds that agree)."""
+    v = _values(values)
+    lo, hi = fmt.format(v.min()), fmt.format(v.max())
+    return lo if lo == hi else f"{lo}-{hi}"
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def sci_span(values, digits: int = 2) -> str:
+    """:func:`span` in scientific notation with one power of ten, that of the largest
+    magnitude: "1.8-2.6 × 10⁻³" (the largest with ``digits`` significant digits, the
+    others with as many decimals)."""
+    if digits < 1:
+        raise ValueError(f"digits must be >= 1, got {digits}")
+    v = _values(values)
+    top = np.abs(v).max()
+    e = int(np.floor(np.log10(top))) if top > 0 else 0
+    mantissas = span(v / 10.0**e, f"{{:.{digits - 1}f}}")
+    return mantissas if e == 0 else f"{mantissas} × 10{str(e).translate(_SUPERSCRIPT)}"
+
+
+def seed_words(values: Mapping[int, object]) -> str:
+    """Per-seed values as prose, seeds with equal values grouped in first-seen order:
+    "20 for every seed", or "20 for seed 0 and 10 for seeds 1 and 2"."""
+    if not values:
+        raise ValueError("values is empty: pass {seed: value}")
+
+    def words(items: list) -> str:
+        items = [str(i) for i in items]
+        return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+    groups: dict[str, list[int]] = {}
+    for s, v in values.items():
+        groups.setdefault(str(v), []).append(s)
+    if len(groups) == 1 and len(values) > 1:
+        return f"{next(iter(groups))} for every seed"
+    return words(
+        f"{v} for seed{'s' if len(ss) > 1 else ''} {words(ss)}" for v, ss in groups.items()
+    )
