@@ -627,12 +627,12 @@ def test_printed_eq22_mean_does_not_check_out():
 
 def reading_noise(reading: str, lam: float = 1.0) -> OffsetMixtureNoise:
     """The forward noise of configs/gm_ddpm_toy.yaml under ``reading`` (the net config's)."""
-    from gmdiff.config import load_config
+    from gmdiff.config import load_config, run_file
     from gmdiff.nets import get_config
-    from gmdiff.papers.gm_ddpm import CONFIG_DIR, READINGS
+    from gmdiff.papers.gm_ddpm import READINGS
 
     sets = [*READINGS[reading], f"model.overrides.lam={lam}"]
-    cfg = load_config(CONFIG_DIR / "gm_ddpm_toy.yaml", sets)
+    cfg = load_config(run_file("configs/gm_ddpm_toy.yaml"), sets)
     return get_config(cfg.model.net, **cfg.model.overrides).noise
 
 
