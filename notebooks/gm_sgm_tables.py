@@ -53,7 +53,7 @@ data_dir = "data"
 dataset = None  # full profile: None = CIFAR-10 (Tables 1, 3, 4) or "celeba64" (Tables 2, 5)
 results_dir = ""  # a folder: keep this run's digits results there as JSON (the long profile)
 
-# %%
+# %% tags=["hide-input"]
 import os
 import time
 from pathlib import Path

@@ -54,7 +54,7 @@ profile = "ci"
 seed = 0
 data_dir = None
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch

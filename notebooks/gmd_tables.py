@@ -56,7 +56,7 @@ seed = 0
 data_dir = None
 results_dir = ""  # a folder: run the readings study and keep it there (results/long)
 
-# %%
+# %% tags=["hide-input"]
 import time
 from pathlib import Path
 

@@ -45,7 +45,7 @@ profile = "ci"
 seed = 0
 data_dir = None
 
-# %%
+# %% tags=["hide-input"]
 import pandas as pd
 import torch
 

@@ -45,7 +45,7 @@
 profile = "ci"
 seed = 0  # the first training seed; the profile's other seeds follow it
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

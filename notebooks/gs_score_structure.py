@@ -50,7 +50,7 @@ data_dir = None  # profile "full": the folder holding MNIST's train-images-idx3-
 seeds = [0, 1, 2]  # the seeds the verdicts show: this run's, the others' stored runs
 results_dir = ""  # where to store this seed's tables (results/seeds for the stored runs)
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

@@ -43,7 +43,7 @@ data_dir = None  # full profile: a folder with MNIST's train-images-idx3-ubyte[.
 seeds = [0, 1, 2]  # the seeds the verdict shows: this run's, the others' stored runs
 results_dir = ""  # where to store this seed's tables (results/seeds for the stored runs)
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch

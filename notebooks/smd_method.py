@@ -38,7 +38,7 @@ seed = 0
 seeds = [0, 1, 2]  # the seeds the last section shows: this run's, the others' stored runs
 results_dir = ""  # where to store this seed's tables (results/seeds for the stored runs)
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

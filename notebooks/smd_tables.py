@@ -42,7 +42,7 @@ data_dir = None
 seeds = [0, 1, 2]  # the seeds the verdict section shows: this run's, the others' stored runs
 results_dir = ""  # where to store this seed's tables (results/seeds for the stored runs)
 
-# %%
+# %% tags=["hide-input"]
 
 import matplotlib.pyplot as plt
 import pandas as pd

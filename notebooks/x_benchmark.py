@@ -62,7 +62,7 @@ profile = "ci"
 seed = 0
 data_dir = None  # unused: every data set is generated
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 from myst_nb import glue
