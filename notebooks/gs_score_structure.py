@@ -55,7 +55,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-
+from IPython.display import display
 from myst_nb import glue
 
 from gmdiff import plotting, results, zoo
@@ -429,15 +429,19 @@ def interval(v: pd.Series, lo: pd.Series, hi: pd.Series, fmt: str) -> pd.Series:
     return pd.Series([f"{fmt.format(a)} [{fmt.format(b)}, {fmt.format(c)}]" for a, b, c in zip(v, lo, hi)], v.index)
 
 
-pd.DataFrame({
+print("GS-6 per seed: the ten-class GMM's FUV gain over the Gaussian above the threshold, the threshold, the delta's low-noise rank")
+display(pd.DataFrame({
     "GMM gain, noise queries": gain["noise"].map(lambda v: f"{v:.1e}"),
     "GMM gain, data queries": gain["data"].map(lambda v: f"{v:.1e}"),
     "Gaussian FUV < 0.01 from sigma": g6["sigma from which Gaussian FUV < 0.01"].unstack()["noise"].round(2),
     "delta worst at sigma < 0.2": delta_worst.map({True: "yes", False: "no"}),
-    "Gaussian closer (share)": interval(g8["share closer"], g8["share CI low"], g8["share CI high"], "{:.0%}"),
-    "MSE delta - MSE Gaussian": interval(g8["mean difference"], g8["difference CI low"], g8["difference CI high"], "{:.3f}"),
+}))  # fmt: skip
+print("GS-8 per seed: Gaussian-model samples against delta-model samples, distance to the network's")
+pd.DataFrame({
+    "Gaussian closer": interval(g8["share closer"], g8["share CI low"], g8["share CI high"], "{:.0%}"),
+    "MSE: delta - Gaussian": interval(g8["mean difference"], g8["difference CI low"], g8["difference CI high"], "{:.3f}"),
     **{f"MSE {m.split(' (')[0]}": mse[m].round(3) for m in mse},
-    "MSE random pairing": d.groupby("seed")["MSE random pairing"].agg(lambda v: gn.span(v, "{:.2f}")),
+    "MSE random pairs": d.groupby("seed")["MSE random pairing"].agg(lambda v: gn.span(v, "{:.2f}")),
 })  # fmt: skip
 
 # %% [markdown]
