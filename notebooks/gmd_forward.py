@@ -63,8 +63,8 @@ from gmdiff import data, plotting, zoo
 from gmdiff.analytic import gm_ddpm as A
 from gmdiff.noise import OffsetMixtureNoise
 from gmdiff.papers import gm_ddpm as P
-from gmdiff.study import Study
 from gmdiff.schedules import DiscreteVP
+from gmdiff.study import Study
 
 plotting.style()
 pd.set_option("display.precision", 3)

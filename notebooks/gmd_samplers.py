@@ -72,9 +72,9 @@ from gmdiff.analytic.gm_ddpm import ExactGMDDPM
 from gmdiff.nets import VPPrecond
 from gmdiff.noise import OffsetMixtureNoise
 from gmdiff.papers import gm_ddpm as P
-from gmdiff.study import Study
 from gmdiff.samplers import SAMPLERS
 from gmdiff.schedules import DiscreteVP
+from gmdiff.study import Study
 
 plotting.style()
 pd.set_option("display.precision", 3)

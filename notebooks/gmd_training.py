@@ -52,8 +52,8 @@ import torch
 from gmdiff import data, plotting
 from gmdiff.analytic.gm_ddpm import ExactGMDDPM
 from gmdiff.papers import gm_ddpm as P
-from gmdiff.study import Study
 from gmdiff.runs import load_or_train_many
+from gmdiff.study import Study
 
 plotting.style()
 pd.set_option("display.precision", 3)

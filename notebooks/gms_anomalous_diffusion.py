@@ -52,7 +52,6 @@ seed = 0
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from scipy import stats
 
 from gmdiff import plotting

@@ -56,11 +56,11 @@ import torch
 
 from gmdiff import data, metrics, plotting, runs
 from gmdiff.analytic import GaussianMixture
-from gmdiff.papers import gm_sgm as G
 from gmdiff.noise import ScaleMixtureNoise
-from gmdiff.study import Study
+from gmdiff.papers import gm_sgm as G
 from gmdiff.samplers import ve_pc
 from gmdiff.schedules import VE
+from gmdiff.study import Study
 
 plotting.style()
 pd.set_option("display.precision", 3)

@@ -44,7 +44,6 @@ seed = 0
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 
 from gmdiff import plotting

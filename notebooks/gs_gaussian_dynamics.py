@@ -42,14 +42,13 @@ seed = 0
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 
 from gmdiff import data, plotting
 from gmdiff.analytic import Gaussian
 from gmdiff.papers import gaussian_score as gs
-from gmdiff.study import Study
 from gmdiff.schedules import DiscreteVP, VPLinear
+from gmdiff.study import Study
 
 plotting.style()
 cfg = Study.open("gs_gaussian_dynamics", profile).sizes

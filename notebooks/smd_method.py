@@ -42,7 +42,6 @@ results_dir = ""  # where to store this seed's tables (results/seeds for the sto
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
 from myst_nb import glue
 
 from gmdiff import data, nets, plotting, results, runs, stats

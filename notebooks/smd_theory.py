@@ -44,7 +44,6 @@ seed = 0
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
-import torch
 
 from gmdiff import plotting
 from gmdiff.papers import smd_checks as sc

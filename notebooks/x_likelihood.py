@@ -55,8 +55,8 @@ import torch
 
 from gmdiff import data, plotting
 from gmdiff.likelihood import gap_to_exact
-from gmdiff.study import Study
 from gmdiff.schedules import EDM
+from gmdiff.study import Study
 
 plotting.style()
 cfg = Study.open("x_likelihood", profile).sizes
