@@ -131,6 +131,16 @@ def write_cifar_batch(path, n, seed):
     return data, labels
 
 
+def fake_cifar(root, n: int = 8):
+    """CIFAR-10's python batches (n random images each) under root/cifar-10-batches-py,
+    which is returned (other tests use it as a user's data folder)."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for i, name in enumerate([*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]):
+        write_cifar_batch(folder / name, n, i)
+    return folder
+
+
 def test_cifar10_fake_batches(tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()

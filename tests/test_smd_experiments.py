@@ -8,7 +8,7 @@ from functools import partial
 
 import pytest
 import torch
-from test_data import write_cifar_batch
+from test_data import fake_cifar
 from torch import nn
 
 from gmdiff import config, data, metrics, runs
@@ -214,22 +214,13 @@ def test_quality_table_refuses_non_finite_samples():
         smd.quality_table({}, [], torch.zeros(4, 2), lambda x: x, n=1, seed=0)
 
 
-def _fake_cifar(root):
-    """CIFAR-10's python batches (8 random images each) under root/cifar-10-batches-py."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir()
-    for i, name in enumerate([*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]):
-        write_cifar_batch(folder / name, 8, i)
-    return folder
-
-
 def test_full_tables_path_runs_end_to_end_at_a_tiny_size(tmp_path, monkeypatch):
     """The full profile's path on the CPU: both models of configs/smd_cifar10.yaml (shrunk)
     train on CIFAR-format batches and are scored over a (sampler, steps) grid in batches,
     with a fixed random projection standing in for Inception's features."""
     monkeypatch.setenv("GMDIFF_TRAIN_WORKERS", "1")  # train in this process
     monkeypatch.setattr("gmdiff.metrics.inception_weights_dir", lambda *a: tmp_path)
-    folder = _fake_cifar(tmp_path)
+    folder = fake_cifar(tmp_path)
     study = Study.open("smd_tables", "full", data_dir=folder.parent)  # the chapter's full study
     assert study["base"] == CIFAR_CONFIG and study.images.metric == "FID"
     bank = smd.train_table_models(study["base"], 0, overrides=[*study.images.overrides, *TINY_CIFAR],

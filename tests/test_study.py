@@ -5,11 +5,10 @@ profiles name models of their own, and the study's metric is the library's."""
 from __future__ import annotations
 
 import gzip
-import pickle
 
-import numpy as np
 import pytest
 import torch
+from test_data import fake_cifar
 
 from gmdiff import metrics
 from gmdiff.study import DATASETS, PROFILES, STUDY_DIR, Study, read
@@ -60,15 +59,6 @@ def test_a_profile_on_user_data_refuses_to_open_without_it(chapter, profile, tmp
         assert DATASETS[name].howto in str(err.value)  # says how to provide it
 
 
-def _fake_cifar(root):
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    batch = {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1]}
-    for name in ["test_batch", *(f"data_batch_{i}" for i in range(1, 6))]:
-        (folder / name).write_bytes(pickle.dumps(batch))
-    return root
-
-
 def _fake_mnist(root):
     root.mkdir(parents=True, exist_ok=True)
     header = b"".join(int(v).to_bytes(4, "big") for v in (2051, 2, 28, 28))
@@ -79,7 +69,7 @@ def _fake_mnist(root):
 
 def test_fid_profiles_check_the_inception_weights_at_open(tmp_path, monkeypatch):
     monkeypatch.setenv("GMDIFF_INCEPTION_DIR", str(tmp_path / "no-weights"))
-    cifar = _fake_cifar(tmp_path / "cifar")
+    cifar = fake_cifar(tmp_path / "cifar").parent
     with pytest.raises(FileNotFoundError, match="Inception weights"):
         Study.open("smd_tables", "full", data_dir=cifar)
     # a chapter that trains on MNIST but scores no samples needs no Inception weights
@@ -106,7 +96,7 @@ def test_dataset_alternatives(tmp_path, monkeypatch, keep_threads):
         Study.open("gm_sgm_tables", "ci", dataset="celeba64")  # ci has the digits only
     monkeypatch.setattr("gmdiff.metrics.inception_weights_dir", lambda *a: tmp_path)
     celeba = Study.open("gm_sgm_tables", "full", dataset="celeba64", data_dir=tmp_path)
-    cifar = Study.open("gm_sgm_tables", "full", data_dir=_fake_cifar(tmp_path / "c"))
+    cifar = Study.open("gm_sgm_tables", "full", data_dir=fake_cifar(tmp_path / "c").parent)
     assert celeba.images.name == "celeba64" and cifar.images.name == "cifar10"
     assert celeba["images"]["sigma_max"] == 90.0 and cifar["images"]["sigma_max"] == 50.0
     assert celeba["toy"] == cifar["toy"]
