@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from gmdiff import data
+from gmdiff import data, stats
 from gmdiff.papers import gm_sgm_dimension as M
 from gmdiff.schedules import VE
 
@@ -201,8 +201,12 @@ def test_excess_summary_and_ranges_read_the_seed_means():
     ]
     t = pd.DataFrame(rows)
     summary = M.excess_summary(t)
-    assert summary.loc[(3, "SGM"), 1.0] == "1.5 [1, 2]"
+    # at the seed range's noise level: half-width 0.5 -> one decimal; 5 -> units
+    assert summary.loc[(3, "SGM"), 1.0] == "1.5 [1.0, 2.0]"
     assert summary.loc[(3, "GM-SGM"), 0.1] == "55 [50, 60]"
+    assert stats.too_fine(" ".join(summary.to_numpy().ravel())) == []
+    one = M.excess_summary(t[t["seed"] == 0])
+    assert one.loc[(3, "SGM"), 1.0] == "1"
     r = M.excess_ranges(t)
     assert r == {
         "large_sgm": "1.5-1.5",

@@ -109,6 +109,21 @@ def test_too_fine_finds_intervals_printed_finer_than_their_noise():
     ]
 
 
+def test_too_fine_reads_mean_plus_minus_error_and_exponents():
+    """ "mean ± error" follows the same rule, the error its own half-width; a number in
+    exponent form shows the decimals of its value (1.2e-02: three)."""
+    text = (
+        "SW2 0.106 ± 0.025 and 2.951 ± 0.157 (0.157: two digits, 0.16); gap +6.3e-04 ± 4e-04"
+        " and +1.2e-02 ± 6e-03; 0.1063 ± 0.0251; a count 5 ± 0"
+    )
+    # 0.025 (leading digits 250): two significant digits, three decimals, so 0.106 is right
+    assert stats.too_fine(text) == [
+        ("2.951 ± 0.157", "2.95 ± 0.16"),
+        ("+6.3e-04 ± 4e-04", "+0.0006 ± 0.0004"),
+        ("0.1063 ± 0.0251", "0.106 ± 0.025"),
+    ]
+
+
 def test_ledger_reasons_at_their_noise_level_report():
     """A report, not a gate: the ledger's reasons are scanned and what is printed finer
     than its interval allows is listed in the test output (a warning); the assertion is on

@@ -83,40 +83,54 @@ def fmt_interval(mean: float, low: float, high: float, signed: bool = True) -> s
     return f"{fmt(mean, half, signed)} [{bound(low)}, {bound(high)}]"
 
 
-#: A printed number: sign (ASCII or Unicode minus), digits, optional decimals.
-_NUMBER = r"[+\-\u2212]?\d+(?:\.\d+)?"
+#: A printed number: sign (ASCII or Unicode minus), digits, optional decimals and exponent.
+_NUMBER = r"[+\-\u2212]?\d+(?:\.\d+)?(?:e[+\-\u2212]?\d+)?"
 #: "mean [low, high]", the mean right before the bracket (not the end of another token).
 INTERVAL_RE = re.compile(rf"(?<![\w.^])({_NUMBER})\s*\[\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\]")
+#: "mean ± error" (the error a half-width or a standard error: the rule is the same).
+PLUS_MINUS_RE = re.compile(rf"(?<![\w.^])({_NUMBER})\s*(?:±|\+/-|\\pm)\s*({_NUMBER})(?![\w.])")
 
 
 def _printed_decimals(text: str) -> int:
-    return len(text.partition(".")[2])
+    """The decimal places a printed number shows ("1.2e-02": 3)."""
+    mantissa, _, exponent = text.lower().partition("e")
+    return len(mantissa.partition(".")[2]) - int(exponent.replace("\u2212", "-") or 0)
 
 
 def _value(text: str) -> float:
     return float(text.replace("\u2212", "-"))
 
 
+def _finer(printed: Sequence[str], half_width: float) -> bool:
+    """Whether any of the ``printed`` numbers shows digits below :func:`decimals` of
+    ``half_width``: more decimals, or (at tens or coarser) non-zero digits below that place."""
+    d = decimals(half_width)
+    if any(_printed_decimals(p) > max(d, 0) for p in printed):
+        return True
+    return d < 0 and any(round(_value(p)) % 10**-d for p in printed)
+
+
 def too_fine(text: str) -> list[tuple[str, str]]:
-    """Every "mean [low, high]" in ``text`` printed finer than its noise level, with the
-    form :func:`fmt_interval` gives it: a number has more decimals than :func:`decimals` of
-    the half-width allows, or (at tens or coarser) non-zero digits below that place.
-    A bracket that does not hold its mean (low <= mean <= high, low < high) is not an
-    interval and is skipped."""
+    """Every "mean [low, high]" and "mean ± error" in ``text`` printed finer than its
+    noise level, with the form the rule gives it (:func:`fmt_interval`; "mean ± error" with
+    both at :func:`decimals` of the error): a number has more decimals than
+    :func:`decimals` of the half-width allows, or (at tens or coarser) non-zero digits
+    below that place. A bracket that does not hold its mean (low <= mean <= high,
+    low < high) is not an interval, and an error of 0 is no uncertainty: both are skipped."""
     found = []
     for m in INTERVAL_RE.finditer(text):
         mean, low, high = (_value(g) for g in m.groups())
         if not low <= mean <= high or low == high:
             continue
-        half = max(high - mean, mean - low)
-        d = decimals(half)
-        finer = any(_printed_decimals(g) > max(d, 0) for g in m.groups())
-        if d < 0:
-            finer |= any(round(_value(g)) % 10**-d for g in m.groups())
-        if finer:
+        if _finer(m.groups(), max(high - mean, mean - low)):
             signed = m.group(1)[0] in "+-\u2212"
             found.append((m.group(0), fmt_interval(mean, low, high, signed=signed)))
-    return found
+    for m in PLUS_MINUS_RE.finditer(text):
+        mean, error = _value(m.group(1)), abs(_value(m.group(2)))
+        if error > 0 and _finer(m.groups(), error):
+            signed = m.group(1)[0] in "+-\u2212"
+            found.append((m.group(0), f"{fmt(mean, error, signed)} ± {fmt(error, error)}"))
+    return sorted(found, key=lambda hit: text.index(hit[0]))
 
 
 def fmt_mean_ci(values: Sequence[float]) -> str:

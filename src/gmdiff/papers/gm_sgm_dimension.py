@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from gmdiff import metrics, results, runs
+from gmdiff import metrics, results, runs, stats
 from gmdiff.papers import gm_sgm as G
 from gmdiff.samplers import ve_pc
 from gmdiff.schedules import VE
@@ -551,11 +551,11 @@ def excess_summary(
     excess: pd.DataFrame, value: str = "excess / optimum", by: Sequence[str] = ("D", "model")
 ) -> pd.DataFrame:
     """:func:`excess_table` rows (with ``model``) as text, "mean [seed range]" of ``value``
-    over the seeds (three significant digits; one seed: its value), rows ``by``, columns
-    sigma."""
+    over the seeds at the range's noise level (:func:`gmdiff.stats.fmt_interval`; one seed,
+    or seeds that agree: the value, three significant digits), rows ``by``, columns sigma."""
     g = excess.groupby([*by, "sigma"])[value]
-    text = [f"{a:.3g} [{b:.3g}, {c:.3g}]" if n > 1 else f"{a:.3g}"
-            for a, b, c, n in zip(g.mean(), g.min(), g.max(), g.count(), strict=True)]  # fmt: skip
+    text = [stats.fmt_interval(a, b, c, signed=False) if c > b else f"{a:.3g}"
+            for a, b, c in zip(g.mean(), g.min(), g.max(), strict=True)]  # fmt: skip
     return pd.Series(text, index=g.mean().index, name=value).unstack("sigma")
 
 
