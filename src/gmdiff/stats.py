@@ -70,6 +70,12 @@ def fmt(value: float, half_width: float, signed: bool = False) -> str:
     return f"{rounded:{'+' if signed else ''}.{max(d, 0)}f}"
 
 
+def fmt_pm(mean: float, error: float, signed: bool = False) -> str:
+    """ "mean ± error", both at :func:`decimals` of ``error`` (a half-width or a standard
+    error), e.g. "0.12 ± 0.04" for 0.120 ± 0.036."""
+    return f"{fmt(mean, error, signed)} ± {fmt(error, error)}"
+
+
 def fmt_interval(mean: float, low: float, high: float, signed: bool = True) -> str:
     """ "mean [low, high]" at the interval's noise level (:func:`fmt`), e.g.
     "+1160 [+1070, +1260]". A bound that rounds to zero keeps its sign ("[-0, +53]":
@@ -129,15 +135,14 @@ def too_fine(text: str) -> list[tuple[str, str]]:
         mean, error = _value(m.group(1)), abs(_value(m.group(2)))
         if error > 0 and _finer(m.groups(), error):
             signed = m.group(1)[0] in "+-\u2212"
-            found.append((m.group(0), f"{fmt(mean, error, signed)} ± {fmt(error, error)}"))
+            found.append((m.group(0), fmt_pm(mean, error, signed)))
     return sorted(found, key=lambda hit: text.index(hit[0]))
 
 
 def fmt_mean_ci(values: Sequence[float]) -> str:
     """ "mean ± half-width" of the 95 % t-interval over seeds, at its noise level."""
     mean, _, high = t_interval(values)
-    half = high - mean
-    return f"{fmt(mean, half)} ± {fmt(half, half)}"
+    return fmt_pm(mean, high - mean)
 
 
 def paired_table(
