@@ -153,7 +153,7 @@ G.TABLE2.set_index("iterations").T.rename_axis(columns="paper Table 2 (CelebA-64
 
 # %% [markdown]
 # Digits: the same comparison with a U-Net (base 16 channels, 0.16M parameters) on the
-# 1,797 sklearn 8x8 digits, VE $\sigma\in[0.01, 10]$ (10 ~ the largest pairwise distance, 9.6),
+# 1,797 sklearn 8x8 digits, VE $\sigma\in[0.01, 10]$ (10, about the largest pairwise distance),
 # scored by FD-digits between the samples and the training images (lower is better). The
 # third model is App. A.5's frequency-shaped matrix mixture (GMS-12): with probability 1/2
 # the noise is $2M\eta$ instead of $\eta$, where $M$ halves the top 5% of spatial
@@ -357,7 +357,7 @@ t3.set_index("beta").add_suffix(" (ours)").join(G.TABLE3.set_index("beta").add_s
 # `gmdiff.samplers.adaptive_sde` is the adaptive solver of Jolicoeur-Martineau et al.
 # {cite}`jolicoeur2021gotta`: Euler-Maruyama vs stochastic improved Euler error estimate,
 # mixed absolute/relative tolerance, per-sample step sizes; default tolerances
-# (atol 0.0078, rtol 0.05). Its VE row uses the SGM (VE) model, its VP row the SGM trained
+# (`atol=0.0078`, `rtol=0.05`). Its VE row uses the SGM (VE) model, its VP row the SGM trained
 # on the VP process. NFE counts network evaluations; a PC iteration costs 2.
 
 # %%

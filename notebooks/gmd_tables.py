@@ -253,7 +253,7 @@ check
 # the claims. Table 1's random-$\mu$ FID on CIFAR-100 (10.89) is *worse* than DDPM's 8.79,
 # although the text says GM-DDPM achieves lower FID throughout. And at lr $2\times10^{-4}$
 # Table 3 shows no clear gain on CIFAR-10 at any $\lambda$ (FID 3.33 to 4.39 against DDPM's
-# 3.42; the best, 3.33, is 0.09 lower): the gains of Table 1 come from the lr $10^{-4}$
+# 3.42; the best, 3.33, barely below it): the gains of Table 1 come from the lr $10^{-4}$
 # runs, one training run per cell.
 
 # %% [markdown]
@@ -330,8 +330,8 @@ glue("ddpm_fd", f"{ddpm['fd']:.0f}", display=False)
 #
 # * **{claim}`GMD-7`** (Table 1). Under the shared reading every strategy is far worse
 #   than DDPM: {glue:text}`t1_shared`. Along a unit vector: {glue:text}`t1_unit`. Per
-#   pixel: {glue:text}`t1_per_pixel`. The paper has all three strategies 0.35-0.38 FID
-#   (about 10 %) better than DDPM; no reading gives a gain here, and the ties cannot
+#   pixel: {glue:text}`t1_per_pixel`. The paper has all three strategies about a tenth
+#   better in FID than DDPM; no reading gives a gain here, and the ties cannot
 #   exclude one of that relative size (the per-pixel intervals are far wider than it).
 # * **{claim}`GMD-8`** (Table 2, 10 solver steps, against DDPM with the same solver).
 #   Shared: {glue:text}`t2_shared`; unit: {glue:text}`t2_unit`; per pixel:
@@ -352,7 +352,8 @@ glue("ddpm_fd", f"{ddpm['fd']:.0f}", display=False)
 # the shared reading: the offsets shift all 64 pixels together, so along the direction
 # $\mathbf 1/\sqrt D$ their sum has standard deviation
 # $\lambda\sqrt{\mathbb E[c^2]}\sqrt D\sqrt{1-\bar\alpha_t}$, at $\lambda=0.2$
-# ($\mathbb E[c^2]=1$, $\sqrt D=8$) 1.6 times the Gaussian noise there at every $t$. No
+# ($\mathbb E[c^2]=1$, $\sqrt D=8$) $\lambda\sqrt D = 1.6$ times the Gaussian noise there at
+# every $t$. No
 # sampler of the paper removes them correctly (Algs. 3-4 and the solvers never, Alg. 5 at
 # random), and the chain's $1/\sqrt{\alpha_t}$ steps carry what is left into the image as a
 # brightness shift. At CIFAR-10's $D=3072$ the same reading makes the offsets

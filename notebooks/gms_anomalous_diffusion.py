@@ -125,8 +125,10 @@ mix.round(6)
 # "addition", so we show both readings:
 #
 # * *Concentration near zero.* The mixture keeps $\tfrac12(1 + 1/\beta) = 75\,\%$ of the
-#   Gaussian's peak; the sum keeps 45 %, so against the **sum** the statement holds. The
-#   **average** $\mathcal N(0, 1.25)$ is *more* concentrated (89 %) than the mixture.
+#   Gaussian's peak; the sum keeps $1/\sqrt{1+\beta^2} = 45\,\%$, so against the **sum** the
+#   statement holds. The
+#   **average** $\mathcal N(0, 1.25)$ is *more* concentrated ($1/\sqrt{1.25} = 89\,\%$) than
+#   the mixture.
 # * *Heavy tails.* In shape, yes: the mixture's kurtosis is 4.08 against 3 for any
 #   Gaussian. In absolute terms, no against the sum: its variance $1 + \beta^2 = 5$ exceeds
 #   the mixture's widest component ($\beta^2 = 4$), its density is larger for every

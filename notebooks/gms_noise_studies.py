@@ -276,7 +276,7 @@ plt.show()
 # **A finding first: GM-SGM's optimum does not sample the data.** Run with the exact
 # optimal denoiser of each training noise, the PC sampler returns the ring's modes with the
 # right width only for the SGM (within-mode spread 1.01 / 0.98 at 100 / 500 iterations).
-# GM-SGM's optimum returns them 35-38% too narrow (0.65 / 0.62), and the trained GM-SGM
+# GM-SGM's optimum returns them about a third too narrow (0.65 / 0.62), and the trained GM-SGM
 # network does the same (0.75 / 0.74, against 1.16 / 1.21 for the trained SGM): the
 # mixture-noise objective changes the model the sampler integrates, and no amount of
 # training or sampling removes that bias. SW2 barely registers it (0.10-0.15 for all
@@ -294,8 +294,9 @@ plt.show()
 # **{claim}`GMS-10`** (Fig. 4). On the ring $r_\text{mean}$ exceeds 1 (by more than 0.1%,
 # above round-off) on only 76% of the steps, for the trained pair and the exact optima
 # alike, and dips to 0.83-0.86 at intermediate noise; for the exact optima of the 64-D
-# digits mixture it never falls below 1 but equals 1 within 0.1% on 56% of the steps, the
-# high-noise ones where the two optima coincide. It rises to 1.3-2.1 at the end, so
+# digits mixture it never falls below 1, and exceeds it by more than 0.1% on only 44% of the
+# steps; on the others, the high-noise ones where the two optima coincide, it equals 1. It
+# rises to 1.3-2.1 at the end, so
 # "$r_\text{mean} > 1$ across the whole sampling process" is not what the mixture noise
 # implies in general. $r_\text{var}$ rises toward the end as in the paper, but to at most
 # 2.5-4.7, not the paper's 50-150; the exact optima agree with the trained nets, so at

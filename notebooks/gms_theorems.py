@@ -200,8 +200,9 @@ plt.show()
 #
 # The two denoisers differ where the hypotheses about $\tilde\beta$ do. Far from the data
 # the large scale is almost certain ($p(\tilde\beta = 2 \mid x) \to 1$) and the GM-SGM
-# denoiser pulls the point in as if the noise were $2\sigma$: at $x = 8$ it returns 2.35
-# where the SGM denoiser returns 3.2, i.e. it takes the larger step toward the data — the
+# denoiser pulls the point in as if the noise were $2\sigma$: at $x = 8$ it returns a value
+# nearer the data than the SGM denoiser does (Fig. 2A), i.e. it takes the larger step toward
+# the data — the
 # "large jump" of the paper, here as a property of the optimum, not of training. Between
 # the modes the GM-SGM denoiser is also more cautious, shrinking toward 0, because a
 # larger noise makes the mode assignment less certain. Near the modes both scales are

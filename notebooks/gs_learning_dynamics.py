@@ -288,7 +288,7 @@ pd.concat({"digits U-Net": g11, "toy MLP": toy11}, axis=1).round(3)
 # $\sigma \le 1$ the curves in K are U-shaped ({glue:text}`gs9_u` curves), with the best fit
 # at K = {glue:text}`gs9_k` (at $\sigma \le 0.2$ K = {glue:text}`gs9_k_low`; at
 # $\sigma = 1$ K = {glue:text}`gs9_k_1`) and the delta mixture (K = N) worse than it, as in
-# the paper (MNIST: best K = 200-500 of 60,000 images; we have about
+# the paper (MNIST: best K = 200-500 of its training images; we have about
 # {glue:text}`gs9_per_mode` images per mode at the optimum, the paper 120-300). At
 # $\sigma = 5$ the FUV still falls slowly up to K = {glue:text}`gs9_k_5` and the delta
 # mixture is within {glue:text}`gs9_delta_5` of the best. The minimal rank grows as

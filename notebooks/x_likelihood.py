@@ -107,7 +107,8 @@ table
 # With the exact divergence the mean PF-ODE NLL agrees with the exact one to about
 # $10^{-4}$ nats (the worst point to about $10^{-2}$, the prior's share, below), while the
 # model with too-wide components is off by several hundredths of a nat, consistent with
-# its KL of 0.06. Hutchinson's estimates agree with the exact NLL within their standard
+# its $\mathrm{KL} \approx 0.06$. Hutchinson's estimates agree with the exact NLL within their
+# standard
 # errors, but their per-point spread is large: about one nat for Rademacher probes and
 # far more for Gaussian ones. The estimator's variance is
 # $2\sum_{i \ne j} J_{ij}^2$ for Rademacher and $2\|J\|_F^2$ for Gaussian probes
