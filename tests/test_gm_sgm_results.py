@@ -54,6 +54,18 @@ def test_adequacy_table_names_and_rounds_the_columns():
     assert t.iloc[0].tolist() == [0.0, 20.8, 1.01, 0.08]
 
 
+def test_adequacy_table_shows_a_bank_by_its_worst_member():
+    rows = [{"model": m, "seed": s, "steps": 10, "ema_init_share": e, "final_loss": 1.0,
+             "final/best": fb, "last-half drop": d}
+            for m, s, e, fb, d in [("SGM", 0, 0.0, 1.0, 0.02), ("SGM", 1, 0.004, 1.1, -0.01),
+                                   ("GM-SGM", 0, 0.0, 1.0, 0.3)]]  # fmt: skip
+    t = runs.adequacy_table(rows, ["model", "seed"], worst_over="seed")
+    assert list(t.index) == ["SGM", "GM-SGM"]
+    assert "final loss" not in " ".join(t.columns)
+    assert t.loc["SGM"].tolist() == [10, 0.004, 1.1, 0.02]
+    assert t.loc["GM-SGM", "last-half drop (max over seeds)"] == 0.3
+
+
 def test_stored_seeds_concatenate_each_seed_and_name_the_command_when_one_is_missing(tmp_path):
     t = pd.DataFrame({"kernel": ["DDPM", "SMD"], "KL": [1.0, 2.0]})
     for s in (1, 2):

@@ -298,16 +298,26 @@ class Run:
         )
 
 
-def adequacy_table(rows: Sequence[dict], index: Sequence[str]) -> Any:
+def adequacy_table(rows: Sequence[dict], index: Sequence[str], worst_over: str | None = None) -> Any:
     """A chapter's table of :meth:`Run.adequacy` figures (one dict per model, with the
-    ``index`` keys that name it), columns named for readers and rounded."""
+    ``index`` keys that name it), columns named for readers and rounded. With
+    ``worst_over`` (an index key, e.g. ``"seed"``) a bank is shown by its worst member of
+    each group: the largest EMA share, final/best and last-half drop over that key (the
+    final loss, which differs by member, is left out)."""
     import pandas as pd
 
+    frame = pd.DataFrame(list(rows))
+    if worst_over is not None:
+        index = [k for k in index if k != worst_over]
+        frame = frame.drop(columns=[worst_over, "final_loss"]).groupby(index, sort=False).max().reset_index()
     names = {"ema_init_share": "EMA share of init", "final_loss": "final loss"}
-    frame = pd.DataFrame(list(rows)).set_index(list(index)).rename(columns=names)
+    frame = frame.set_index(list(index)).rename(columns=names)
     digits = {"EMA share of init": 3, "final/best": 2, "last-half drop": 2}
     loss = frame["final loss"].abs().max() if "final loss" in frame else 1.0
-    return frame.round(digits | {"final loss": 1 if loss >= 10 else 3})
+    frame = frame.round(digits | {"final loss": 1 if loss >= 10 else 3})
+    if worst_over is not None:
+        frame.columns = [c if c == "steps" else f"{c} (max over {worst_over}s)" for c in frame.columns]
+    return frame
 
 
 def build(cfg: RunConfig) -> Run:
