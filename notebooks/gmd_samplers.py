@@ -67,7 +67,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from gmdiff import data, metrics, plotting
+from gmdiff import data, metrics, plotting, stats
 from gmdiff.analytic.gm_ddpm import ExactGMDDPM
 from gmdiff.nets import VPPrecond
 from gmdiff.noise import OffsetMixtureNoise
@@ -128,7 +128,7 @@ for lam in cfg["lams"]:
     rows.append(P.sample_quality(den, sched, reference, cfg["n"], seeds).assign(lam=lam))
 quality = pd.concat(rows)
 summary = quality.groupby(["sampler", "lam"], sort=False).sw2.agg(["mean", "std"]).unstack("lam")
-table = summary["mean"].map(lambda v: f"{v:.3f}") + " ± " + summary["std"].map(lambda v: f"{v:.3f}")
+table = summary["mean"].combine(summary["std"], lambda m, s: m.combine(s, stats.fmt_pm))
 table.columns = [f"lam={c}" for c in table.columns]
 print(table.to_string())
 

@@ -65,7 +65,7 @@ import pandas as pd
 import torch
 from myst_nb import glue
 
-from gmdiff import metrics, plotting, results, stats
+from gmdiff import metrics, plotting, results, runs, stats
 from gmdiff.papers import gm_ddpm as P
 from gmdiff.study import Study
 
@@ -88,6 +88,15 @@ run = models[(0.2, seeds[0])]
 print(f"{len(models)} models; each: {sum(p.numel() for p in run.trained.net.parameters()):,} "
       f"eps-network + {sum(p.numel() for p in run.trained.classifier.parameters()):,} "
       f"classifier parameters, T = {run.schedule.T}")  # fmt: skip
+
+# %% [markdown]
+# **Training adequacy** (`Run.adequacy`): the share of the random initialisation left in the
+# EMA weights that are sampled, and the training loss (its last window, its ratio to the
+# best window, its relative fall over the second half of training).
+
+# %%
+# NBVAL_TOLERANCE rel=0.01
+runs.adequacy_table([{"lam": lam, "seed": s, **r.adequacy()} for (lam, s), r in models.items()], ["lam", "seed"])
 
 # %% [markdown]
 # ## Sampling and scoring

@@ -155,7 +155,7 @@ table, ratios = M.trained_study(train, cfg["dims"], [1.0, 2.0], cfg["seeds"], cf
                                 ratio_iterations=[cfg["ratio_iterations"]])
 table["model"] = table["beta"].map({1.0: "SGM", 2.0: "GM-SGM"})
 s = M.summarize(table, "relative FD", ["D", "iterations", "model"])
-s["relative FD, mean [seed range]"] = [f"{a:.3f} [{b:.3f}, {c:.3f}]" for a, b, c in zip(s["mean"], s["min"], s["max"], strict=True)]
+s["relative FD, mean [seed range]"] = [stats.fmt_interval(a, b, c, signed=False) for a, b, c in zip(s["mean"], s["min"], s["max"], strict=True)]
 s["relative FD, mean [seed range]"].unstack("model")
 
 # %%
@@ -163,8 +163,8 @@ s["relative FD, mean [seed range]"].unstack("model")
 gap = M.gap_table(table)
 shell = M.summarize(table, "max |shell distance|", ["D", "iterations", "model"])["mean"].unstack("model")
 out = pd.DataFrame({
-    "gap, mean": gap["mean"],
-    "gap, seed range": [f"[{a:.3f}, {b:.3f}]" for a, b in zip(gap["min"], gap["max"], strict=True)],
+    "gap, mean [seed range]": [stats.fmt_interval(m, a, b) if b > a else f"{m:+.3g}"
+                               for m, a, b in zip(gap["mean"], gap["min"], gap["max"], strict=True)],
     "shell SGM": shell["SGM"],
     "shell GM-SGM": shell["GM-SGM"],
 })
@@ -337,7 +337,7 @@ M.excess_summary(long["excess"])
 # %%
 print("relative FD (mean over seeds [seed range]) and GM-SGM - SGM paired by seed, 95 % interval")
 ls = M.summarize(long["samples"], "relative FD", ["D", "iterations", "model"])
-ls = pd.Series([f"{a:.3f} [{b:.3f}, {c:.3f}]" for a, b, c in zip(ls["mean"], ls["min"], ls["max"], strict=True)],
+ls = pd.Series([stats.fmt_interval(a, b, c, signed=False) for a, b, c in zip(ls["mean"], ls["min"], ls["max"], strict=True)],
                index=ls.index).unstack("model")
 comparison = long["comparison"].set_index(["D", "iterations"])
 ls.join(comparison[["seeds", "difference [95 % CI]", "direction"]])

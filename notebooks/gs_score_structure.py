@@ -58,7 +58,7 @@ import torch
 from IPython.display import display
 from myst_nb import glue
 
-from gmdiff import plotting, results, zoo
+from gmdiff import plotting, results, runs, zoo
 from gmdiff.analytic import Gaussian
 from gmdiff.papers import gs_networks as gn
 from gmdiff.schedules import EDM
@@ -396,12 +396,16 @@ for sigma in cfg["plane_sigmas"]:
 # summary (the GMM's largest gain over the Gaussian above $\sigma = 1.08$, the Gaussian's
 # 99% threshold, whether the delta mixture explains the network worst below
 # $\sigma = 0.2$ at both kinds of query point) and GS-8's paired comparison with the sample
-# distances (pixel MSE; [95% intervals]).
+# distances (pixel MSE; [95% intervals]); first, the training adequacy of every seed's two
+# networks (`zoo.adequacy`: the share of the random initialisation left in the EMA weights
+# that are used, and the training loss's last window, its ratio to the best window and its
+# relative fall over the second half of training).
 
 # %%
 # NBVAL_TOLERANCE rel=0.4 abs=0.01  (this seed's row: as the GS-6 and GS-8 tables above; the stored seeds do not move)
 tables = {"gs6": pd.DataFrame([{"query": q, **gs6_summary(t)} for q, t in fuv.items()]),
-          "gs8": pd.DataFrame([gn.closeness_row(close)]), "distances": dist}  # fmt: skip
+          "gs8": pd.DataFrame([gn.closeness_row(close)]), "distances": dist,
+          "adequacy": zoo.adequacy(S)}  # fmt: skip
 if results_dir:  # a stored seed run
     results.save_results(results.seed_file("gs_score_structure", seed, results_dir),
                          results.run_meta(profile, seed=seed), **tables)  # fmt: skip
@@ -423,6 +427,7 @@ glue("gs8_above", f"{(g8['difference CI low'] > 0).sum()} of {len(g8)}", display
 for key, model in zip(["gauss", "gmm", "delta"], mse):
     glue(f"gs8_mse_{key}", gn.span(mse[model], "{:.2f}"), display=False)
 glue("gs8_random", gn.span(d["MSE random pairing"], "{:.2f}"), display=False)
+display(runs.adequacy_table(per_seed["adequacy"].to_dict("records"), ["model", "seed"]))
 
 
 def interval(v: pd.Series, lo: pd.Series, hi: pd.Series, fmt: str) -> pd.Series:

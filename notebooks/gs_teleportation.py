@@ -49,7 +49,7 @@ import pandas as pd
 import torch
 from myst_nb import glue
 
-from gmdiff import metrics, plotting, results, zoo
+from gmdiff import metrics, plotting, results, stats, zoo
 from gmdiff.analytic import Gaussian
 from gmdiff.papers import gs_teleport as gt
 from gmdiff.samplers import heun_nfe
@@ -288,8 +288,8 @@ for name, (tab, q) in {**ours, **theirs}.items():
     for _, r in gt.claim_rows(tab).iterrows():
         lo, hi = (r["change CI low"], r["change CI high"]) if "change CI low" in r else (r[f"{q} change (%)"],) * 2
         rows.append({"setting": name, "measure": q, "skip": int(r["skip"]), "NFE saved (%)": round(r["NFE saved (%)"], 1),
-                     "quality change (%)": round(r[f"{q} change (%)"], 1),
-                     "95% CI (sampling)": f"[{lo:.1f}, {hi:.1f}]" if "change CI low" in r else "",
+                     "quality change (%) [95% CI, sampling]": (stats.fmt_interval(r[f"{q} change (%)"], lo, hi)
+                                                               if "change CI low" in r else f"{r[f'{q} change (%)']:+.1f}"),
                      f"< {gt.CLAIM_MAX_QUALITY_LOSS:g}% loss": "see text" if name in trained else gt.below_loss(lo, hi)})
 summary = pd.DataFrame(rows).set_index(["setting", "skip"])
 summary
@@ -348,7 +348,7 @@ for key, (label, _) in settings.items():
          display=False)  # fmt: skip
 exact = across[across["setting"] == settings["exact"][0]].set_index(["seed", "skip"])
 def at_skips(g: pd.DataFrame) -> str:
-    return ", ".join(f"{pct(r['change (%)'])} [{r['CI low']:.1f}, {r['CI high']:.1f}]" for _, r in g.iterrows())
+    return ", ".join(f"{stats.fmt_interval(r['change (%)'], r['CI low'], r['CI high'])} %" for _, r in g.iterrows())
 
 
 glue("exact_seeds", "; ".join(f"seed {s}: {at_skips(g)}" for s, g in exact.groupby(level="seed")), display=False)

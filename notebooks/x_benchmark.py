@@ -68,7 +68,7 @@ import pandas as pd
 from myst_nb import glue
 
 from gmdiff import benchmark as B
-from gmdiff import plotting
+from gmdiff import plotting, runs, stats
 from gmdiff.study import Study
 
 S = Study.open("x_benchmark", profile)
@@ -96,6 +96,17 @@ for m in ("SMD", "GM-DDPM"):  # glued into the prose; the table's timing cells a
     glue(f"cost_mlp_{m}", f"{cost.loc[m, 'ratio to DDPM']:.1f}", display=False)
 glue("cost_mlp_gmsgm", f"{cost.loc['GM-SGM', 'ratio to DDPM'] / cost.loc['SGM', 'ratio to DDPM']:.2f}", display=False)
 cost.round(2)
+
+# %% [markdown]
+# **Training adequacy** of the 45 networks (`Run.adequacy`), each method and data set shown
+# by its worst seed: the share of the random initialisation left in the EMA weights that
+# are sampled, the last loss window over the best one, and the loss's relative fall over
+# the second half of training (near 0: a plateau).
+
+# %%
+# NBVAL_TOLERANCE abs=0.02
+adequacy = [{"data": d, "method": m, "seed": s, **r.adequacy()} for (m, d, s), r in trained.items()]
+runs.adequacy_table(adequacy, ["data", "method", "seed"], worst_over="seed")
 
 # %% [markdown]
 # ## Sample quality against the number of denoiser evaluations
@@ -179,12 +190,11 @@ table["width error"] = (table["width"] - table["data"].map(floor["width"])).abs(
 order = [label for label, _, _ in B.IDEAS]
 
 
-def changes(value, tab=table, digits=3):
-    """The paired differences of `value` as 'mean [low, high]', one row per idea and data set."""
+def changes(value, tab=table):
+    """The paired differences of `value` as 'mean [low, high]' at their noise level, one row per idea and data set."""
     d = B.paired(tab, value)
     d["idea"] = pd.Categorical(d["idea"], order, ordered=True)
-    f = f"+.{digits}f"
-    d["cell"] = [f"{m:{f}} [{lo:{f}}, {hi:{f}}]" for m, lo, hi in d[["difference", "low", "high"]].values]
+    d["cell"] = [stats.fmt_interval(m, lo, hi) for m, lo, hi in d[["difference", "low", "high"]].values]
     return d
 
 
@@ -222,9 +232,8 @@ tally
 errors = B.denoiser_errors(trained, specs, cfg["error_steps"], cfg["n_error"], budget.gm_sgm_beta)
 
 
-def mean_ci(v, digits=2):
-    m, _, hi = B.t_interval(v.tolist())
-    return f"{m:.{digits}f} ± {hi - m:.{digits}f}"
+def mean_ci(v):
+    return stats.fmt_mean_ci(v.tolist())
 
 
 print("excess over the exact optimum of its own loss, mean ± 95% CI half-width over seeds")
@@ -255,7 +264,7 @@ gm.agg(mean_ci).unstack("t")
 kernels = B.kernel_errors(trained, specs, **cfg["kernel"])
 kl = kernels.groupby(["data", "kernel", "t"])["KL"].agg(mean_ci).unstack("t")
 diff = B.kernel_difference(kernels, "SMD", "DDPM").assign(kernel="SMD − DDPM (paired)")
-diff["cell"] = [f"{m:.2f} ± {hi - m:.2f}" for m, hi in diff[["difference", "high"]].values]
+diff["cell"] = [stats.fmt_pm(m, hi - m, signed=True) for m, hi in diff[["difference", "high"]].values]
 diff = diff.pivot(index=["data", "kernel"], columns="t", values="cell")
 spread = kernels.loc[kernels["kernel"] == "SMD", "eta spread"].max()
 print(f"SMD's kernel mean, largest spread over eta (tr Cov): {spread:.1e}")
@@ -294,6 +303,11 @@ for m in ("SMD", "GM-DDPM"):
     glue(f"cost_unet_{m}", f"{img_cost.loc[m, 'ratio to DDPM']:.1f}", display=False)
 print(f"{len(img_trained)} trained U-Nets; training cost on the digits:")
 img_cost.round(2)
+
+# %%
+# NBVAL_TOLERANCE abs=0.02  (training adequacy of the 15 U-Nets, worst seed per method)
+runs.adequacy_table([{"method": m, "seed": s, **r.adequacy()} for (m, _, s), r in img_trained.items()],
+                    ["method", "seed"], worst_over="seed")  # fmt: skip
 
 # %%
 # NBVAL_TOLERANCE abs=1 rel=0.02  (retrained under the ATEN default and the AVX2 kernels: FD-digits moved <= 4 (0.3%), the half-widths by one unit)
@@ -342,7 +356,7 @@ plt.show()
 
 # %%
 # NBVAL_TOLERANCE abs=1 rel=0.02  (retrained under the ATEN default and the AVX2 kernels: moved <= 4 (0.3%), +40 -> +41; one unit)
-img_ideas = changes("fd", images, digits=0).rename(columns={"cell": "FD-digits", "NFE budget": "NFE"})
+img_ideas = changes("fd", images).rename(columns={"cell": "FD-digits", "NFE budget": "NFE"})
 img_ideas.set_index(["idea", "NFE"]).sort_index()[["FD-digits", "effect"]]
 
 # %% tags=["remove-cell"]
@@ -370,7 +384,8 @@ def mean_of(tab, value, **where):
 d16, ring, wide, dig = "GMM D=16", "ring", "wide ring", "8x8 digits"
 smd = sw2[(sw2["data"] == d16) & (sw2["idea"] == "SMD (ancestral)")]
 glue("smd_gain", span(-smd["difference"], 2, sign=False).replace(" to ", "-"), display=False)
-glue("smd_clear", " and ".join(str(n) for n in smd.loc[smd["effect"] == "better", "NFE budget"]) or "no", display=False)
+clear = [str(n) for n in smd.loc[smd["effect"] == "better", "NFE budget"]]
+glue("smd_clear", " and ".join([", ".join(clear[:-1]), clear[-1]] if len(clear) > 1 else clear) or "no", display=False)
 solvers = sw2[sw2["idea"].isin(["GM-DDPM + DDIM", "GM-DDPM + DPM-Solver"])]
 glue("gmddpm_solvers", f"{(solvers['effect'] == 'worse').sum()} of its {len(solvers)} cells "
      f"({span(solvers['difference'])})", display=False)
@@ -454,7 +469,7 @@ glue("kl_ddpm_form", f"{kmean[d16, 'best DDPM kernel (exact)', 2]:.2f} at t = 2 
 glue("kl_trained", f"{kmean[d16, 'DDPM', 2]:.1f} and {kmean[ring, 'DDPM', 2]:.1f}", display=False)
 pairs = B.kernel_difference(kernels, "SMD", "DDPM").set_index(["data", "t"])
 glue("kl_smd_d16", ", ".join(
-    f"{r['difference']:.2f} ± {r['high'] - r['difference']:.2f} at t = {t}"
+    f"{stats.fmt_pm(r['difference'], r['high'] - r['difference'], signed=True)} at t = {t}"
     for t, r in pairs.loc[d16].iterrows() if t in (2, 3, 10)), display=False)  # fmt: skip
 
 # %% [markdown]

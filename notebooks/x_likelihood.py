@@ -53,7 +53,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from gmdiff import data, plotting
+from gmdiff import data, plotting, stats
 from gmdiff.likelihood import gap_to_exact
 from gmdiff.schedules import EDM
 from gmdiff.study import Study
@@ -95,7 +95,7 @@ for name, (model, options) in runs.items():
             "estimator": name,
             "NLL (nats)": f"{gap.nll:.4f}",
             "exact NLL": f"{gap.exact:.4f}",
-            "gap ± s.e.": f"{gap.gap:+.4f} ± {gap.gap_stderr:.4f}",
+            "gap ± s.e.": stats.fmt_pm(gap.gap, gap.gap_stderr, signed=True),
             "max |gap|": f"{gap.max_abs_gap:.1e}",
             "NFE": gap.nfe,
         }
@@ -150,7 +150,7 @@ for sigma_max in cfg["sigma_maxes"]:
     rows.append(
         {
             "sigma_max": sigma_max,
-            "gap ± s.e. (nats)": f"{gap.gap:+.1e} ± {gap.gap_stderr:.0e}",
+            "gap ± s.e. (nats)": stats.fmt_pm(gap.gap, gap.gap_stderr, signed=True),
             "max |gap|": f"{gap.max_abs_gap:.1e}",
             "NFE": gap.nfe,
         }

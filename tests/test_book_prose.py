@@ -63,11 +63,8 @@ PAPERS_DIR = ROOT.parent / "shared" / "papers"
 #: in their own cells, to be changed to ``stats.fmt_interval`` / ``stats.fmt_pm`` and
 #: re-executed. Strict xfail: a chapter whose re-run outputs pass must leave the list.
 TOO_FINE_UNTIL_RERUN = {
-    "gmd_samplers": "SW2 'mean ± std' at three decimals (its own cell)",
-    "gms_dimension": "seed ranges at three decimals / three digits (its cells and excess_summary)",
     "gs_teleportation": "'change [CI]' at one decimal (its own cell)",
     "x_benchmark": "paired intervals and 'mean ± half-width' at fixed decimals (its own cells)",
-    "x_likelihood": "'gap ± s.e.' at fixed decimals (its own cell)",
 }
 
 # --- the numbers prose states ------------------------------------------------------------

@@ -47,6 +47,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 
 from gmdiff import data, nets, runs
@@ -78,6 +79,19 @@ def _trained(study: Study, model: str, snapshot_steps, cache_dir):
         snapshot_steps=snapshot_steps,
     )  # fmt: skip
     return run.denoiser, snaps
+
+
+def adequacy(
+    study: Study, models: Iterable[str] = ("digits", "gmm"), *, cache_dir: str | Path | None = None
+) -> pd.DataFrame:
+    """The training adequacy (:meth:`gmdiff.runs.Run.adequacy`: EMA share of the
+    initialisation, loss plateau) of the study's zoo ``models`` (trained if missing), one
+    row each, for :func:`gmdiff.runs.adequacy_table`."""
+    rows = []
+    for model in models:
+        run, _ = runs.load_or_train(study.run_config(model), study.cache_name(model), cache_dir=cache_dir)
+        rows.append({"model": model, **run.adequacy()})
+    return pd.DataFrame(rows)
 
 
 def digits_edm(
