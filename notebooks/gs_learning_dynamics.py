@@ -76,7 +76,10 @@ sweep.pivot_table(index=["sigma", "rank"], columns="modes", values="FUV").map(la
 # %%
 sig = cfg["sweep_sigmas"]
 ks = [k for k in cfg["sweep_ks"] if k in (1, 10, 100, max(cfg["sweep_ks"]))]
-for by, lines, cmap in [("modes", "rank", "viridis"), ("rank", "modes", "magma")]:
+
+
+def plot_sweep(by: str, lines: str, cmap: str) -> None:
+    """FUV against `by` ("modes" or "rank"), one line per value of `lines`, a panel per sigma."""
     fig, axs = plotting.panels(len(sig), ncols=2, aspect=0.62, sharex=True)
     values = cfg["sweep_ranks"] if lines == "rank" else ks
     for ax, s in zip(axs, sig):
@@ -92,6 +95,12 @@ for by, lines, cmap in [("modes", "rank", "viridis"), ("rank", "modes", "magma")
         ax.set_xlabel("modes K (last: delta, K = N)" if by == "modes" else "rank r of each covariance")
     fig.legend(*axs[0].get_legend_handles_labels(), loc="outside right center", fontsize=9)
     plt.show()
+
+
+plot_sweep("modes", "rank", "viridis")
+
+# %%
+plot_sweep("rank", "modes", "magma")
 
 # %% [markdown]
 # **Figure 1** (the paper's Fig. 9; the FUVs are tabulated in the collapsed output above).

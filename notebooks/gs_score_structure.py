@@ -360,7 +360,10 @@ plt.show()
 idx = torch.arange(3) if labels is None else torch.nonzero(labels == cfg["plane_digit"])[:3, 0]
 plane = gn.plane_through(x[idx])
 field_models = {"network": net, **{k: models[k] for k in [f"GMM k-means {cfg['kmeans_ks'][-1]}", gmm_name, "Gaussian", "delta (training set)"]}}
-for sigma in cfg["plane_sigmas"]:
+
+
+def plot_plane_fields(sigma: float) -> None:
+    """The score field of each of `field_models` on `plane` at noise level `sigma`."""
     fig, axs = plotting.panels(len(field_models), ncols=3, aspect=1.0)
     for ax, (name, m) in zip(axs, field_models.items()):
         f = {k: v.numpy() for k, v in gn.plane_field(m, plane, sigma, cfg["plane_grid"]).items()}
@@ -372,6 +375,15 @@ for sigma in cfg["plane_sigmas"]:
     fig.supxlabel("in-plane axis 1 (L2)")
     fig.supylabel("in-plane axis 2 (L2)")
     plt.show()
+
+
+plot_plane_fields(cfg["plane_sigmas"][0])
+
+# %%
+plot_plane_fields(cfg["plane_sigmas"][1])
+
+# %%
+plot_plane_fields(cfg["plane_sigmas"][2])
 
 # %% [markdown]
 # **Figure 6** (the paper's Fig. 11). Score fields on the plane through three training
