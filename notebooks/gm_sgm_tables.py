@@ -122,7 +122,7 @@ def sw2(x):
 # the metric's Monte-Carlo floor: SW2 of exact samples (5 independent draws)
 floor = metrics.noise_floor(lambda k: sw2(ring.sample(toy_cfg["n"], torch.Generator().manual_seed(seed + 10 + k)).float()), 5)
 sw2_floor, sw2_sd = floor.mean, floor.sd
-print("trained:", list(toy))
+print("trained:", ", ".join(toy))
 print(f"SW2 of exact samples (noise floor): {sw2_floor:.3f} +- {sw2_sd:.3f}")
 
 # %% [markdown]

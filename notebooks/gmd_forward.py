@@ -210,7 +210,7 @@ print(acc.loc[[100, 200, 300, 400, 500]].rename(columns=lambda l: f"lam={l}").to
 mid = acc.loc[150:450]
 paired = mid.sub(mid[0.0], axis=0).drop(columns=0.0).mean()
 print("accuracy(GM-DDPM) - accuracy(DDPM), mean over t = 150..450:",
-      ", ".join(f"lam={k}: {v:+.3f}" for k, v in paired.items()))
+      ", ".join(f"lam={k}: {v:+.3f}" for k, v in paired.items()), sep="\n")
 
 # %% mystnb={"figure": {"caption": "Left: PSNR of $x_t$ against $x_0$ along the forward process, one line per offset scale $\\lambda$ ($\\lambda=0$ is DDPM). Right: accuracy of the clean-digit classifier fed $x_t$.", "name": "fig-gmd-forward-psnr-accuracy"}, "image": {"alt": "Two line plots against the forward step t, one line per offset scale lambda: PSNR in decibels and classifier accuracy, both falling as t grows."}}
 fig, axes = plt.subplots(1, 2, figsize=(8.2, 3.8), layout="constrained")

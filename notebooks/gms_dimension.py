@@ -81,13 +81,13 @@ spectra = {
 exact = M.exact_study(spectra, cfg["exact_dims"], cfg["exact_iterations"])
 exact["relative offset"] = exact["shell distance at median sigma"] / np.sqrt(exact["D"] / 2)
 show = exact[exact["data"] == "isotropic"].pivot(index="D", columns="iterations", values="max |shell distance|")
-print("isotropic Gaussian, exact score: largest |shell distance| (shell widths) along the trajectory")
+print("isotropic Gaussian, exact score:\nlargest |shell distance| (shell widths) along the trajectory")
 show.round(1)
 
 # %%
 for col, what in [("relative offset", "relative offset of the squared norm at the median level"),
                   ("relative W2^2", "output's W2^2 to the data over tr(lambda)")]:
-    print(f"{what}, by D (rows) and iterations (columns)")
+    print(f"{what},\nby D (rows) and iterations (columns)")
     display(exact.pivot_table(index=["data", "D"], columns="iterations", values=col).map(lambda v: f"{v:.2g}"))
 
 # %% mystnb={"figure": {"caption": "Isotropic Gaussian data, exact score, score_sde's PC sampler, against the dimension D. Left: the states' largest distance from the training shell, in shell widths (dashed: $\\propto\\sqrt D$); right: the output's exact $W_2^2$ per unit of data variance.", "name": "fig-gms-dimension-exact"}, "image": {"alt": "Two log-log plots against the dimension D, one line per iteration count: the states' largest shell distance, rising along a dashed square-root line, and the output's relative error, nearly flat."}}
@@ -129,7 +129,7 @@ plt.show()
 
 # %%
 gmm_exact, floors = M.mixture_exact_study(**cfg["gmm"], dims=cfg["exact_mc_dims"], iterations=cfg["iterations"], n=cfg["n"])
-print(f"relative FD of {cfg['n']} exact samples (the metric's floor): "
+print(f"relative FD of {cfg['n']} exact samples (the metric's floor):\n"
       + ", ".join(f"D={D}: {f:.3f}" for D, f in floors.items()))
 print("largest |shell distance| (widths) and relative FD, exact models")
 gmm_exact.pivot_table(index=["D", "iterations"], columns="model",
@@ -318,9 +318,9 @@ r.round(2)
 # %%
 meta, long = results.load_results(M.LONG_RESULTS, "long")
 net = meta["sizes"]["net"]
-print(f"stored run: profile {meta['profile']}, seeds {meta['seeds']}, commit {meta['commit']}, "
+print(f"stored run: profile {meta['profile']}, seeds {meta['seeds']}, commit {meta['commit']},\n"
       f"{meta['date']}; {meta['minutes']:.0f} minutes on {meta['machine']}")
-print(f"nets: {net['depth']}x{net['width']} MLP, {net['steps']:,} steps, batch {net['batch']}, lr {net['lr']:g}, "
+print(f"nets: {net['depth']}x{net['width']} MLP, {net['steps']:,} steps, batch {net['batch']}, lr {net['lr']:g},\n"
       f"EMA {net['ema_decay']} with ramp {net['ema_rampup']}, sigma_data {net['sigma_data']}")
 print("relative FD of exact samples (the floor): "
       + ", ".join(f"D={r.D}: {r.floor:.3f}" for r in long["floors"].itertuples()))
@@ -328,11 +328,11 @@ long["adequacy"].pivot_table(index=["D", "model", "steps"], values=["ema_init_sh
                              aggfunc="mean").round(3)
 
 # %%
-print("excess over the exact optimum / the optimum's error (mean over seeds [seed range]); columns: sigma")
+print("excess over the exact optimum / the optimum's error (mean over seeds [seed range]);\ncolumns: sigma")
 M.excess_summary(long["excess"])
 
 # %%
-print("relative FD (mean over seeds [seed range]) and GM-SGM - SGM paired by seed, 95 % interval")
+print("relative FD (mean over seeds [seed range])\nand GM-SGM - SGM paired by seed, 95 % interval")
 ls = M.summarize(long["samples"], "relative FD", ["D", "iterations", "model"])
 ls = pd.Series([f"{a:.3f} [{b:.3f}, {c:.3f}]" for a, b, c in zip(ls["mean"], ls["min"], ls["max"], strict=True)],
                index=ls.index).unstack("model")
@@ -340,7 +340,7 @@ comparison = long["comparison"].set_index(["D", "iterations"])
 ls.join(comparison[["seeds", "difference [95 % CI]", "direction"]])
 
 # %%
-print(f"longer-training control, seed {meta['seeds'][0]}: relative FD at {net['steps']:,} and "
+print(f"longer-training control, seed {meta['seeds'][0]}:\nrelative FD at {net['steps']:,} and "
       f"{net['steps'] * meta['sizes']['control']['longer']:,} steps (columns: PC iterations)")
 display(M.control_summary(long["control"]).round(3))
 print("excess / optimum of the same nets (columns: sigma)")

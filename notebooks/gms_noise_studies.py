@@ -153,7 +153,7 @@ for name, (sig, n_gm, n_sgm, rm, rv) in xi.items():
                  "max r_mean": rm.max().item(), "fraction of steps with r_mean > 1.001": (rm > 1.001).float().mean().item(),
                  "r_var at sigma_max": rv[0].item(), "max r_var": rv.max().item(),
                  "sigma at max r_var": sig[rv.argmax()].item(), "r_var at sigma_min": rv[-1].item()})
-print("paper (CelebA-64, Sec. 5.1 / Fig. 4): r_mean > 1 across the whole sampling run; "
+print("paper (CelebA-64, Sec. 5.1 / Fig. 4):\nr_mean > 1 across the whole sampling run; "
       "r_var starts at 50-150, surges, then dips")
 pd.DataFrame(rows).set_index("pair").T
 
@@ -216,7 +216,7 @@ for name in scales:
             samples[(name, kind, s)] = x = pc_samples(dens[name], s)
             rows.append({"training noise": name, "model": kind, "iterations": s, **quality(x)})
 t11 = pd.DataFrame(rows).pivot(index="training noise", columns=["model", "iterations"]).loc[list(scales)]
-print(f"SW2 to the true ring (noise floor {floor.mean:.3f} +- {floor.sd:.3f}; lower is better) "
+print(f"SW2 to the true ring (noise floor {floor.mean:.3f} +- {floor.sd:.3f}; lower is better)\n"
       f"and within-mode spread (exact samples: {G.mode_spread(true_ring, ring.means, 0.1):.3f})")
 t11
 

@@ -70,7 +70,7 @@ cfg
 images, labels = data.digits8x8()
 x = images.flatten(1).double()
 models = gs.reference_models(x, labels, rank=cfg["rank"])
-print(f"{x.shape[0]} images, D = {x.shape[1]}; models: {', '.join(models)}")
+print(f"{x.shape[0]} images, D = {x.shape[1]}; models:", *models, sep="\n  ")
 
 # %% [markdown]
 # ## GS-1: scores and denoisers against autograd

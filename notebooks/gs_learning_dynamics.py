@@ -133,9 +133,10 @@ gs9 = pd.DataFrame({
     "median minimal rank over K (ours)": mr.groupby("sigma")["minimal rank"].median().to_numpy(),
 })
 paper9 = gn.PAPER["GS-9"]
-print("paper (MNIST / CIFAR-10 mini-EDM): more modes help for sigma >", paper9["modes help for sigma >"],
-      "| U-shape, best K: MNIST", paper9["U-shape optimum, MNIST modes"], "CIFAR-10",
-      paper9["U-shape optimum, CIFAR-10 modes"], "| minimal rank grows as sigma falls")
+print("paper (MNIST / CIFAR-10 mini-EDM): more modes help for sigma >", paper9["modes help for sigma >"])
+print("U-shape, best K: MNIST", paper9["U-shape optimum, MNIST modes"], "CIFAR-10",
+      paper9["U-shape optimum, CIFAR-10 modes"])
+print("minimal rank grows as sigma falls")
 gs9
 
 # %% [markdown]

@@ -76,7 +76,7 @@ top = gauss.eigenvalues[:10].sqrt()
 print(f"N = {x.shape[0]}, D = {x.shape[1]}, sqrt(lambda_max) = {top[0]:.2f}, "
       f"sqrt(tr Sigma) = {gauss.eigenvalues.sum().sqrt():.2f}")
 gmm_name = next(m for m in models if m.startswith("GMM"))  # per class when labels exist
-print("idealised models:", list(models))
+print("idealised models:", *models, sep="\n  ")
 
 # %% [markdown]
 # ## GS-6: how much of the network score each idealised score explains
@@ -166,7 +166,7 @@ ratio = {q: v / float(top[0]) for q, v in threshold.items()}
 glue("gs6_threshold", " and ".join(f"{v:.2f}" for v in threshold.values()), display=False)
 glue("gs6_ratio", " and ".join(f"{v:.1f}" for v in ratio.values()), display=False)
 for q in fine_fuv:
-    print(f"{q} queries: Gaussian FUV < 0.01 from sigma = {threshold[q]:.2f} on, "
+    print(f"{q} queries: Gaussian FUV < 0.01 from sigma = {threshold[q]:.2f} on,\n"
           f"{ratio[q]:.2f} times sqrt(lambda_max) = {float(top[0]):.2f}")
 fine_table.map(lambda v: f"{v:.1e}")
 
@@ -299,7 +299,7 @@ samples = {k: v.sample for k, v in traj.items()}
 dist = gn.sample_distance_table(samples, "network", seed)
 close = gn.paired_closeness(samples, "network", "Gaussian (Eq. 15)", "delta (training set)")
 (lo, hi), (dlo, dhi) = close["share CI"], close["difference CI"]
-print(f"Gaussian sample closer to the network's than the delta sample for {close['share closer']:.0%} of the "
+print(f"Gaussian sample closer to the network's than the delta sample for {close['share closer']:.0%} of the\n"
       f"{x_T.shape[0]} starts (95% CI {lo:.0%} to {hi:.0%});\nMSE(delta) - MSE(Gaussian), paired by start: "
       f"{close['mean difference']:.3f} (95% CI {dlo:.3f} to {dhi:.3f})")
 dist.round(3)
@@ -416,14 +416,14 @@ def interval(v: pd.Series, lo: pd.Series, hi: pd.Series, fmt: str) -> pd.Series:
     return pd.Series([f"{fmt.format(a)} [{fmt.format(b)}, {fmt.format(c)}]" for a, b, c in zip(v, lo, hi)], v.index)
 
 
-print("GS-6 per seed: the ten-class GMM's FUV gain over the Gaussian above the threshold, the threshold, the delta's low-noise rank")
+print("GS-6 per seed: the ten-class GMM's FUV gain over the Gaussian above the threshold,\nthe threshold, the delta's low-noise rank")
 display(pd.DataFrame({
     "GMM gain, noise queries": gain["noise"].map(lambda v: f"{v:.1e}"),
     "GMM gain, data queries": gain["data"].map(lambda v: f"{v:.1e}"),
     "Gaussian FUV < 0.01 from sigma": g6["sigma from which Gaussian FUV < 0.01"].unstack()["noise"].round(2),
     "delta worst at sigma < 0.2": delta_worst.map({True: "yes", False: "no"}),
 }))  # fmt: skip
-print("GS-8 per seed: Gaussian-model samples against delta-model samples, distance to the network's")
+print("GS-8 per seed: Gaussian-model samples against delta-model samples,\ndistance to the network's")
 pd.DataFrame({
     "Gaussian closer": interval(g8["share closer"], g8["share CI low"], g8["share CI high"], "{:.0%}"),
     "MSE: delta - Gaussian": interval(g8["mean difference"], g8["difference CI low"], g8["difference CI high"], "{:.3f}"),

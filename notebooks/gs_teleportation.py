@@ -71,7 +71,7 @@ steps = cfg["steps"]
 # %%
 paper = pd.concat({name: gt.paper_table(name) for name in gt.PAPER_TABLES}, names=["dataset", "row"])
 paper_best = {name: float(round(gt.best_row(gt.paper_table(name), "FID")["NFE saved (%)"], 1)) for name in gt.PAPER_TABLES}
-print("largest NFE saving (%) with FID change < 3%:", paper_best)
+print("largest NFE saving (%) with FID change < 3%:\n ", paper_best)
 paper.round({"FID": 3, "NFE saved (%)": 1, "FID change (%)": 1})
 
 # %% [markdown]
@@ -227,7 +227,7 @@ digit_table = gt.teleportation_table(unet, gauss_digits, x_T_img, cfg["digit_ski
 # %%
 # NBVAL_TOLERANCE rel=0.2 abs=8  (twice the range over three CPU kernel paths, which train slightly different U-Nets;
 # seeds 1-2 also redraw x_T and the real-digit split: samples FD 14.2-17.2, real-vs-real 8.4-19.8)
-print(f"{quality} against {half} real digits: the other {images.shape[0] - half} real digits {fd_real:.1f}; "
+print(f"{quality} against {half} real digits: the other {images.shape[0] - half} real digits {fd_real:.1f};\n"
       f"{cfg['n_digits']} Heun-{steps} samples {digit_table[quality].iloc[0]:.1f}")
 digit_table.round({"sigma_skip": 2, quality: 1, "NFE saved (%)": 1, f"{quality} change (%)": 1,
                    "change CI low": 1, "change CI high": 1})

@@ -201,7 +201,7 @@ tally = pd.concat({
     "width error": pd.crosstab(width["idea"], width["effect"]),
 }, axis=1).reindex(columns=pd.MultiIndex.from_product(
     [["SW2", "width error"], ["better", "tied", "worse"]]), fill_value=0)  # fmt: skip
-print("(data, NFE) cells where an idea makes it better / tied / worse, beyond the seeds' 95% CI")
+print("(data, NFE) cells where an idea makes it better / tied / worse,\nbeyond the seeds' 95% CI")
 tally
 
 # %% [markdown]
