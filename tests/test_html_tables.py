@@ -19,6 +19,9 @@ def test_only_the_default_index_is_dropped():
     df = pd.DataFrame({"model": ["a", "b"], "FD": [1.25, 2.5]})
     html = html_tables.table_html(df)
     assert "<th>0</th>" not in html and "<td>a</td>" in html and "<th>FD</th>" in html
+    numbered = pd.DataFrame({"a": [1, 2, 3]}, index=pd.Index([0, 1, 2]))  # not a RangeIndex
+    assert html_tables.has_default_index(numbered)
+    assert "<th>1</th>" not in html_tables.table_html(numbered)
     for kept in (df.set_index("model"), df.iloc[1:], df.rename_axis("seed")):
         assert not html_tables.has_default_index(kept)
         assert html_tables.table_html(kept) == kept._repr_html_()

@@ -1,6 +1,6 @@
 """The chapters' pandas tables as the book shows them: without pandas' default row numbers.
 
-A DataFrame whose index is pandas' default (a ``RangeIndex`` 0, 1, 2, ... without a name)
+A DataFrame whose index is pandas' default (row numbers 0, 1, 2, ... without a name)
 shows those numbers as its first column: they tell a reader nothing and take a share of the
 book's column. :func:`install`, which :func:`gmdiff.plotting.style` calls in every chapter,
 makes IPython write such a frame's HTML without the index; any other frame's HTML is
@@ -13,9 +13,10 @@ import pandas as pd
 
 
 def has_default_index(df: pd.DataFrame) -> bool:
-    """True if `df`'s index is pandas' default row numbering 0, 1, 2, ... (no name)."""
+    """True if `df`'s index is plain row numbering 0, 1, 2, ... without a name: pandas'
+    default ``RangeIndex``, or the same numbers in another index type (after a filter)."""
     idx = df.index
-    return isinstance(idx, pd.RangeIndex) and idx.start == 0 and idx.step == 1 and idx.name is None
+    return idx.nlevels == 1 and idx.name is None and idx.equals(pd.RangeIndex(len(idx)))
 
 
 def notebook_html(df: pd.DataFrame, *, index: bool) -> str:
