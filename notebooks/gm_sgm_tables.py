@@ -122,7 +122,7 @@ def sw2(x):
 # the metric's Monte-Carlo floor: SW2 of exact samples (5 independent draws)
 floor = metrics.noise_floor(lambda k: sw2(ring.sample(toy_cfg["n"], torch.Generator().manual_seed(seed + 10 + k)).float()), 5)
 sw2_floor, sw2_sd = floor.mean, floor.sd
-print("trained:", list(toy))
+print("trained:", ", ".join(toy))
 print(f"SW2 of exact samples (noise floor): {sw2_floor:.3f} +- {sw2_sd:.3f}")
 
 # %% [markdown]
@@ -290,7 +290,7 @@ if results_dir:  # -p results_dir results/long: this run's digits results, for t
 controls.pivot_table(index=["model", "training steps", "weights"], columns="iterations",
                      values="FD").round(0).astype(int)  # fmt: skip
 
-# %%
+# %% mystnb={"figure": {"caption": "The first 36 digits sampled by the SGM (top), GM-SGM ($\\beta=2$, middle) and the A.5 matrix mixture (bottom) with 20, 50 and 100 PC iterations, from the same initial noise and increments; each panel is a 6x6 grid of 8x8 samples (dark = ink).", "name": "fig-gms-tables-digit-samples"}, "image": {"alt": "Grid of panels of sampled 8x8 digits, one row per training noise and one column per number of PC iterations."}}
 its = img_cfg["iterations"]
 fig, axes = plt.subplots(len(img_noises), len(its), figsize=(2.6 * len(its), 2.8 * len(img_noises)), squeeze=False)
 for r, name in enumerate(img_noises):
@@ -299,12 +299,6 @@ for r, name in enumerate(img_noises):
         plotting.show_images(ax, img_samples[(name, s)][:36], 6)
         ax.set_title(f"{name},\n{s} iterations", fontsize=10)
         ax.set_xlabel("36 samples, 8x8 pixels", fontsize=10)
-
-# %% [markdown]
-# **Figure 1.** The first 36 digits sampled by the SGM (top), GM-SGM ($\beta=2$, middle) and
-# the A.5 matrix mixture (bottom) with 20, 50 and 100 PC iterations from the same initial
-# noise and increments; each panel is a 6x6 grid of 8x8 samples (grey scale, dark = ink,
-# grey lines separate the samples).
 
 # %% [markdown]
 # (gm-sgm-tables-long)=
@@ -411,7 +405,7 @@ t5 = G.sampler_table(t5_runs, toy_cfg["table5_steps"], sw2, seed).round(3)
 print("2-D ring, SW2 (ours) beside the paper's CelebA-64 FID, by sampling steps")
 G.paired(t5, G.TABLE5, "iterations")
 
-# %%
+# %% mystnb={"figure": {"caption": "1,000 samples (colour) of the SGM and of GM-SGM ($\\beta=2$) on the 2-D ring with 20 and 200 PC iterations, over 1,000 samples of the true distribution (grey).", "name": "fig-gms-tables-ring"}, "image": {"alt": "Four scatter plots of 2-D samples over a grey ring of eight modes: SGM and GM-SGM at 20 and 200 PC iterations."}}
 fig, axes = plt.subplots(2, 2, figsize=(7, 6.8), sharex=True, sharey=True)
 for ax, (name, run, s) in zip(
     axes.flat,
@@ -432,8 +426,7 @@ axes[0, 0].legend(loc="lower left", fontsize=9, markerscale=4)
 plt.show()  # the book's style lays figures out with constrained_layout
 
 # %% [markdown]
-# **Figure 2.** 1,000 samples (colour) of the SGM and of GM-SGM ($\beta=2$) on the 2-D ring
-# with 20 and 200 PC iterations, over 1,000 samples of the true distribution (grey). With
+# In {numref}`fig-gms-tables-ring`, with
 # 5,000 training steps both models resolve the 8 modes, and almost every SW2 above lies
 # within the noise floor (0.10 ± 0.03): on this toy, the sampler and the model are not what
 # limits the metric. (With 1,500 steps, our earlier budget, both spread mass along the

@@ -165,7 +165,7 @@ def mean_of(metric, lam, run):
 ddpm = {m: mean_of(m, 0.0, "original (Alg. 3)") for m in ("fd", "is") if m in scores}
 print(f"DDPM (λ = 0, its own sampler): {FD} {ddpm['fd']:.1f}"
       + (f", IS-digits {ddpm['is']:.2f}" if "is" in ddpm else "")
-      + "; the paper's CIFAR-10 DDPM: FID 3.35, IS 9.51")  # fmt: skip
+      + ";\nthe paper's CIFAR-10 DDPM: FID 3.35, IS 9.51")  # fmt: skip
 t1 = cells[(cells.lam == 0.2) & cells.run.isin(P.STRATEGY_RUNS)]
 extra = [("IS-digits", [round(mean_of("is", 0.2, r), 2) for r in t1.run])] if "is" in scores else []
 show(t1, extra + [("paper IS", P.PAPER_TABLE1["CIFAR-10 IS"].iloc[1:].to_list())])
@@ -199,7 +199,7 @@ show(t2, [(f"{FD} of DDPM", [round(mean_of("fd", 0.0, r), 1) for r in t2.run]), 
 t3 = cells[cells.run.isin(P.STRATEGY_RUNS)]
 show(t3)
 
-# %%
+# %% mystnb={"figure": {"caption": "FD-digits (left) and IS-digits (right) against the offset scale $\\lambda$, one line per sampling strategy: mean and range over seeds; $\\lambda=0$ is DDPM with its own sampler.", "name": "fig-gmd-tables-lambda"}, "image": {"alt": "Two plots with error bars against lambda on a symmetric log axis: FD-digits and IS-digits, one line per sampling strategy."}}
 fig, axes = plt.subplots(1, 2, figsize=(8.2, 3.6))
 lams = cfg["lams"]
 second = "is" if "is" in scores else "recall"
@@ -294,7 +294,7 @@ if results_dir:  # -p results_dir results/long: the readings study, stored for t
     results.save_results(Path(results_dir) / "gmd_readings.json", meta, scores=study)
 meta, stored = results.load_results(results.ROOT / "long" / "gmd_readings.json", profile)
 compared = P.readings_comparison(stored["scores"])  # each reading's runs minus DDPM's, paired
-print(f"FD-digits, reading minus DDPM (λ = 0.2, seeds {meta['seeds']}, stored run of "
+print(f"FD-digits, reading minus DDPM (λ = 0.2, seeds {meta['seeds']},\nstored run of "
       f"{meta['date']}, {meta['seconds'] / 60:.0f} min on 2 CPU cores):")
 P.readings_table(compared)
 

@@ -75,7 +75,7 @@ levy["scipy = Fourier integral (rel. err < 1e-8)"] = levy.pop("scipy vs Fourier 
 levy["p(6) / N(6;0,1)"] = levy["p(6) / N(6;0,1)"].map(lambda v: f"{v:.4g}")
 levy.round(4)
 
-# %%
+# %% mystnb={"figure": {"caption": "The paper's Fig. 1, recomputed. A: symmetric $\\alpha$-stable densities ($\\gamma = 1$, the paper's convention) and the standard Gaussian; B: the same on a log scale, out to $x = 20$; C: the two-scale mixture of Sec. 3.2 ($\\beta = 2$) against the densities of the sum $X + Y$ of independent $X \\sim \\mathcal N(0,1)$, $Y \\sim \\mathcal N(0,\\beta^2)$ and of their average.", "name": "fig-gms-anomalous-densities"}, "image": {"alt": "Three panels of probability densities: stable laws and the Gaussian on a linear and a log scale, and a two-scale Gaussian mixture against the sum and the average of two Gaussians."}}
 beta = cfg["beta"]
 x = np.linspace(-6, 6, 241)
 xt = np.linspace(0, 20, 161)
@@ -98,13 +98,7 @@ axs[3].legend(*axs[2].get_legend_handles_labels(), loc="center", title="C.", fon
 plt.show()
 
 # %% [markdown]
-# **Figure 1** (the paper's Fig. 1, recomputed). A: symmetric $\alpha$-stable densities
-# ($\gamma = 1$, the paper's convention) and the standard Gaussian. B: the same on a log
-# scale, out to $x = 20$. C: the two-scale mixture of Sec. 3.2 ($\beta = 2$) against the
-# density of the sum $X + Y$ of independent $X \sim \mathcal N(0,1)$, $Y \sim \mathcal
-# N(0,\beta^2)$ and of their average.
-#
-# Panels A-B confirm the left half of the figure: for every $\alpha < 2$ the stable density
+# Panels A-B of {numref}`fig-gms-anomalous-densities` confirm the left half of the paper's figure: for every $\alpha < 2$ the stable density
 # is higher at 0 than $\mathcal N(0,1)$ (by 4 % at $\alpha = 1.8$, 60 % at $\alpha = 1$)
 # and has a power-law tail ($p(6)$ is $10^5$-$10^6$ times the Gaussian's), with a dip
 # below the Gaussian in the shoulders. The "more peaked" half depends on the scale
@@ -145,7 +139,7 @@ mix.round(6)
 # the three paths share them: the Gaussian-mixture path stretches a Brownian step by 1 or
 # $\beta$, the Lévy path by the heavy-tailed radius $\sqrt{A}$.
 
-# %%
+# %% mystnb={"figure": {"caption": "The paper's Fig. 2, recomputed (seed 2023, unit time steps). A: isotropic L\u00e9vy flight with $\\alpha = 1.8$; B: Gaussian-mixture Brownian motion, each step scaled by 1 or $\\beta = 2$ with probability 1/2; C: Brownian motion.", "name": "fig-gms-anomalous-paths"}, "image": {"alt": "Three 2-D random-walk paths with start and end marked: a L\u00e9vy flight with long jumps, a Gaussian-mixture Brownian path and a Brownian path."}}
 paths = an.three_paths(cfg["n_steps"], alpha=cfg["alpha_path"], beta=beta, seed=2023)
 names = {"levy": rf"A. anomalous diffusion $dL^\alpha$, $\alpha$={cfg['alpha_path']:g}",
          "gm": rf"B. GM Brownian motion $dw^{{1,\beta}}$, $\beta$={beta:g}",
@@ -161,11 +155,6 @@ for ax, (k, p) in zip(axs, paths.items()):
 axs[3].axis("off")
 axs[3].legend(*axs[0].get_legend_handles_labels(), loc="center", fontsize=10)
 plt.show()
-
-# %% [markdown]
-# **Figure 2** (the paper's Fig. 2, recomputed; seed 2023, unit time steps). A: isotropic
-# Lévy flight with $\alpha = 1.8$. B: Gaussian-mixture Brownian motion, each step scaled by
-# 1 or $\beta = 2$ with probability 1/2. C: Brownian motion.
 
 # %%
 th.path_step_stats(paths).round(3)

@@ -81,16 +81,16 @@ spectra = {
 exact = M.exact_study(spectra, cfg["exact_dims"], cfg["exact_iterations"])
 exact["relative offset"] = exact["shell distance at median sigma"] / np.sqrt(exact["D"] / 2)
 show = exact[exact["data"] == "isotropic"].pivot(index="D", columns="iterations", values="max |shell distance|")
-print("isotropic Gaussian, exact score: largest |shell distance| (shell widths) along the trajectory")
+print("isotropic Gaussian, exact score:\nlargest |shell distance| (shell widths) along the trajectory")
 show.round(1)
 
 # %%
 for col, what in [("relative offset", "relative offset of the squared norm at the median level"),
                   ("relative W2^2", "output's W2^2 to the data over tr(lambda)")]:
-    print(f"{what}, by D (rows) and iterations (columns)")
+    print(f"{what},\nby D (rows) and iterations (columns)")
     display(exact.pivot_table(index=["data", "D"], columns="iterations", values=col).map(lambda v: f"{v:.2g}"))
 
-# %%
+# %% mystnb={"figure": {"caption": "Isotropic Gaussian data, exact score, score_sde's PC sampler, against the dimension D. Left: the states' largest distance from the training shell, in shell widths (dashed: $\\propto\\sqrt D$); right: the output's exact $W_2^2$ per unit of data variance.", "name": "fig-gms-dimension-exact"}, "image": {"alt": "Two log-log plots against the dimension D, one line per iteration count: the states' largest shell distance, rising along a dashed square-root line, and the output's relative error, nearly flat."}}
 fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.4))
 iso = exact[exact["data"] == "isotropic"]
 for N, g in iso.groupby("iterations"):
@@ -109,7 +109,7 @@ axes[1].set_title("what comes out", fontsize=10)
 plt.show()
 
 # %% [markdown]
-# **Figure 1.** Isotropic Gaussian data, exact score, score_sde's PC sampler. Left: the
+# In {numref}`fig-gms-dimension-exact`, left, the
 # states' largest distance from the training shell grows like $\sqrt D$ at every iteration
 # count (dashed: slope 1/2): at 50 iterations 0.2 widths at D = 2, 1.4 at D = 64 and 14 at
 # CIFAR-10's D = 3,072 (57 at 20 iterations). The relative offset of the squared norm (table
@@ -129,7 +129,7 @@ plt.show()
 
 # %%
 gmm_exact, floors = M.mixture_exact_study(**cfg["gmm"], dims=cfg["exact_mc_dims"], iterations=cfg["iterations"], n=cfg["n"])
-print(f"relative FD of {cfg['n']} exact samples (the metric's floor): "
+print(f"relative FD of {cfg['n']} exact samples (the metric's floor):\n"
       + ", ".join(f"D={D}: {f:.3f}" for D, f in floors.items()))
 print("largest |shell distance| (widths) and relative FD, exact models")
 gmm_exact.pivot_table(index=["D", "iterations"], columns="model",
@@ -174,7 +174,7 @@ print("gap = SGM - GM-SGM relative FD (> 0: GM-SGM better); shell: largest |shel
 print("along the trajectory, mean over seeds, for the two nets and the exact score")
 out.round(3)
 
-# %%
+# %% mystnb={"figure": {"caption": "The trained nets' SGM - GM-SGM gap against D and the number of PC iterations. Left: the paired difference of the relative FD (same seed on both sides; points: mean over seeds, bars: the seed range); right: the largest shell distance of the sampler's states along the trajectory, mean over seeds.", "name": "fig-gms-dimension-gap"}, "image": {"alt": "Two plots against PC iterations on a log axis: the SGM minus GM-SGM relative-FD gap per dimension with seed-range bars, and the states' largest shell distance per model and dimension."}}
 fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.4))
 for D, g in gap.reset_index().groupby("D"):
     axes[0].errorbar(g["iterations"], g["mean"], yerr=[g["mean"] - g["min"], g["max"] - g["mean"]],
@@ -204,10 +204,7 @@ axes[1].legend(fontsize=9, loc="lower left")
 plt.show()
 
 # %% [markdown]
-# **Figure 2.** SGM - GM-SGM gap vs D and iterations. Left: the paired difference of the
-# relative FD (same seed on both sides; points: mean over seeds, bars: the seed range).
-# Right: how far the trained nets' sampler states sit from the training shell (largest
-# |shell distance| along the trajectory, mean over seeds). At D = 64 the GM-SGM net's states
+# In {numref}`fig-gms-dimension-gap`, at D = 64 the GM-SGM net's states
 # stay 3.7-4.9 widths off at every iteration count while the SGM's approach the shell as the
 # iterations grow, as the exact score's do.
 
@@ -240,7 +237,7 @@ M.excess_summary(ci_excess)
 # noise at each predictor step of the PC sampler (same initial noise and increments for both
 # nets; `gm_sgm.xi_norms`, `gm_sgm.r_mean_var`).
 
-# %%
+# %% mystnb={"figure": {"caption": "The paper's ratios $r_\\text{mean}$ (left) and $r_\\text{var}$ (right) of GM-SGM over SGM at each predictor step of the PC sampler, against the noise level $\\sigma$, for each dimension D (colour) and seed (line style).", "name": "fig-gms-dimension-ratios"}, "image": {"alt": "Two plots of r_mean and r_var against the noise level on a log axis, one line per dimension and seed, with a grey reference line at 1."}}
 fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.4))
 for (D, seed), g in ratios.groupby(["D", "seed"]):
     kw = {"color": f"C{cfg['dims'].index(D)}", "ls": "-" if seed == cfg["seeds"][0] else ":"}
@@ -270,7 +267,7 @@ r.round(2)
 #
 # 1. *The premise holds.* With the exact score, the PC sampler's states sit off the
 #    training shell by a relative amount that does not shrink with D, so in shell widths
-#    the offset grows like $\sqrt D$ (Figure 1): at 50 iterations 1.4 widths at D = 64 and
+#    the offset grows like $\sqrt D$ ({numref}`fig-gms-dimension-exact`): at 50 iterations 1.4 widths at D = 64 and
 #    14 at D = 3,072; at 20 iterations 57 at D = 3,072. A network trained on CIFAR-10 at
 #    50 iterations is queried far outside the norms it was trained on; at D = 2 or 64 (the
 #    ring and the 8x8 digits of {ref}`gm-sgm-tables`) it is not.
@@ -286,9 +283,9 @@ r.round(2)
 #    20; floor 0.003), although at D = 64 and 20 iterations its states sit 4.4 widths off
 #    the shell (the exact score's states: 5.3). GM-SGM is *worse* than the SGM at every D and
 #    iteration count, beyond the seed range of the paired gap (D = 16: by 0.02-0.035; D =
-#    64: by 0.33-0.46), so the SGM - GM-SGM gap of Figure 2 is negative throughout and does
+#    64: by 0.33-0.46), so the SGM - GM-SGM gap of {numref}`fig-gms-dimension-gap` is negative throughout and does
 #    not grow towards few iterations. GM-SGM's exact optimum samples at the floor, and the
-#    nets are measured against the optimum of their own loss (the table after Figure 2):
+#    nets are measured against the optimum of their own loss (the table after {numref}`fig-gms-dimension-gap`):
 #    at $\sigma$ = 0.5 the excess over the optimum's error is
 #    {glue:text}`ci_excess_at_half`. The GM-SGM nets fit their loss worse than the SGM's
 #    at this budget; the deficit is the fit, not GM-SGM's objective.
@@ -321,9 +318,9 @@ r.round(2)
 # %%
 meta, long = results.load_results(M.LONG_RESULTS, "long")
 net = meta["sizes"]["net"]
-print(f"stored run: profile {meta['profile']}, seeds {meta['seeds']}, commit {meta['commit']}, "
+print(f"stored run: profile {meta['profile']}, seeds {meta['seeds']}, commit {meta['commit']},\n"
       f"{meta['date']}; {meta['minutes']:.0f} minutes on {meta['machine']}")
-print(f"nets: {net['depth']}x{net['width']} MLP, {net['steps']:,} steps, batch {net['batch']}, lr {net['lr']:g}, "
+print(f"nets: {net['depth']}x{net['width']} MLP, {net['steps']:,} steps, batch {net['batch']}, lr {net['lr']:g},\n"
       f"EMA {net['ema_decay']} with ramp {net['ema_rampup']}, sigma_data {net['sigma_data']}")
 print("relative FD of exact samples (the floor): "
       + ", ".join(f"D={r.D}: {r.floor:.3f}" for r in long["floors"].itertuples()))
@@ -331,11 +328,11 @@ long["adequacy"].pivot_table(index=["D", "model", "steps"], values=["ema_init_sh
                              aggfunc="mean").round(3)
 
 # %%
-print("excess over the exact optimum / the optimum's error (mean over seeds [seed range]); columns: sigma")
+print("excess over the exact optimum / the optimum's error (mean over seeds [seed range]);\ncolumns: sigma")
 M.excess_summary(long["excess"])
 
 # %%
-print("relative FD (mean over seeds [seed range]) and GM-SGM - SGM paired by seed, 95 % interval")
+print("relative FD (mean over seeds [seed range])\nand GM-SGM - SGM paired by seed, 95 % interval")
 ls = M.summarize(long["samples"], "relative FD", ["D", "iterations", "model"])
 ls = pd.Series([stats.fmt_interval(a, b, c, signed=False) for a, b, c in zip(ls["mean"], ls["min"], ls["max"], strict=True)],
                index=ls.index).unstack("model")
@@ -343,7 +340,7 @@ comparison = long["comparison"].set_index(["D", "iterations"])
 ls.join(comparison[["seeds", "difference [95 % CI]", "direction"]])
 
 # %%
-print(f"longer-training control, seed {meta['seeds'][0]}: relative FD at {net['steps']:,} and "
+print(f"longer-training control, seed {meta['seeds'][0]}:\nrelative FD at {net['steps']:,} and "
       f"{net['steps'] * meta['sizes']['control']['longer']:,} steps (columns: PC iterations)")
 display(M.control_summary(long["control"]).round(3))
 print("excess / optimum of the same nets (columns: sigma)")

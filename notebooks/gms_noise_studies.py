@@ -153,11 +153,11 @@ for name, (sig, n_gm, n_sgm, rm, rv) in xi.items():
                  "max r_mean": rm.max().item(), "fraction of steps with r_mean > 1.001": (rm > 1.001).float().mean().item(),
                  "r_var at sigma_max": rv[0].item(), "max r_var": rv.max().item(),
                  "sigma at max r_var": sig[rv.argmax()].item(), "r_var at sigma_min": rv[-1].item()})
-print("paper (CelebA-64, Sec. 5.1 / Fig. 4): r_mean > 1 across the whole sampling run; "
+print("paper (CelebA-64, Sec. 5.1 / Fig. 4):\nr_mean > 1 across the whole sampling run; "
       "r_var starts at 50-150, surges, then dips")
 pd.DataFrame(rows).set_index("pair").T
 
-# %%
+# %% mystnb={"figure": {"caption": "Top left: $\\|\\xi_\\theta\\|$ along four PC trajectories of the trained SGM (blue) and GM-SGM (orange) on the ring. Top right and bottom left: the paper's $r_\\text{mean}$ and $r_\\text{var}$ (GM-SGM over SGM, 512 trajectories, 200 PC iterations) for the trained ring models and for the exact optima on the ring and on the 64-D digits mixture.", "name": "fig-gms-noise-xi"}, "image": {"alt": "Three plots against the noise level on a reversed log axis: the estimated-noise norm along four trajectories of each trained model, and the ratios r_mean and r_var for three pairs of models."}}
 fig, axes = plotting.panels(4, ncols=2, aspect=0.7)
 sig, n_gm, n_sgm, _, _ = xi["ring, trained"]
 for j in range(4):
@@ -184,11 +184,7 @@ for ax in axes[:3]:
 plt.show()
 
 # %% [markdown]
-# **Figure 1.** Top left: $\|\xi_\theta\|$ along four PC trajectories of the trained SGM (blue)
-# and GM-SGM (orange) on the ring. Top right and bottom left: the paper's $r_\text{mean}$ and
-# $r_\text{var}$
-# (GM-SGM over SGM, 512 trajectories, 200 PC iterations) for the trained ring models and
-# for the exact optima on the ring and on the 64-D digits mixture. The paper's Fig. 4
+# For comparison, the paper's Fig. 4
 # (CelebA-64, trained NCSN++ models) has $r_\text{mean}>1$ throughout and $r_\text{var}$ of
 # 50-150 rising to a peak before the end.
 
@@ -220,7 +216,7 @@ for name in scales:
             samples[(name, kind, s)] = x = pc_samples(dens[name], s)
             rows.append({"training noise": name, "model": kind, "iterations": s, **quality(x)})
 t11 = pd.DataFrame(rows).pivot(index="training noise", columns=["model", "iterations"]).loc[list(scales)]
-print(f"SW2 to the true ring (noise floor {floor.mean:.3f} +- {floor.sd:.3f}; lower is better) "
+print(f"SW2 to the true ring (noise floor {floor.mean:.3f} +- {floor.sd:.3f}; lower is better)\n"
       f"and within-mode spread (exact samples: {G.mode_spread(true_ring, ring.means, 0.1):.3f})")
 t11
 
@@ -237,7 +233,7 @@ inc = pd.DataFrame(rows).pivot(index=["model", "paper FID (CelebA-64)"], columns
 print(f"Sec. 5.4 at {inc_its} PC iterations: our SW2 and spread beside the paper's FID")
 inc
 
-# %%
+# %% mystnb={"figure": {"caption": "1,000 samples (red) of each training noise's exact optimum (top) and trained network (bottom), PC sampler with the largest iteration count above, over 1,000 samples of the ring (grey).", "name": "fig-gms-noise-failures"}, "image": {"alt": "Two rows of four scatter plots of 2-D samples over the grey ring, one column per training noise: exact optimum on top, trained network below."}}
 its = fail_its[-1]
 fig, axes = plt.subplots(2, 4, figsize=(8.2, 4.9), sharex=True, sharey=True)
 for r, kind in enumerate(("exact", "trained")):
@@ -256,10 +252,6 @@ fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", 
 plt.show()
 
 # %% [markdown]
-# **Figure 2.** 1,000 samples (red) of each training noise's exact optimum (top) and
-# trained network (bottom), PC sampler with the largest iteration count above, over 1,000
-# samples of the ring (grey).
-#
 # **Why the failures happen, exactly.** With $\tilde\beta\equiv 2$ the optimal denoiser is
 # $D(x;2\sigma)$, so the sampler's score $(D(x;2\sigma)-x)/\sigma^2 = 4\,\nabla\log p_{2\sigma}(x)$ is
 # four times the score of a *wider* distribution: the chain is pulled too hard toward the

@@ -94,7 +94,7 @@ th.gms3_exact_gaussian(sig, n=64, seed=seed).round(10)
 mc = th.gms3_mc_table(cfg["n_bridge"], sig, seed=seed)
 mc.round(2)
 
-# %%
+# %% mystnb={"figure": {"caption": "Theorem 1 by Monte Carlo ($\\sigma_u, \\sigma_s, \\sigma_t = 0.5, 1, 2$; bimodal data; 20 equal-count bins of $x_t - x_u$). A: the residual's mean per bin for Theorem 1 in three settings and for a planted error; B: its second moment against Theorem 1's $ab/(a+b)$ and the mixture bridge.", "name": "fig-gms-theorems-bridge"}, "image": {"alt": "Two plots against the bin mean of x_t minus x_u: the residual's conditional mean with error bars for four cases, and its conditional second moment against the theorem's constant and the mixture bridge's curve."}}
 markov = th.bridge_states(cfg["n_bridge"], sig, seed=seed)
 iid = th.bridge_states(cfg["n_bridge"], sig, seed=seed, mode="iid")
 mixed = th.bridge_states(cfg["n_bridge"], sig, seed=seed, betas=(1.0, 2.0))
@@ -123,13 +123,12 @@ axs[1].legend(fontsize=9, loc="center left", bbox_to_anchor=(1.01, 0.5))
 plt.show()
 
 # %% [markdown]
-# **Figure 1.** Theorem 1 by Monte Carlo ($\sigma_u, \sigma_s, \sigma_t = 0.5, 1, 2$; bimodal
-# data; 20 equal-count bins of $x_t - x_u$). A: the residual's mean per bin — zero within
-# error for Theorem 1 on the Markov process and on the mixture of Brownian motions, a
-# strong linear trend for the planted error and for the i.i.d. reading. B: the residual's
-# second moment — constant and equal to $ab/(a+b)$ for the Markov process; for the mixture
-# of Brownian motions it grows with $|x_t - x_u|$ (large gaps reveal the large scale) as
-# the mixture bridge predicts.
+# In {numref}`fig-gms-theorems-bridge` the residual's mean (A) is zero within error for
+# Theorem 1 on the Markov process and on the mixture of Brownian motions, with a strong
+# linear trend for the planted error and for the i.i.d. reading. Its second moment (B) is
+# constant and equal to $ab/(a+b)$ for the Markov process; for the mixture of Brownian
+# motions it grows with $|x_t - x_u|$ (large gaps reveal the large scale) as the mixture
+# bridge predicts.
 #
 # Theorem 1 is **correct for the Markov VE process** for any data distribution: exact to
 # rounding in the Gaussian case and within Monte-Carlo error on bimodal data, while a
@@ -172,7 +171,7 @@ print("max |D - quadrature| over x in [-8, 8]:")
 for k, v in errs.items():
     print(f"  {k:18s} {'< 1e-10' if v < 1e-10 else round(v, 4)}")
 
-# %%
+# %% mystnb={"figure": {"caption": "A: the SGM denoiser, the optimal GM-SGM (empirical-Bayes) denoiser and quadrature of $E[x_0 \\mid x]$ under mixture noise (data modes at $\\pm 2$). B: the posterior probability that the noise came from the large scale. C: how far the optimal GM-SGM denoiser departs from the SGM one, and the literal Eq. 13 from the optimum.", "name": "fig-gms-theorems-denoisers"}, "image": {"alt": "Three panels against the noisy x: three denoiser curves with the identity line, the posterior probability of the large noise scale, and two differences between denoisers."}}
 fig, axs = plotting.panels(4, ncols=2, aspect=0.68)
 x = den["x"]
 axs[0].plot(x, den["SGM D(x; sigma)"], label=r"SGM $D(x;\sigma)$")
@@ -193,11 +192,6 @@ axs[2].legend(fontsize=9)
 plt.show()
 
 # %% [markdown]
-# **Figure 2.** A: the SGM denoiser, the optimal GM-SGM (empirical-Bayes) denoiser and
-# quadrature of $E[x_0 \mid x]$ under mixture noise (data modes at $\pm 2$). B: the
-# posterior probability that the noise came from the large scale. C: how far the optimal
-# GM-SGM denoiser departs from the SGM one, and the literal Eq. 13 from the optimum.
-#
 # The two denoisers differ where the hypotheses about $\tilde\beta$ do. Far from the data
 # the large scale is almost certain ($p(\tilde\beta = 2 \mid x) \to 1$) and the GM-SGM
 # denoiser pulls the point in as if the noise were $2\sigma$: at $x = 8$ it returns a value

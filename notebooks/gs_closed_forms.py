@@ -70,7 +70,7 @@ cfg
 images, labels = data.digits8x8()
 x = images.flatten(1).double()
 models = gs.reference_models(x, labels, rank=cfg["rank"])
-print(f"{x.shape[0]} images, D = {x.shape[1]}; models: {', '.join(models)}")
+print(f"{x.shape[0]} images, D = {x.shape[1]}; models:", *models, sep="\n  ")
 
 # %% [markdown]
 # ## GS-1: scores and denoisers against autograd
@@ -96,7 +96,7 @@ table1.groupby("model", sort=False)[errors].max().map(lambda v: f"{v:.1e}")
 # %% tags=["hide-output"]
 table1
 
-# %%
+# %% mystnb={"figure": {"caption": "Worst relative error of each closed-form score against autograd of its log density, per noise level (zeros drawn at $10^{-17}$; dashed: the tolerance $10^{-10}$).", "name": "fig-gs-closed-forms-scores"}, "image": {"alt": "Log-log plot of the relative score error against the noise level, one line per closed-form model, all far below a dashed tolerance line."}}
 fig, ax = plt.subplots(figsize=(8, 4.6))
 for name, grp in table1.groupby("model", sort=False):
     ax.plot(grp["sigma"], grp["score_vs_autograd"].clip(lower=1e-17), "o-", label=name)
@@ -107,8 +107,7 @@ fig.legend(loc="outside lower center", fontsize=9, ncol=3)
 plt.show()
 
 # %% [markdown]
-# **Figure 1.** Worst relative error of each closed-form score against autograd of its
-# log density, per noise level (zeros drawn at $10^{-17}$). All sit at round-off level,
+# In {numref}`fig-gs-closed-forms-scores` all sit at round-off level,
 # many orders of magnitude under the tolerance.
 #
 # ### An erratum in Eq. 11
@@ -151,7 +150,7 @@ vp = gs.DEFAULT_SCHEDULES["VP linear beta, score_sde (Eqs. 18-20)"]
 planted = gs.pf_ode_errors(g, vp, n=cfg["n_trajectories"], seed=seed, drop_alpha=True)
 print(f"VP trajectory without alpha_t: worst relative error {planted['state']:.3f}")
 
-# %%
+# %% mystnb={"figure": {"caption": "One PF-ODE trajectory of the digits Gaussian, projected on four principal axes of decreasing variance and divided by the initial projection: the closed form of Eq. 15, i.e. $\\psi(t, \\lambda_k)$ (lines), and RK45 integration (crosses).", "name": "fig-gs-closed-forms-trajectory"}, "image": {"alt": "Log-log plot of four principal-axis coordinates of one trajectory against the noise level: closed-form lines with RK45 crosses on them, each levelling off at its own height."}}
 edm = gs.DEFAULT_SCHEDULES["EDM, sigma(t) = t (Eqs. 15-16)"]
 gen = torch.Generator().manual_seed(seed)
 x_T = g.sample(1, gen) + edm.prior_std * torch.randn(1, g.dim, dtype=torch.float64, generator=gen)
@@ -172,9 +171,7 @@ ax.legend(fontsize=9)
 plt.show()
 
 # %% [markdown]
-# **Figure 2.** One PF-ODE trajectory of the digits Gaussian, projected on four
-# principal axes of decreasing variance and divided by the initial projection: the closed
-# form of Eq. 15, i.e. $\psi(t, \lambda_k)$ (lines), and RK45 integration (crosses). Each
+# In {numref}`fig-gs-closed-forms-trajectory` each
 # coordinate shrinks with $\sigma$ until $\sigma \approx \sqrt{\lambda_k}$, then freezes at
 # $\sqrt{\lambda_k / (\sigma_T^2 + \lambda_k)}$ (Eq. 17): high-variance directions settle
 # first.

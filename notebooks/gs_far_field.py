@@ -57,7 +57,7 @@ slopes = {m: round(gs.loglog_slope(errors["sigma"][far], errors[m][far]), 2) for
 print(f"log-log slope for sigma >= {cfg['fit_from_sigma']:g}: {slopes}")
 errors
 
-# %%
+# %% mystnb={"figure": {"caption": "Relative error of the Gaussian (moment-matched) and isotropic scores against the exact score of the digits point cloud, with the paper's order $\\operatorname{tr}\\Sigma/\\sigma^2$ for reference (dashed); dotted: $\\sigma = \\sqrt{\\operatorname{tr}\\Sigma}$.", "name": "fig-gs-far-field-error"}, "image": {"alt": "Log-log plot of the relative score error against the noise level for the Gaussian and the isotropic model, with a dashed reference line and a dotted vertical line at the data's scale."}}
 fig, ax = plt.subplots(figsize=(6, 3.5))
 for m in ["Gaussian", "isotropic"]:
     ax.plot(errors["sigma"], errors[m], "o-", label=f"{m} (slope {slopes[m]})")
@@ -71,11 +71,7 @@ ax.legend(fontsize=9)
 plt.show()
 
 # %% [markdown]
-# **Figure 1.** Relative error of the Gaussian (moment-matched) and isotropic scores
-# against the exact score of the digits point cloud, with the paper's order
-# $\operatorname{tr}\Sigma/\sigma^2$ for reference (dashed).
-#
-# The Gaussian score's error falls as $\sigma^{-3}$, faster than the paper's
+# In {numref}`fig-gs-far-field-error` the Gaussian score's error falls as $\sigma^{-3}$, faster than the paper's
 # $O(\operatorname{tr}\Sigma/\sigma^2)$, so the stated order is a safe upper bound: the
 # first neglected term of the weight expansion is quadratic in the cross term
 # $(x-\mu)^\top(y_i-\mu)$ and leaves the cloud's third central moment, of relative order

@@ -56,7 +56,7 @@ ddpm = DiscreteVP.linear(T=1000, beta_1=1e-4, beta_T=0.02)
 curves = gs.dynamics_curves(ddpm, cfg["lams"])
 cfg
 
-# %%
+# %% mystnb={"figure": {"caption": "The paper's Fig. 3, recomputed on DDPM's CIFAR-10 schedule (A). Along an axis of variance $\\lambda$: B, the factor by which the state's coordinate scales relative to $t = T$; C, the denoiser output in units of its standard deviation, a sigmoid that rises earlier for larger $\\lambda$; D, how fast C changes (the \"critical period\"); E, how far a unit on-manifold perturbation at step $t$ moves the final sample.", "name": "fig-gs-dynamics-gains"}, "image": {"alt": "Five panels against the DDPM step: the schedule's two coefficients, then state gain, denoiser gain, its change per step and perturbation gain, one line per variance lambda."}}
 n = curves["n"].numpy()
 fig, axs = plotting.panels(6, ncols=3, aspect=0.95)
 axs[0].plot(n, curves["alpha2"], label=r"$\alpha_t^2$")
@@ -79,13 +79,6 @@ axs[5].legend(*axs[4].get_legend_handles_labels(), loc="center", fontsize=10, ti
 plt.show()
 
 # %% [markdown]
-# **Figure 1** (the paper's Fig. 3, recomputed). A: DDPM's CIFAR-10 schedule. B: the
-# factor by which the state's coordinate along an axis of variance $\lambda$ scales
-# relative to $t = T$. C: the denoiser output along that axis, in units of its standard
-# deviation: a sigmoid that rises earlier for larger $\lambda$. D: how fast C changes, the
-# "critical period". E: how much a unit on-manifold perturbation at step $t$ moves the
-# final sample.
-#
 # ## GS-3: critical periods
 #
 # The paper predicts the fastest change of $\bar\xi/\sqrt\lambda$ where
@@ -132,7 +125,7 @@ gs.perturbation_gain_check(toy, VPLinear(), cfg["t_prime"], cfg["t_end"], seed)
 worst = gs.worst_rotation_correction(torch.tensor(cfg["lams"] + [1e4], dtype=torch.float64))
 worst
 
-# %%
+# %% mystnb={"figure": {"caption": "The largest $|J|$ along the path (solid) against Eq. 107's value at the time of Eq. 106 (dashed), as a function of the variance $\\lambda$ along the axis.", "name": "fig-gs-dynamics-rotation"}, "image": {"alt": "Plot of |J| against the variance lambda on a log axis: the exact maximum rising towards 1 and Eq. 107's value staying at or below 0.586, with horizontal lines at 0.586 and 1."}}
 lams = torch.logspace(-2, 4, 61, dtype=torch.float64)
 curve = gs.worst_rotation_correction(lams, n_grid=20_001)
 fig, ax = plt.subplots(figsize=(6, 3.3))
@@ -146,8 +139,7 @@ ax.legend(fontsize=9)
 plt.show()
 
 # %% [markdown]
-# **Figure 2.** The largest $|J|$ along the path (solid) against Eq. 107's value at the
-# time of Eq. 106 (dashed). For $\lambda > 1$ the maximum comes later than Eq. 106 says
+# In {numref}`fig-gs-dynamics-rotation`, for $\lambda > 1$ the maximum comes later than Eq. 106 says
 # and exceeds $0.586$; it approaches 1 as $\lambda$ grows. Only $|J| < 1$, which the
 # appendix also states, is a bound. This is an erratum in Eq. 107 (claim X-3).
 #
@@ -168,7 +160,7 @@ print("top variances:", [round(v, 2) for v in mnist_gauss.eigenvalues[:5].tolist
 rot = gs.rotation_summary(mnist_gauss, ddpm, cfg["ranks"], n=cfg["n_starts"], seed=seed)
 rot.T
 
-# %%
+# %% mystnb={"figure": {"caption": "Relative departure from the rotation formula along eight exact trajectories of MNIST's rank-10 Gaussian (blue), against the three bounds (black).", "name": "fig-gs-dynamics-departure"}, "image": {"alt": "Eight curves of the relative departure from rotation against the DDPM step, with three horizontal lines for the bounds."}}
 e = gs.rotation_errors(Gaussian(mnist_gauss.mean, mnist_gauss.basis[:, :10], mnist_gauss.eigenvalues[:10]),
                        ddpm, n=8, seed=seed)
 fig, ax = plt.subplots(figsize=(6, 3.3))
@@ -181,9 +173,6 @@ ax.legend(fontsize=9)
 plt.show()
 
 # %% [markdown]
-# **Figure 3.** Relative departure from the rotation formula along eight exact
-# trajectories (blue) against the three bounds (black).
-#
 # The departure is small, about one percent of $\|x_T\|^2$ for $r = 10$, so the rotation
 # picture holds; Eq. 108 predicts it to within the printed precision (it neglects
 # $\alpha_T \approx 0.006$). But Eq. 22's bound is exceeded by every trajectory, and App.

@@ -73,10 +73,13 @@ sweep = gn.gmm_sweep(net, x, cfg["sweep_ks"], cfg["sweep_ranks"], cfg["sweep_sig
                      cfg["n_queries"], seed, query="data")
 sweep.pivot_table(index=["sigma", "rank"], columns="modes", values="FUV").map(lambda v: f"{v:.2e}")
 
-# %%
+# %% mystnb={"figure": {"caption": "The paper's Fig. 9 (the FUVs are tabulated in the collapsed output above): FUV of the network score by a k-means GMM against the number of modes, one line per covariance rank; the last point of each line is the delta mixture of the training set (K = N modes of rank 0).", "name": "fig-gs-learning-modes"}, "image": {"alt": "Four log-log panels, one per noise level, of FUV against the number of modes, one line per covariance rank."}}
 sig = cfg["sweep_sigmas"]
 ks = [k for k in cfg["sweep_ks"] if k in (1, 10, 100, max(cfg["sweep_ks"]))]
-for by, lines, cmap in [("modes", "rank", "viridis"), ("rank", "modes", "magma")]:
+
+
+def plot_sweep(by: str, lines: str, cmap: str) -> None:
+    """FUV against `by` ("modes" or "rank"), one line per value of `lines`, a panel per sigma."""
     fig, axs = plotting.panels(len(sig), ncols=2, aspect=0.62, sharex=True)
     values = cfg["sweep_ranks"] if lines == "rank" else ks
     for ax, s in zip(axs, sig):
@@ -93,12 +96,11 @@ for by, lines, cmap in [("modes", "rank", "viridis"), ("rank", "modes", "magma")
     fig.legend(*axs[0].get_legend_handles_labels(), loc="outside right center", fontsize=9)
     plt.show()
 
-# %% [markdown]
-# **Figure 1** (the paper's Fig. 9; the FUVs are tabulated in the collapsed output above).
-# First four panels: FUV of the network score by a k-means GMM against the number of modes,
-# one line per covariance rank; the last point of each line is the delta mixture of the
-# training set (K = N modes of rank 0). Last four panels: the same against the rank, for a
-# few numbers of modes.
+
+plot_sweep("modes", "rank", "viridis")
+
+# %% mystnb={"figure": {"caption": "As {numref}`fig-gs-learning-modes`, against the rank of each covariance, for a few numbers of modes.", "name": "fig-gs-learning-rank"}, "image": {"alt": "Four log-log panels, one per noise level, of FUV against the covariance rank, one line per number of modes."}}
+plot_sweep("rank", "modes", "magma")
 
 # %%
 # NBVAL_TOLERANCE rel=0.5 abs=1  (the seed range: seeds 1-2 give best K = 10 instead of 20 at sigma = 1; FUVs move by 5% between CPU kernel paths, which train slightly different networks)
@@ -131,9 +133,10 @@ gs9 = pd.DataFrame({
     "median minimal rank over K (ours)": mr.groupby("sigma")["minimal rank"].median().to_numpy(),
 })
 paper9 = gn.PAPER["GS-9"]
-print("paper (MNIST / CIFAR-10 mini-EDM): more modes help for sigma >", paper9["modes help for sigma >"],
-      "| U-shape, best K: MNIST", paper9["U-shape optimum, MNIST modes"], "CIFAR-10",
-      paper9["U-shape optimum, CIFAR-10 modes"], "| minimal rank grows as sigma falls")
+print("paper (MNIST / CIFAR-10 mini-EDM): more modes help for sigma >", paper9["modes help for sigma >"])
+print("U-shape, best K: MNIST", paper9["U-shape optimum, MNIST modes"], "CIFAR-10",
+      paper9["U-shape optimum, CIFAR-10 modes"])
+print("minimal rank grows as sigma falls")
 gs9
 
 # %% [markdown]
@@ -141,7 +144,7 @@ gs9
 # {glue:text}`gs9_u` of these curves across seeds 0-2, the table in "Across seeds 0-2"
 # below): K = {glue:text}`gs9_k` k-means modes explain the network better than one Gaussian
 # and better than the training set itself.
-# The lower panels of Figure 1 show the elbow in the rank move right as $\sigma$ falls:
+# {numref}`fig-gs-learning-rank` shows the elbow in the rank move right as $\sigma$ falls:
 # directions with $\lambda_k \ll \sigma^2$ do not matter (Eq. 12).
 #
 # ## GS-11: what the network approaches during training
@@ -163,7 +166,7 @@ for c in ["FUV there", "FUV final", "final / closest"]:
     order_fmt[c] = order[c].map(lambda v: f"{v:.3g}")
 order_fmt
 
-# %%
+# %% mystnb={"figure": {"caption": "The paper's Fig. 12: FUV of the digits U-Net's score against each idealised score over training, one panel per noise level (EMA weights; step 0, the initialisation, is off the log axis and in the table above).", "name": "fig-gs-learning-training"}, "image": {"alt": "Log-log panels, one per noise level, of FUV against the training step, one line per idealised model."}}
 def plot_curves(curves: pd.DataFrame, title: str) -> None:
     sigmas = sorted(curves["sigma"].unique())
     fig, axs = plotting.panels(len(sigmas), ncols=2, aspect=0.62, sharex=True)
@@ -185,10 +188,6 @@ def plot_curves(curves: pd.DataFrame, title: str) -> None:
 plot_curves(curves, "digits U-Net")
 
 # %% [markdown]
-# **Figure 2** (the paper's Fig. 12). FUV of the network score against each idealised
-# score over training (EMA weights; step 0, the initialisation, is off the log axis and
-# in the table above).
-#
 # ### The same with a known target
 #
 # The zoo's MLP on a 16-dimensional, 4-mode Gaussian mixture; the "richer structure" is
@@ -210,12 +209,8 @@ for c in ["FUV there", "FUV final", "final / closest"]:
     toy_fmt[c] = toy_order[c].map(lambda v: f"{v:.3g}")
 toy_fmt
 
-# %%
+# %% mystnb={"figure": {"caption": "As {numref}`fig-gs-learning-training`, for the MLP trained on fresh samples of a 4-mode Gaussian mixture in 16 dimensions whose exact score is known.", "name": "fig-gs-learning-toy"}, "image": {"alt": "Log-log panels, one per noise level, of the MLP's FUV against the training step, one line per model."}}
 plot_curves(toy_curves, "MLP on a 4-mode GMM in R^16")
-
-# %% [markdown]
-# **Figure 3.** As Figure 2 for the MLP trained on fresh samples of a Gaussian mixture
-# whose exact score is known.
 
 # %% [markdown]
 # ## Across seeds 0-2

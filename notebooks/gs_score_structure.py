@@ -76,7 +76,7 @@ top = gauss.eigenvalues[:10].sqrt()
 print(f"N = {x.shape[0]}, D = {x.shape[1]}, sqrt(lambda_max) = {top[0]:.2f}, "
       f"sqrt(tr Sigma) = {gauss.eigenvalues.sum().sqrt():.2f}")
 gmm_name = next(m for m in models if m.startswith("GMM"))  # per class when labels exist
-print("idealised models:", list(models))
+print("idealised models:", *models, sep="\n  ")
 
 # %% [markdown]
 # ## GS-6: how much of the network score each idealised score explains
@@ -100,7 +100,7 @@ def fuv_pivot(t: pd.DataFrame) -> pd.DataFrame:
 
 fuv_pivot(fuv["noise"]).map(lambda v: f"{v:.1e}")
 
-# %%
+# %% mystnb={"figure": {"caption": "The paper's Fig. 6, on digits: mean fraction of the network score's squared norm left unexplained by each idealised score, with its 25-75% range over query points (shaded), for queries from $\\mathcal N(0, \\sigma^2 I)$ (left) and from the noised data (right). Dotted: square roots of the ten largest covariance eigenvalues; dashed: FUV = 0.01.", "name": "fig-gs-structure-fuv"}, "image": {"alt": "Two log-log panels of FUV against the noise level, one line per idealised model with shaded quartile bands: queries from pure noise and from noised data."}}
 fig, axs = plt.subplots(1, 2, figsize=(8.2, 4), sharey=True)
 for ax, (q, title) in zip(axs, [("noise", r"queries $\sim\mathcal{N}(0,\sigma^2 I)$ (paper)"),
                                  ("data", r"queries $y_i + \sigma\epsilon$ (noised data)")]):
@@ -116,11 +116,8 @@ fig.legend(*axs[0].get_legend_handles_labels(), loc="outside lower center", ncol
 plt.show()
 
 # %% [markdown]
-# **Figure 1** (the paper's Fig. 6, on digits). Mean fraction of the network score's
-# squared norm left unexplained by each idealised score, with its 25-75% range over query
-# points (shaded). Dotted vertical lines: square roots of the ten largest covariance
-# eigenvalues; dashed horizontal line: FUV = 0.01 (99% explained). The table below lists
-# the right panel (queries from the noised data).
+# The table below lists the right panel of {numref}`fig-gs-structure-fuv` (queries from the noised
+# data).
 
 # %%
 # NBVAL_TOLERANCE rel=0.3  (seeds 0-2 move these FUVs by up to 20%; CPU kernel paths by up to 6%)
@@ -169,7 +166,7 @@ ratio = {q: v / float(top[0]) for q, v in threshold.items()}
 glue("gs6_threshold", " and ".join(f"{v:.2f}" for v in threshold.values()), display=False)
 glue("gs6_ratio", " and ".join(f"{v:.1f}" for v in ratio.values()), display=False)
 for q in fine_fuv:
-    print(f"{q} queries: Gaussian FUV < 0.01 from sigma = {threshold[q]:.2f} on, "
+    print(f"{q} queries: Gaussian FUV < 0.01 from sigma = {threshold[q]:.2f} on,\n"
           f"{ratio[q]:.2f} times sqrt(lambda_max) = {float(top[0]):.2f}")
 fine_table.map(lambda v: f"{v:.1e}")
 
@@ -198,7 +195,7 @@ fine_table.map(lambda v: f"{v:.1e}")
 # The toy network of `gmdiff.zoo.gmm_mlp` is an MLP trained on a low-rank Gaussian
 # mixture whose exact score we have. Its FUV against the exact mixture score measures how
 # well it learned; against the moment-matched Gaussian and the isotropic model it shows
-# the same high-noise/low-noise split as Fig. 1, now with the ground truth beside it.
+# the same high-noise/low-noise split as {numref}`fig-gs-structure-fuv`, now with the ground truth beside it.
 # Queries are from the noised mixture.
 
 # %%
@@ -211,7 +208,7 @@ toy_models = {"exact GMM": gmm_true, "Gaussian (exact moments)": gn.gmm_moments(
 toy_fuv = gn.score_fuv_table(toy_net, toy_models, toy_x, sigmas, cfg["n_queries"], seed, query="data")
 toy_fuv.pivot(index="sigma", columns="model", values="FUV")[list(toy_models)].map(lambda v: f"{v:.1e}")
 
-# %%
+# %% mystnb={"figure": {"caption": "The same measurement for the MLP trained on a Gaussian mixture with known score: FUV against the exact mixture score (how well the network learned), the Gaussian with the mixture's exact mean and covariance, and the isotropic model.", "name": "fig-gs-structure-toy"}, "image": {"alt": "Log-log plot of the MLP score's FUV against the noise level for three models, with a dashed line at 0.01."}}
 fig, ax = plt.subplots(figsize=(6.5, 3.8))
 for name, t in toy_fuv.groupby("model", sort=False):
     ax.plot(t["sigma"], t["FUV"], "o-", ms=3, label=name)
@@ -223,10 +220,6 @@ ax.legend(fontsize=9)
 plt.show()
 
 # %% [markdown]
-# **Figure 2.** The same measurement for the MLP trained on a Gaussian mixture with known
-# score: FUV against the exact mixture score (how well the network learned), the Gaussian
-# with the mixture's exact mean and covariance, and the isotropic model.
-#
 # The control behaves as the argument predicts: the MLP matches the exact score to within
 # 2% for $\sigma \ge 0.08$, the moment-matched Gaussian is indistinguishable from the
 # exact score above $\sigma \approx 20$ and leaves 2% at $\sigma = 2.5$ and 25-90% below
@@ -259,7 +252,7 @@ div["sigma there"] = div["sigma there"].round(3)
 div["final MSE"] = div["final MSE"].map(lambda v: f"{v:.3g}")
 div
 
-# %%
+# %% mystnb={"figure": {"caption": "The paper's Figs. 7 and 15: mean MSE between the network's Heun trajectory and each idealised model's trajectory from the same $x_T$, for the state (left) and the denoiser output (right), with the 25-75% range over starts; dashed: the paper's threshold 0.01. The shared start and the final sample ($\\sigma = 0$) are off the log axis; the final MSE is in the table above.", "name": "fig-gs-structure-trajectories"}, "image": {"alt": "Two log-log panels of the MSE to the network's trajectory against the noise level, one line per idealised model with quartile bands, for the state and the denoiser output."}}
 fig, axs = plt.subplots(1, 2, figsize=(8.2, 4))
 for ax, qty in zip(axs, ["x_t", "D"]):
     for name, t in dev[dev.quantity == qty].groupby("model", sort=False):
@@ -275,14 +268,7 @@ axs[1].set_title("denoiser output $D(x_t)$ (Fig. 15)")
 fig.legend(*axs[0].get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=9)
 plt.show()
 
-# %% [markdown]
-# **Figure 3** (the paper's Figs. 7 and 15). Mean MSE between the network's Heun
-# trajectory and each idealised model's trajectory from the same $x_T$, with the 25-75%
-# range over starts; the dashed line is the paper's threshold 0.01. The shared start and
-# the final sample ($\sigma = 0$) are left out of the log axis; the final MSE is in the
-# table above.
-
-# %%
+# %% mystnb={"figure": {"caption": "The paper's Fig. 8A: the denoiser output $D(x_t)$ at seven noise levels along one trajectory of the network (top) and of the Gaussian solution (bottom) from the same $x_T$.", "name": "fig-gs-structure-denoised"}, "image": {"alt": "Two rows of seven 8x8 grey images, the network's and the Gaussian model's denoised estimates, turning from a blur into a digit as the noise level falls."}}
 show = [0, 4, 8, 10, 12, 14, 17]
 fig, axs = plt.subplots(2, len(show), figsize=(1.15 * len(show), 2.9))
 for row, name in enumerate(["network", "Gaussian (Eq. 15)"]):
@@ -293,10 +279,6 @@ for row, name in enumerate(["network", "Gaussian (Eq. 15)"]):
             axs[row, col].set_title(rf"$\sigma$={float(traj[name].sigma[i]):.2g}", fontsize=10)
     axs[row, 0].set_ylabel(name.split(" ")[0], fontsize=10)
 plt.show()
-
-# %% [markdown]
-# **Figure 4** (the paper's Fig. 8A). The denoiser output $D(x_t)$ along one trajectory of
-# the network (top) and of the Gaussian solution (bottom) from the same $x_T$.
 
 # %% [markdown]
 # The Gaussian solution stays within MSE 0.01 of the network's state down to
@@ -317,12 +299,12 @@ samples = {k: v.sample for k, v in traj.items()}
 dist = gn.sample_distance_table(samples, "network", seed)
 close = gn.paired_closeness(samples, "network", "Gaussian (Eq. 15)", "delta (training set)")
 (lo, hi), (dlo, dhi) = close["share CI"], close["difference CI"]
-print(f"Gaussian sample closer to the network's than the delta sample for {close['share closer']:.0%} of the "
+print(f"Gaussian sample closer to the network's than the delta sample for {close['share closer']:.0%} of the\n"
       f"{x_T.shape[0]} starts (95% CI {lo:.0%} to {hi:.0%});\nMSE(delta) - MSE(Gaussian), paired by start: "
       f"{close['mean difference']:.3f} (95% CI {dlo:.3f} to {dhi:.3f})")
 dist.round(3)
 
-# %%
+# %% mystnb={"figure": {"caption": "The paper's Fig. 8B: samples from the same eight starts $x_T$ (columns) for the network and the three idealised models (rows).", "name": "fig-gs-structure-samples"}, "image": {"alt": "Grid of 8x8 digit samples, one row per model (the network and three idealised models) and one column per starting point."}}
 n_show = 8
 fig, axs = plt.subplots(len(samples), n_show, figsize=(1.0 * n_show, 1.1 * len(samples)))
 for row, (name, s) in enumerate(samples.items()):
@@ -333,9 +315,6 @@ for row, (name, s) in enumerate(samples.items()):
 plt.show()
 
 # %% [markdown]
-# **Figure 5** (the paper's Fig. 8B). Samples from the same eight starts $x_T$ (columns)
-# for the network and the three idealised models (rows).
-#
 # From the same $x_T$ the Gaussian model's samples are closer to the network's (pixel MSE
 # {glue:text}`gs8_mse_gauss` across seeds 0-2, which also change the network, the starts and
 # the data order; the seeds' table is in "Across seeds 0-2" below) than the delta mixture's
@@ -356,11 +335,14 @@ plt.show()
 # onto the plane, the colour its norm. The paper shows this for test images, which we do
 # not hold out: the zoo network is trained on all 1,797 digits.
 
-# %%
+# %% mystnb={"figure": {"caption": "The paper's Fig. 11 at the highest noise level, $\\sigma = 2$: score fields of the network and four idealised models on the plane through three training images of the digit 2 (red dots); arrows show the direction of the projected score, the colour its norm (the scale differs between panels).", "name": "fig-gs-structure-plane-high"}, "image": {"alt": "Five panels of score fields on a plane, one per model: white arrows over a colour map of the score's norm, with three red dots at the training images."}}
 idx = torch.arange(3) if labels is None else torch.nonzero(labels == cfg["plane_digit"])[:3, 0]
 plane = gn.plane_through(x[idx])
 field_models = {"network": net, **{k: models[k] for k in [f"GMM k-means {cfg['kmeans_ks'][-1]}", gmm_name, "Gaussian", "delta (training set)"]}}
-for sigma in cfg["plane_sigmas"]:
+
+
+def plot_plane_fields(sigma: float) -> None:
+    """The score field of each of `field_models` on `plane` at noise level `sigma`."""
     fig, axs = plotting.panels(len(field_models), ncols=3, aspect=1.0)
     for ax, (name, m) in zip(axs, field_models.items()):
         f = {k: v.numpy() for k, v in gn.plane_field(m, plane, sigma, cfg["plane_grid"]).items()}
@@ -373,13 +355,18 @@ for sigma in cfg["plane_sigmas"]:
     fig.supylabel("in-plane axis 2 (L2)")
     plt.show()
 
+
+plot_plane_fields(cfg["plane_sigmas"][0])
+
+# %% mystnb={"figure": {"caption": "As {numref}`fig-gs-structure-plane-high`, at $\\sigma = 0.3$.", "name": "fig-gs-structure-plane-mid"}, "image": {"alt": "Five panels of score fields on a plane at a middle noise level, one per model: white arrows over a colour map of the score's norm, with three red dots at the training images."}}
+plot_plane_fields(cfg["plane_sigmas"][1])
+
+# %% mystnb={"figure": {"caption": "As {numref}`fig-gs-structure-plane-high`, at $\\sigma = 0.1$.", "name": "fig-gs-structure-plane-low"}, "image": {"alt": "Five panels of score fields on a plane at a low noise level, one per model: white arrows over a colour map of the score's norm, with three red dots at the training images."}}
+plot_plane_fields(cfg["plane_sigmas"][2])
+
 # %% [markdown]
-# **Figure 6** (the paper's Fig. 11). Score fields on the plane through three training
-# images of the digit 2 (red dots): arrows show the direction of the projected score,
-# the colour its norm (the scale differs between panels).
-#
-# At $\sigma = 2$ all fields are single basins near the three digits' centroid, the
-# network's slightly shifted. At $\sigma = 0.3$ the network's field has basins at the
+# At $\sigma = 2$ ({numref}`fig-gs-structure-plane-high`) all fields are single basins near the three digits' centroid, the
+# network's slightly shifted. At $\sigma = 0.3$ ({numref}`fig-gs-structure-plane-mid`) the network's field has basins at the
 # training images with a low-norm valley joining two of them, between the piecewise
 # structure of the delta mixture (one basin per image, sharp boundaries) and the single
 # basin of the Gaussian; the ten-mode GMMs sit in between. The paper's vanishing field on
@@ -434,14 +421,14 @@ def interval(v: pd.Series, lo: pd.Series, hi: pd.Series, fmt: str) -> pd.Series:
     return pd.Series([f"{fmt.format(a)} [{fmt.format(b)}, {fmt.format(c)}]" for a, b, c in zip(v, lo, hi)], v.index)
 
 
-print("GS-6 per seed: the ten-class GMM's FUV gain over the Gaussian above the threshold, the threshold, the delta's low-noise rank")
+print("GS-6 per seed: the ten-class GMM's FUV gain over the Gaussian above the threshold,\nthe threshold, the delta's low-noise rank")
 display(pd.DataFrame({
     "GMM gain, noise queries": gain["noise"].map(lambda v: f"{v:.1e}"),
     "GMM gain, data queries": gain["data"].map(lambda v: f"{v:.1e}"),
     "Gaussian FUV < 0.01 from sigma": g6["sigma from which Gaussian FUV < 0.01"].unstack()["noise"].round(2),
     "delta worst at sigma < 0.2": delta_worst.map({True: "yes", False: "no"}),
 }))  # fmt: skip
-print("GS-8 per seed: Gaussian-model samples against delta-model samples, distance to the network's")
+print("GS-8 per seed: Gaussian-model samples against delta-model samples,\ndistance to the network's")
 pd.DataFrame({
     "Gaussian closer": interval(g8["share closer"], g8["share CI low"], g8["share CI high"], "{:.0%}"),
     "MSE: delta - Gaussian": interval(g8["mean difference"], g8["difference CI low"], g8["difference CI high"], "{:.3f}"),

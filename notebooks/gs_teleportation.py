@@ -71,7 +71,7 @@ steps = cfg["steps"]
 # %%
 paper = pd.concat({name: gt.paper_table(name) for name in gt.PAPER_TABLES}, names=["dataset", "row"])
 paper_best = {name: float(round(gt.best_row(gt.paper_table(name), "FID")["NFE saved (%)"], 1)) for name in gt.PAPER_TABLES}
-print("largest NFE saving (%) with FID change < 3%:", paper_best)
+print("largest NFE saving (%) with FID change < 3%:\n ", paper_best)
 paper.round({"FID": 3, "NFE saved (%)": 1, "FID change (%)": 1})
 
 # %% [markdown]
@@ -152,7 +152,7 @@ glue("mlp_ratio", f"{mlp_tab['endpoint error'].iloc[0] / gmm_tables['exact GMM d
      display=False)  # fmt: skip
 mlp_tab.round(gmm_digits)
 
-# %%
+# %% mystnb={"figure": {"caption": "Toy GMM: mean distance of the samples to the exact PF-ODE endpoints (left) and share of samples whose mode differs from plain Heun's (right), against the noise level teleported to (further right = more steps skipped), for the exact denoiser and the trained MLP. Dotted: the data's overall scale $\\sqrt{\\operatorname{tr}\\Sigma}$.", "name": "fig-gs-teleport-gmm"}, "image": {"alt": "Two plots against the teleport target noise level on a reversed log axis: endpoint error and percentage of mode flips, for the exact denoiser and the trained MLP."}}
 sd_data = gmm.sample(20000, gen).var(0).sum().sqrt().item()
 print(f"sqrt(tr Sigma) of the mixture: {sd_data:.2f}")
 fig, axs = plt.subplots(1, 2, figsize=(8.2, 4))
@@ -170,12 +170,6 @@ fig.legend(*axs[0].get_legend_handles_labels(), loc="outside lower center", ncol
 plt.show()
 
 # %% [markdown]
-# **Figure 1.** Toy GMM: mean distance of the samples to the exact PF-ODE endpoints
-# (left) and share of samples whose mode differs from plain Heun's (right), against the
-# noise level teleported to (further right = more steps skipped; skip 0 is the point at
-# $\sigma = 80$), for the exact denoiser and the trained MLP. Dotted: the data's overall
-# scale $\sqrt{\operatorname{tr}\Sigma}$.
-#
 # The tables give each change with its 95% paired bootstrap interval over the 500
 # starting points (the same resampled $x_T$ for the skip and for plain Heun). The exact
 # denoiser's rows contain no trained network, so they are exact numbers that every machine
@@ -233,12 +227,12 @@ digit_table = gt.teleportation_table(unet, gauss_digits, x_T_img, cfg["digit_ski
 # %%
 # NBVAL_TOLERANCE rel=0.2 abs=8  (twice the range over three CPU kernel paths, which train slightly different U-Nets;
 # seeds 1-2 also redraw x_T and the real-digit split: samples FD 14.2-17.2, real-vs-real 8.4-19.8)
-print(f"{quality} against {half} real digits: the other {images.shape[0] - half} real digits {fd_real:.1f}; "
+print(f"{quality} against {half} real digits: the other {images.shape[0] - half} real digits {fd_real:.1f};\n"
       f"{cfg['n_digits']} Heun-{steps} samples {digit_table[quality].iloc[0]:.1f}")
 digit_table.round({"sigma_skip": 2, quality: 1, "NFE saved (%)": 1, f"{quality} change (%)": 1,
                    "change CI low": 1, "change CI high": 1})
 
-# %%
+# %% mystnb={"figure": {"caption": "Digits sampled by the hybrid sampler from the same 16 starting points; each row skips more Heun steps (the row label gives the skip and the NFE).", "name": "fig-gs-teleport-digits"}, "image": {"alt": "Rows of 16 sampled 8x8 digits, one row per number of skipped Heun steps, each labelled with the skip and the NFE."}}
 shown = cfg["digit_skips"]
 fig, axs = plt.subplots(len(shown), 1, figsize=(8, 0.62 * len(shown)))
 for ax, k in zip(axs, shown):
@@ -248,9 +242,6 @@ axs[0].set_title("(b) the same 16 starting points $x_T$, teleported to later and
 plt.show()
 
 # %% [markdown]
-# **Figure 2.** Digits sampled by the hybrid sampler from the same 16 starting points;
-# each row skips more Heun steps (the row label gives the skip and the NFE).
-#
 # Up to skip 8 ($\sigma_\text{skip} = 3.3$, 46% of the NFE saved) the samples are the
 # same digits with small changes in detail, and FD-digits moves by a few percent at most;
 # at skip 10 ($\sigma_\text{skip} = 1.1$) strokes change and FD-digits rises by
@@ -294,7 +285,7 @@ for name, (tab, q) in {**ours, **theirs}.items():
 summary = pd.DataFrame(rows).set_index(["setting", "skip"])
 summary
 
-# %%
+# %% mystnb={"figure": {"caption": "Quality change against plain Heun as a function of the NFE saved by teleportation: the paper's FID changes (squares, dashed) and ours (circles); shaded: the claimed 15-30% saving; dotted: a 3% loss.", "name": "fig-gs-teleport-cost"}, "image": {"alt": "Line plot of the quality change in percent against the NFE saved, the paper's settings dashed and ours solid, with a shaded band from 15 to 30 percent and a dotted line at 3 percent."}}
 fig, ax = plt.subplots(figsize=(8.2, 5.6))
 for name, (tab, q) in theirs.items():
     ax.plot(tab["NFE saved (%)"], tab[f"{q} change (%)"], "s--", alpha=0.6, label=f"{name} (FID)")

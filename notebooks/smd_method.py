@@ -144,7 +144,7 @@ spread = kl[kl["kernel"].isin(smd.METHOD_KERNELS)].pivot_table(
 spread["exact between-mode spread"] = kl.groupby(["T", "t"])["posterior between-mode spread"].first()
 spread.map("{:.1e}".format)
 
-# %%
+# %% mystnb={"figure": {"caption": "Per-step KL divergence from the exact reverse step to each trained kernel, for the longest chain: mean over $x_t$ with its standard error.", "name": "fig-smd-method-kl"}, "image": {"alt": "Log-scale plot of the per-step KL in nats against the step t, one line with error bars per kernel."}}
 fig, ax = plt.subplots(figsize=(7.5, 4.2))
 k10 = kl[kl["T"] == max(cfg["Ts"])]
 for i, name in enumerate(order):

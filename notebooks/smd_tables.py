@@ -100,7 +100,7 @@ wide = fd.pivot_table(index=["sampler", "steps"], columns="model", values=metric
 change = (wide["DDPM w/ SMD"] - wide["DDPM"]) / wide["DDPM"]
 wide.round(2).assign(**{"change with SMD": change.map("{:+.0%}".format)})
 
-# %%
+# %% mystnb={"figure": {"caption": "FD-digits of 200 samples of DDPM and DDPM with SMD against the number of backward iterations, for ancestral sampling (solid) and DDIM (dashed), from the same initial noise.", "name": "fig-smd-tables-steps"}, "image": {"alt": "Plot of FD-digits against backward iterations on a log axis: two models, each with a solid ancestral and a dashed DDIM line."}}
 fig, ax = plt.subplots(figsize=(7.5, 4.2))
 for i, (label, g) in enumerate(fd.groupby("model")):
     for sampler, ls in [("ddpm", "-"), ("ddim", "--")]:

@@ -147,9 +147,9 @@ summary.assign(**{k: summary[k].map(f.format) for k, f in fmt.items()}).set_inde
 # At every $t \ge 2$ the error rises while the two modes are mixed at that noise level,
 # peaks, stays under the bound, and falls to zero once the modes are separated in $x_t$
 # (largest $d$ = 4096). At $t = 1$ this family gives nothing either, because the modes
-# separate in $x_1$ first. The figure shows $T = 5$:
+# separate in $x_1$ first. {numref}`fig-smd-theory-bound` shows $T = 5$:
 
-# %%
+# %% mystnb={"figure": {"caption": "$\\mathcal M_t$ for two-mode data against the half-separation $d$ of the modes, one line per step $t$ of a $T = 5$ chain, with its standard error; dashed: the bound, for $t \\geq 2$.", "name": "fig-smd-theory-bound"}, "image": {"alt": "Log-log plot of M_t against the half-separation d, one line per step t, each rising, peaking under its dashed bound and falling away."}}
 fig, ax = plt.subplots(figsize=(7.5, 4.2))
 f5 = fam[fam["T"] == 5]
 for i, (t, g) in enumerate(f5.groupby("t")):

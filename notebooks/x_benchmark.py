@@ -125,7 +125,7 @@ print("SW2, mean over seeds (the figure below shows their 95% intervals;")
 print("GM-DDPM's Alg. 2 takes all T = 50 steps)")
 summary["SW2"].unstack(["data", "NFE budget"]).map(lambda v: "-" if pd.isna(v) else f"{v:.2f}")
 
-# %%
+# %% mystnb={"figure": {"caption": "SW2 against NFE on each toy data set, for the eps networks (left) and the score models (right): mean over the three seeds with 95 % t-intervals (the points of one NFE are set slightly apart); the black line is the floor, exact samples against the same references. GM-DDPM's ancestral sampler has one point, at NFE $=T=50$.", "name": "fig-x-benchmark-toy"}, "image": {"alt": "Pairs of log-log panels, one row per toy data set, of SW2 against NFE with error bars, one line per method and sampler, and a black floor line."}}
 from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
 colors = dict(zip(B.METHODS, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
@@ -163,10 +163,8 @@ for col in range(2):
 plt.show()
 
 # %% [markdown]
-# SW2 against NFE, mean over the three seeds with 95 % t-intervals (the points of one NFE
-# are set slightly apart); the black line is the floor, exact samples against the same
-# references. Methods by colour, samplers by line and marker. GM-DDPM's ancestral sampler
-# has one point, at NFE $=T=50$.
+# In {numref}`fig-x-benchmark-toy`, methods are told apart by colour, samplers by line and
+# marker.
 
 # %%
 # NBVAL_TOLERANCE abs=0.1 rel=0.02  (retrained under the ATEN default and the AVX2 kernels: printed numbers moved <= 0.002; one unit of the last digit)
@@ -213,7 +211,7 @@ tally = pd.concat({
     "width error": pd.crosstab(width["idea"], width["effect"]),
 }, axis=1).reindex(columns=pd.MultiIndex.from_product(
     [["SW2", "width error"], ["better", "tied", "worse"]]), fill_value=0)  # fmt: skip
-print("(data, NFE) cells where an idea makes it better / tied / worse, beyond the seeds' 95% CI")
+print("(data, NFE) cells where an idea makes it better / tied / worse,\nbeyond the seeds' 95% CI")
 tally
 
 # %% [markdown]
@@ -323,7 +321,7 @@ by["fd"].agg(mean_ci, digits=0).unstack().fillna("-")
 print(f"precision and recall (k = 3), mean ± 95% CI half-width over seeds (floor: {img_floor['precision']:.2f}, {img_floor['recall']:.2f})")
 pd.concat({v: by[v].agg(mean_ci).unstack() for v in ("precision", "recall")}, axis=1).fillna("-")
 
-# %%
+# %% mystnb={"figure": {"caption": "FD-digits against NFE on the 8x8 digits, for the eps networks (left) and the score models (right): mean over the three seeds with 95 % t-intervals; the black line is the floor (real digits).", "name": "fig-x-benchmark-digits"}, "image": {"alt": "Two log-log panels of FD-digits against NFE with error bars, one line per method and sampler, and a black floor line."}}
 fig, axs = plotting.panels(2, ncols=2, aspect=0.8)
 for ax, (family, methods) in zip(axs, families.items(), strict=True):
     plot_vs_nfe(ax, images[images["method"].isin(methods)], "fd", img["nfes"])
@@ -333,11 +331,10 @@ for ax, (family, methods) in zip(axs, families.items(), strict=True):
 plt.show()
 
 # %% [markdown]
-# FD-digits against NFE, mean over the three seeds with 95 % t-intervals; the black line
-# is the floor. Below: 36 samples of seed 0 at 50 evaluations, each method with its own
-# paper's sampler, from the same $x_T$, beside real digits.
+# {numref}`fig-x-benchmark-digit-samples` shows 36 samples of seed 0 at 50 evaluations, each
+# method with its own paper's sampler, from the same $x_T$, beside real digits.
 
-# %%
+# %% mystnb={"figure": {"caption": "36 samples of seed 0 at 50 evaluations, each method with its own paper's sampler, from the same $x_T$, beside 36 real digits.", "name": "fig-x-benchmark-digit-samples"}, "image": {"alt": "Six 6x6 grids of 8x8 digits: real digits, then samples of DDPM, SMD, GM-DDPM, SGM and GM-SGM."}}
 gauss = B.teleport_gaussian(img["data"]["8x8 digits"])
 shown = {"real digits": data.digits8x8()[0][:36]}
 for method, sampler in [("DDPM", "ancestral"), ("SMD", "ancestral"), ("GM-DDPM", "ancestral"),

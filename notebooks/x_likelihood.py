@@ -118,7 +118,7 @@ table
 # $n$ the planted error would be hidden in Hutchinson's spread, which is why image
 # likelihoods are averages over thousands of images.
 
-# %%
+# %% mystnb={"figure": {"caption": "PF-ODE NLL of each point against its exact NLL, with the exact divergence (left) and Hutchinson's estimate with a Rademacher probe (right); the black line is equality.", "name": "fig-x-likelihood-nll"}, "image": {"alt": "Two scatter plots of estimated against exact NLL in nats with the identity line: tight for the exact divergence, spread for Hutchinson's estimate."}}
 fig, axes = plt.subplots(1, 2, figsize=(8, 3.6), sharex=True, sharey=True)
 for ax, name in zip(axes, ["exact divergence", "Hutchinson, Rademacher probe"]):
     exact, est = per_point[name]

@@ -5,9 +5,13 @@ from __future__ import annotations
 import matplotlib as mpl
 import seaborn as sns
 
+from gmdiff import html_tables
+
 
 def style() -> None:
-    """Apply the book's style: seaborn 'ticks', colour-blind palette, readable sizes."""
+    """Apply the book's style: seaborn 'ticks', colour-blind palette, readable sizes; tables
+    without pandas' default row numbers (:func:`gmdiff.html_tables.install`)."""
+    html_tables.install()
     sns.set_theme(style="ticks", palette="colorblind", context="notebook")
     mpl.rcParams.update(
         {
