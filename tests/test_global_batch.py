@@ -11,6 +11,7 @@ from gmdiff.data import random_hflip
 from gmdiff.global_batch import Dropout, Rows, dropout, local_rows, per_example
 from gmdiff.losses import dsm_loss, edm_loss, eps_loss, gm_ddpm_loss, smd_loss
 from gmdiff.schedules import DiscreteVP
+from gmdiff.train import _warn_rank_dropout
 
 G = 8  # the global batch, split over 2 "ranks" of 4 rows
 
@@ -142,3 +143,8 @@ def test_gamma_noise_is_refused_under_ddp():
     with local_rows(0, 4, 4):
         assert noise.GammaNoise(0.1).sample(x0, gen(), 1.0, 0.5).shape == x0.shape
 
+
+def test_torchs_dropout_layers_are_named_in_a_warning():
+    model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.1), Dropout(0.1), nn.Dropout(0.0))
+    with pytest.warns(UserWarning, match=r"dropout layers \(1\) draw their masks per DDP rank"):
+        _warn_rank_dropout(model)

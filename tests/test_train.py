@@ -1,6 +1,7 @@
 """Trainer: exact resume, NaN detection, EMA, warm-up, batch sharding, 2-process DDP."""
 
 import errno
+import hashlib
 import json
 import os
 import re
@@ -12,6 +13,8 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
+import gmdiff.train
+from gmdiff.global_batch import Dropout
 from gmdiff.losses import edm_loss
 from gmdiff.storage import atomic_save, load_checkpoint, lock_dir
 from gmdiff.train import (
@@ -28,12 +31,14 @@ from gmdiff.train import (
 
 
 class TinyDenoiser(nn.Module):
-    """D(x, sigma) = x + MLP([x, log sigma]), with dropout so the global RNG matters."""
+    """D(x, sigma) = x + MLP([x, log sigma]), with dropout so the global RNG matters (the
+    library's per-example dropout, which draws torch's CPU masks: the same weights as
+    nn.Dropout in one process)."""
 
     def __init__(self, dim: int = 2, hidden: int = 16):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(dim + 1, hidden), nn.SiLU(), nn.Dropout(0.1), nn.Linear(hidden, dim)
+            nn.Linear(dim + 1, hidden), nn.SiLU(), Dropout(0.1), nn.Linear(hidden, dim)
         )
 
     def forward(self, x, sigma):
@@ -223,6 +228,15 @@ def test_batches_epochs_and_sharding():
         def __getitem__(self, i):
             return data[i]
 
+    sampler = lambda n, g: torch.randn(n, 2, generator=g)
+    whole = _Batches(sampler, 4, DistInfo(), seed=3)(0, torch.Generator().manual_seed(1))
+    halves = []
+    for r in (0, 1):  # each rank draws the global batch's examples and keeps its rows
+        shard = _Batches(sampler, 4, DistInfo(r, 2, r), seed=3)
+        with shard.rows():
+            halves.append(shard(0, torch.Generator().manual_seed(1)))
+    assert torch.equal(torch.cat(halves), whole)
+
     as_dataset = _Batches(ListDataset(), 4, DistInfo(), seed=3)
     assert torch.equal(as_dataset(5, torch.Generator()), single(5, torch.Generator()))
     with pytest.raises(ValueError, match="divisible"):
@@ -234,9 +248,17 @@ def test_bad_config_values_are_named():
         TrainConfig(steps=1, batch_size=1, ema_decay=1.0)
 
 
-def _ddp_worker(rank: int, port: int, out: str) -> None:
-    import os
+#: DDP's 2-rank weights against one process's, after DDP_STEPS steps: max |difference| over
+#: max |weight|, per tensor. Measured 1e-7 (float32 round-off of the gradient's sum order);
+#: per-rank noise gives 1e-2 and more.
+DDP_RTOL, DDP_STEPS = 1e-6, 8
 
+
+def ddp_config(**kw) -> TrainConfig:
+    return config(steps=DDP_STEPS, device="cpu", **kw)
+
+
+def _ddp_worker(rank: int, port: int, out: str) -> None:
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
@@ -245,14 +267,27 @@ def _ddp_worker(rank: int, port: int, out: str) -> None:
         LOCAL_RANK=str(rank),
     )
     torch.set_num_threads(1)
-    trainer = Trainer(make_model(seed=rank), edm_loss, DATA, config(steps=6, device="cpu"), out)
+    # rank 1 starts from other weights: DDP broadcasts rank 0's
+    trainer = Trainer(make_model(seed=rank), edm_loss, DATA, ddp_config(), out)
     assert trainer.info == DistInfo(rank, 2, rank)
     trainer.fit()
     torch.save(trainer.model.state_dict(), f"{out}/rank{rank}.pt")
+    # planted: today's per-rank seeding, the rank mixed into every stream's seed
+    honest = gmdiff.train.step_seed
+    gmdiff.train.step_seed = lambda seed, step, stream: honest(seed, step, f"{stream}/{rank}")
+    planted = Trainer(make_model(), edm_loss, DATA, ddp_config())
+    planted.fit()
+    torch.save(planted.model.state_dict(), f"{out}/planted{rank}.pt")
     torch.distributed.destroy_process_group()
 
 
-def test_two_process_gloo_ddp(tmp_path):
+def relative_error(a: dict, b: dict) -> float:
+    return max(float((a[k] - b[k]).abs().max() / a[k].abs().max()) for k in a)
+
+
+def test_two_ddp_ranks_train_what_one_process_trains(tmp_path):
+    """2 gloo ranks (each half of the global batch of 32) reach one process's weights up
+    to round-off; with the rank in the seeds (the planted per-rank noise) they do not."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -260,9 +295,46 @@ def test_two_process_gloo_ddp(tmp_path):
     mp.start_processes(_ddp_worker, args=(port, str(tmp_path)), nprocs=2, start_method="fork")
     w0, w1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert states_equal(w0, w1)
-    assert not states_equal(w0, make_model(seed=0).state_dict())
     ckpt = torch.load(tmp_path / CHECKPOINT, weights_only=True)
-    assert ckpt["step"] == 6 and states_equal(ckpt["model"], w0)
+    assert ckpt["step"] == DDP_STEPS and states_equal(ckpt["model"], w0)
+    torch.set_num_threads(1)
+    solo = Trainer(make_model(), edm_loss, DATA, ddp_config())
+    solo.fit()
+    one = solo.model.state_dict()
+    assert not states_equal(one, make_model().state_dict())
+    assert relative_error(one, w0) < DDP_RTOL
+    planted = torch.load(tmp_path / "planted0.pt", weights_only=True)
+    assert relative_error(one, planted) > 100 * DDP_RTOL
+
+
+def _per_rank_seed(seed: int, step: int, rank: int, stream: str) -> int:
+    """step_seed as it was before DDP sharding, with the rank (verbatim)."""
+    digest = hashlib.blake2b(f"{seed}/{step}/{rank}/{stream}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
+
+
+def test_one_process_draws_what_it_drew_before_ddp_sharding():
+    """A single process draws what it drew before the ranks shared their seeds: the
+    trainer's weights equal those of the step loop it ran then, written out here (rank 0's
+    seeds, the epoch permutation's rows, plain draws, torch's own nn.Dropout)."""
+    torch.set_num_threads(1)
+    trainer = Trainer(make_model(), edm_loss, DATA, config(steps=3, device="cpu"))
+    trainer.fit()
+    model = make_model()
+    model.net[2] = nn.Dropout(0.1)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0, fused=False)
+    g_epoch = torch.Generator().manual_seed(_per_rank_seed(0, 0, 0, "epoch"))
+    perm = torch.randperm(len(DATA), generator=g_epoch)
+    for k in range(3):
+        torch.manual_seed(_per_rank_seed(0, k, 0, "global"))
+        g_noise = torch.Generator().manual_seed(_per_rank_seed(0, k, 0, "noise"))
+        for group in opt.param_groups:
+            group["lr"] = 1e-2 * (k + 1) / 3
+        opt.zero_grad()
+        edm_loss(model, DATA[perm[32 * k : 32 * (k + 1)]], generator=g_noise)["loss"].backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    assert states_equal(trainer.model.state_dict(), model.state_dict())
 
 
 # --------------------------------------------------------------------------------------

@@ -268,8 +268,8 @@ class Bank:
         batches, draws = [], []
         for t in self.trainers:
             seed = t.config.seed
-            g_data = torch.Generator().manual_seed(step_seed(seed, step, 0, "data"))
-            g_noise = torch.Generator().manual_seed(step_seed(seed, step, 0, "noise"))
+            g_data = torch.Generator().manual_seed(step_seed(seed, step, "data"))
+            g_noise = torch.Generator().manual_seed(step_seed(seed, step, "noise"))
             x0 = t._batches(step, g_data)
             if t.transform is not None:
                 x0 = t.transform(x0, g_data)

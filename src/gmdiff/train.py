@@ -2,19 +2,38 @@
 clipping, bf16 autocast, optional torch.compile, DDP under ``torchrun``, atomic
 checkpoints and exact resume.
 
-Randomness. Every random draw of step k on rank r comes from generators seeded by a hash
-of (seed, k, r, stream): the batch indices ("data"), the loss's noise ("noise") and
-torch's global generator (dropout; "global"). A step's randomness is therefore a function
-of its index alone, so a run resumed from a checkpoint at step k draws exactly what the
-uninterrupted run drew, with no generator state to save; the checkpoint holds the model,
-its EMA, the optimizer and the step. On CPU an interrupted-then-resumed run reaches
-bit-identical weights (tested); on CUDA, non-deterministic kernels may still differ.
+Randomness. Every random draw of step k comes from generators seeded by a hash of
+(seed, k, stream), the same on every rank: the sampler's fresh examples and the
+augmentation ("data"), the loss's noise ("noise") and torch's global generator (dropout;
+"global"); the batch indices come from a permutation per epoch. A step's randomness is
+therefore a function of its index alone, so a run resumed from a checkpoint at step k draws
+exactly what the uninterrupted run drew, with no generator state to save; the checkpoint
+holds the model, its EMA, the optimizer and the step. On CPU an interrupted-then-resumed
+run reaches bit-identical weights (tested); on CUDA, non-deterministic kernels may still
+differ.
 
 Distributed. Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) the trainer joins
 the process group (NCCL on CUDA, gloo on CPU), places the model on ``cuda:LOCAL_RANK``,
 wraps it in DistributedDataParallel and gives each rank its own slice of the global batch
-(``batch_size`` is the global batch). Only rank 0 writes checkpoints, logs and shows the
-progress bar. Launch with ``torchrun --nproc_per_node N -m gmdiff.cli train --config ...``.
+(``batch_size`` is the global batch, which must be a multiple of the number of processes).
+Only rank 0 writes checkpoints, logs (its own rows' loss) and shows the progress bar.
+Launch with ``torchrun --nproc_per_node N -m gmdiff.cli train --config ...``.
+
+The number of processes changes nothing but round-off. Rank r of N trains on rows
+[r b, (r + 1) b) of the global batch of G = N b rows (the same example indices as one
+process), and every per-example draw (noise level, noise, mixture component, SMD latent,
+flip, dropout mask, a sampler's fresh examples) is the one a single process draws for that
+row of the global batch: each rank seeds its generators as rank 0 does and keeps its rows
+of the global draw (:mod:`gmdiff.global_batch`, which the losses, noise models, nets and
+augmentations use). DDP's mean of the ranks' gradients is then the one-process batch
+gradient up to the order of float additions (tested with 2 gloo ranks: 1e-7 relative after
+8 steps). A single process draws exactly what it drew before this rule (same seeds, same
+calls), so its runs and cached models are unchanged. Exceptions, named when they occur:
+``torch.nn.Dropout`` layers of a model from outside the library draw per rank (the trainer
+warns; use :class:`gmdiff.global_batch.Dropout`), and Gamma noise is refused under DDP.
+Adam turns round-off in a gradient that is zero in exact arithmetic (a bias before a
+normalisation) into steps of size lr, so such parameters may differ by more than round-off
+between world sizes, as they do between thread counts.
 
 The out_dir. :meth:`Trainer.session` holds it for one run: an flock on ``.lock`` (a
 second run into it fails at once, naming the holder's PID; the kernel drops the lock when
@@ -48,6 +67,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -58,6 +78,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm import tqdm  # plain bars: tqdm.auto warns in kernels without ipywidgets
 
+from gmdiff.global_batch import Dropout, Rows, local_rows, per_example
 from gmdiff.images import to_uint8, viewable_grid
 from gmdiff.noise import batch_index
 from gmdiff.storage import (
@@ -269,9 +290,12 @@ def init_distributed(backend: str | None = None) -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank)
 
 
-def step_seed(seed: int, step: int, rank: int, stream: str) -> int:
-    """A 63-bit seed for one random stream of one step on one rank."""
-    digest = hashlib.blake2b(f"{seed}/{step}/{rank}/{stream}".encode(), digest_size=8).digest()
+def step_seed(seed: int, step: int, stream: str) -> int:
+    """A 63-bit seed for one random stream of one step, the same on every rank (the
+    ranks keep their rows of the global batch's draws: :mod:`gmdiff.global_batch`). The
+    "/0/" in the hashed text is the rank of the per-rank seeding this replaced: kept, so
+    that the seeds, and every single-process run, are unchanged."""
+    digest = hashlib.blake2b(f"{seed}/{step}/0/{stream}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
@@ -314,8 +338,9 @@ class _Batches:
     def __init__(self, data: Tensor | Sampler, global_batch: int, info: DistInfo, seed: int):
         if global_batch % info.world_size:
             raise ValueError(
-                f"batch_size={global_batch} is not divisible by the {info.world_size} DDP "
-                "ranks; choose a multiple of the number of processes"
+                f"train.batch_size = {global_batch} (the global batch) is not divisible by "
+                f"the {info.world_size} DDP processes, so they cannot take equal slices of it; "
+                "choose a multiple of the number of processes"
             )
         self.data, self.G, self.info, self.seed = data, global_batch, info, seed
         self.b = global_batch // info.world_size
@@ -331,7 +356,7 @@ class _Batches:
 
     def _perm(self, epoch: int) -> Tensor:
         if epoch not in self._perms:
-            g = torch.Generator().manual_seed(step_seed(self.seed, epoch, 0, "epoch"))
+            g = torch.Generator().manual_seed(step_seed(self.seed, epoch, "epoch"))
             self._perms = {epoch: torch.randperm(len(self.data), generator=g)}
         return self._perms[epoch]
 
@@ -344,9 +369,16 @@ class _Batches:
             [self._perm(int(e))[pos[pos // N == e] % N] for e in torch.unique(pos // N)]
         )
 
+    def rows(self) -> contextlib.AbstractContextManager[Rows]:
+        """This rank's rows of the global batch, for the per-example draws of a step
+        (:func:`gmdiff.global_batch.local_rows`)."""
+        return local_rows(self.info.rank * self.b, self.b, self.G)
+
     def __call__(self, step: int, generator: torch.Generator) -> Tensor:
+        """This rank's rows of step ``step``'s global batch; fresh draws from a sampler
+        are made for the whole global batch and sliced (inside :meth:`rows`)."""
         if not self.finite:
-            return self.data(self.b, generator)
+            return per_example(lambda n: self.data(n, generator), self.b)
         idx = self.indices(step)
         if isinstance(self.data, Tensor):
             return self.data[idx]
@@ -381,6 +413,25 @@ class _StepIndices(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return self.stop - self.start
+
+
+def _warn_rank_dropout(model: nn.Module) -> None:
+    """Warn that torch's own dropout layers draw their masks per rank, so a DDP run of
+    ``model`` depends on the number of processes (:class:`gmdiff.global_batch.Dropout`
+    does not)."""
+    names = [
+        name
+        for name, m in model.named_modules()
+        if isinstance(m, nn.modules.dropout._DropoutNd) and not isinstance(m, Dropout) and m.p > 0
+    ]
+    if names:
+        warnings.warn(
+            f"the model's torch dropout layers ({', '.join(names[:3])}"
+            f"{', ...' if len(names) > 3 else ''}) draw their masks per DDP rank, so this run "
+            "depends on the number of processes; gmdiff.global_batch.Dropout draws them "
+            "per example of the global batch",
+            stacklevel=3,
+        )
 
 
 def _is_tty(stream: Any) -> bool:
@@ -464,6 +515,8 @@ class Trainer:
             net = torch.compile(net)
         self._net = net
         self._batches = _Batches(data, config.batch_size, self.info, config.seed)
+        if self.info.world_size > 1:
+            _warn_rank_dropout(self.model)
         self.step = 0
         self.threads: list[list[int]] = []  # [first step, intra-op threads] per stretch
 
@@ -580,13 +633,14 @@ class Trainer:
 
     def _train_step(self, step: int, batch: Tensor | None = None) -> Tensor:
         """One optimizer step; ``batch`` is this step's batch when a loader read it."""
-        cfg, r = self.config, self.info.rank
-        torch.manual_seed(step_seed(cfg.seed, step, r, "global"))
-        g_data = torch.Generator().manual_seed(step_seed(cfg.seed, step, r, "data"))
-        g_noise = torch.Generator(self.device).manual_seed(step_seed(cfg.seed, step, r, "noise"))
-        x0 = self._batches(step, g_data) if batch is None else batch
-        if self.transform is not None:
-            x0 = self.transform(x0, g_data)
+        cfg = self.config
+        torch.manual_seed(step_seed(cfg.seed, step, "global"))
+        g_data = torch.Generator().manual_seed(step_seed(cfg.seed, step, "data"))
+        g_noise = torch.Generator(self.device).manual_seed(step_seed(cfg.seed, step, "noise"))
+        with self._batches.rows():
+            x0 = self._batches(step, g_data) if batch is None else batch
+            if self.transform is not None:
+                x0 = self.transform(x0, g_data)
         x0 = x0.to(self.device, non_blocking=True)
         if self._channels_last and x0.ndim == 4:
             x0 = x0.contiguous(memory_format=torch.channels_last)
@@ -596,6 +650,7 @@ class Trainer:
         with (
             torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16),
             batch_index(step),
+            self._batches.rows(),
         ):
             out = self.loss_fn(self._net, x0, generator=g_noise)
         loss = out["loss"] if isinstance(out, dict) else out
