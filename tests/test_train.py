@@ -14,20 +14,13 @@ import torch.multiprocessing as mp
 from torch import nn
 
 import gmdiff.train
+from gmdiff.batches import Batches
+from gmdiff.distributed import DistInfo
+from gmdiff.ema import ema_decay_at, ema_init_share, ema_update
 from gmdiff.global_batch import Dropout
 from gmdiff.losses import edm_loss
 from gmdiff.storage import atomic_save, load_checkpoint, lock_dir
-from gmdiff.train import (
-    CHECKPOINT,
-    LOG,
-    DistInfo,
-    TrainConfig,
-    Trainer,
-    _Batches,
-    ema_decay_at,
-    ema_init_share,
-    ema_update,
-)
+from gmdiff.train import CHECKPOINT, LOG, TrainConfig, Trainer
 
 
 class TinyDenoiser(nn.Module):
@@ -212,11 +205,11 @@ def test_ema_warmup_and_history():
 
 def test_batches_epochs_and_sharding():
     data = torch.arange(12)
-    single = _Batches(data, 4, DistInfo(), seed=3)
+    single = Batches(data, 4, DistInfo(), seed=3)
     one_epoch = torch.cat([single(k, torch.Generator()) for k in range(3)])
     assert sorted(one_epoch.tolist()) == list(range(12))  # without replacement
     assert not torch.equal(single(3, torch.Generator()), single(0, torch.Generator()))
-    shards = [_Batches(data, 4, DistInfo(r, 2, r), seed=3) for r in (0, 1)]
+    shards = [Batches(data, 4, DistInfo(r, 2, r), seed=3) for r in (0, 1)]
     for k in range(5):  # rank slices tile the single-process global batch
         both = torch.cat([s(k, torch.Generator()) for s in shards])
         assert torch.equal(both, single(k, torch.Generator()))
@@ -229,18 +222,18 @@ def test_batches_epochs_and_sharding():
             return data[i]
 
     sampler = lambda n, g: torch.randn(n, 2, generator=g)
-    whole = _Batches(sampler, 4, DistInfo(), seed=3)(0, torch.Generator().manual_seed(1))
+    whole = Batches(sampler, 4, DistInfo(), seed=3)(0, torch.Generator().manual_seed(1))
     halves = []
     for r in (0, 1):  # each rank draws the global batch's examples and keeps its rows
-        shard = _Batches(sampler, 4, DistInfo(r, 2, r), seed=3)
+        shard = Batches(sampler, 4, DistInfo(r, 2, r), seed=3)
         with shard.rows():
             halves.append(shard(0, torch.Generator().manual_seed(1)))
     assert torch.equal(torch.cat(halves), whole)
 
-    as_dataset = _Batches(ListDataset(), 4, DistInfo(), seed=3)
+    as_dataset = Batches(ListDataset(), 4, DistInfo(), seed=3)
     assert torch.equal(as_dataset(5, torch.Generator()), single(5, torch.Generator()))
     with pytest.raises(ValueError, match="divisible"):
-        _Batches(data, 5, DistInfo(0, 2, 0), seed=0)
+        Batches(data, 5, DistInfo(0, 2, 0), seed=0)
 
 
 def test_bad_config_values_are_named():
@@ -346,7 +339,6 @@ def test_foreach_ema_equals_the_per_tensor_lerp():
     """ema_update (one foreach lerp) gives bit-identical results to the per-parameter
     ``lerp_`` loop it replaced, and matches the EMA formula d e + (1 - d) p."""
     from gmdiff.nets import UNet, get_config
-    from gmdiff.train import ema_update
 
     torch.manual_seed(0)
     params = [p.detach() for p in UNet(get_config("digits")).parameters()]
@@ -360,7 +352,6 @@ def test_foreach_ema_equals_the_per_tensor_lerp():
 
 
 def test_foreach_ema_formula_and_a_planted_error():
-    from gmdiff.train import ema_update
 
     e, p = [torch.tensor([1.0, 2.0])], [torch.tensor([3.0, -2.0])]
     ema_update(e, p, 0.75)
@@ -397,12 +388,12 @@ def test_worker_loader_gives_the_same_batches_and_weights(tmp_path):
     from gmdiff.data import ImageFolder
 
     ds = ImageFolder(_png_folder(tmp_path / "img"), resolution=8)
-    b = _Batches(ds, 10, DistInfo(), seed=3)
+    b = Batches(ds, 10, DistInfo(), seed=3)
     loaded = list(b.loader(0, 6, workers=2, prefetch=2, pin=False))
     assert len(loaded) == 6
     for k, x in enumerate(loaded):
         assert torch.equal(x, b(k, torch.Generator()))
-    other = _Batches(ds, 10, DistInfo(), seed=4)
+    other = Batches(ds, 10, DistInfo(), seed=4)
     assert not torch.equal(loaded[0], other(0, torch.Generator()))
 
     weights = []

@@ -1,6 +1,9 @@
 """One training loop for every model in the library: seeds, EMA, warm-up, gradient
 clipping, bf16 autocast, optional torch.compile, DDP under ``torchrun``, atomic
-checkpoints and exact resume.
+checkpoints and exact resume. Its parts live beside it: the batches
+(:mod:`gmdiff.batches`), the EMA (:mod:`gmdiff.ema`), the device, process group and seeds
+(:mod:`gmdiff.distributed`), and the per-example draws of the global batch
+(:mod:`gmdiff.global_batch`).
 
 Randomness. Every random draw of step k comes from generators seeded by a hash of
 (seed, k, stream), the same on every rank: the sampler's fresh examples and the
@@ -60,9 +63,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import json
-import math
 import os
 import shutil
 import sys
@@ -78,7 +79,10 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm import tqdm  # plain bars: tqdm.auto warns in kernels without ipywidgets
 
-from gmdiff.global_batch import Dropout, Rows, local_rows, per_example
+from gmdiff.batches import Batches, Sampler
+from gmdiff.distributed import device_of_config, init_distributed, step_seed
+from gmdiff.ema import ema_decay_at, ema_init_share, ema_update
+from gmdiff.global_batch import Dropout
 from gmdiff.images import to_uint8, viewable_grid
 from gmdiff.noise import batch_index
 from gmdiff.storage import (
@@ -114,20 +118,9 @@ RESUMABLE = (
 #: enter it; ``threads`` changes a CPU run's round-off, as the CUDA switches a GPU run's.)
 LATE_FIELDS = ("tf32", "channels_last", "cudnn_benchmark", "ema_rampup", "threads")
 
-#: The largest share of the random initialisation an EMA may still hold when a model is
-#: used as evidence (:func:`ema_init_share`; checked by :func:`gmdiff.runs.load_or_train`).
-#: At 30 % (gm_sgm_tables' digits before this bound) the EMA was not the trained network:
-#: sampling the raw weights reversed Table 1's ordering. The bound is 2 %, not 1 %, because
-#: the book's 400-step digit banks at decay 0.99 (smd_tables, gmd_tables, x_benchmark) hold
-#: 0.99 ** 400 = 1.8 % and have not been re-run with EDM's ramp (``ema_rampup``, which
-#: gives exactly 0) yet; every model trained with the ramp is far below either bound.
-EMA_INIT_BOUND = 0.02
 
 LossFn = Callable[..., Tensor | dict[str, Tensor]]
 """``loss_fn(model, x0, generator=gen)`` -> scalar loss, or a dict with key ``"loss"``."""
-
-Sampler = Callable[[int, torch.Generator], Tensor]
-"""``sample(n, generator)`` -> n fresh training examples (toy distributions)."""
 
 Transform = Callable[[Tensor, torch.Generator], Tensor]
 """``transform(batch, generator)`` -> augmented batch (e.g. data.random_hflip)."""
@@ -143,7 +136,7 @@ class TrainConfig:
     ``ema_decay`` the EMA decay per step; ``ema_rampup`` > 0 caps the EMA's half-life at
     that fraction of the steps taken so far (EDM's ``ema_rampup_ratio``, Karras et al. 2022,
     0.05 there), so the EMA starts from the trained weights instead of the random
-    initialisation (:func:`ema_decay_at`); ``ckpt_every`` = 0 writes a checkpoint only at
+    initialisation (:func:`gmdiff.ema.ema_decay_at`); ``ckpt_every`` = 0 writes a checkpoint only at
     the end; ``device`` "auto" picks cuda:LOCAL_RANK when CUDA is available, else cpu.
     ``bf16``, ``compile``, ``tf32``, ``channels_last``, ``cudnn_benchmark``: CUDA only (see
     the module docstring); ``num_workers`` / ``prefetch_factor``: the loader of a map-style
@@ -234,185 +227,6 @@ def tensorboard_writer(folder: Path, step: int) -> Any:
         ) from None
     with errors_naming(folder):
         return SummaryWriter(log_dir=str(folder), purge_step=step + 1)
-
-
-def device_of_config(name: str) -> torch.device:
-    """``train.device`` as a torch device that exists here, else one sentence naming it."""
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise ValueError(
-            f"train.device = {name!r} is not a device; use auto, cpu, cuda or cuda:N"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"train.device = {name!r} but this machine has no CUDA device torch can use; "
-            "set train.device: auto (or cpu)"
-        )
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise ValueError(
-            f"train.device = {name!r} but this machine has {torch.cuda.device_count()} CUDA "
-            "device(s); choose one of them or auto"
-        )
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"train.device = {name!r}: gmdiff trains on auto, cpu or cuda[:N]")
-    return device
-
-
-@dataclass(frozen=True)
-class DistInfo:
-    """This process's place in a (possibly single-process) job."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(backend: str | None = None) -> DistInfo:
-    """Join the torchrun process group when ``WORLD_SIZE`` > 1; otherwise rank 0 of 1 (of
-    the caller's group when one is initialised; the Trainer then still wraps DDP).
-    ``backend`` defaults to NCCL when CUDA is available, else gloo. Safe to call twice."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1 and dist.is_available() and dist.is_initialized():  # a group of 1
-        return DistInfo(dist.get_rank(), dist.get_world_size(), 0)
-    if world <= 1:
-        return DistInfo()
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if not dist.is_initialized():
-        backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
-        if backend == "nccl":
-            torch.cuda.set_device(local_rank)
-        dist.init_process_group(backend)
-    return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank)
-
-
-def step_seed(seed: int, step: int, stream: str) -> int:
-    """A 63-bit seed for one random stream of one step, the same on every rank (the
-    ranks keep their rows of the global batch's draws: :mod:`gmdiff.global_batch`). The
-    "/0/" in the hashed text is the rank of the per-rank seeding this replaced: kept, so
-    that the seeds, and every single-process run, are unchanged."""
-    digest = hashlib.blake2b(f"{seed}/{step}/0/{stream}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & (2**63 - 1)
-
-
-def ema_decay_at(config: TrainConfig, step: int) -> float:
-    """The EMA decay of step ``step`` (0-based): ``config.ema_decay``, or with
-    ``ema_rampup`` r > 0 EDM's ramp (NVlabs/edm ``training_loop.py``): the half-life
-    h = ln 0.5 / ln(ema_decay) steps is capped at r * step, and the decay is 0.5 ** (1 / h),
-    so step 0 copies the weights and the EMA never holds the initialisation."""
-    d = config.ema_decay
-    if config.ema_rampup <= 0 or d == 0.0:
-        return d
-    halflife = min(math.log(0.5) / math.log(d), config.ema_rampup * step)
-    return 0.5 ** (1.0 / max(halflife, 1e-8))
-
-
-def ema_init_share(config: TrainConfig, steps: int | None = None) -> float:
-    """The weight of the random initialisation in the EMA after ``steps`` steps (default
-    ``config.steps``): the product of the per-step decays (:func:`ema_decay_at`), e.g.
-    0.999 ** 1200 = 0.30 for a constant decay. A training-adequacy figure: an EMA that
-    still holds much of its initialisation is not the trained network."""
-    steps = config.steps if steps is None else steps
-    if config.ema_rampup > 0:
-        return 0.0 if steps >= 1 else 1.0
-    return config.ema_decay**steps
-
-
-def ema_update(ema: list[Tensor], params: list[Tensor], decay: float) -> None:
-    """ema <- ema + (1 - decay) (param - ema) for every pair, in place: one foreach lerp
-    (the same per-element formula as ``Tensor.lerp_``, batched over tensors)."""
-    if ema:
-        torch._foreach_lerp_(ema, params, 1.0 - decay)
-
-
-class _Batches:
-    """The local batch of step k: a slice of a global batch drawn without replacement
-    epoch by epoch (per-epoch permutations seeded by (seed, epoch)) from a tensor or a
-    map-style dataset, or fresh draws from a sampler. Rank r takes rows
-    [r b, (r + 1) b) of the global batch, like DistributedSampler."""
-
-    def __init__(self, data: Tensor | Sampler, global_batch: int, info: DistInfo, seed: int):
-        if global_batch % info.world_size:
-            raise ValueError(
-                f"train.batch_size = {global_batch} (the global batch) is not divisible by "
-                f"the {info.world_size} DDP processes, so they cannot take equal slices of it; "
-                "choose a multiple of the number of processes"
-            )
-        self.data, self.G, self.info, self.seed = data, global_batch, info, seed
-        self.b = global_batch // info.world_size
-        self.finite = hasattr(data, "__len__") and hasattr(data, "__getitem__")
-        if not self.finite and not callable(data):
-            raise ValueError(
-                f"data must be a tensor, a map-style dataset or a sampler(n, generator), "
-                f"got {type(data).__name__}"
-            )
-        if self.finite and len(data) == 0:
-            raise ValueError("data is empty; check the dataset path or loader")
-        self._perms: dict[int, Tensor] = {}
-
-    def _perm(self, epoch: int) -> Tensor:
-        if epoch not in self._perms:
-            g = torch.Generator().manual_seed(step_seed(self.seed, epoch, "epoch"))
-            self._perms = {epoch: torch.randperm(len(self.data), generator=g)}
-        return self._perms[epoch]
-
-    def indices(self, step: int) -> Tensor:
-        """The dataset rows of this rank's batch at ``step`` (finite data only)."""
-        N = len(self.data)
-        start = step * self.G + self.info.rank * self.b
-        pos = torch.arange(start, start + self.b)
-        return torch.cat(
-            [self._perm(int(e))[pos[pos // N == e] % N] for e in torch.unique(pos // N)]
-        )
-
-    def rows(self) -> contextlib.AbstractContextManager[Rows]:
-        """This rank's rows of the global batch, for the per-example draws of a step
-        (:func:`gmdiff.global_batch.local_rows`)."""
-        return local_rows(self.info.rank * self.b, self.b, self.G)
-
-    def __call__(self, step: int, generator: torch.Generator) -> Tensor:
-        """This rank's rows of step ``step``'s global batch; fresh draws from a sampler
-        are made for the whole global batch and sliced (inside :meth:`rows`)."""
-        if not self.finite:
-            return per_example(lambda n: self.data(n, generator), self.b)
-        idx = self.indices(step)
-        if isinstance(self.data, Tensor):
-            return self.data[idx]
-        return torch.stack([self.data[int(i)] for i in idx])
-
-    def loader(
-        self, start: int, stop: int, workers: int, prefetch: int, pin: bool
-    ) -> Iterator[Tensor]:
-        """The batches of steps start..stop-1 from a DataLoader with ``workers`` processes
-        (same index lists as :meth:`indices`, stacked by the default collate)."""
-        sampler = _StepIndices(self, start, stop)
-        return iter(
-            torch.utils.data.DataLoader(
-                self.data,
-                batch_sampler=sampler,
-                num_workers=workers,
-                prefetch_factor=prefetch,
-                pin_memory=pin,
-            )
-        )
-
-
-class _StepIndices(torch.utils.data.Sampler):
-    """The index lists of steps start..stop-1, drawn lazily (a batch sampler)."""
-
-    def __init__(self, batches: _Batches, start: int, stop: int) -> None:
-        self.batches, self.start, self.stop = batches, start, stop
-
-    def __iter__(self) -> Iterator[list[int]]:
-        for k in range(self.start, self.stop):
-            yield self.batches.indices(k).tolist()
-
-    def __len__(self) -> int:
-        return self.stop - self.start
 
 
 def _warn_rank_dropout(model: nn.Module) -> None:
@@ -514,7 +328,7 @@ class Trainer:
         if config.compile and self.device.type == "cuda":
             net = torch.compile(net)
         self._net = net
-        self._batches = _Batches(data, config.batch_size, self.info, config.seed)
+        self._batches = Batches(data, config.batch_size, self.info, config.seed)
         if self.info.world_size > 1:
             _warn_rank_dropout(self.model)
         self.step = 0
