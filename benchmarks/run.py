@@ -227,14 +227,15 @@ def bench_loading(size: dict) -> dict:
     """CelebA-64 preprocessing (decode, crop 140, bicubic resize to 64) of batches of 64:
     in the training process against a DataLoader with 2 workers (started afresh each
     repeat, so its start-up counts; a training run pays it once)."""
+    from gmdiff.batches import Batches
     from gmdiff.data import load_celeba64
-    from gmdiff.train import DistInfo, _Batches
+    from gmdiff.distributed import DistInfo
 
     with tempfile.TemporaryDirectory() as tmp:
         _fake_celeba(Path(tmp), size["images"])
         ds = load_celeba64(tmp)
         batch, k = 64, size["images"] // 64
-        b = _Batches(ds, batch, DistInfo(), seed=0)
+        b = Batches(ds, batch, DistInfo(), seed=0)
 
         def in_process():
             for s in range(k):

@@ -209,8 +209,8 @@ if clf is not None:
 
 # %% [markdown]
 # **Training adequacy** of every digits model: the share of the random initialisation left
-# in the EMA it is sampled with (`gmdiff.train.ema_init_share`; the harness refuses more
-# than `gmdiff.train.EMA_INIT_BOUND`), the training loss of the last log window (a tenth
+# in the EMA it is sampled with (`gmdiff.ema.ema_init_share`; the harness refuses more
+# than `gmdiff.ema.EMA_INIT_BOUND`), the training loss of the last log window (a tenth
 # of the run; GM-SGM's loss is larger by construction: its target is the total noise),
 # against the best window (1.00: the loss has not risen) and its relative fall over the
 # run's second half (near 0: a plateau).

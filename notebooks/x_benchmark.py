@@ -25,7 +25,7 @@
 # terms, on distributions where the exact answer is known, so that every method's error
 # is measured rather than only ranked.
 #
-# **The contenders** (`gmdiff.benchmark`; every model is trained through the book's
+# **The contenders** (`gmdiff.papers.cross_paper`; every model is trained through the book's
 # harness, `runs.load_or_train_many`, with the same MLP, steps, batch, learning rate, EMA
 # and seeds):
 #
@@ -67,8 +67,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from myst_nb import glue
 
-from gmdiff import benchmark as B
 from gmdiff import plotting, runs, stats
+from gmdiff.papers import cross_paper as B
 from gmdiff.study import Study
 
 S = Study.open("x_benchmark", profile)

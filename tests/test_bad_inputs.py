@@ -987,7 +987,7 @@ lib(
 lib(
     "lib-device",
     "`device_of_config('gpu0')`",
-    lambda env: __import__("gmdiff.train").train.device_of_config("gpu0"),
+    lambda env: __import__("gmdiff.distributed").distributed.device_of_config("gpu0"),
     "train.device = 'gpu0' is not a device",
 )
 lib(

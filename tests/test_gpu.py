@@ -14,9 +14,11 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from gmdiff.batches import Batches
+from gmdiff.distributed import DistInfo
 from gmdiff.losses import edm_loss
 from gmdiff.nets import EDMPrecond, build_net, get_config
-from gmdiff.train import DistInfo, TrainConfig, Trainer, _Batches
+from gmdiff.train import TrainConfig, Trainer
 
 pytestmark = pytest.mark.gpu
 
@@ -171,7 +173,7 @@ def test_loader_workers_pin_memory_and_train_the_same(tmp_path):
         arr = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
         Image.fromarray(arr).save(tmp_path / "img" / f"{i:03d}.png")
     ds = ImageFolder(tmp_path / "img", resolution=8)
-    batch = next(_Batches(ds, 16, DistInfo(), 0).loader(0, 1, workers=2, prefetch=2, pin=True))
+    batch = next(Batches(ds, 16, DistInfo(), 0).loader(0, 1, workers=2, prefetch=2, pin=True))
     assert batch.is_pinned() and batch.shape == (16, 3, 8, 8)
 
     def rgb_denoiser():

@@ -79,7 +79,7 @@ def test_records_go_to_tensorboard_and_a_resume_purges_later_events(tmp_path, fa
     assert '"grad_norm"' not in logged[0]  # the jsonl log is unchanged
     values = {(tag, step): v for tag, step, v in w.scalars}
     cfg = config.load_config(CONFIGS / "toy_gmm.yaml", ["train.steps=4"])
-    from gmdiff.train import ema_init_share
+    from gmdiff.ema import ema_init_share
 
     assert values["train/ema_init_share", 4] == ema_init_share(cfg.train, 4)
     assert all(values["train/grad_norm", s] > 0 for s in (2, 4))

@@ -1,6 +1,7 @@
 """Trainer: exact resume, NaN detection, EMA, warm-up, batch sharding, 2-process DDP."""
 
 import errno
+import hashlib
 import json
 import os
 import re
@@ -12,28 +13,25 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
+import gmdiff.train
+from gmdiff.batches import Batches
+from gmdiff.distributed import DistInfo
+from gmdiff.ema import ema_decay_at, ema_init_share, ema_update
+from gmdiff.global_batch import Dropout
 from gmdiff.losses import edm_loss
 from gmdiff.storage import atomic_save, load_checkpoint, lock_dir
-from gmdiff.train import (
-    CHECKPOINT,
-    LOG,
-    DistInfo,
-    TrainConfig,
-    Trainer,
-    _Batches,
-    ema_decay_at,
-    ema_init_share,
-    ema_update,
-)
+from gmdiff.train import CHECKPOINT, LOG, TrainConfig, Trainer
 
 
 class TinyDenoiser(nn.Module):
-    """D(x, sigma) = x + MLP([x, log sigma]), with dropout so the global RNG matters."""
+    """D(x, sigma) = x + MLP([x, log sigma]), with dropout so the global RNG matters (the
+    library's per-example dropout, which draws torch's CPU masks: the same weights as
+    nn.Dropout in one process)."""
 
     def __init__(self, dim: int = 2, hidden: int = 16):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(dim + 1, hidden), nn.SiLU(), nn.Dropout(0.1), nn.Linear(hidden, dim)
+            nn.Linear(dim + 1, hidden), nn.SiLU(), Dropout(0.1), nn.Linear(hidden, dim)
         )
 
     def forward(self, x, sigma):
@@ -207,11 +205,11 @@ def test_ema_warmup_and_history():
 
 def test_batches_epochs_and_sharding():
     data = torch.arange(12)
-    single = _Batches(data, 4, DistInfo(), seed=3)
+    single = Batches(data, 4, DistInfo(), seed=3)
     one_epoch = torch.cat([single(k, torch.Generator()) for k in range(3)])
     assert sorted(one_epoch.tolist()) == list(range(12))  # without replacement
     assert not torch.equal(single(3, torch.Generator()), single(0, torch.Generator()))
-    shards = [_Batches(data, 4, DistInfo(r, 2, r), seed=3) for r in (0, 1)]
+    shards = [Batches(data, 4, DistInfo(r, 2, r), seed=3) for r in (0, 1)]
     for k in range(5):  # rank slices tile the single-process global batch
         both = torch.cat([s(k, torch.Generator()) for s in shards])
         assert torch.equal(both, single(k, torch.Generator()))
@@ -223,10 +221,19 @@ def test_batches_epochs_and_sharding():
         def __getitem__(self, i):
             return data[i]
 
-    as_dataset = _Batches(ListDataset(), 4, DistInfo(), seed=3)
+    sampler = lambda n, g: torch.randn(n, 2, generator=g)
+    whole = Batches(sampler, 4, DistInfo(), seed=3)(0, torch.Generator().manual_seed(1))
+    halves = []
+    for r in (0, 1):  # each rank draws the global batch's examples and keeps its rows
+        shard = Batches(sampler, 4, DistInfo(r, 2, r), seed=3)
+        with shard.rows():
+            halves.append(shard(0, torch.Generator().manual_seed(1)))
+    assert torch.equal(torch.cat(halves), whole)
+
+    as_dataset = Batches(ListDataset(), 4, DistInfo(), seed=3)
     assert torch.equal(as_dataset(5, torch.Generator()), single(5, torch.Generator()))
     with pytest.raises(ValueError, match="divisible"):
-        _Batches(data, 5, DistInfo(0, 2, 0), seed=0)
+        Batches(data, 5, DistInfo(0, 2, 0), seed=0)
 
 
 def test_bad_config_values_are_named():
@@ -234,9 +241,17 @@ def test_bad_config_values_are_named():
         TrainConfig(steps=1, batch_size=1, ema_decay=1.0)
 
 
-def _ddp_worker(rank: int, port: int, out: str) -> None:
-    import os
+#: DDP's 2-rank weights against one process's, after DDP_STEPS steps: max |difference| over
+#: max |weight|, per tensor. Measured 1e-7 (float32 round-off of the gradient's sum order);
+#: per-rank noise gives 1e-2 and more.
+DDP_RTOL, DDP_STEPS = 1e-6, 8
 
+
+def ddp_config(**kw) -> TrainConfig:
+    return config(steps=DDP_STEPS, device="cpu", **kw)
+
+
+def _ddp_worker(rank: int, port: int, out: str) -> None:
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
@@ -245,14 +260,27 @@ def _ddp_worker(rank: int, port: int, out: str) -> None:
         LOCAL_RANK=str(rank),
     )
     torch.set_num_threads(1)
-    trainer = Trainer(make_model(seed=rank), edm_loss, DATA, config(steps=6, device="cpu"), out)
+    # rank 1 starts from other weights: DDP broadcasts rank 0's
+    trainer = Trainer(make_model(seed=rank), edm_loss, DATA, ddp_config(), out)
     assert trainer.info == DistInfo(rank, 2, rank)
     trainer.fit()
     torch.save(trainer.model.state_dict(), f"{out}/rank{rank}.pt")
+    # planted: today's per-rank seeding, the rank mixed into every stream's seed
+    honest = gmdiff.train.step_seed
+    gmdiff.train.step_seed = lambda seed, step, stream: honest(seed, step, f"{stream}/{rank}")
+    planted = Trainer(make_model(), edm_loss, DATA, ddp_config())
+    planted.fit()
+    torch.save(planted.model.state_dict(), f"{out}/planted{rank}.pt")
     torch.distributed.destroy_process_group()
 
 
-def test_two_process_gloo_ddp(tmp_path):
+def relative_error(a: dict, b: dict) -> float:
+    return max(float((a[k] - b[k]).abs().max() / a[k].abs().max()) for k in a)
+
+
+def test_two_ddp_ranks_train_what_one_process_trains(tmp_path):
+    """2 gloo ranks (each half of the global batch of 32) reach one process's weights up
+    to round-off; with the rank in the seeds (the planted per-rank noise) they do not."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -260,9 +288,46 @@ def test_two_process_gloo_ddp(tmp_path):
     mp.start_processes(_ddp_worker, args=(port, str(tmp_path)), nprocs=2, start_method="fork")
     w0, w1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert states_equal(w0, w1)
-    assert not states_equal(w0, make_model(seed=0).state_dict())
     ckpt = torch.load(tmp_path / CHECKPOINT, weights_only=True)
-    assert ckpt["step"] == 6 and states_equal(ckpt["model"], w0)
+    assert ckpt["step"] == DDP_STEPS and states_equal(ckpt["model"], w0)
+    torch.set_num_threads(1)
+    solo = Trainer(make_model(), edm_loss, DATA, ddp_config())
+    solo.fit()
+    one = solo.model.state_dict()
+    assert not states_equal(one, make_model().state_dict())
+    assert relative_error(one, w0) < DDP_RTOL
+    planted = torch.load(tmp_path / "planted0.pt", weights_only=True)
+    assert relative_error(one, planted) > 100 * DDP_RTOL
+
+
+def _per_rank_seed(seed: int, step: int, rank: int, stream: str) -> int:
+    """step_seed as it was before DDP sharding, with the rank (verbatim)."""
+    digest = hashlib.blake2b(f"{seed}/{step}/{rank}/{stream}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
+
+
+def test_one_process_draws_what_it_drew_before_ddp_sharding():
+    """A single process draws what it drew before the ranks shared their seeds: the
+    trainer's weights equal those of the step loop it ran then, written out here (rank 0's
+    seeds, the epoch permutation's rows, plain draws, torch's own nn.Dropout)."""
+    torch.set_num_threads(1)
+    trainer = Trainer(make_model(), edm_loss, DATA, config(steps=3, device="cpu"))
+    trainer.fit()
+    model = make_model()
+    model.net[2] = nn.Dropout(0.1)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0, fused=False)
+    g_epoch = torch.Generator().manual_seed(_per_rank_seed(0, 0, 0, "epoch"))
+    perm = torch.randperm(len(DATA), generator=g_epoch)
+    for k in range(3):
+        torch.manual_seed(_per_rank_seed(0, k, 0, "global"))
+        g_noise = torch.Generator().manual_seed(_per_rank_seed(0, k, 0, "noise"))
+        for group in opt.param_groups:
+            group["lr"] = 1e-2 * (k + 1) / 3
+        opt.zero_grad()
+        edm_loss(model, DATA[perm[32 * k : 32 * (k + 1)]], generator=g_noise)["loss"].backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    assert states_equal(trainer.model.state_dict(), model.state_dict())
 
 
 # --------------------------------------------------------------------------------------
@@ -274,7 +339,6 @@ def test_foreach_ema_equals_the_per_tensor_lerp():
     """ema_update (one foreach lerp) gives bit-identical results to the per-parameter
     ``lerp_`` loop it replaced, and matches the EMA formula d e + (1 - d) p."""
     from gmdiff.nets import UNet, get_config
-    from gmdiff.train import ema_update
 
     torch.manual_seed(0)
     params = [p.detach() for p in UNet(get_config("digits")).parameters()]
@@ -288,7 +352,6 @@ def test_foreach_ema_equals_the_per_tensor_lerp():
 
 
 def test_foreach_ema_formula_and_a_planted_error():
-    from gmdiff.train import ema_update
 
     e, p = [torch.tensor([1.0, 2.0])], [torch.tensor([3.0, -2.0])]
     ema_update(e, p, 0.75)
@@ -325,12 +388,12 @@ def test_worker_loader_gives_the_same_batches_and_weights(tmp_path):
     from gmdiff.data import ImageFolder
 
     ds = ImageFolder(_png_folder(tmp_path / "img"), resolution=8)
-    b = _Batches(ds, 10, DistInfo(), seed=3)
+    b = Batches(ds, 10, DistInfo(), seed=3)
     loaded = list(b.loader(0, 6, workers=2, prefetch=2, pin=False))
     assert len(loaded) == 6
     for k, x in enumerate(loaded):
         assert torch.equal(x, b(k, torch.Generator()))
-    other = _Batches(ds, 10, DistInfo(), seed=4)
+    other = Batches(ds, 10, DistInfo(), seed=4)
     assert not torch.equal(loaded[0], other(0, torch.Generator()))
 
     weights = []

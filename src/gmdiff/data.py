@@ -30,6 +30,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from gmdiff.analytic import GaussianMixture
+from gmdiff.global_batch import per_example
 from gmdiff.images import IMAGE_SUFFIXES, image_files
 
 # --------------------------------------------------------------------------------------
@@ -156,7 +157,7 @@ def random_hflip(images: Tensor, generator: torch.Generator, p: float = 0.5) -> 
     """Flip each image of a (N, C, H, W) batch left-right with probability ``p``."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"p must be a probability in [0, 1], got {p}")
-    flip = torch.rand(images.shape[0], generator=generator) < p
+    flip = per_example(lambda n: torch.rand(n, generator=generator), images.shape[0]) < p
     return torch.where(flip[:, None, None, None].to(images.device), images.flip(-1), images)
 
 

@@ -12,7 +12,7 @@ A member is the run a single :class:`gmdiff.train.Trainer` trains from the same 
 up to float round-off:
 
 * randomness: each member draws its batch (stream "data") and the loss's noise (stream
-  "noise") from its own generators seeded by :func:`gmdiff.train.step_seed` of its seed
+  "noise") from its own generators seeded by :func:`gmdiff.distributed.step_seed` of its seed
   and the step, in the Trainer's order. The draws are made outside ``vmap``, member by
   member: the loss is run once per member under :class:`_Record` with a network stub that
   stops it at its first network call, which records every tensor the loss drew from its
@@ -25,7 +25,7 @@ up to float round-off:
   optimizers; warm-up as :meth:`Trainer._lr`; the gradient is clipped per member to
   ``grad_clip`` (the global norm over that member's tensors, as
   ``torch.nn.utils.clip_grad_norm_`` computes it);
-* EMA per member, with :func:`gmdiff.train.ema_decay_at` (EDM's ramp, Karras et al. 2022,
+* EMA per member, with :func:`gmdiff.ema.ema_decay_at` (EDM's ramp, Karras et al. 2022,
   ``ema_rampup_ratio`` of NVlabs/edm's training loop, when ``train.ema_rampup`` > 0).
 
 The stacked matmuls (batched ``bmm`` instead of ``mm``) and norms sum in another order, so
@@ -59,8 +59,10 @@ from torch.overrides import TorchFunctionMode
 from gmdiff import config as C
 from gmdiff import runs, threads
 from gmdiff.config import RunConfig
+from gmdiff.distributed import step_seed
+from gmdiff.ema import ema_decay_at, ema_update
 from gmdiff.noise import batch_index
-from gmdiff.train import Trainer, ema_decay_at, ema_update, step_seed
+from gmdiff.train import Trainer
 
 #: The losses whose random draws all come before the network call, which the bank replays
 #: (see the module docstring); SMD's and GM-DDPM's draw inside or after it.
@@ -268,8 +270,8 @@ class Bank:
         batches, draws = [], []
         for t in self.trainers:
             seed = t.config.seed
-            g_data = torch.Generator().manual_seed(step_seed(seed, step, 0, "data"))
-            g_noise = torch.Generator().manual_seed(step_seed(seed, step, 0, "noise"))
+            g_data = torch.Generator().manual_seed(step_seed(seed, step, "data"))
+            g_noise = torch.Generator().manual_seed(step_seed(seed, step, "noise"))
             x0 = t._batches(step, g_data)
             if t.transform is not None:
                 x0 = t.transform(x0, g_data)

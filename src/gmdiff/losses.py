@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from gmdiff.global_batch import global_count, local, per_example
 from gmdiff.noise import GaussianNoise, NoiseModel
 from gmdiff.schedules import (
     VE,
@@ -123,7 +124,9 @@ def dsm_loss(
     schedule = VE() if schedule is None else schedule
     noise = GaussianNoise() if noise is None else noise
     B = x0.shape[0]
-    u = torch.rand(B, generator=generator, dtype=x0.dtype, device=x0.device)
+    u = per_example(
+        lambda m: torch.rand(m, generator=generator, dtype=x0.dtype, device=x0.device), B
+    )
     t = schedule.t_min + (schedule.t_max - schedule.t_min) * u
     sigma, alpha = schedule.sigma(t).to(x0.dtype), schedule.alpha(t).to(x0.dtype)
     sig, alp = per_sample(sigma, x0), per_sample(alpha, x0)
@@ -136,6 +139,11 @@ def dsm_loss(
     return _collect("dsm", loss_per_sample, ctx, extra_terms)
 
 
+def _steps(schedule: DiscreteVP, m: int, generator: torch.Generator | None, device) -> Tensor:
+    """m DDPM steps n ~ U{1..T} (Ho et al. 2020, Alg. 1 line 3)."""
+    return torch.randint(1, schedule.T + 1, (m,), generator=generator, device=device)
+
+
 def _ddpm_noising(
     x0: Tensor, schedule: DiscreteVP, generator: torch.Generator | None, noise: NoiseModel
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
@@ -143,7 +151,7 @@ def _ddpm_noising(
     ``noise``, x_n = sqrt(abar_n) x0 + sqrt(1 - abar_n) z. Returns (n, alpha, sigma, z, x_n,
     eps target), alpha and sigma per sample (B,)."""
     B = x0.shape[0]
-    n = torch.randint(1, schedule.T + 1, (B,), generator=generator, device=x0.device)
+    n = per_example(lambda m: _steps(schedule, m, generator, x0.device), B)
     alpha_bar = schedule.alpha_bar.to(device=x0.device, dtype=x0.dtype)[n]
     alpha, sigma = alpha_bar.sqrt(), (1.0 - alpha_bar).sqrt()
     sig = per_sample(sigma, x0)
@@ -285,8 +293,8 @@ def edm_loss(
         raise ValueError(f"p_std and sigma_data must be > 0, got {p_std=} and {sigma_data=}")
     noise = GaussianNoise() if noise is None else noise
     B = x0.shape[0]
-    ln_sigma = p_mean + p_std * torch.randn(
-        B, generator=generator, dtype=x0.dtype, device=x0.device
+    ln_sigma = p_mean + p_std * per_example(
+        lambda m: torch.randn(m, generator=generator, dtype=x0.dtype, device=x0.device), B
     )
     sigma = ln_sigma.exp()
     sig = per_sample(sigma, x0)
@@ -339,8 +347,9 @@ def gm_ddpm_loss(
     noise = gm_net.noise if noise is None else noise
     check_gm_ddpm_classifier(noise, classifier_weight)
     B = x0.shape[0]
-    n = torch.randint(1, schedule.T + 1, (B,), generator=generator, device=x0.device)
-    x_n, eps, paths = sample_marginal(x0, n, schedule, noise, generator)
+    n_all = _steps(schedule, global_count(B), generator, x0.device)  # the global batch's
+    n = local(n_all)
+    x_n, eps, paths = sample_marginal(x0, n, schedule, noise, generator, int(n_all.max()))
     eps_hat = gm_net(x_n, n - 1)
     loss_per_sample = ((eps_hat - eps) ** 2).flatten(1).mean(1)
     alpha_bar = schedule.alpha_bar.to(device=x0.device, dtype=x0.dtype)[n]

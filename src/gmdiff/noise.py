@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gmdiff.global_batch import current_rows, per_example
 from gmdiff.schedules import per_sample
 
 _BATCH_INDEX: ContextVar[int | None] = ContextVar("gmdiff_batch_index", default=None)
@@ -69,7 +70,7 @@ class GaussianNoise:
     """Standard normal noise; score target -z / sigma (Song et al. 2021, Eq. 7)."""
 
     def sample(self, x0: Tensor, generator: torch.Generator | None, alpha=None, sigma=None):
-        return torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+        return _gaussian(x0, generator)
 
     def score_target(self, z: Tensor, sigma: Tensor) -> Tensor:
         return -z / sigma
@@ -146,6 +147,13 @@ class GammaNoise:
             raise ValueError(
                 "GammaNoise needs the noise level: call sample(x0, generator, alpha=..., sigma=...)"
             )
+        rows = current_rows()
+        if rows is not None and rows.sharded:
+            raise ValueError(
+                "GammaNoise's rejection sampler draws as many rounds as its slowest entry "
+                "needs, which differs between DDP ranks, so a DDP run with gamma noise would "
+                "depend on the number of processes; train it in one process"
+            )
         k = self.shape(alpha, sigma).to(x0.device).expand(x0.shape)
         if not (k > 0).all():
             raise ValueError("GammaNoise needs sigma > 0 at every sample")
@@ -183,7 +191,9 @@ def coin_scales(
 
 
 def _gaussian(x0: Tensor, generator: torch.Generator | None) -> Tensor:
-    return torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+    """N(0, I) of x0's shape, per example of the global batch (:func:`per_example`)."""
+    rest, opts = x0.shape[1:], {"dtype": x0.dtype, "device": x0.device}
+    return per_example(lambda n: torch.randn((n, *rest), generator=generator, **opts), len(x0))
 
 
 class _TotalNoiseTarget:
@@ -245,9 +255,9 @@ class MixtureNoise(_TotalNoiseTarget):
             c = self.calls if n_batch is None else n_batch
             idx = torch.full((n,), c % k, dtype=torch.long, device=device)
         else:
-            idx = torch.multinomial(
-                self.probs.float().to(device).expand(n, k), 1, generator=generator
-            )[:, 0]
+            p = self.probs.float().to(device)
+            draw = lambda m: torch.multinomial(p.expand(m, k), 1, generator=generator)[:, 0]
+            idx = per_example(draw, n)
         self.calls += 1
         return idx
 
@@ -302,7 +312,7 @@ class ContinuousScaleNoise(_TotalNoiseTarget):
         self.low, self.high, self.law = low, high, law
 
     def draw_scales(self, n: int, generator: torch.Generator | None, dtype, device) -> Tensor:
-        u = torch.rand(n, generator=generator, dtype=dtype, device=device)
+        u = per_example(lambda m: torch.rand(m, generator=generator, dtype=dtype, device=device), n)
         if self.law == "uniform":
             return self.low + (self.high - self.low) * u
         return torch.exp(math.log(self.low) + (math.log(self.high) - math.log(self.low)) * u)
@@ -450,18 +460,21 @@ class OffsetMixtureNoise:
 
     def draw(self, like: Tensor, generator: torch.Generator | None) -> Tensor:
         """Component indices i ~ omega (long): (B,) or, with ``per_coordinate``, like's shape."""
-        n = like.numel() if self.per_coordinate else like.shape[0]
+        rest = like.shape[1:] if self.per_coordinate else ()
         p = self.probs.to(like.device)
-        i = torch.multinomial(p, n, replacement=True, generator=generator)
-        return i.reshape(like.shape) if self.per_coordinate else i
+
+        def draw(m: int) -> Tensor:
+            i = torch.multinomial(p, m * math.prod(rest), replacement=True, generator=generator)
+            return i.reshape(m, *rest)
+
+        return per_example(draw, like.shape[0])
 
     def step(self, like: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
         """One forward step's noise and its component: (eps_t, i_t) with eps_t = mu_{i_t} +
         z, z ~ N(0, I) of ``like``'s shape (Eq. 2: x_t = sqrt(alpha_t) x_{t-1} +
         sqrt(beta_t) eps_t)."""
         i = self.draw(like, generator)
-        z = torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
-        return self.offset(i, like) + z, i
+        return self.offset(i, like) + _gaussian(like, generator), i
 
 
 #: Noise models by the name a run config gives them (``loss.options.noise.name`` and

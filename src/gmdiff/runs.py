@@ -41,8 +41,9 @@ from torch import Tensor, nn
 from gmdiff import config as C
 from gmdiff import threads
 from gmdiff.config import RunConfig
+from gmdiff.ema import EMA_INIT_BOUND, ema_init_share
 from gmdiff.storage import atomic_write, load_checkpoint, remove_orphans
-from gmdiff.train import CHECKPOINT, EMA_INIT_BOUND, LOG, Trainer, ema_init_share
+from gmdiff.train import CHECKPOINT, LOG, Trainer
 
 CACHE_ENV = "GMDIFF_CACHE_DIR"
 WORKERS_ENV = "GMDIFF_TRAIN_WORKERS"
@@ -255,7 +256,7 @@ class Run:
     def adequacy(self) -> dict[str, float]:
         """How well trained the run is (after :func:`load_or_train`): ``ema_init_share``,
         the weight of the random initialisation left in the EMA
-        (:func:`gmdiff.train.ema_init_share`), and from the training log (one mean loss per
+        (:func:`gmdiff.ema.ema_init_share`), and from the training log (one mean loss per
         ``train.log_every`` window) the ``final_loss`` of the last window, ``final/best``
         (1: the loss has not risen from its best window) and ``last-half drop``, the
         relative fall of the loss from the window at half the steps to the last (near 0:
@@ -411,7 +412,7 @@ def _train(run: Run, resume: bool, progress_lines: bool) -> list[dict]:
 
 def check_ema(cfg: RunConfig) -> None:
     """Refuse, before any training, a run whose EMA would still hold more than
-    :data:`gmdiff.train.EMA_INIT_BOUND` of its random initialisation at ``train.steps``:
+    :data:`gmdiff.ema.EMA_INIT_BOUND` of its random initialisation at ``train.steps``:
     such an EMA is not the trained network, and the book's results use the EMA."""
     share = ema_init_share(cfg.train)
     if share > EMA_INIT_BOUND:

@@ -1,5 +1,5 @@
 """Wall time per step of repeated work, measured in this process: the one step timer of the
-studies' cost tables (:func:`gmdiff.benchmark.step_cost`,
+studies' cost tables (:func:`gmdiff.papers.cross_paper.step_cost`,
 :func:`gmdiff.papers.smd.step_seconds`).
 
 The candidates are timed round by round, each once per round in turn, so that a change of

@@ -1,20 +1,42 @@
 """One training loop for every model in the library: seeds, EMA, warm-up, gradient
 clipping, bf16 autocast, optional torch.compile, DDP under ``torchrun``, atomic
-checkpoints and exact resume.
+checkpoints and exact resume. Its parts live beside it: the batches
+(:mod:`gmdiff.batches`), the EMA (:mod:`gmdiff.ema`), the device, process group and seeds
+(:mod:`gmdiff.distributed`), and the per-example draws of the global batch
+(:mod:`gmdiff.global_batch`).
 
-Randomness. Every random draw of step k on rank r comes from generators seeded by a hash
-of (seed, k, r, stream): the batch indices ("data"), the loss's noise ("noise") and
-torch's global generator (dropout; "global"). A step's randomness is therefore a function
-of its index alone, so a run resumed from a checkpoint at step k draws exactly what the
-uninterrupted run drew, with no generator state to save; the checkpoint holds the model,
-its EMA, the optimizer and the step. On CPU an interrupted-then-resumed run reaches
-bit-identical weights (tested); on CUDA, non-deterministic kernels may still differ.
+Randomness. Every random draw of step k comes from generators seeded by a hash of
+(seed, k, stream), the same on every rank: the sampler's fresh examples and the
+augmentation ("data"), the loss's noise ("noise") and torch's global generator (dropout;
+"global"); the batch indices come from a permutation per epoch. A step's randomness is
+therefore a function of its index alone, so a run resumed from a checkpoint at step k draws
+exactly what the uninterrupted run drew, with no generator state to save; the checkpoint
+holds the model, its EMA, the optimizer and the step. On CPU an interrupted-then-resumed
+run reaches bit-identical weights (tested); on CUDA, non-deterministic kernels may still
+differ.
 
 Distributed. Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) the trainer joins
 the process group (NCCL on CUDA, gloo on CPU), places the model on ``cuda:LOCAL_RANK``,
 wraps it in DistributedDataParallel and gives each rank its own slice of the global batch
-(``batch_size`` is the global batch). Only rank 0 writes checkpoints, logs and shows the
-progress bar. Launch with ``torchrun --nproc_per_node N -m gmdiff.cli train --config ...``.
+(``batch_size`` is the global batch, which must be a multiple of the number of processes).
+Only rank 0 writes checkpoints, logs (its own rows' loss) and shows the progress bar.
+Launch with ``torchrun --nproc_per_node N -m gmdiff.cli train --config ...``.
+
+The number of processes changes nothing but round-off. Rank r of N trains on rows
+[r b, (r + 1) b) of the global batch of G = N b rows (the same example indices as one
+process), and every per-example draw (noise level, noise, mixture component, SMD latent,
+flip, dropout mask, a sampler's fresh examples) is the one a single process draws for that
+row of the global batch: each rank seeds its generators as rank 0 does and keeps its rows
+of the global draw (:mod:`gmdiff.global_batch`, which the losses, noise models, nets and
+augmentations use). DDP's mean of the ranks' gradients is then the one-process batch
+gradient up to the order of float additions (tested with 2 gloo ranks: 1e-7 relative after
+8 steps). A single process draws exactly what it drew before this rule (same seeds, same
+calls), so its runs and cached models are unchanged. Exceptions, named when they occur:
+``torch.nn.Dropout`` layers of a model from outside the library draw per rank (the trainer
+warns; use :class:`gmdiff.global_batch.Dropout`), and Gamma noise is refused under DDP.
+Adam turns round-off in a gradient that is zero in exact arithmetic (a bias before a
+normalisation) into steps of size lr, so such parameters may differ by more than round-off
+between world sizes, as they do between thread counts.
 
 The out_dir. :meth:`Trainer.session` holds it for one run: an flock on ``.lock`` (a
 second run into it fails at once, naming the holder's PID; the kernel drops the lock when
@@ -41,13 +63,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import json
-import math
 import os
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -58,6 +79,10 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm import tqdm  # plain bars: tqdm.auto warns in kernels without ipywidgets
 
+from gmdiff.batches import Batches, Sampler
+from gmdiff.distributed import device_of_config, init_distributed, step_seed
+from gmdiff.ema import ema_decay_at, ema_init_share, ema_update
+from gmdiff.global_batch import Dropout
 from gmdiff.images import to_uint8, viewable_grid
 from gmdiff.noise import batch_index
 from gmdiff.storage import (
@@ -93,20 +118,9 @@ RESUMABLE = (
 #: enter it; ``threads`` changes a CPU run's round-off, as the CUDA switches a GPU run's.)
 LATE_FIELDS = ("tf32", "channels_last", "cudnn_benchmark", "ema_rampup", "threads")
 
-#: The largest share of the random initialisation an EMA may still hold when a model is
-#: used as evidence (:func:`ema_init_share`; checked by :func:`gmdiff.runs.load_or_train`).
-#: At 30 % (gm_sgm_tables' digits before this bound) the EMA was not the trained network:
-#: sampling the raw weights reversed Table 1's ordering. The bound is 2 %, not 1 %, because
-#: the book's 400-step digit banks at decay 0.99 (smd_tables, gmd_tables, x_benchmark) hold
-#: 0.99 ** 400 = 1.8 % and have not been re-run with EDM's ramp (``ema_rampup``, which
-#: gives exactly 0) yet; every model trained with the ramp is far below either bound.
-EMA_INIT_BOUND = 0.02
 
 LossFn = Callable[..., Tensor | dict[str, Tensor]]
 """``loss_fn(model, x0, generator=gen)`` -> scalar loss, or a dict with key ``"loss"``."""
-
-Sampler = Callable[[int, torch.Generator], Tensor]
-"""``sample(n, generator)`` -> n fresh training examples (toy distributions)."""
 
 Transform = Callable[[Tensor, torch.Generator], Tensor]
 """``transform(batch, generator)`` -> augmented batch (e.g. data.random_hflip)."""
@@ -122,7 +136,7 @@ class TrainConfig:
     ``ema_decay`` the EMA decay per step; ``ema_rampup`` > 0 caps the EMA's half-life at
     that fraction of the steps taken so far (EDM's ``ema_rampup_ratio``, Karras et al. 2022,
     0.05 there), so the EMA starts from the trained weights instead of the random
-    initialisation (:func:`ema_decay_at`); ``ckpt_every`` = 0 writes a checkpoint only at
+    initialisation (:func:`gmdiff.ema.ema_decay_at`); ``ckpt_every`` = 0 writes a checkpoint only at
     the end; ``device`` "auto" picks cuda:LOCAL_RANK when CUDA is available, else cpu.
     ``bf16``, ``compile``, ``tf32``, ``channels_last``, ``cudnn_benchmark``: CUDA only (see
     the module docstring); ``num_workers`` / ``prefetch_factor``: the loader of a map-style
@@ -215,172 +229,23 @@ def tensorboard_writer(folder: Path, step: int) -> Any:
         return SummaryWriter(log_dir=str(folder), purge_step=step + 1)
 
 
-def device_of_config(name: str) -> torch.device:
-    """``train.device`` as a torch device that exists here, else one sentence naming it."""
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise ValueError(
-            f"train.device = {name!r} is not a device; use auto, cpu, cuda or cuda:N"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"train.device = {name!r} but this machine has no CUDA device torch can use; "
-            "set train.device: auto (or cpu)"
+def _warn_rank_dropout(model: nn.Module) -> None:
+    """Warn that torch's own dropout layers draw their masks per rank, so a DDP run of
+    ``model`` depends on the number of processes (:class:`gmdiff.global_batch.Dropout`
+    does not)."""
+    names = [
+        name
+        for name, m in model.named_modules()
+        if isinstance(m, nn.modules.dropout._DropoutNd) and not isinstance(m, Dropout) and m.p > 0
+    ]
+    if names:
+        warnings.warn(
+            f"the model's torch dropout layers ({', '.join(names[:3])}"
+            f"{', ...' if len(names) > 3 else ''}) draw their masks per DDP rank, so this run "
+            "depends on the number of processes; gmdiff.global_batch.Dropout draws them "
+            "per example of the global batch",
+            stacklevel=3,
         )
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise ValueError(
-            f"train.device = {name!r} but this machine has {torch.cuda.device_count()} CUDA "
-            "device(s); choose one of them or auto"
-        )
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"train.device = {name!r}: gmdiff trains on auto, cpu or cuda[:N]")
-    return device
-
-
-@dataclass(frozen=True)
-class DistInfo:
-    """This process's place in a (possibly single-process) job."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(backend: str | None = None) -> DistInfo:
-    """Join the torchrun process group when ``WORLD_SIZE`` > 1; otherwise rank 0 of 1 (of
-    the caller's group when one is initialised; the Trainer then still wraps DDP).
-    ``backend`` defaults to NCCL when CUDA is available, else gloo. Safe to call twice."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1 and dist.is_available() and dist.is_initialized():  # a group of 1
-        return DistInfo(dist.get_rank(), dist.get_world_size(), 0)
-    if world <= 1:
-        return DistInfo()
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if not dist.is_initialized():
-        backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
-        if backend == "nccl":
-            torch.cuda.set_device(local_rank)
-        dist.init_process_group(backend)
-    return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank)
-
-
-def step_seed(seed: int, step: int, rank: int, stream: str) -> int:
-    """A 63-bit seed for one random stream of one step on one rank."""
-    digest = hashlib.blake2b(f"{seed}/{step}/{rank}/{stream}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & (2**63 - 1)
-
-
-def ema_decay_at(config: TrainConfig, step: int) -> float:
-    """The EMA decay of step ``step`` (0-based): ``config.ema_decay``, or with
-    ``ema_rampup`` r > 0 EDM's ramp (NVlabs/edm ``training_loop.py``): the half-life
-    h = ln 0.5 / ln(ema_decay) steps is capped at r * step, and the decay is 0.5 ** (1 / h),
-    so step 0 copies the weights and the EMA never holds the initialisation."""
-    d = config.ema_decay
-    if config.ema_rampup <= 0 or d == 0.0:
-        return d
-    halflife = min(math.log(0.5) / math.log(d), config.ema_rampup * step)
-    return 0.5 ** (1.0 / max(halflife, 1e-8))
-
-
-def ema_init_share(config: TrainConfig, steps: int | None = None) -> float:
-    """The weight of the random initialisation in the EMA after ``steps`` steps (default
-    ``config.steps``): the product of the per-step decays (:func:`ema_decay_at`), e.g.
-    0.999 ** 1200 = 0.30 for a constant decay. A training-adequacy figure: an EMA that
-    still holds much of its initialisation is not the trained network."""
-    steps = config.steps if steps is None else steps
-    if config.ema_rampup > 0:
-        return 0.0 if steps >= 1 else 1.0
-    return config.ema_decay**steps
-
-
-def ema_update(ema: list[Tensor], params: list[Tensor], decay: float) -> None:
-    """ema <- ema + (1 - decay) (param - ema) for every pair, in place: one foreach lerp
-    (the same per-element formula as ``Tensor.lerp_``, batched over tensors)."""
-    if ema:
-        torch._foreach_lerp_(ema, params, 1.0 - decay)
-
-
-class _Batches:
-    """The local batch of step k: a slice of a global batch drawn without replacement
-    epoch by epoch (per-epoch permutations seeded by (seed, epoch)) from a tensor or a
-    map-style dataset, or fresh draws from a sampler. Rank r takes rows
-    [r b, (r + 1) b) of the global batch, like DistributedSampler."""
-
-    def __init__(self, data: Tensor | Sampler, global_batch: int, info: DistInfo, seed: int):
-        if global_batch % info.world_size:
-            raise ValueError(
-                f"batch_size={global_batch} is not divisible by the {info.world_size} DDP "
-                "ranks; choose a multiple of the number of processes"
-            )
-        self.data, self.G, self.info, self.seed = data, global_batch, info, seed
-        self.b = global_batch // info.world_size
-        self.finite = hasattr(data, "__len__") and hasattr(data, "__getitem__")
-        if not self.finite and not callable(data):
-            raise ValueError(
-                f"data must be a tensor, a map-style dataset or a sampler(n, generator), "
-                f"got {type(data).__name__}"
-            )
-        if self.finite and len(data) == 0:
-            raise ValueError("data is empty; check the dataset path or loader")
-        self._perms: dict[int, Tensor] = {}
-
-    def _perm(self, epoch: int) -> Tensor:
-        if epoch not in self._perms:
-            g = torch.Generator().manual_seed(step_seed(self.seed, epoch, 0, "epoch"))
-            self._perms = {epoch: torch.randperm(len(self.data), generator=g)}
-        return self._perms[epoch]
-
-    def indices(self, step: int) -> Tensor:
-        """The dataset rows of this rank's batch at ``step`` (finite data only)."""
-        N = len(self.data)
-        start = step * self.G + self.info.rank * self.b
-        pos = torch.arange(start, start + self.b)
-        return torch.cat(
-            [self._perm(int(e))[pos[pos // N == e] % N] for e in torch.unique(pos // N)]
-        )
-
-    def __call__(self, step: int, generator: torch.Generator) -> Tensor:
-        if not self.finite:
-            return self.data(self.b, generator)
-        idx = self.indices(step)
-        if isinstance(self.data, Tensor):
-            return self.data[idx]
-        return torch.stack([self.data[int(i)] for i in idx])
-
-    def loader(
-        self, start: int, stop: int, workers: int, prefetch: int, pin: bool
-    ) -> Iterator[Tensor]:
-        """The batches of steps start..stop-1 from a DataLoader with ``workers`` processes
-        (same index lists as :meth:`indices`, stacked by the default collate)."""
-        sampler = _StepIndices(self, start, stop)
-        return iter(
-            torch.utils.data.DataLoader(
-                self.data,
-                batch_sampler=sampler,
-                num_workers=workers,
-                prefetch_factor=prefetch,
-                pin_memory=pin,
-            )
-        )
-
-
-class _StepIndices(torch.utils.data.Sampler):
-    """The index lists of steps start..stop-1, drawn lazily (a batch sampler)."""
-
-    def __init__(self, batches: _Batches, start: int, stop: int) -> None:
-        self.batches, self.start, self.stop = batches, start, stop
-
-    def __iter__(self) -> Iterator[list[int]]:
-        for k in range(self.start, self.stop):
-            yield self.batches.indices(k).tolist()
-
-    def __len__(self) -> int:
-        return self.stop - self.start
 
 
 def _is_tty(stream: Any) -> bool:
@@ -463,7 +328,9 @@ class Trainer:
         if config.compile and self.device.type == "cuda":
             net = torch.compile(net)
         self._net = net
-        self._batches = _Batches(data, config.batch_size, self.info, config.seed)
+        self._batches = Batches(data, config.batch_size, self.info, config.seed)
+        if self.info.world_size > 1:
+            _warn_rank_dropout(self.model)
         self.step = 0
         self.threads: list[list[int]] = []  # [first step, intra-op threads] per stretch
 
@@ -580,13 +447,14 @@ class Trainer:
 
     def _train_step(self, step: int, batch: Tensor | None = None) -> Tensor:
         """One optimizer step; ``batch`` is this step's batch when a loader read it."""
-        cfg, r = self.config, self.info.rank
-        torch.manual_seed(step_seed(cfg.seed, step, r, "global"))
-        g_data = torch.Generator().manual_seed(step_seed(cfg.seed, step, r, "data"))
-        g_noise = torch.Generator(self.device).manual_seed(step_seed(cfg.seed, step, r, "noise"))
-        x0 = self._batches(step, g_data) if batch is None else batch
-        if self.transform is not None:
-            x0 = self.transform(x0, g_data)
+        cfg = self.config
+        torch.manual_seed(step_seed(cfg.seed, step, "global"))
+        g_data = torch.Generator().manual_seed(step_seed(cfg.seed, step, "data"))
+        g_noise = torch.Generator(self.device).manual_seed(step_seed(cfg.seed, step, "noise"))
+        with self._batches.rows():
+            x0 = self._batches(step, g_data) if batch is None else batch
+            if self.transform is not None:
+                x0 = self.transform(x0, g_data)
         x0 = x0.to(self.device, non_blocking=True)
         if self._channels_last and x0.ndim == 4:
             x0 = x0.contiguous(memory_format=torch.channels_last)
@@ -596,6 +464,7 @@ class Trainer:
         with (
             torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16),
             batch_index(step),
+            self._batches.rows(),
         ):
             out = self.loss_fn(self._net, x0, generator=g_noise)
         loss = out["loss"] if isinstance(out, dict) else out

@@ -45,6 +45,7 @@ import torch
 from torch import Tensor
 
 from gmdiff.analytic.gaussian import GaussianMixture
+from gmdiff.global_batch import per_example
 from gmdiff.noise import OffsetMixtureNoise
 from gmdiff.schedules import DiscreteVP
 
@@ -251,6 +252,7 @@ def sample_marginal(
     schedule: DiscreteVP,
     noise: OffsetMixtureNoise,
     generator: torch.Generator | None = None,
+    depth: int | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """x_t = sqrt(ab_t) x_0 + sqrt(gamma_t) eps + sum_{j<=t} sqrt(gamma_{t,j}) mu_{i_j}
     with i_j ~ omega and eps ~ N(0, I) (GM-DDPM paper, Eq. 3; Alg. 1, lines 3-4, where
@@ -258,16 +260,25 @@ def sample_marginal(
 
     ``x0`` is a batch (B, ...), ``t`` an int or a (B,) tensor of steps in 0..T. Returns
     (x_t, eps, paths) with paths (B, max t) (with ``per_coordinate``, (B, max t, ...)):
-    column j - 1 holds i_j, and -1 where j > t of that sample."""
+    column j - 1 holds i_j, and -1 where j > t of that sample. ``depth`` (default max t)
+    is the number of steps whose components are drawn: under DDP the training loss passes
+    the global batch's max t, so that every rank draws as many as one process would."""
     B = x0.shape[0]
     t = torch.as_tensor(t, dtype=torch.long).expand(B).cpu()
     if (t < 0).any() or (t > schedule.T).any():
         raise ValueError(f"steps must lie in 0..T={schedule.T}")
-    n = int(t.max())
+    n = int(t.max()) if depth is None else depth
+    if n < int(t.max()):
+        raise ValueError(f"depth={depth} is below the largest step {int(t.max())}")
     coef = gamma_matrix(schedule)[t, 1 : n + 1].sqrt().to(x0.device)  # zero beyond t_b
     draws = [noise.draw(x0, generator) for _ in range(n)]
     paths = torch.stack(draws, 1) if n else x0.new_zeros((B, 0), dtype=torch.long)
-    eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+    eps = per_example(
+        lambda m: torch.randn(
+            (m, *x0.shape[1:]), generator=generator, dtype=x0.dtype, device=x0.device
+        ),
+        B,
+    )
     view = (-1, *([1] * (x0.ndim - 1)))
     ab = schedule.alpha_bar.to(x0)[t.to(x0.device)].reshape(view)
     gt = gamma_total(schedule).to(x0)[t.to(x0.device)].reshape(view)

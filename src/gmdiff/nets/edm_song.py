@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gmdiff.global_batch import dropout
+
 
 @dataclass(frozen=True)
 class SongUNetConfig:
@@ -155,7 +157,7 @@ class Block(nn.Module):
     def forward(self, x: Tensor, emb: Tensor) -> Tensor:
         h = self.conv0(F.silu(self.norm0(x)))
         h = F.silu(self.norm1(h + self.affine(emb)[:, :, None, None].to(h.dtype)))
-        h = self.conv1(F.dropout(h, p=self.dropout, training=self.training))
+        h = self.conv1(dropout(h, self.dropout, self.training))
         x = (h + (x if self.skip is None else self.skip(x))) * math.sqrt(0.5)
         if not self.attention:
             return x

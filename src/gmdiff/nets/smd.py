@@ -105,6 +105,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gmdiff.global_batch import per_example
 from gmdiff.nets.embeddings import sinusoidal_embedding
 from gmdiff.nets.mlp import MLP, MLPConfig
 from gmdiff.nets.unet import UNet, UNetConfig
@@ -275,7 +276,8 @@ class SMDNet(nn.Module):
             if tuple(gen.shape) != shape:
                 raise ValueError(f"eta of shape {tuple(gen.shape)} given for a batch of {shape}")
             return gen.to(dtype=x.dtype, device=x.device)
-        return torch.randn(shape, generator=gen, dtype=x.dtype, device=x.device)
+        draw = lambda n: torch.randn((n, *shape[1:]), generator=gen, dtype=x.dtype, device=x.device)
+        return per_example(draw, shape[0])  # (SMD's loss: n_eta draws per example)
 
     def latent_z(
         self,

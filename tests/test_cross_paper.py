@@ -1,4 +1,4 @@
-"""The cross-paper benchmark (gmdiff.benchmark, CLAIMS X-1 / X-2): budgets, metrics against
+"""The cross-paper benchmark (gmdiff.papers.cross_paper, CLAIMS X-1 / X-2): budgets, metrics against
 exact answers, the paired comparisons, and one end-to-end run at tiny size."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy import stats
 
-from gmdiff import benchmark as B
+from gmdiff.papers import cross_paper as B
 from gmdiff.papers.gm_sgm import exact_denoiser
 from gmdiff.samplers import heun_nfe
 from gmdiff.schedules import VE, DiscreteVP
