@@ -64,6 +64,8 @@ def test_adequacy_table_shows_a_bank_by_its_worst_member():
     assert "final loss" not in " ".join(t.columns)
     assert t.loc["SGM"].tolist() == [10, 0.004, 1.1, 0.02]
     assert t.loc["GM-SGM", "last-half drop (max over seeds)"] == 0.3
+    single = runs.adequacy_table([rows[1] | {"last-half drop": -0.001}], ["model", "seed"])
+    assert "-0.0" not in single.to_string()
 
 
 def test_stored_seeds_concatenate_each_seed_and_name_the_command_when_one_is_missing(tmp_path):

@@ -316,6 +316,8 @@ def adequacy_table(rows: Sequence[dict], index: Sequence[str], worst_over: str |
     digits = {"EMA share of init": 3, "final/best": 2, "last-half drop": 2}
     loss = frame["final loss"].abs().max() if "final loss" in frame else 1.0
     frame = frame.round(digits | {"final loss": 1 if loss >= 10 else 3})
+    floats = frame.select_dtypes("float").columns
+    frame[floats] = frame[floats] + 0.0  # a rounded -0.001 prints "0.00", not "-0.00"
     if worst_over is not None:
         frame.columns = [c if c == "steps" else f"{c} (max over {worst_over}s)" for c in frame.columns]
     return frame
