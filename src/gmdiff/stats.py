@@ -140,9 +140,10 @@ def too_fine(text: str) -> list[tuple[str, str]]:
 
 
 def fmt_mean_ci(values: Sequence[float]) -> str:
-    """ "mean ± half-width" of the 95 % t-interval over seeds, at its noise level."""
+    """ "mean ± half-width" of the 95 % t-interval over seeds, at its noise level; values
+    that do not vary over the seeds (an exact quantity) print alone, to three digits."""
     mean, _, high = t_interval(values)
-    return fmt_pm(mean, high - mean)
+    return fmt_pm(mean, high - mean) if high > mean else f"{mean:.3g}"
 
 
 def paired_table(
