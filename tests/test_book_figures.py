@@ -46,19 +46,13 @@ MAX_LINE = 86
 #             (gmdiff.html_tables), so re-execution alone fixes them;
 #   "lines":  printed lines were broken in the code (the cells are listed in the report).
 PENDING_REEXECUTION: dict[str, set[str]] = {
-    "gm_sgm_tables": {"tables", "lines"},
     "gmd_forward": {"lines"},
-    "gmd_tables": {"tables", "lines"},
     "gms_anomalous_diffusion": {"tables"},
     "gms_dimension": {"lines"},
-    "gms_noise_studies": {"tables", "lines"},
     "gms_theorems": {"tables"},
     "gs_closed_forms": {"tables", "lines"},
     "gs_far_field": {"tables"},
     "gs_gaussian_dynamics": {"tables"},
-    "gs_learning_dynamics": {"tables", "lines"},
-    "gs_score_structure": {"tables", "lines"},
-    "gs_teleportation": {"tables", "lines"},
     "smd_tables": {"tables"},
     "smd_theory": {"tables"},
     "x_benchmark": {"lines"},
