@@ -46,15 +46,6 @@ MAX_LINE = 86
 #             (gmdiff.html_tables), so re-execution alone fixes them;
 #   "lines":  printed lines were broken in the code (the cells are listed in the report).
 PENDING_REEXECUTION: dict[str, set[str]] = {
-    "gmd_forward": {"lines"},
-    "gms_anomalous_diffusion": {"tables"},
-    "gms_dimension": {"lines"},
-    "gms_theorems": {"tables"},
-    "gs_closed_forms": {"tables", "lines"},
-    "gs_far_field": {"tables"},
-    "gs_gaussian_dynamics": {"tables"},
-    "smd_tables": {"tables"},
-    "smd_theory": {"tables"},
     "x_benchmark": {"lines"},
 }
 
