@@ -314,7 +314,7 @@ img_floor = B.floor_scores(img["data"], img["n"], seeds, score)[["fd", "precisio
 by = images.groupby(["method", "sampler", "NFE budget"])
 print(f"FD-digits, mean ± 95% CI half-width over seeds (floor, real digits: {img_floor['fd']:.0f});")
 print("GM-DDPM's Alg. 2 takes all T = 50 steps")
-by["fd"].agg(mean_ci, digits=0).unstack().fillna("-")
+by["fd"].agg(mean_ci).unstack().fillna("-")
 
 # %%
 # NBVAL_TOLERANCE abs=0.03  (retrained under the ATEN default kernels: means and half-widths moved <= 0.02; one unit above that)
