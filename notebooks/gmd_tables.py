@@ -16,7 +16,7 @@
 #
 # *Stored run: profile `ci`, the 8x8 digits, 12 U-Nets of 0.37M parameters ($\lambda$ = 0,
 # 0.1, 0.2, 1 x seeds 0-2, $T = 50$, 400 steps), FD-digits / IS-digits / precision-recall
-# of 200 samples (not FID); `full`: CIFAR-10 with clean-fid FID.*
+# of 200 samples (not FID); `full`: CIFAR-10 with clean-fid FID and the Inception Score.*
 #
 # GM-DDPM {cite}`gmddpm` reports three tables on CIFAR-10 (and CIFAR-100, AFHQ): its three
 # sampling strategies against DDPM (Table 1), DDIM and DPM-Solver on a GM-DDPM model against
@@ -47,8 +47,10 @@
 # digit classifier, 1 to 10) and precision / recall (Kynkäänniemi et al., $k=3$, against 200
 # digits drawn once). These are not FID or IS on CIFAR-10: the paper's numbers stand beside
 # ours to compare the *direction* of each change against DDPM, never the values. The
-# `full` profile runs the same code with `configs/gm_ddpm_cifar10.yaml` and clean-fid FID
-# on 50,000 samples (GPUs, the CIFAR-10 batches and the Inception weights; not run here).
+# `full` profile runs the same code with `configs/gm_ddpm_cifar10.yaml`, clean-fid FID and
+# the Inception Score of the paper's IS column (torch-fidelity, 10 splits,
+# `gmdiff.fidelity`) on 50,000 samples (GPUs, the CIFAR-10 batches, torch-fidelity and the
+# two Inception weights files; not run here).
 
 # %% tags=["parameters"]
 profile = "ci"
@@ -74,8 +76,9 @@ cfg, sets = S.sizes, S.images.overrides
 seeds = [seed + s for s in cfg["seeds"]]
 reference = S.images.load()[0]
 classifier = S.images.classifier()  # FD-digits / IS-digits (ci); None: FID (full)
-score = P.ImageScores(reference, S.images.features(S.device), cfg["n"], seed, classifier)
-names = {"fd": S.images.metric, "is": "IS-digits"}
+inception = S.images.inception_score(S.device)  # None (ci); IS by torch-fidelity (full)
+score = P.ImageScores(reference, S.images.features(S.device), cfg["n"], seed, classifier, inception)
+names = {"fd": S.images.metric, "is": "IS" if inception else "IS-digits"}
 plotting.style()
 pd.set_option("display.precision", 3)
 
@@ -164,10 +167,10 @@ def mean_of(metric, lam, run):
 
 ddpm = {m: mean_of(m, 0.0, "original (Alg. 3)") for m in ("fd", "is") if m in scores}
 print(f"DDPM (λ = 0, its own sampler): {FD} {ddpm['fd']:.1f}"
-      + (f", IS-digits {ddpm['is']:.2f}" if "is" in ddpm else "")
+      + (f", {names['is']} {ddpm['is']:.2f}" if "is" in ddpm else "")
       + ";\nthe paper's CIFAR-10 DDPM: FID 3.35, IS 9.51")  # fmt: skip
 t1 = cells[(cells.lam == 0.2) & cells.run.isin(P.STRATEGY_RUNS)]
-extra = [("IS-digits", [round(mean_of("is", 0.2, r), 2) for r in t1.run])] if "is" in scores else []
+extra = [(names["is"], [round(mean_of("is", 0.2, r), 2) for r in t1.run])] if "is" in scores else []
 show(t1, extra + [("paper IS", P.PAPER_TABLE1["CIFAR-10 IS"].iloc[1:].to_list())])
 
 # %% [markdown]

@@ -160,3 +160,96 @@ def test_load_inception_builds_torch_fidelity_s_network(tmp_path, monkeypatch):
     assert logits.shape == (2, 1008) and pool.shape == (2, 2048)
     assert torch.isfinite(logits).all() and torch.isfinite(pool).all()
     assert str(tmp_path / fidelity.WEIGHTS_FILE) in network and tf.__version__ in network
+
+
+# -- a study that lists `is` in its scores (GM-DDPM's tables, profile full) ----------------
+
+
+def _weights(folder: Path, clean_fid: bool = True, fidelity_weights: bool = True) -> Path:
+    """A $GMDIFF_INCEPTION_DIR holding (empty) clean-fid and torch-fidelity weights files."""
+    from gmdiff.metrics import INCEPTION_FILE
+
+    folder.mkdir(exist_ok=True)
+    if clean_fid:
+        (folder / INCEPTION_FILE).write_bytes(b"")
+    if fidelity_weights:
+        (folder / fidelity.WEIGHTS_FILE).write_bytes(b"")
+    return folder
+
+
+def _cifar(tmp_path: Path) -> Path:
+    from test_data import fake_cifar
+
+    return fake_cifar(tmp_path / "cifar").parent
+
+
+def test_full_gmd_tables_refuses_without_fidelity_weights_or_library(tmp_path, monkeypatch):
+    """The full profile (scores: [fid, is]) refuses when it opens, in one sentence saying how
+    to provide what is missing; the ci profile needs neither and gets no Inception Score."""
+    from gmdiff.study import Study
+
+    cifar = _cifar(tmp_path)
+    folder = _weights(tmp_path / "weights", fidelity_weights=False)  # clean-fid's file only
+    monkeypatch.setenv("GMDIFF_INCEPTION_DIR", str(folder))
+    with pytest.raises(FileNotFoundError) as err:
+        Study.open("gmd_tables", "full", data_dir=cifar)
+    said = str(err.value)
+    assert len(said.splitlines()) == 1 and said.count(". ") == 0, said
+    assert str(folder / fidelity.WEIGHTS_FILE) in said and fidelity.WEIGHTS_URL in said
+    assert "GMDIFF_INCEPTION_DIR" in said
+    _weights(folder)
+    monkeypatch.setitem(sys.modules, "torch_fidelity", None)  # import fails as if absent
+    with pytest.raises(ValueError, match="torch-fidelity.*pip install") as err:
+        Study.open("gmd_tables", "full", data_dir=cifar)
+    assert len(str(err.value).splitlines()) == 1
+    ci = Study.open("gmd_tables", "ci")  # no torch-fidelity, no weights needed
+    assert ci.images.scores == ("fd-digits",) and ci.images.inception_score() is None
+
+
+def test_study_scores_must_name_known_metrics(monkeypatch):
+    from gmdiff import study
+
+    real = study.read
+    table = real("gmd_tables")
+    table["ci"]["study"] = {**table["ci"]["study"], "scores": ["fid"]}  # digits: FD-digits
+    monkeypatch.setattr(study, "read", lambda chapter: table)
+    with pytest.raises(ValueError, match="study.scores must be .*'fd-digits', 'is', 'kid'"):
+        study.Study.open("gmd_tables", "ci")
+
+
+def test_full_gmd_tables_scores_is_through_fidelity(tmp_path, monkeypatch):
+    """With the weights and a stand-in torch-fidelity (its IS function returns a planted
+    value) and a stand-in network, the full study's Inception Score is fidelity's: 10
+    splits, seed 2020, on the 1008 logits of the samples; ImageScores puts it under "is"."""
+    from types import SimpleNamespace
+
+    from gmdiff.papers import gm_ddpm as P
+    from gmdiff.study import Study
+
+    seen = []
+
+    def isc(logits, splits, shuffle, seed):
+        seen.append((tuple(logits.shape), splits, shuffle, seed))
+        return {"inception_score_mean": 7.25, "inception_score_std": 0.5}
+
+    lib = SimpleNamespace(metric_isc=SimpleNamespace(isc_features_to_metric=isc))
+    monkeypatch.setitem(sys.modules, "torch_fidelity", lib)
+    loaded = []
+
+    def load(weights_dir, device):
+        loaded.append(fidelity.weights_path(weights_dir))
+        return StandIn(), "stand-in"
+
+    monkeypatch.setattr(fidelity, "load_inception", load)
+    folder = _weights(tmp_path / "weights")
+    monkeypatch.setenv("GMDIFF_INCEPTION_DIR", str(folder))
+    S = Study.open("gmd_tables", "full", data_dir=_cifar(tmp_path))
+    assert S.images.scores == ("fid", "is")
+    inception = S.images.inception_score("cpu")
+    assert loaded == [folder / fidelity.WEIGHTS_FILE]
+    ref = _digits(40)
+    score = P.ImageScores(ref, lambda x: x.flatten(1)[:, :4], 20, 0, None, inception)
+    out = score(_digits(20, offset=100))
+    assert out["is"] == 7.25 and set(out) == {"fd", "is", "precision", "recall"}
+    assert seen == [((20, 1008), fidelity.IS_SPLITS, True, fidelity.RNG_SEED)]
+    assert fidelity.IS_SPLITS == 10

@@ -117,6 +117,24 @@ def test_image_scores_against_the_metrics():
     assert shifted["recall"] < 0.1
 
 
+def test_image_scores_take_is_from_an_inception_score_in_the_full_configuration(tiny_models):
+    """Profile full (no digit classifier): "is" is the given Inception Score of the clipped
+    samples (a stand-in returning a planted value), and it fills the tables' "is" column."""
+    seen = []
+
+    def inception(x):
+        seen.append(x)
+        return 9.5
+
+    ref = torch.rand(40, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    score = P.ImageScores(ref, lambda x: x.flatten(1)[:, :4], 8, 0, None, inception)
+    table = P.evaluate_tables(tiny_models, lambda lam: ["DDIM"], score, 8, 2)
+    assert len(table) == 4 and (table["is"] == 9.5).all()
+    assert len(seen) == 4 and all(x.shape == (8, 1, 8, 8) and x.abs().max() <= 1 for x in seen)
+    with pytest.raises(ValueError, match="not both"):
+        P.ImageScores(ref, lambda x: x.flatten(1), 8, 0, torch.nn.Identity(), inception)
+
+
 def test_paired_differences_t_interval_by_hand():
     rows = [(0.0, "A", s, 10.0) for s in range(3)] + [(0.0, "B", s, 0.0) for s in range(3)]
     rows += [(0.2, "A", s, 10.0 + d) for s, d in enumerate([1.0, 2.0, 3.0])]

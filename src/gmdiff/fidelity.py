@@ -20,6 +20,9 @@ torch-fidelity checks against the reference implementations. Its weights file
 else torch hub's checkpoint folder (where torch-fidelity keeps it after a download of its
 own); it is never downloaded here. Images are quantised to 8 bits first; grey images are
 repeated over three channels.
+
+A chapter's study that lists ``is`` in its ``scores`` (:mod:`gmdiff.study`) gets the same IS
+as a callable, :func:`inception_score`, and is refused when it opens by :func:`check`.
 """
 
 from __future__ import annotations
@@ -65,8 +68,8 @@ def weights_path(weights_dir: str | Path | None = None) -> Path:
     if not path.is_file():
         raise FileNotFoundError(
             f"IS and KID need torch-fidelity's Inception weights {path}, which is missing: "
-            f"download {WEIGHTS_URL} into {folder} or set evaluate.inception_dir to the "
-            "folder that holds it"
+            f"download {WEIGHTS_URL} into {folder} or set evaluate.inception_dir (gmdiff "
+            "evaluate) or $GMDIFF_INCEPTION_DIR to the folder that holds it"
         )
     return path
 
@@ -77,10 +80,18 @@ def library() -> Any:
         import torch_fidelity
     except ImportError:
         raise ValueError(
-            "evaluate.metrics is and kid need torch-fidelity, an optional extra: "
-            "pip install -e '.[fidelity]' (or pip install torch-fidelity)"
+            "IS and KID (evaluate.metrics is and kid, a study's scores) need torch-fidelity, "
+            "an optional extra: pip install -e '.[fidelity]' (or pip install torch-fidelity)"
         ) from None
     return torch_fidelity
+
+
+def check(weights_dir: str | Path | None = None) -> Path:
+    """The weights file and the library are there (before any kernel work): the path of the
+    weights, else the one-sentence error of :func:`weights_path` or :func:`library`."""
+    path = weights_path(weights_dir)
+    library()
+    return path
 
 
 def load_inception(
@@ -228,3 +239,19 @@ def protocol_text(result: dict[str, Any]) -> str:
         f"  network:  {p['network']}",
     ]
     return "\n".join(lines)
+
+
+def inception_score(
+    weights_dir: str | Path | None = None, device: str | torch.device = "cpu"
+) -> Callable[[Tensor], float]:
+    """x -> the IS of images x (N, C, H, W) in [-1, 1]: the mean over :data:`IS_SPLITS`
+    splits of :func:`report` (Salimans et al. 2016's protocol, module docstring), with
+    torch-fidelity's Inception loaded once from ``weights_dir`` (:func:`weights_path`) on
+    ``device``. Fails first, in one sentence, on missing weights or library."""
+    extractor, network = load_inception(weights_dir, device)
+
+    def score(x: Tensor) -> float:
+        r = report(x, ["is"], extractor=extractor, network=network, device=device)
+        return float(r["inception_score"]["mean"])
+
+    return score

@@ -18,7 +18,10 @@ A profile's entries are the chapter's sizes, except ``study``, the resolver's ow
     (a user's folder, ``data_dir``); with ``datasets`` the alternatives ``dataset=`` may
     choose, each with the sizes it changes.
 ``scores``
-    false where the chapter trains on the data but scores no samples (no Inception check).
+    what its samples are scored with: true (default) the data set's own metric (``fid``
+    or ``fd-digits``), false none (the chapter trains on the data but scores no samples:
+    no Inception check), or a list of that metric and :data:`gmdiff.fidelity.METRICS`
+    (``[fid, is]``: FID and torch-fidelity's Inception Score, :meth:`Images.inception_score`).
 ``device``
     ``cpu`` (default) or ``auto`` (CUDA when available).
 ``threads``
@@ -29,8 +32,8 @@ A profile's entries are the chapter's sizes, except ``study``, the resolver's ow
     trains or loads; the study sets their seed and data folder.
 
 A profile may ``extends: <profile>``: its entries are merged over that profile's.
-Everything a profile needs from outside (the data folder, the Inception weights) is
-checked when the study opens, before any kernel work, with a sentence saying how to
+Everything a profile needs from outside (the data folder, clean-fid's Inception weights,
+torch-fidelity and its Inception weights) is checked when the study opens, before any kernel work, with a sentence saying how to
 provide it.
 """
 
@@ -46,7 +49,7 @@ import torch
 import yaml
 from torch import Tensor
 
-from gmdiff import data, metrics
+from gmdiff import data, fidelity, metrics
 from gmdiff.config import REPO, RunConfig, load_config
 
 STUDY_DIR = REPO / "configs" / "studies"
@@ -92,6 +95,7 @@ class Images:
 
     name: str
     data_dir: Path | None = None
+    scores: tuple[str, ...] = ()  # the study's ``scores``, as names
 
     @property
     def metric(self) -> str:
@@ -137,6 +141,15 @@ class Images:
         from gmdiff import zoo
 
         return zoo.digit_classifier()
+
+    def inception_score(self, device: str = "cpu") -> Callable[[Tensor], float] | None:
+        """x -> the Inception Score of images x (N, C, H, W) in [-1, 1] through torch-fidelity
+        (:func:`gmdiff.fidelity.inception_score`: mean over 10 splits, Salimans et al. 2016)
+        on ``device``, when the study's ``scores`` list ``is``; else None (the digits'
+        IS-digits uses :meth:`classifier`). Its weights and library were checked at open."""
+        if "is" not in self.scores:
+            return None
+        return fidelity.inception_score(None, device)
 
     def features(self, device: str = "cpu") -> Callable[[Tensor], Tensor]:
         """The metric's feature map, images (N, C, H, W) in [-1, 1] -> (N, F): the digit
@@ -243,14 +256,32 @@ class Study:
         return Path(self.models[model]).stem
 
 
+def _scores(chapter: str, profile: str, spec: Dataset, scores: Any) -> tuple[str, ...]:
+    """The metrics a profile's ``scores`` names (module docstring), or a ValueError."""
+    own = spec.metric.lower()
+    if isinstance(scores, bool):
+        return (own,) if scores else ()
+    allowed = [own, *fidelity.METRICS]
+    names = [scores] if isinstance(scores, str) else scores
+    if not isinstance(names, list) or not set(names) <= set(allowed):
+        raise ValueError(
+            f"{chapter}, profile {profile}: study.scores must be true, false or a list of "
+            f"{allowed}, got {scores!r}"
+        )
+    return tuple(dict.fromkeys(names))
+
+
 def _images(
-    chapter: str, profile: str, name: str, data_dir: str | Path | None, scores: bool
+    chapter: str, profile: str, name: str, data_dir: str | Path | None, scores: Any
 ) -> Images:
     if name not in DATASETS:
         raise ValueError(f"{chapter}: unknown data set {name!r}; known: {sorted(DATASETS)}")
     spec = DATASETS[name]
+    names = _scores(chapter, profile, spec, scores)
     if not spec.howto:
-        return Images(name)
+        if set(names) & set(fidelity.METRICS):
+            fidelity.check()
+        return Images(name, None, names)
     if data_dir is None or not Path(data_dir).is_dir():
         raise FileNotFoundError(
             f"data_dir={None if data_dir is None else str(data_dir)!r}: the {profile} profile of "
@@ -259,6 +290,8 @@ def _images(
         )
     if spec.check is not None:
         spec.check(Path(data_dir))
-    if scores and spec.metric == "FID":
+    if "fid" in names:
         metrics.inception_weights_dir()
-    return Images(name, Path(data_dir))
+    if set(names) & set(fidelity.METRICS):
+        fidelity.check()  # torch-fidelity's weights, then the library: one sentence each
+    return Images(name, Path(data_dir), names)

@@ -395,16 +395,29 @@ class ImageScores:
 
     * ``fd``: Frechet distance of the features (:func:`gmdiff.metrics.frechet_distance_features`)
       to all reference images;
-    * ``is``: exp E KL(p(y|x) || p(y)) (:func:`gmdiff.metrics.classifier_score`) when a
-      classifier is given;
+    * ``is``: exp E KL(p(y|x) || p(y)) (Salimans et al. 2016), either IS-digits
+      (:func:`gmdiff.metrics.classifier_score`) when a digit ``classifier`` is given (profile
+      ``ci``), or the Inception Score of the paper's IS column (GM-DDPM paper, Tables 1-3)
+      when ``inception_score`` is given (profile ``full``: the study's
+      :meth:`gmdiff.study.Images.inception_score`, i.e.
+      :func:`gmdiff.fidelity.inception_score`: torch-fidelity's Inception-v3 port, the
+      mean over 10 splits of the samples, Salimans et al.'s protocol), at most one of them;
     * ``precision`` / ``recall``: Kynkaanniemi et al. 2019 (k = 3,
       :func:`gmdiff.metrics.precision_recall`) against ``n_pr`` reference images drawn once
       (seeded), as many as the samples (the metric compares sets of equal size).
 
     ``features(images) -> (N, F)``; samples are clipped to [-1, 1] first, as images are."""
 
-    def __init__(self, reference: Tensor, features, n_pr: int, seed: int, classifier=None):
+    def __init__(
+        self, reference: Tensor, features, n_pr: int, seed: int, classifier=None,
+        inception_score: Callable[[Tensor], float] | None = None,
+    ):  # fmt: skip
+        if classifier is not None and inception_score is not None:
+            raise ValueError(
+                "ImageScores: give a classifier (IS-digits) or inception_score (IS), not both"
+            )
         self.features, self.classifier = features, classifier
+        self.inception_score = inception_score
         self.ref = features(reference)
         idx = torch.randperm(len(reference), generator=torch.Generator().manual_seed(seed))
         self.ref_pr = self.ref[idx[:n_pr]]
@@ -415,6 +428,8 @@ class ImageScores:
         out = {"fd": metrics.frechet_distance_features(f, self.ref)}
         if self.classifier is not None:
             out["is"] = metrics.classifier_score(x, self.classifier)
+        elif self.inception_score is not None:
+            out["is"] = float(self.inception_score(x))
         out["precision"], out["recall"] = metrics.precision_recall(
             self.ref_pr, f[: len(self.ref_pr)]
         )
