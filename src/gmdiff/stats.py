@@ -141,9 +141,12 @@ def too_fine(text: str) -> list[tuple[str, str]]:
 
 def fmt_mean_ci(values: Sequence[float]) -> str:
     """ "mean ± half-width" of the 95 % t-interval over seeds, at its noise level; values
-    that do not vary over the seeds (an exact quantity) print alone, to three digits."""
+    that vary over the seeds by round-off only (a half-width under 1e-9 of max(1, |mean|):
+    an exact quantity) print alone, to three digits."""
     mean, _, high = t_interval(values)
-    return fmt_pm(mean, high - mean) if high > mean else f"{mean:.3g}"
+    if high - mean > 1e-9 * max(1.0, abs(mean)):
+        return fmt_pm(mean, high - mean)
+    return f"{mean:.3g}"
 
 
 def paired_table(
