@@ -46,7 +46,6 @@ MAX_LINE = 86
 #             (gmdiff.html_tables), so re-execution alone fixes them;
 #   "lines":  printed lines were broken in the code (the cells are listed in the report).
 PENDING_REEXECUTION: dict[str, set[str]] = {
-    "x_benchmark": {"lines"},
 }
 
 _RENDERED_INSTEAD_OF_PLAIN = ("text/html", "text/markdown", "text/latex", "image/")

@@ -63,7 +63,6 @@ PAPERS_DIR = ROOT.parent / "shared" / "papers"
 #: in their own cells, to be changed to ``stats.fmt_interval`` / ``stats.fmt_pm`` and
 #: re-executed. Strict xfail: a chapter whose re-run outputs pass must leave the list.
 TOO_FINE_UNTIL_RERUN = {
-    "x_benchmark": "paired intervals and 'mean ± half-width' at fixed decimals (its own cells)",
 }
 
 # --- the numbers prose states ------------------------------------------------------------

@@ -108,6 +108,9 @@ def test_too_fine_finds_intervals_printed_finer_than_their_noise():
     ]
     # half-width 0.04 (leading digits 400: one significant digit) -> two decimals
     assert stats.too_fine("the gap 12.34 [12.30, 12.38]") == []
+    # at the rule's edge (a half-width of 0.00354 keeps two digits, 0.0036 one) the printed
+    # digits cannot tell: printed from the unrounded interval, it passes
+    assert stats.too_fine("-0.0019 [-0.0055, +0.0016]") == []
     assert stats.too_fine("the gap 12.341 [12.301, 12.381]") == [
         ("12.341 [12.301, 12.381]", "12.34 [12.30, 12.38]")
     ]
@@ -117,13 +120,13 @@ def test_too_fine_reads_mean_plus_minus_error_and_exponents():
     """ "mean ± error" follows the same rule, the error its own half-width; a number in
     exponent form shows the decimals of its value (1.2e-02: three)."""
     text = (
-        "SW2 0.106 ± 0.025 and 2.951 ± 0.157 (0.157: two digits, 0.16); gap +6.3e-04 ± 4e-04"
+        "SW2 0.106 ± 0.025 and 2.951 ± 0.157 (0.157: two digits, 0.16); gap +6.3e-04 ± 8e-04"
         " and +1.2e-02 ± 6e-03; 0.1063 ± 0.0251; a count 5 ± 0"
     )
     # 0.025 (leading digits 250): two significant digits, three decimals, so 0.106 is right
     assert stats.too_fine(text) == [
         ("2.951 ± 0.157", "2.95 ± 0.16"),
-        ("+6.3e-04 ± 4e-04", "+0.0006 ± 0.0004"),
+        ("+6.3e-04 ± 8e-04", "+0.0006 ± 0.0008"),
         ("0.1063 ± 0.0251", "0.106 ± 0.025"),
     ]
 

@@ -121,19 +121,25 @@ def too_fine(text: str) -> list[tuple[str, str]]:
     noise level, with the form the rule gives it (:func:`fmt_interval`; "mean ± error" with
     both at :func:`decimals` of the error): a number has more decimals than
     :func:`decimals` of the half-width allows, or (at tens or coarser) non-zero digits
-    below that place. A bracket that does not hold its mean (low <= mean <= high,
-    low < high) is not an interval, and an error of 0 is no uncertainty: both are skipped."""
+    below that place. The half-width read from printed numbers is known to a printed unit
+    only, so a number passes when the smallest half-width its digits allow would print it
+    so (the rule was applied to the unrounded one). A bracket that does not hold its mean
+    (low <= mean <= high, low < high) is not an interval, and an error of 0 is no
+    uncertainty: both are skipped."""
     found = []
     for m in INTERVAL_RE.finditer(text):
         mean, low, high = (_value(g) for g in m.groups())
         if not low <= mean <= high or low == high:
             continue
-        if _finer(m.groups(), max(high - mean, mean - low)):
+        unit = 10.0 ** -max(_printed_decimals(g) for g in m.groups())
+        half = max(high - mean, mean - low)
+        if _finer(m.groups(), max(half - unit, half / 2)):
             signed = m.group(1)[0] in "+-\u2212"
             found.append((m.group(0), fmt_interval(mean, low, high, signed=signed)))
     for m in PLUS_MINUS_RE.finditer(text):
         mean, error = _value(m.group(1)), abs(_value(m.group(2)))
-        if error > 0 and _finer(m.groups(), error):
+        unit = 10.0 ** -_printed_decimals(m.group(2))
+        if error > 0 and _finer(m.groups(), max(error - unit / 2, error / 2)):
             signed = m.group(1)[0] in "+-\u2212"
             found.append((m.group(0), fmt_pm(mean, error, signed)))
     return sorted(found, key=lambda hit: text.index(hit[0]))
