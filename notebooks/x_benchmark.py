@@ -100,8 +100,9 @@ cost.round(2)
 # %% [markdown]
 # **Training adequacy** of the 45 networks (`Run.adequacy`), each method and data set shown
 # by its worst seed: the share of the random initialisation left in the EMA weights that
-# are sampled, the last loss window over the best one, and the loss's relative fall over
-# the second half of training (near 0: a plateau).
+# are sampled, and the last loss window over the best one (1: the loss has not risen from
+# its best). These runs log their loss once per run (`train.log_every` is their length), so
+# the chapter cannot show a loss trend over training for them.
 
 # %%
 # NBVAL_TOLERANCE abs=0.02
