@@ -202,7 +202,7 @@ show(t2, [(f"{FD} of DDPM", [round(mean_of("fd", 0.0, r), 1) for r in t2.run]), 
 t3 = cells[cells.run.isin(P.STRATEGY_RUNS)]
 show(t3)
 
-# %% mystnb={"figure": {"caption": "FD-digits (left) and IS-digits (right) against the offset scale $\\lambda$, one line per sampling strategy: mean and range over seeds; $\\lambda=0$ is DDPM with its own sampler.", "name": "fig-gmd-tables-lambda"}, "image": {"alt": "Two plots with error bars against lambda on a symmetric log axis: FD-digits and IS-digits, one line per sampling strategy."}}
+# %% mystnb={"figure": {"caption": "FD-digits (left) and IS-digits (right; FID and IS in the `full` profile) against the offset scale $\\lambda$, one line per sampling strategy: mean and range over seeds; $\\lambda=0$ is DDPM with its own sampler.", "name": "fig-gmd-tables-lambda"}, "image": {"alt": "Two plots with error bars against lambda on a symmetric log axis: FD-digits and IS-digits, one line per sampling strategy."}}
 fig, axes = plt.subplots(1, 2, figsize=(8.2, 3.6))
 lams = cfg["lams"]
 second = "is" if "is" in scores else "recall"
