@@ -101,15 +101,28 @@ ident = pd.concat(
 cols = ["lam", "t", "prior_acc", "bayes_acc", "net_acc", "kl", "mse_exact", "mse_net"]
 print(ident[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
+# %% tags=["remove-cell"]
+by = ident.set_index(["lam", "t"])
+excess = (by["mse_net"] / by["mse_exact"] - 1) * 100  # % above the optimum
+late, early = excess[excess.index.get_level_values("t") >= 10], excess[excess.index.get_level_values("t") <= 5]
+glue("id_prior", f"{by['prior_acc'].mean():.2f}", display=False)
+glue("id_kl02", f"{by.loc[0.2, 'kl'].max():.2f}", display=False)
+glue("id_last", f"{by.loc[(1.0, 20), 'net_acc']:.2f} against {by.loc[(1.0, 20), 'bayes_acc']:.2f}", display=False)
+glue("id_first", f"{by.loc[(1.0, 1), 'net_acc']:.2f} against {by.loc[(1.0, 1), 'bayes_acc']:.2f}, "
+     f"KL {by.loc[(1.0, 1), 'kl']:.1f}", display=False)  # fmt: skip
+glue("id_late", f"{late.abs().max():.0f} %", display=False)
+glue("id_early", f"{early.min():.0f}-{early.max():.0f} %", display=False)
+
 # %% [markdown]
 # At $\lambda=0.2$ there is nothing to learn (Bayes accuracy = the frequency of $\mu=0$,
-# about 0.40, at every step) and the trained classifier finds exactly that (KL $\le 0.02$).
-# At $\lambda=1$ it matches the Bayes accuracy from $t=5$ on, including the last steps where
-# the last offset stands out (0.51 against 0.52), but not at $t=1$ (0.39 against 0.43, KL
-# 0.3), where the offset $\sqrt{\beta_1}\mu_{i_1}$ is tiny and rarely seen in training. The
-# $\epsilon$ error is within 2 % of the optimum from $t=10$ on and 4-25 % above it at
-# $t\le 5$. The component classifier of Alg. 1 is learnable on this toy; but the offsets of
-# the earlier steps, which Eq. 32 averages over, cannot be read off $x_t$ at all.
+# about {glue:text}`id_prior`, at every step) and the trained classifier finds exactly that
+# (KL $\le$ {glue:text}`id_kl02`). At $\lambda=1$ it matches the Bayes accuracy from $t=5$
+# on, including the last steps where the last offset stands out ({glue:text}`id_last`), but
+# not at $t=1$ ({glue:text}`id_first`), where the offset $\sqrt{\beta_1}\mu_{i_1}$ is tiny
+# and rarely seen in training. The $\epsilon$ error is within {glue:text}`id_late` of the
+# optimum from $t=10$ on and {glue:text}`id_early` above it at $t\le 5$. The component
+# classifier of Alg. 1 is learnable on this toy; but the offsets of the earlier steps, which
+# Eq. 32 averages over, cannot be read off $x_t$ at all.
 
 # %% [markdown]
 # ## Samplers on the trained models (Tables 1-3 at toy scale)
