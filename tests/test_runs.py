@@ -46,6 +46,33 @@ def test_load_or_train_equals_the_cli_run_and_trains_once(tmp_path, monkeypatch)
     assert _same(again.trained, run.trained)
 
 
+def test_two_processes_that_need_one_model_train_it_once(tmp_path):
+    """Two chapters run side by side (``pytest -n 2``) that ask the cache for the same
+    model: one trains it, the other waits on the folder's cache lock and then loads the
+    same weights instead of failing on the Trainer's lock or training it a second time."""
+    import subprocess
+    import sys
+
+    cfg = _cfg(400)
+    cache = tmp_path / "cache"
+    script = (
+        "import sys, torch; from gmdiff import runs; from gmdiff.cli import load_config\n"
+        f"cfg = load_config({TOY!r}, {[*SMALL, 'train.steps=400', 'train.ckpt_every=10']!r})\n"
+        f"run, _ = runs.load_or_train(cfg, 'toy', cache_dir={str(cache)!r})\n"
+        "torch.save(run.trained.state_dict(), sys.argv[1])\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(tmp_path / f"w{i}.pt")])
+        for i in range(2)
+    ]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    a, b = (torch.load(tmp_path / f"w{i}.pt") for i in range(2))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    log = runs.run_dir(cfg, "toy", cache) / train.LOG
+    steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 400  # one training, not two
+
+
 GM_SGM = [  # Alg. 1's alternating mixture noise: its cycle must continue where it stopped
     "loss.name=dsm",
     "loss.options={noise: {name: gm_sgm, beta: 2.0}}",

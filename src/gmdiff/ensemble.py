@@ -401,11 +401,12 @@ def train_bank(
     check_bank(cfgs)
     for cfg in cfgs:
         runs.check_ema(cfg)
-    fresh = [cfg for cfg in cfgs if runs._finished_at(runs.run_dir(cfg, name, cache_dir)) < 0]
-    if not fresh:
-        return
     setting = cfgs[0].train.threads
     with contextlib.ExitStack() as stack:
+        stack.enter_context(runs.claimed(runs.run_dir(cfg, name, cache_dir) for cfg in cfgs))
+        fresh = [cfg for cfg in cfgs if runs._finished_at(runs.run_dir(cfg, name, cache_dir)) < 0]
+        if not fresh:
+            return
         stack.enter_context(threads.using(1 if setting == "auto" else setting))
         stack.enter_context(torch.random.fork_rng(devices=[]))
         trainers = []

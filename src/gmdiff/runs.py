@@ -27,7 +27,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -42,7 +42,7 @@ from gmdiff import config as C
 from gmdiff import threads
 from gmdiff.config import RunConfig
 from gmdiff.ema import EMA_INIT_BOUND, ema_init_share
-from gmdiff.storage import atomic_write, load_checkpoint, remove_orphans
+from gmdiff.storage import atomic_write, load_checkpoint, lock_dir, remove_orphans
 from gmdiff.train import CHECKPOINT, LOG, Trainer
 
 CACHE_ENV = "GMDIFF_CACHE_DIR"
@@ -445,6 +445,26 @@ def run_dir(cfg: RunConfig, name: str = "run", cache_dir: str | Path | None = No
     return cache_root(cache_dir) / "runs" / f"{name}-{C.sha(cfg)}"
 
 
+#: The lock file of a cache folder, held (waiting for it) while a process checks what is
+#: trained there and trains or loads it: two chapters run side by side (``pytest -n 2``)
+#: that need the same model train it once, the second waiting for the first. The
+#: Trainer's own lock (:data:`gmdiff.storage.LOCK`) still refuses a second writer at once.
+CACHE_LOCK = ".cache.lock"
+
+
+@contextlib.contextmanager
+def claimed(folders: Iterable[Path]) -> Iterator[None]:
+    """Hold the cache lock (:data:`CACHE_LOCK`) of each of ``folders`` for the block,
+    waiting while another process holds one; taken in sorted order, so that processes
+    that claim overlapping sets cannot wait on each other in a cycle."""
+    with contextlib.ExitStack() as stack:
+        for folder in sorted(set(folders)):
+            stack.enter_context(
+                lock_dir(folder, CACHE_LOCK, "another process using this cached model", wait=True)
+            )
+        yield
+
+
 def load_or_train(
     cfg: RunConfig,
     name: str = "run",
@@ -462,7 +482,16 @@ def load_or_train(
     stops = sorted({int(s) for s in snapshot_steps})
     if any(not 0 <= s <= cfg.train.steps for s in stops):
         raise ValueError(f"snapshot_steps must lie in [0, {cfg.train.steps}], got {stops}")
-    run = build(dataclasses.replace(cfg, out_dir=str(folder)))
+    with claimed([folder]):
+        run = build(dataclasses.replace(cfg, out_dir=str(folder)))
+        snapshots = _train_to(run, folder, stops)
+    return run, snapshots
+
+
+def _train_to(run: Run, folder: Path, stops: list[int]) -> dict[int, nn.Module]:
+    """:func:`load_or_train`'s work in ``folder`` (claimed): train to each snapshot step
+    and to the end, load the EMA weights into ``run``, return the snapshot denoisers."""
+    cfg = run.cfg
     snapshots: dict[int, nn.Module] = {}
     for stop in [*stops, cfg.train.steps]:
         snap = folder / f"snapshot-{stop}.pt"
@@ -484,7 +513,7 @@ def load_or_train(
     for stop in stops:
         snapshots[stop] = _frozen(build(run.cfg), folder / f"snapshot-{stop}.pt").denoiser
     run.trained.eval().requires_grad_(False)
-    return run, snapshots
+    return snapshots
 
 
 def load_or_train_from(
@@ -497,11 +526,12 @@ def load_or_train_from(
     check_ema(cfg)
     folder = run_dir(cfg, f"{name}-from-{C.sha(start.cfg)}", cache_dir)
     run = build(dataclasses.replace(cfg, out_dir=str(folder)))
-    if _finished_at(folder) < cfg.train.steps:
-        if _finished_at(folder) < 0:  # a resumed run keeps its checkpoint's weights
-            run.trained.load_state_dict(start.trained.state_dict())
-        _fit(_trainer(run, folder))
-    load_checkpoint(folder / CHECKPOINT, run.trained, ema=True)
+    with claimed([folder]):
+        if _finished_at(folder) < cfg.train.steps:
+            if _finished_at(folder) < 0:  # a resumed run keeps its checkpoint's weights
+                run.trained.load_state_dict(start.trained.state_dict())
+            _fit(_trainer(run, folder))
+        load_checkpoint(folder / CHECKPOINT, run.trained, ema=True)
     run.trained.eval().requires_grad_(False)
     return run
 

@@ -111,16 +111,19 @@ def open_lock_file(path: Path) -> int:
 
 
 @contextlib.contextmanager
-def lock_dir(folder: Path, name: str = LOCK, holder: str = "another run") -> Iterator[None]:
+def lock_dir(
+    folder: Path, name: str = LOCK, holder: str = "another run", wait: bool = False
+) -> Iterator[None]:
     """Hold an exclusive flock on ``folder/name`` (which records our PID) for the block;
-    fail at once, naming the folder and the holder's PID, while another process holds it.
-    The kernel releases the lock when its holder exits, however it dies, so it is never
-    left stale; the file itself stays (:func:`open_lock_file`: never through a link)."""
+    while another process holds it, fail at once, naming the folder and the holder's PID,
+    or, with ``wait``, block until it is released. The kernel releases the lock when its
+    holder exits, however it dies, so it is never left stale; the file itself stays
+    (:func:`open_lock_file`: never through a link)."""
     folder.mkdir(parents=True, exist_ok=True)
     fd = open_lock_file(folder / name)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             raise BlockingIOError(
