@@ -20,7 +20,7 @@ book:
 	jupyter-book build . --warningiserror --keep-going
 
 test:
-	$(PYTHON) -m pytest --nbval
+	$(PYTHON) -m pytest --nbval -n 2 --dist loadfile
 
 # The CUDA features' tests (marker gpu; skipped without CUDA) and the samplers' sync check.
 test-gpu:

@@ -65,6 +65,22 @@ def test_nbval_times_merge_keeps_other_notebooks(tmp_path):
     assert nbval_times._notebook_of("tests/test_x.py::test_y") is None
 
 
+def test_the_run_starts_with_the_longest_notebooks(tmp_path, monkeypatch):
+    """Notebooks first, longest first by their measured times (unknown ones after the
+    known), each notebook's cells in order; the unit tests after, in their order."""
+    times = tmp_path / "t.json"
+    times.write_text(json.dumps({"notebooks": {"notebooks/a.py": {"seconds": 5.0},
+                                               "notebooks/b.py": {"seconds": 50.0}}}))  # fmt: skip
+    monkeypatch.setattr(nbval_times, "TIMES", times)
+    ids = ["tests/test_x.py::t1", "notebooks/a.py::Cell 0", "notebooks/c.py::Cell 0",
+           "notebooks/b.py::Cell 0", "tests/test_y.py::t2", "notebooks/b.py::Cell 1"]  # fmt: skip
+    items = [type("Item", (), {"nodeid": i})() for i in ids]
+    nbval_times.pytest_collection_modifyitems(None, items)
+    assert [i.nodeid for i in items] == [
+        "notebooks/b.py::Cell 0", "notebooks/b.py::Cell 1", "notebooks/a.py::Cell 0",
+        "notebooks/c.py::Cell 0", "tests/test_x.py::t1", "tests/test_y.py::t2"]  # fmt: skip
+
+
 def test_interleaved_ratio_of_known_durations():
     from benchmarks.timing import interleaved
 

@@ -3,7 +3,14 @@ notebook's time to that JSON file: ``seconds``, the sum of its cells' setup, cal
 teardown (kernel start included), and ``wall_seconds``, from the start of its first cell
 to the end of its last, merged into what it already holds, so a partial run updates only the
 notebooks it ran. Render the table into the book with ``python -m gmdiff.book_times``.
-Enabled from the project's ``conftest.py``."""
+Enabled from the project's ``conftest.py``.
+
+The same times order the run: the notebooks come first, the longest first by
+:data:`TIMES` (the cold times last measured, committed), then the unit tests in their
+order. Serially that changes nothing but the order; with ``pytest -n 2 --dist loadfile``
+(pytest-xdist, the README's command) it is the longest-first schedule that keeps both
+workers busy to the end (xdist's own reordering, by number of tests, is turned off). Under
+xdist only the controller writes the JSON file."""
 
 from __future__ import annotations
 
@@ -15,11 +22,31 @@ from collections import defaultdict
 from pathlib import Path
 
 ENV = "GMDIFF_NB_TIMES"
+#: The committed per-notebook cold times that order the run (longest first).
+TIMES = Path(__file__).resolve().parents[2] / "results" / "notebook_times.json"
 
 _seconds: dict[str, float] = defaultdict(float)
 _cells: dict[str, set[str]] = defaultdict(set)
 _failed: set[str] = set()
 _span: dict[str, list[float]] = {}
+
+
+def pytest_configure(config) -> None:
+    if hasattr(config.option, "loadscopereorder"):  # pytest-xdist: keep our order
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Notebooks first, longest first by :data:`TIMES`; then the other tests in order."""
+    known = json.loads(TIMES.read_text())["notebooks"] if TIMES.is_file() else {}
+
+    def key(item) -> tuple[int, float]:
+        nb = _notebook_of(item.nodeid)
+        if nb is None:
+            return (1, 0.0)
+        return (0, -known.get(nb, {}).get("seconds", 0.0))
+
+    items.sort(key=key)  # stable: a notebook's cells keep their order
 
 
 def pytest_runtest_logstart(nodeid: str, location) -> None:
@@ -72,8 +99,8 @@ def merge(
 
 def pytest_sessionfinish(session) -> None:
     target = os.environ.get(ENV)
-    if not target or not _seconds:
-        return
+    if not target or not _seconds or hasattr(session.config, "workerinput"):
+        return  # (an xdist worker: the controller, which sees every report, writes)
     machine = {
         "processor": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),

@@ -299,7 +299,9 @@ class Run:
         )
 
 
-def adequacy_table(rows: Sequence[dict], index: Sequence[str], worst_over: str | None = None) -> Any:
+def adequacy_table(
+    rows: Sequence[dict], index: Sequence[str], worst_over: str | None = None
+) -> Any:
     """A chapter's table of :meth:`Run.adequacy` figures (one dict per model, with the
     ``index`` keys that name it), columns named for readers and rounded. With
     ``worst_over`` (an index key, e.g. ``"seed"``) a bank is shown by its worst member of
@@ -310,7 +312,12 @@ def adequacy_table(rows: Sequence[dict], index: Sequence[str], worst_over: str |
     frame = pd.DataFrame(list(rows))
     if worst_over is not None:
         index = [k for k in index if k != worst_over]
-        frame = frame.drop(columns=[worst_over, "final_loss"]).groupby(index, sort=False).max().reset_index()
+        frame = (
+            frame.drop(columns=[worst_over, "final_loss"])
+            .groupby(index, sort=False)
+            .max()
+            .reset_index()
+        )
     names = {"ema_init_share": "EMA share of init", "final_loss": "final loss"}
     frame = frame.set_index(list(index)).rename(columns=names)
     digits = {"EMA share of init": 3, "final/best": 2, "last-half drop": 2}
@@ -319,7 +326,9 @@ def adequacy_table(rows: Sequence[dict], index: Sequence[str], worst_over: str |
     floats = frame.select_dtypes("float").columns
     frame[floats] = frame[floats] + 0.0  # a rounded -0.001 prints "0.00", not "-0.00"
     if worst_over is not None:
-        frame.columns = [c if c == "steps" else f"{c} (max over {worst_over}s)" for c in frame.columns]
+        frame.columns = [
+            c if c == "steps" else f"{c} (max over {worst_over}s)" for c in frame.columns
+        ]
     return frame
 
 
