@@ -63,6 +63,13 @@ def test_nbval_times_merge_keeps_other_notebooks(tmp_path):
     assert out["notebooks"]["notebooks/x.py"] == {"seconds": 2.3, "cells": 2, "passed": True}
     assert nbval_times._notebook_of("notebooks/x.py::Cell 3") == "notebooks/x.py"
     assert nbval_times._notebook_of("tests/test_x.py::test_y") is None
+    assert "run" not in out
+    run = {"notebooks": 1, "workers": 2, "seconds": 90.0}
+    path.write_text(json.dumps(nbval_times.merge(path, {}, {}, set(), {}, run=run)))
+    kept = nbval_times.merge(path, {"notebooks/x.py": 1.0}, {"notebooks/x.py": {"a"}}, set(), {})
+    assert kept["run"] == run  # a partial run keeps the last whole run's figures
+    text = book_times.times_table(kept)
+    assert "pytest --nbval -n 2 --dist loadfile" in text and "**90 s (1.5 min)**" in text
 
 
 def test_the_run_starts_with_the_longest_notebooks(tmp_path, monkeypatch):

@@ -43,14 +43,28 @@ def times_table(data: dict) -> str:
     nbs = data["notebooks"]
     rows = sorted(nbs.items(), key=lambda kv: -kv[1]["seconds"])
     total = sum(v["seconds"] for v in nbs.values())
-    m = data.get("machine", {})
+    m, run = data.get("machine", {}), data.get("run", {})
+    workers = run.get("workers", 1)
+    command = "pytest --nbval" + (f" -n {workers} --dist loadfile" if workers > 1 else "")
+    side = (
+        f" {workers} test files ran at a time, so a notebook's times include the cores it "
+        "shared with the other."
+        if workers > 1
+        else ""
+    )
+    whole = (
+        f" The whole run (unit tests included, pytest start to end): **{run['seconds']:.0f} s "
+        f"({run['seconds'] / 60:.1f} min)**."
+        if run
+        else ""
+    )
     lines = [
         (
-            f"Measured by `GMDIFF_NB_TIMES=results/notebook_times.json pytest --nbval` on "
+            f"Measured by `GMDIFF_NB_TIMES=results/notebook_times.json {command}` on "
             f"{m.get('cpus', '?')} CPUs ({m.get('processor') or 'unknown'}, OMP_NUM_THREADS="
             f"{m.get('omp_num_threads') or 'unset'}). Cells: the sum of the cells' test times, "
             "kernel start included; wall: from the start of the first cell to the end of the last "
-            "(pytest start-up and collection are outside both)."
+            f"(pytest start-up and collection are outside both).{side}{whole}"
         ),
         "",
         "| notebook | cells | cells (s) | wall (s) | passed |",

@@ -29,6 +29,7 @@ _seconds: dict[str, float] = defaultdict(float)
 _cells: dict[str, set[str]] = defaultdict(set)
 _failed: set[str] = set()
 _span: dict[str, list[float]] = {}
+_began: list[float] = []  # when the session started
 
 
 def pytest_configure(config) -> None:
@@ -81,9 +82,16 @@ def pytest_runtest_logreport(report) -> None:
 
 
 def merge(
-    path: Path, seconds: dict, cells: dict, failed: set, machine: dict, wall: dict | None = None
+    path: Path,
+    seconds: dict,
+    cells: dict,
+    failed: set,
+    machine: dict,
+    wall: dict | None = None,
+    run: dict | None = None,
 ) -> dict:
-    """The JSON at ``path`` (if any) updated with this run's notebooks."""
+    """The JSON at ``path`` (if any) updated with this run's notebooks; ``run`` (the
+    whole run's wall time and test files at a time) replaces the last run's."""
     data = json.loads(path.read_text()) if path.is_file() else {}
     notebooks = data.get("notebooks", {})
     for nb, s in seconds.items():
@@ -94,7 +102,14 @@ def merge(
         }
         if wall and nb in wall:
             notebooks[nb]["wall_seconds"] = round(wall[nb], 1)
-    return {"machine": machine, "notebooks": dict(sorted(notebooks.items()))}
+    out = {"machine": machine, "notebooks": dict(sorted(notebooks.items()))}
+    if run or "run" in data:
+        out["run"] = run or data["run"]
+    return out
+
+
+def pytest_sessionstart(session) -> None:
+    _began.append(time.perf_counter())
 
 
 def pytest_sessionfinish(session) -> None:
@@ -108,6 +123,11 @@ def pytest_sessionfinish(session) -> None:
     }
     path = Path(target)
     wall = {nb: end - start for nb, (start, end) in _span.items()}
-    data = merge(path, _seconds, _cells, _failed, machine, wall)
+    run = {
+        "notebooks": len(_seconds),
+        "workers": int(getattr(session.config.option, "numprocesses", None) or 1),
+        "seconds": round(time.perf_counter() - _began[0], 1),
+    }
+    data = merge(path, _seconds, _cells, _failed, machine, wall, run)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1) + "\n")
