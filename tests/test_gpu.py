@@ -17,7 +17,7 @@ from torch import nn
 from gmdiff.batches import Batches
 from gmdiff.distributed import DistInfo
 from gmdiff.losses import edm_loss
-from gmdiff.nets import EDMPrecond, build_net, get_config
+from gmdiff.nets import EDMPrecond, build_net, get_config, unwrap
 from gmdiff.train import TrainConfig, Trainer
 
 pytestmark = pytest.mark.gpu
@@ -98,6 +98,7 @@ def test_compiled_model_equals_eager_and_trains_alike(fp32):
         assert not torch.allclose(out, 1.01 * ref, rtol=1e-4, atol=1e-4)  # the check can fail
     t = train(compile=True)
     assert isinstance(t._net, torch._dynamo.eval_frame.OptimizedModule)
+    assert unwrap(t._net) is t.model
     assert relative_gap(t.model, fp32.model) < 1e-3
 
 

@@ -2,6 +2,7 @@
 EDM-format state dict load as denoisers equal to the originals, and sample through
 ``gmdiff sample`` (teleportation included)."""
 
+import hashlib
 import math
 from pathlib import Path
 
@@ -165,6 +166,32 @@ def test_song_unet_matches_edm_parameter_names_and_counts():
               "enc.16x16_block0.qkv.weight", "dec.8x8_in0.proj.bias",
               "dec.32x32_aux_norm.weight", "dec.32x32_aux_conv.weight"):  # fmt: skip
         assert k in keys, k
+
+
+def _state_digest(net: nn.Module) -> str:
+    h = hashlib.sha256()
+    for k, v in net.state_dict().items():
+        h.update(f"{k} {v.dtype} {tuple(v.shape)}".encode())
+        h.update(v.contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def test_song_unet_freezes_its_augmentation_map_and_keeps_its_weights():
+    """The augmentation map (kept for EDM's weights, read by no forward) is frozen, so DDP
+    trains a SongUNet without find_unused_parameters (tests/test_train.py); its state dict
+    (keys, shapes, seeded initial values) is the one built before the freeze: digests
+    recorded then, for small versions of both CIFAR-10 networks (the same code paths). A
+    change of torch's CPU generator would also change them."""
+    small = {"resolution": 8, "in_ch": 1, "model_channels": 8, "channel_mult": (1, 2)}
+    small |= {"num_blocks": 1, "attn_resolutions": (4,)}
+    recorded = {"edm_ddpmpp_cifar10": "0626a53b83be6963", "edm_ncsnpp_cifar10": "93532c2f9a600ed7"}
+    for name, digest in recorded.items():
+        net = nets.build_net(nets.get_config(name, **small), seed=0)
+        assert _state_digest(net) == digest, name
+        frozen = [k for k, p in net.named_parameters() if not p.requires_grad]
+        assert frozen == ["map_augment.weight"], name
+    net.map_augment.weight.data.add_(1.0)  # the digest sees a changed value
+    assert _state_digest(net) != digest
 
 
 @pytest.mark.parametrize("precond", ["vp", "ve", "edm"])

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 
 from gmdiff.global_batch import global_count, local, per_example
+from gmdiff.nets.wrappers import unwrap
 from gmdiff.noise import GaussianNoise, NoiseModel
 from gmdiff.schedules import (
     VE,
@@ -333,6 +334,8 @@ def gm_ddpm_loss(
     q(i_t | x_t, x_0, i_{1:t-1}) replaced by the drawn i_t (its Monte Carlo estimate up to a
     constant); ``classifier_weight`` = 1 is Eq. 6.
 
+    ``gm_net`` may be wrapped (DDP, torch.compile: the trainer's call): its ``noise`` and
+    ``logits`` are read from the network inside (:func:`gmdiff.nets.unwrap`).
     ``noise`` (an :class:`gmdiff.noise.OffsetMixtureNoise`) defaults to ``gm_net.noise``.
     Under its per-pixel reading (``per_coordinate``) the forward draw gives every
     coordinate its own components i_1..i_n (paths of the data's shape); a K-way classifier
@@ -344,7 +347,8 @@ def gm_ddpm_loss(
     from gmdiff.analytic.gm_ddpm import sample_marginal
 
     _check_batch(x0)
-    noise = gm_net.noise if noise is None else noise
+    net = unwrap(gm_net)
+    noise = net.noise if noise is None else noise
     check_gm_ddpm_classifier(noise, classifier_weight)
     B = x0.shape[0]
     n_all = _steps(schedule, global_count(B), generator, x0.device)  # the global batch's
@@ -359,7 +363,7 @@ def gm_ddpm_loss(
     terms = dict(extra_terms or {})
     if not noise.per_coordinate:
         i_n = paths[torch.arange(B, device=x0.device), n - 1]
-        ce = torch.nn.functional.cross_entropy(gm_net.logits(x_n, n - 1), i_n, reduction="none")
+        ce = torch.nn.functional.cross_entropy(net.logits(x_n, n - 1), i_n, reduction="none")
         terms = {"classifier": lambda _: classifier_weight * ce} | terms
     return _collect("eps", loss_per_sample, ctx, terms)
 

@@ -35,8 +35,12 @@ calls), so its runs and cached models are unchanged. Exceptions, named when they
 ``torch.nn.Dropout`` layers of a model from outside the library draw per rank (the trainer
 warns; use :class:`gmdiff.global_batch.Dropout`), and Gamma noise is refused under DDP.
 Adam turns round-off in a gradient that is zero in exact arithmetic (a bias before a
-normalisation) into steps of size lr, so such parameters may differ by more than round-off
-between world sizes, as they do between thread counts.
+normalisation, an attention's key bias) into steps of size lr, so such parameters may
+differ by more than round-off between world sizes, as they do between thread counts (the
+network's output does not see them). The loss gets the wrapped network
+(its attributes through :func:`gmdiff.nets.unwrap`), and DDP runs without
+``find_unused_parameters``: every parameter that requires a gradient takes one each step
+(a network freezes one it holds but never reads, as the SongUNet its augmentation map).
 
 The out_dir. :meth:`Trainer.session` holds it for one run: an flock on ``.lock`` (a
 second run into it fails at once, naming the holder's PID; the kernel drops the lock when

@@ -27,6 +27,7 @@ from gmdiff.nets.precond import (
 )
 from gmdiff.nets.smd import HyperLayer, SMDConfig, SMDNet, smd_param_counts
 from gmdiff.nets.unet import UNet, UNetConfig
+from gmdiff.nets.wrappers import unwrap
 
 __all__ = [
     "CONFIGS",
@@ -63,4 +64,5 @@ __all__ = [
     "param_count_table",
     "sinusoidal_embedding",
     "smd_param_counts",
+    "unwrap",
 ]

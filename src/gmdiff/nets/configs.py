@@ -189,11 +189,13 @@ def build_net(config: NetConfig, seed: int | None = None) -> nn.Module:
 
 
 def count_params(config: NetConfig) -> int:
-    """Number of trainable parameters of the network, built on the meta device (no memory,
-    no initialisation cost)."""
+    """Number of parameters of the network, built on the meta device (no memory, no
+    initialisation cost): all of them, as the papers' and EDM's counts are, the frozen ones
+    too (a SongUNet's augmentation mapping, :mod:`gmdiff.nets.edm_song`; no other network
+    here has any)."""
     with torch.device("meta"):
         net = build_net(config)
-    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+    return sum(p.numel() for p in net.parameters())
 
 
 class ParamRow(NamedTuple):

@@ -6,7 +6,13 @@ pickles as a state dict -- load into it (:func:`gmdiff.loaders.load_edm`).
 ``F(x, c_noise)``: (B, C, R, R) x (B,) -> (B, C, R, R). Unconditional only: class labels
 are not supported; the augmentation-label mapping of EDM's CIFAR-10 networks
 (``augment_dim`` = 9) is held so that its weights load, and unused (no augmentation at
-sampling, as in EDM's generate.py). DDPM++: positional noise embedding, ``standard``
+sampling, as in EDM's generate.py). It is frozen (``requires_grad`` False): no forward here
+reads it, so it takes no gradient and no optimizer step, as before it was frozen, and DDP,
+which expects a gradient for every parameter that requires one, trains the network without
+``find_unused_parameters``. (EDM itself creates the mapping only when it trains with
+augmentation, and then passes the pipe's labels to every forward: its train.py sets
+``augment_dim`` = 9 with ``--augment`` alone.) Its state-dict key, initial values and the
+network's parameter count are unchanged. DDPM++: positional noise embedding, ``standard``
 encoder, filter (1, 1); NCSN++: Fourier embedding (twice as wide), ``residual`` encoder,
 filter (1, 3, 3, 1); both with a ``standard`` decoder. EDM's ADM network (DhariwalUNet)
 is not implemented.
@@ -202,6 +208,8 @@ class SongUNet(nn.Module):
         positional = cfg.embedding_type == "positional"
         self.map_noise = PositionalEmbedding(noise) if positional else FourierEmbedding(noise)
         self.map_augment = Linear(cfg.augment_dim, noise, bias=False) if cfg.augment_dim else None
+        if self.map_augment is not None:  # held for EDM's weights, never read: frozen
+            self.map_augment.requires_grad_(False)
         self.map_layer0 = Linear(noise, emb)
         self.map_layer1 = Linear(emb, emb)
         rf = cfg.resample_filter
