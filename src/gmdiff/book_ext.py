@@ -304,7 +304,6 @@ register_plugin("pybtex.style.formatting", "gmdiff", AuthorYearStyle)
 
 CSS = """
 article td code, article td code span.pre { white-space: normal; overflow-wrap: break-word; }
-div.cell_output table.dataframe td { white-space: nowrap; }
 table.claims-map { border-collapse: collapse; font-size: 0.8em; margin-bottom: 0.3em; }
 table.claims-map th { text-align: right; padding: 2px 8px 2px 0; white-space: nowrap;
   font-weight: 600; }
