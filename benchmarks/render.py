@@ -100,7 +100,7 @@ def _ratio(v: dict) -> str:
 def threads_table(data: dict) -> str:
     """The threads rows of benchmarks/threads.py: steps at 1, 2 and auto threads, quiet and
     under the synthetic load, and OpenMP's default wait for comparison."""
-    t = data["cpu"].get("threads")
+    t = data["cpu"].get("thread_rows")
     if t is None:
         return "Not yet run: `make bench` adds this table (results/bench_cpu.json)."
     avg = {k: ", ".join(f"{v:.1f}" for v in vs) for k, vs in t["loadavg_1min"].items()}

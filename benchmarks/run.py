@@ -363,7 +363,7 @@ def main(argv: list[str] | None = None) -> dict:
     out["cpu"]["trainer"] = bench_trainer(size)
     out["cpu"]["loading"] = bench_loading(size)
     if not args.no_threads:
-        out["cpu"]["threads"] = bench_threads(size["thread_repeats"])
+        out["cpu"]["thread_rows"] = bench_threads(size["thread_repeats"])
     if torch.cuda.is_available() and not args.no_gpu:
         out["gpu"] = {"device": torch.cuda.get_device_name(),
                       "rows": bench_gpu(not args.no_compile)}  # fmt: skip

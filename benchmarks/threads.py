@@ -195,10 +195,10 @@ def timed_under_load(cmd: list[str], load: bool) -> float:
 
 
 def merge(path: Path, repeats: int) -> None:
-    """Measure the rows and store them as ``cpu.threads`` of the results file ``path``
+    """Measure the rows and store them as ``cpu.thread_rows`` of the results file ``path``
     (the other rows as they were): ``make bench`` measures everything at once."""
     data = json.loads(path.read_text())
-    data["cpu"]["threads"] = bench_threads(repeats)
+    data["cpu"]["thread_rows"] = bench_threads(repeats)
     path.write_text(json.dumps(data, indent=1) + "\n")
     print(f"wrote the threads rows into {path}")
 

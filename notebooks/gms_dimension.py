@@ -259,7 +259,8 @@ print(f"extremes along the {cfg['ratio_iterations']}-iteration trajectory")
 r.round(2)
 
 # %% [markdown]
-# **Figure 3.** $r_\text{mean}$ and $r_\text{var}$ along 50 PC iterations, per D and seed.
+# The table: the lowest and highest $r_\text{mean}$ and $r_\text{var}$ of
+# {numref}`fig-gms-dimension-ratios` along the 50 PC iterations, per D and seed.
 #
 # ## Verdict
 #

@@ -347,9 +347,6 @@ glue("digits_skip10", f"{digit_table.set_index('skip').loc[10, f'{quality} chang
 across.round(1).set_index(["setting", "seed", "skip"])
 
 # %% [markdown]
-# **Figure 3.** Quality change against NFE saved: the paper's FID (Tables 4-6, squares)
-# and our measures (circles). Above the dotted line quality worsens by more than 3%.
-#
 # What differs from the paper: the data (a 16-dimensional toy mixture and 8x8 digits,
 # not CIFAR-10/FFHQ/AFHQ at 32-64 pixels), the models (an MLP and a 0.65M-parameter U-Net
 # trained for minutes on a CPU, not EDM's pre-trained 56M-parameter networks), the

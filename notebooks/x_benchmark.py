@@ -475,89 +475,92 @@ glue("kl_smd_d16", ", ".join(
 #
 # * **{claim}`X-1`.** At one budget, on three mixtures with exact answers, no idea helps
 #   everywhere, and the two that the other chapters found wanting are wanting here too.
-#   *SMD* gives the one steady gain, and only at $D=16$: with its own ancestral sampler it
-#   lowers SW2 at every NFE (by {glue:text}`smd_gain`; intervals clear of zero at
-#   {glue:text}`smd_clear` evaluations); on both rings, and with DDIM or DPM-Solver anywhere,
-#   there is no difference beyond the seeds. This matches {ref}`smd-tables` (SMD helped
-#   at few ancestral steps, not with DDIM) and {ref}`smd-method`'s finding that the
-#   trained latent does nothing: on these data the gain comes from the SMD network as a
-#   whole, not from a mixture kernel, and "equal terms" here means the same base network,
-#   budget and metric, not the same size: SMD's latent network and hyper-layers add about
-#   half again the parameters on both networks (the cost tables). *GM-DDPM* ties with DDPM
-#   under its own Alg. 2 and is worse with both solvers in {glue:text}`gmddpm_solvers`,
-#   as in {ref}`gmd-tables`; these cells are handicapped by construction, since DDIM and
-#   DPM-Solver never remove the offsets (the exact GM-DDPM model is far worse under them
-#   than under its own samplers, {ref}`gmd-samplers`), so they measure the mismatch of the
-#   solvers with the offset chain rather than how well GM-DDPM trains.
-#   *GM-SGM* helps where its paper says it should, with few iterations: at 10 PC
-#   evaluations on all three data sets (SW2 {glue:text}`gmsgm_pc10`), and with 10 Heun
-#   evaluations on the overlapping ring; with more evaluations it ties on the rings (but
-#   {glue:text}`gmsgm_heun50_wide` with 50 Heun evaluations on the overlapping one) and is
-#   worse at $D=16$ ({glue:text}`gmsgm_d16`, and with Heun at every
-#   budget), in line with {ref}`gms-dimension`. *Teleportation* helps where it removes
-#   most of the work: at 10 evaluations it brings SGM's Heun {glue:text}`tele_ring` on the
-#   separated ring and {glue:text}`tele_wide` on the overlapping one (GM-SGM's by
-#   {glue:text}`tele_gmsgm_ring` on the separated ring); elsewhere its changes are at most
-#   {glue:text}`tele_rest` in size. With
-#   teleportation, GM-SGM and SGM are the best VE runs at 10 evaluations on both rings;
-#   at $D=16$ GM-SGM + teleportation is worse than plain SGM.
-#   *On the 8x8 digits* the seeds spread FD-digits by tens (95 % half-widths of
-#   {glue:text}`digits_half` at 200 samples; {glue:text}`digits_half_gmddpm` for GM-DDPM
-#   with the solvers), so only large effects show: GM-DDPM is worse with every sampler
-#   ({glue:text}`dig_gmddpm_alg2` with Alg. 2, {glue:text}`dig_gmddpm_solvers` with the
-#   solvers), as on the mixtures and in {ref}`gmd-tables`; teleportation changes SGM's
-#   Heun by {glue:text}`dig_tele50` at 50 evaluations ({glue:text}`dig_tele10` at 10),
-#   and {glue:text}`dig_better` comparisons on the digits clear zero in favour of an idea,
-#   about what chance gives at 95 %; SMD's ancestral sampler ({glue:text}`dig_smd50` at
-#   50) and GM-SGM ({glue:text}`dig_gmsgm_pc10` at 10 PC evaluations) point the same way
-#   as on the mixtures without clearing the seeds' spread. All methods stay far above the
-#   floor of {glue:text}`dig_floor`: the best are SGM's Heun with teleportation at 10
-#   evaluations ({glue:text}`dig_best_tele`) and SMD's ancestral sampler at 50
-#   ({glue:text}`dig_best_smd`). Heun's FD-digits rises with NFE (SGM
-#   {glue:text}`dig_heun_sgm`, GM-SGM {glue:text}`dig_heun_gmsgm`) and its recall falls
-#   ({glue:text}`dig_heun_recall`), a tendency only, as the
-#   seeds' intervals overlap: following these networks' ODE more closely does not give
-#   better digits.
-#   *Cost*: a training step of SMD costs {glue:text}`cost_mlp_SMD` times DDPM's on the MLP
-#   and {glue:text}`cost_unet_SMD` times on the U-Net; GM-DDPM's {glue:text}`cost_mlp_GM-DDPM`
-#   times on the MLP and {glue:text}`cost_unet_GM-DDPM` on the U-Net (its classifier is a
-#   large share of a small MLP only); GM-SGM's {glue:text}`cost_mlp_gmsgm` times SGM's (the
-#   tables above, measured in this process).
-#   *Many comparisons*: these tables hold over a hundred paired intervals, and at 95 %
-#   about one in twenty excludes zero by chance; an isolated "better" or "worse" is weak
-#   evidence, and the statements above rest on patterns across data sets and budgets.
+#   - *SMD* gives the one steady gain, and only at $D=16$: with its own ancestral sampler
+#     it lowers SW2 at every NFE (by {glue:text}`smd_gain`; intervals clear of zero at
+#     {glue:text}`smd_clear` evaluations); on both rings, and with DDIM or DPM-Solver
+#     anywhere, there is no difference beyond the seeds. This matches {ref}`smd-tables`
+#     (SMD helped at few ancestral steps, not with DDIM) and {ref}`smd-method`'s finding
+#     that the trained latent does nothing: on these data the gain comes from the SMD
+#     network as a whole, not from a mixture kernel, and "equal terms" here means the same
+#     base network, budget and metric, not the same size: SMD's latent network and
+#     hyper-layers add about half again the parameters on both networks (the cost tables).
+#   - *GM-DDPM* ties with DDPM under its own Alg. 2 and is worse with both solvers in
+#     {glue:text}`gmddpm_solvers`, as in {ref}`gmd-tables`; these cells are handicapped by
+#     construction, since DDIM and DPM-Solver never remove the offsets (the exact GM-DDPM
+#     model is far worse under them than under its own samplers, {ref}`gmd-samplers`), so
+#     they measure the mismatch of the solvers with the offset chain rather than how well
+#     GM-DDPM trains.
+#   - *GM-SGM* helps where its paper says it should, with few iterations: at 10 PC
+#     evaluations on all three data sets (SW2 {glue:text}`gmsgm_pc10`), and with 10 Heun
+#     evaluations on the overlapping ring; with more evaluations it ties on the rings (but
+#     {glue:text}`gmsgm_heun50_wide` with 50 Heun evaluations on the overlapping one) and
+#     is worse at $D=16$ ({glue:text}`gmsgm_d16`, and with Heun at every budget), in line
+#     with {ref}`gms-dimension`.
+#   - *Teleportation* helps where it removes most of the work: at 10 evaluations it brings
+#     SGM's Heun {glue:text}`tele_ring` on the separated ring and {glue:text}`tele_wide`
+#     on the overlapping one (GM-SGM's by {glue:text}`tele_gmsgm_ring` on the separated
+#     ring); elsewhere its changes are at most {glue:text}`tele_rest` in size. With
+#     teleportation, GM-SGM and SGM are the best VE runs at 10 evaluations on both rings;
+#     at $D=16$ GM-SGM + teleportation is worse than plain SGM.
+#   - *On the 8x8 digits* the seeds spread FD-digits by tens (95 % half-widths of
+#     {glue:text}`digits_half` at 200 samples; {glue:text}`digits_half_gmddpm` for GM-DDPM
+#     with the solvers), so only large effects show: GM-DDPM is worse with every sampler
+#     ({glue:text}`dig_gmddpm_alg2` with Alg. 2, {glue:text}`dig_gmddpm_solvers` with the
+#     solvers), as on the mixtures and in {ref}`gmd-tables`; teleportation changes SGM's
+#     Heun by {glue:text}`dig_tele50` at 50 evaluations ({glue:text}`dig_tele10` at 10),
+#     and {glue:text}`dig_better` comparisons on the digits clear zero in favour of an
+#     idea, about what chance gives at 95 %; SMD's ancestral sampler
+#     ({glue:text}`dig_smd50` at 50) and GM-SGM ({glue:text}`dig_gmsgm_pc10` at 10 PC
+#     evaluations) point the same way as on the mixtures without clearing the seeds'
+#     spread. All methods stay far above the floor of {glue:text}`dig_floor`: the best are
+#     SGM's Heun with teleportation at 10 evaluations ({glue:text}`dig_best_tele`) and
+#     SMD's ancestral sampler at 50 ({glue:text}`dig_best_smd`). Heun's FD-digits rises
+#     with NFE (SGM {glue:text}`dig_heun_sgm`, GM-SGM {glue:text}`dig_heun_gmsgm`) and its
+#     recall falls ({glue:text}`dig_heun_recall`), a tendency only, as the seeds'
+#     intervals overlap: following these networks' ODE more closely does not give better
+#     digits.
+#   - *Cost*: a training step of SMD costs {glue:text}`cost_mlp_SMD` times DDPM's on the
+#     MLP and {glue:text}`cost_unet_SMD` times on the U-Net; GM-DDPM's
+#     {glue:text}`cost_mlp_GM-DDPM` times on the MLP and {glue:text}`cost_unet_GM-DDPM` on
+#     the U-Net (its classifier is a large share of a small MLP only); GM-SGM's
+#     {glue:text}`cost_mlp_gmsgm` times SGM's (the tables above, measured in this
+#     process).
+#   - *Many comparisons*: these tables hold over a hundred paired intervals, and at 95 %
+#     about one in twenty excludes zero by chance; an isolated "better" or "worse" is weak
+#     evidence, and the statements above rest on patterns across data sets and budgets.
 # * **{claim}`X-2`.** The exact answer shows what a ranking by one distance hides. On the
 #   ring every run finds all eight modes but draws them {glue:text}`ring_width` times too
 #   wide from 20 evaluations on, with every method, and {glue:text}`ring_width_ve10` times
-#   at 10 evaluations with the VE samplers (PC and Heun; the width table above); at
-#   $D=16$ {glue:text}`lost_who` alone loses modes ({glue:text}`lost_modes` of the eight,
-#   in {glue:text}`lost_runs` runs). The denoiser tables say where the width
-#   comes from: at the noise levels of the modes' own scale ($\sigma\approx0.2$-$0.3$,
-#   $t=3, 5$) the DDPM, SMD, GM-DDPM and SGM denoisers have {glue:text}`ring_mid` times the
-#   optimal error on the ring, and GM-SGM's, against the Gaussian-path posterior mean its
-#   samplers use, {glue:text}`ring_mid_gmsgm_path` times (its error on its own training
-#   noise is {glue:text}`ring_mid_gmsgm_own` times); from $\sigma\approx0.7$ ($t=10$) on all
-#   are within {glue:text}`ring_late` of the optimum (GM-SGM's own-loss excess at $t=30$
-#   varies from seed to seed, {glue:text}`ring_gmsgm30`). With overlapping modes the same
-#   networks are within {glue:text}`wide_all` of the optimum at every level but one
-#   (GM-SGM at $t=30$, {glue:text}`wide_gmsgm30`; against the Gaussian path within
-#   {glue:text}`wide_path`), and from 20 evaluations on the runs draw the modes at
-#   {glue:text}`wide_width` against the exact samples' {glue:text}`wide_width_exact`
-#   (GM-DDPM with the solvers up to {glue:text}`wide_width_gmddpm`): separated modes, not
-#   the mixture as such, are what this budget does not learn. At $D=16$, where the exact
-#   denoiser also projects onto each component's plane, the networks stay
-#   {glue:text}`d16_low` times off at low noise.
-#   The reverse kernels say the same about SMD. At $T=50$ the exact reverse step is
-#   Gaussian to within the Monte Carlo error on all three mixtures (the best Gaussian
-#   kernel's KL is at most {glue:text}`kl_gauss_max`), so the premise of SMD, that a Gaussian step cannot
-#   follow a multimodal posterior, does not bite at this chain length; what separates
-#   DDPM's kernel from the exact step is its fixed variance $\tilde\beta_t$ (the best
-#   kernel of DDPM's form: {glue:text}`kl_ddpm_form`) and, far more, the network's mean
-#   (trained: {glue:text}`kl_trained`). SMD's kernel is closer than DDPM's at $D=16$
-#   ({glue:text}`kl_smd_d16`), where its
-#   samples are better, and ties on both rings; but its mean hardly moves with $\eta$
-#   (the spread above), so its kernel is in effect one Gaussian: again the network, not a
-#   mixture kernel, makes the difference, as {ref}`smd-method` found.
+#   at 10 evaluations with the VE samplers (PC and Heun; the width table above); at $D=16$
+#   {glue:text}`lost_who` alone loses modes ({glue:text}`lost_modes` of the eight, in
+#   {glue:text}`lost_runs` runs).
+#   - The denoiser tables say where the width comes from: at the noise levels of the
+#     modes' own scale ($\sigma\approx0.2$-$0.3$, $t=3, 5$) the DDPM, SMD, GM-DDPM and SGM
+#     denoisers have {glue:text}`ring_mid` times the optimal error on the ring, and
+#     GM-SGM's, against the Gaussian-path posterior mean its samplers use,
+#     {glue:text}`ring_mid_gmsgm_path` times (its error on its own training noise is
+#     {glue:text}`ring_mid_gmsgm_own` times); from $\sigma\approx0.7$ ($t=10$) on all are
+#     within {glue:text}`ring_late` of the optimum (GM-SGM's own-loss excess at $t=30$
+#     varies from seed to seed, {glue:text}`ring_gmsgm30`). With overlapping modes the
+#     same networks are within {glue:text}`wide_all` of the optimum at every level but one
+#     (GM-SGM at $t=30$, {glue:text}`wide_gmsgm30`; against the Gaussian path within
+#     {glue:text}`wide_path`), and from 20 evaluations on the runs draw the modes at
+#     {glue:text}`wide_width` against the exact samples' {glue:text}`wide_width_exact`
+#     (GM-DDPM with the solvers up to {glue:text}`wide_width_gmddpm`): separated modes,
+#     not the mixture as such, are what this budget does not learn. At $D=16$, where the
+#     exact denoiser also projects onto each component's plane, the networks stay
+#     {glue:text}`d16_low` times off at low noise.
+#   - The reverse kernels say the same about SMD. At $T=50$ the exact reverse step is
+#     Gaussian to within the Monte Carlo error on all three mixtures (the best Gaussian
+#     kernel's KL is at most {glue:text}`kl_gauss_max`), so the premise of SMD, that a
+#     Gaussian step cannot follow a multimodal posterior, does not bite at this chain
+#     length; what separates DDPM's kernel from the exact step is its fixed variance
+#     $\tilde\beta_t$ (the best kernel of DDPM's form: {glue:text}`kl_ddpm_form`) and, far
+#     more, the network's mean (trained: {glue:text}`kl_trained`). SMD's kernel is closer
+#     than DDPM's at $D=16$ ({glue:text}`kl_smd_d16`), where its samples are better, and
+#     ties on both rings; but its mean hardly moves with $\eta$ (the spread above), so its
+#     kernel is in effect one Gaussian: again the network, not a mixture kernel, makes the
+#     difference, as {ref}`smd-method` found.
 #
 # **Limits.** One small MLP and one budget on the mixtures, one small U-Net and a short
 # training run on the digits; MNIST is not in this benchmark (the Gaussian score

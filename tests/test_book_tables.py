@@ -35,6 +35,18 @@ def test_performance_page_is_rendered_from_the_results():
     )
 
 
+def test_cpu_header_names_the_thread_count_not_the_threads_rows():
+    """The threads study is stored under ``cpu.thread_rows``; ``cpu.threads`` stays the run's
+    thread count, so the CPU section's first line is prose, not a dumped dict (it was, when
+    the study overwrote the count)."""
+    from benchmarks import render
+
+    data = json.loads((RESULTS / "bench_cpu.json").read_text())
+    assert isinstance(data["cpu"]["threads"], int)
+    head = render.cpu_tables(data).splitlines()[0]
+    assert f"{data['cpu']['threads']} thread(s)" in head and "{" not in head, head
+
+
 def test_sections_replace_only_their_text_and_need_markers():
     text = "intro\n<!-- t:start -->\nold\n<!-- t:end -->\noutro\n"
     new = book_times.replace_section(text, "t", "| a |\n")

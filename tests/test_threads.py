@@ -76,7 +76,7 @@ def test_auto_and_the_wait_policy_agree_with_the_stored_measurement():
     wait two threads took over twice as long as with the passive wait, which in turn kept
     them within 1.5 times one thread; the small model gained nothing from a second thread
     without extra load."""
-    bench = json.loads((ROOT / "results/bench_cpu.json").read_text())["cpu"]["threads"]
+    bench = json.loads((ROOT / "results/bench_cpu.json").read_text())["cpu"]["thread_rows"]
     assert bench["auto_flops"] == threads.AUTO_FLOPS
     for row in bench["rows"]:
         flops = row["gflop_per_call"] * 1e9

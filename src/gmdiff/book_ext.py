@@ -304,6 +304,8 @@ register_plugin("pybtex.style.formatting", "gmdiff", AuthorYearStyle)
 
 CSS = """
 article td code, article td code span.pre { white-space: normal; overflow-wrap: anywhere; }
+article td:first-child code, article td:first-child code span.pre { white-space: nowrap;
+  overflow-wrap: normal; }
 table.claims-map { border-collapse: collapse; font-size: 0.8em; margin-bottom: 0.3em; }
 table.claims-map th { text-align: right; padding: 2px 8px 2px 0; white-space: nowrap;
   font-weight: 600; }
