@@ -119,7 +119,7 @@ def test_gs_learning_dynamics_full_path(tiny_env, monkeypatch):
     assert set(order["closest at step"]) <= {0, 1, 2}
     # the toy MLP: the full profile's own run file, not the ci one
     assert S.models["gmm"] == "zoo/gmm_mlp_full"
-    mlp, mlp_snaps, gmm_true = zoo.gmm_mlp(S, snapshot_steps=[0, 2])
+    _, mlp_snaps, gmm_true = zoo.gmm_mlp(S, snapshot_steps=[0, 2])
     assert S.run_config("gmm").train.steps == 2 and sorted(mlp_snaps) == [0, 2]
     toy = gn.training_curves({s: gn.NetworkScore(d, (gmm_true.dim,)) for s, d in mlp_snaps.items()},
                              {"GMM": gmm_true}, gmm_true.sample(64, torch.Generator().manual_seed(0)),
@@ -158,3 +158,66 @@ def test_gs_teleportation_full_path(tiny_env, monkeypatch):
     assert list(table["skip"]) == skips and quality in table.columns
     assert torch.isfinite(torch.tensor(table[quality].to_numpy())).all()
     assert feats.calls == [4] + [n_digits] * len(skips)  # the study's features are the stand-in's
+
+
+# -- gm_sgm_tables: NCSN++ on CIFAR-10 (App. A.2) and the ring at the full budget ---------
+
+TINY_NCSNPP = {"nf": 8, "ch_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": [16], "dropout": 0.0}
+
+
+def test_gm_sgm_tables_full_path(tiny_env, monkeypatch):
+    """gm_sgm_tables, profile full: the ring models' run files with the full training sets
+    (shrunk), then the image models as the chapter builds them (G.dsm_config on the
+    study's data section, net, sigma_max and batch: NCSN++ shrunk, 2 steps), trained side
+    by side by load_or_train_many, sampled with the VE PC sampler, and Table 1's FID
+    (S.images.frechet: a projection standing in for Inception) by PC iterations."""
+    from gmdiff.papers import gm_sgm as G
+    from gmdiff.samplers import ve_pc
+
+    folder = fake_cifar(tiny_env)
+    S = Study.open("gm_sgm_tables", "full", data_dir=folder.parent)
+    toy_cfg, img_cfg = S["toy"], S["images"]
+    assert S.images.name == "cifar10" and img_cfg["net"] == "ncsnpp_cifar10_ve" and img_cfg["sigma_max"] == 50.0
+    # the ring: the full profile's sets (20,000 steps, batch 512) are valid on its run file
+    ring = G.ring_config({"name": "gm_sgm", "beta": 2.0}, seed=0, sets=[*toy_cfg["sets"], f"train.device={S.device}"])
+    assert (ring.train.steps, ring.train.batch_size) == (20000, 512)
+    tiny_ring = G.ring_config({"name": "gm_sgm", "beta": 2.0}, seed=0,
+                              sets=[*toy_cfg["sets"], "train.steps=2", "train.batch_size=16", "train.ema_rampup=0.05"])  # fmt: skip
+    (ring_run,) = runs.load_or_train_many([(tiny_ring, "gms-ring")])
+    assert ring_run.cfg.train.steps == 2
+    # the images, as the chapter builds their runs (sizes shrunk)
+    real_images, _ = S.images.load(img_cfg["n"])
+    img_shape = tuple(real_images.shape[1:])
+    assert img_shape == (3, 32, 32)
+    img_model = {"net": img_cfg["net"], "overrides": {**img_cfg["net_overrides"], **TINY_NCSNPP},
+                 "precond": "edm", "sigma_data": img_cfg["sigma_data"]}  # fmt: skip
+    ve_img = {"name": "ve", "options": {"sigma_min": 0.01, "sigma_max": img_cfg["sigma_max"]}}
+    train = {"batch": 4, "lr": img_cfg["lr"], "ema_decay": img_cfg["ema_decay"], "ema_rampup": 0.05, "warmup": 0}
+    noises = {
+        "SGM": {"name": "gm_sgm", "beta": 1.0},
+        "GM-SGM": {"name": "gm_sgm", "beta": 2.0},
+        "GM-SGM, matrix mixture": {
+            "name": "frequency_mixture", "gain": 2.0, "fraction": 0.05, "shrink": 0.5, "alternate": True
+        },
+    }  # fmt: skip
+    jobs = [(G.dsm_config(S.images.config, img_model, ve_img, noise, steps=2, **train, seed=0, device=S.device),
+             f"gms-{S.images.name}") for noise in noises.values()]  # fmt: skip
+    trained = dict(zip(noises, runs.load_or_train_many(jobs), strict=True))
+    for run in trained.values():
+        assert run.cfg.data.options["data_dir"] == str(folder.parent) and run.cfg.model.net == "ncsnpp_cifar10_ve"
+        assert run.cfg.schedule.options["sigma_max"] == 50.0 and (runs.run_dir(run.cfg, "gms-cifar10") / "checkpoint.pt").is_file()
+    feats = projection_features(img_shape)
+    monkeypatch.setattr("gmdiff.metrics.inception_features", feats)
+    fid = S.images.frechet(real_images, S.device)  # the chapter's img_metric
+    draws = {name: G.sampler_run(ve_pc, r.denoiser, trained["SGM"].schedule, img_shape, 5, batch=512)
+             for name, r in trained.items()}  # fmt: skip
+    table = G.sampler_table(draws, [2, 3], fid, 0)
+    assert list(table.columns) == ["iterations", *noises] and list(table["iterations"]) == [2, 3]
+    values = torch.tensor(table[list(noises)].to_numpy())
+    assert torch.isfinite(values).all() and (values > 0).all()
+    assert feats.calls == [len(real_images)] + [5] * 6  # the reference once, then each cell
+    # a cell is the FID of that model's PC samples
+    x = G.sampler_run(ve_pc, trained["GM-SGM"].denoiser, trained["SGM"].schedule, img_shape, 5)(3, 0)
+    ref = feats(real_images)
+    assert table["GM-SGM"].iloc[1] == pytest.approx(
+        metrics.frechet_distance_features(feats(x.clamp(-1, 1)), ref), rel=1e-9)
