@@ -8,6 +8,7 @@ the library functions the chapter's notebook calls, in its order. (smd_tables: t
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -221,3 +222,86 @@ def test_gm_sgm_tables_full_path(tiny_env, monkeypatch):
     ref = feats(real_images)
     assert table["GM-SGM"].iloc[1] == pytest.approx(
         metrics.frechet_distance_features(feats(x.clamp(-1, 1)), ref), rel=1e-9)
+
+
+# -- gmd_tables: GM-DDPM on CIFAR-10 (configs/gm_ddpm_cifar10.yaml), FID and IS ----------
+
+TINY_GMD = ["train.steps=2", "train.ema_rampup=0.05", "train.batch_size=4", "train.warmup_steps=0",
+            "train.log_every=1", "train.ckpt_every=0", "train.device=cpu", "model.overrides.base.ch=8",
+            "model.overrides.base.ch_mult=[1]", "model.overrides.base.attn_resolutions=[]",
+            "model.overrides.classifier_width=8", "schedule.options.T=6"]  # fmt: skip
+
+
+def fake_torch_fidelity(monkeypatch, tmp_path, shape):
+    """torch-fidelity's weights file (empty), its IS (softmax of the logits, one split) and
+    a projection standing in for its Inception (1008 logits, 64 pool features of uint8
+    images), so that a study scoring ``is`` opens and scores on the CPU."""
+    from types import SimpleNamespace
+
+    from gmdiff import fidelity
+
+    (tmp_path / fidelity.WEIGHTS_FILE).write_bytes(b"")
+    monkeypatch.setenv("GMDIFF_INCEPTION_DIR", str(tmp_path))
+    pool = projection_features(shape, dim=64, seed=1)
+    head = torch.randn(64, 1008, generator=torch.Generator().manual_seed(2)) / 8
+
+    def extractor(u8):
+        f = pool(u8.float() / 127.5 - 1)
+        return f @ head, f
+
+    def isc(logits, splits, shuffle, seed):  # Salimans et al. 2016: exp E KL(p(y|x) || p(y))
+        p = logits.double().softmax(1)
+        kl = (p * (p.log() - p.mean(0, keepdim=True).log())).sum(1).mean()
+        return {"inception_score_mean": float(kl.exp()), "inception_score_std": 0.0}
+
+    lib = SimpleNamespace(metric_isc=SimpleNamespace(isc_features_to_metric=isc))
+    monkeypatch.setitem(sys.modules, "torch_fidelity", lib)
+    monkeypatch.setattr(fidelity, "load_inception", lambda weights_dir, device: (extractor, "stand-in"))
+    return pool
+
+
+def test_gmd_tables_full_path(tiny_env, monkeypatch):
+    """gmd_tables, profile full: the study's base (configs/gm_ddpm_cifar10.yaml) pointed at a
+    fake CIFAR folder, shrunk, trained for two lams and two seeds (P.train_table_models),
+    every lam's runs sampled and scored by P.evaluate_tables with the chapter's ImageScores
+    (FID in the stand-in Inception features, IS through the study's torch-fidelity path),
+    then the paired differences to DDPM that the tables print."""
+    from gmdiff.papers import gm_ddpm as P
+
+    folder = fake_cifar(tiny_env)
+    fake_torch_fidelity(monkeypatch, tiny_env, (3, 32, 32))
+    feats = projection_features((3, 32, 32))
+    monkeypatch.setattr("gmdiff.metrics.inception_features", feats)
+    S = Study.open("gmd_tables", "full", data_dir=folder.parent)
+    cfg, sets = S.sizes, S.images.overrides
+    assert cfg["base"] == "configs/gm_ddpm_cifar10.yaml" and S.images.scores == ("fid", "is")
+    lams, seeds, n = [0.0, 0.2], [0, 1], 6  # full: lams [0, 0.1, 0.2, 1], seeds 0-2, n 50,000
+    reference = S.images.load()[0]
+    classifier, inception = S.images.classifier(), S.images.inception_score(S.device)
+    assert classifier is None and inception is not None
+    score = P.ImageScores(reference, S.images.features(S.device), n, 0, classifier, inception)
+    models = P.train_table_models(cfg["base"], lams, seeds, [*sets, *TINY_GMD])
+    assert sorted(models) == [(lam, s) for lam in lams for s in seeds]
+    for run in models.values():
+        assert run.cfg.data.name == "cifar10" and run.cfg.data.options["data_dir"] == str(folder.parent)
+        assert run.cfg.model.net == "gm_ddpm_cifar10" and run.shape == (3, 32, 32) and run.cfg.train.steps == 2
+
+    def runs_of(lam):  # the chapter's
+        if lam == 0:
+            return ["original (Alg. 3)", *P.SOLVER_RUNS]
+        return list(P.STRATEGY_RUNS) + (list(P.SOLVER_RUNS) if lam == 0.2 else [])
+
+    scores = P.evaluate_tables(models, runs_of, score, n, 2, cfg["batch"])
+    per_model = len(runs_of(0.0)) + len(runs_of(0.2))
+    assert len(scores) == len(seeds) * per_model
+    assert {"fd", "is", "precision", "recall"} <= set(scores.columns)
+    values = torch.tensor(scores[["fd", "is"]].to_numpy(dtype=float))
+    assert torch.isfinite(values).all() and (values[:, 0] > 0).all() and (values[:, 1] >= 1 - 1e-9).all()
+    assert feats.calls[0] == len(reference) and set(feats.calls[1:]) == {n}
+    diffs = P.paired_differences(scores, "fd", lambda r: r if r in P.SOLVER_RUNS else "original (Alg. 3)")
+    assert len(diffs) > 0
+    # a row's FID is that of table_samples from seed 1000 + s, clipped (the chapter's pairing)
+    row = scores[(scores["lam"] == 0.2) & (scores["seed"] == 1)].iloc[0]
+    x = P.table_samples(models[(0.2, 1)], row["run"], n, 1001, 2, cfg["batch"])
+    want = metrics.frechet_distance_features(feats(x.clamp(-1, 1)), feats(reference))
+    assert row["fd"] == pytest.approx(want, rel=1e-9)
