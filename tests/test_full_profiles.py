@@ -305,3 +305,43 @@ def test_gmd_tables_full_path(tiny_env, monkeypatch):
     x = P.table_samples(models[(0.2, 1)], row["run"], n, 1001, 2, cfg["batch"])
     want = metrics.frechet_distance_features(feats(x.clamp(-1, 1)), feats(reference))
     assert row["fd"] == pytest.approx(want, rel=1e-9)
+
+
+# -- x_benchmark: five methods on exact-answer data, at the full profile's D and T -------
+
+
+def test_x_benchmark_full_path(tiny_env):
+    """x_benchmark, profile full (no user data: larger D, T, budgets): the five methods
+    trained by B.train_all on the full profile's ring and D = 256 mixture (budget shrunk to
+    2 steps, T = 200 as in full), B.benchmark's sample scores, the denoiser excess errors
+    and the kernel KLs; then the digits U-Nets scored by ImageScores (a projection for the
+    digit classifier's features)."""
+    from gmdiff import data
+    from gmdiff.papers import cross_paper as B
+    from gmdiff.papers.gm_ddpm import ImageScores
+
+    S = Study.open("x_benchmark", "full")
+    cfg = S.sizes
+    specs = {name: cfg["data"][name] for name in ("ring", "GMM D=256")}  # full: five data sets
+    tiny = {"steps": 2, "batch": 16, "width": 16, "warmup": 0, "ema_rampup": 0.05}
+    budget = B.Budget(**{**cfg["budget"], **tiny})
+    assert budget.T == 200 and specs["GMM D=256"]["d"] == 256
+    trained = B.train_all(B.METHODS, specs, budget, [0], S.device)
+    assert sorted(trained) == sorted((m, d, 0) for m in B.METHODS for d in specs)
+    assert all(r.cfg.train.steps == 2 for r in trained.values())
+    table = B.benchmark(trained, specs, [10], 16, cfg["teleport_scale"])
+    assert set(table["data"]) == set(specs) and set(table["method"]) == set(B.METHODS)
+    assert torch.isfinite(torch.tensor(table["SW2"].to_numpy(dtype=float))).all()
+    errors = B.denoiser_errors(trained, specs, [1, 100], 16, budget.gm_sgm_beta)
+    assert set(errors["t"]) == {1, 100} and torch.isfinite(torch.tensor(errors["excess"].to_numpy(dtype=float))).all()
+    kernels = B.kernel_errors(trained, specs, steps=[2, 50], n_x=4, n_y=4, n_eta=4)
+    assert set(kernels["t"]) == {2, 50} and torch.isfinite(torch.tensor(kernels["KL"].to_numpy(dtype=float))).all()
+    # the digits U-Nets of the images section
+    img = cfg["images"]
+    img_budget = B.Budget(**{**img["budget"], **tiny, "channels": 8, "batch": 4, "T": 20})
+    img_trained = B.train_all(B.METHODS, img["data"], img_budget, [0], S.device)
+    assert {r.shape for r in img_trained.values()} == {(1, 8, 8)}
+    score = ImageScores(data.digits8x8()[0], projection_features((1, 8, 8)), 8, 0)
+    images = B.benchmark(img_trained, img["data"], [10], 8, cfg["teleport_scale"], score)
+    assert set(images["method"]) == set(B.METHODS)
+    assert torch.isfinite(torch.tensor(images["fd"].to_numpy(dtype=float))).all() and (images["fd"] > 0).all()
