@@ -345,3 +345,62 @@ def test_x_benchmark_full_path(tiny_env):
     images = B.benchmark(img_trained, img["data"], [10], 8, cfg["teleport_scale"], score)
     assert set(images["method"]) == set(B.METHODS)
     assert torch.isfinite(torch.tensor(images["fd"].to_numpy(dtype=float))).all() and (images["fd"] > 0).all()
+
+
+# -- GM-SGM's ring and dimension studies (no user data; longer training, larger D) --------
+
+
+def test_gms_dimension_full_path(tiny_env):
+    """gms_dimension, profile full, its trained part: the MLPs of M.mlp_trainer on the full
+    profile's mixture (k = 10, rank 16) at D = 256 (a full-only D; net shrunk to width 64,
+    2 steps), sampled by M.trained_study and scored by its Frechet distance to the
+    mixture's moments, and the excess-error table. (The exact studies before it train
+    nothing: the same functions at larger D.)"""
+    from gmdiff.papers import gm_sgm_dimension as M
+
+    cfg = Study.open("gms_dimension", "full").sizes
+    D, its = 256, [20]  # full: dims [64, 256, 784, 3072], iterations up to 1,000
+    assert D in cfg["dims"] and D not in Study.open("gms_dimension").sizes["dims"]
+    assert cfg["gmm"] == {"k": 10, "rank": 16} and cfg["net"]["depth"] == 4
+    net = {**cfg["net"], "width": 64, "steps": 2, "batch": 16, "ema_rampup": 0.05}
+    train = M.mlp_trainer(net, **cfg["gmm"], bank=[(D, b, 0) for b in (1.0, 2.0)])
+    _, _, prior = train(D, 2.0, 0)
+    assert prior.dim == D and prior.means.shape[0] == 10
+    table, ratios = M.trained_study(train, [D], [1.0, 2.0], [0], its, 32, ratio_iterations=its)
+    assert len(table) == 2 and set(table["beta"]) == {1.0, 2.0} and len(ratios) > 0
+    assert torch.isfinite(torch.tensor(table.select_dtypes("number").to_numpy())).all()
+    excess = M.excess_table(train, [D], [1.0, 2.0], [0], cfg["excess"]["sigmas"][:2], 16)
+    assert len(excess) == 4 and set(excess["D"]) == {D}
+
+
+def test_gms_noise_studies_full_path(tiny_env):
+    """gms_noise_studies, profile full: the four ring models with the full profile's
+    training sets (20,000 steps at batch 512, here 2), trained side by side, GMS-5's
+    trained-vs-optimal distances and the PC samples' SW2 and mode spread."""
+    from gmdiff import data
+    from gmdiff.noise import ScaleMixtureNoise
+    from gmdiff.papers import gm_sgm as G
+    from gmdiff.samplers import ve_pc
+    from gmdiff.schedules import VE
+
+    cfg = Study.open("gms_noise_studies", "full").sizes
+    assert "train.steps=20000" in cfg["sets"]
+    ring = data.ring2d(**G.RING["options"])
+    ve = VE(**G.ring_config({"name": "gm_sgm", "beta": 1.0}).schedule.options)
+    scales = {"SGM": (1.0,), "GM-SGM": (1.0, 2.0), "only large jumps": (2.0,), "{0.5, 2}": (0.5, 2.0)}
+    exact = {k: G.exact_denoiser(ring, s) for k, s in scales.items()}
+    sets = [*cfg["sets"], "train.steps=2", "train.batch_size=16", "train.ema_rampup=0.05"]
+    jobs = [(G.ring_config({"name": "scale_mixture", "scales": list(sc), "alternate": len(sc) > 1},
+                           seed=0, sets=sets), "gms-ring") for sc in scales.values()]  # fmt: skip
+    assert all(c.train.steps == 2 and c.train.batch_size == 16 for c, _ in jobs)
+    trained = {k: r.denoiser for k, r in zip(scales, runs.load_or_train_many(jobs), strict=True)}
+    x0 = ring.sample(64, torch.Generator().manual_seed(2))
+    gms5 = G.trained_vs_optimal(trained["GM-SGM"], trained["SGM"], exact["GM-SGM"], exact["SGM"], x0,
+                                cfg["distance_sigmas"], 0)  # fmt: skip
+    assert len(gms5) > 0 and torch.isfinite(torch.tensor(gms5.select_dtypes("number").to_numpy())).all()
+    true_ring = ring.sample(64, torch.Generator().manual_seed(1)).float()
+    for mixture in (False, True):
+        kw = {"noise": ScaleMixtureNoise((1.0, 2.0))} if mixture else {}
+        x = runs.draw_samples(trained["GM-SGM"], ve, ve_pc, cfg["fail_iterations"][0], (2,), 16, seed=0, **kw)
+        sw2 = metrics.sw2_to_reference(x, true_ring, 0)
+        assert x.shape == (16, 2) and sw2 > 0 and G.mode_spread(x, ring.means, 0.1) >= 0
