@@ -404,3 +404,28 @@ def test_gms_noise_studies_full_path(tiny_env):
         x = runs.draw_samples(trained["GM-SGM"], ve, ve_pc, cfg["fail_iterations"][0], (2,), 16, seed=0, **kw)
         sw2 = metrics.sw2_to_reference(x, true_ring, 0)
         assert x.shape == (16, 2) and sw2 > 0 and G.mode_spread(x, ring.means, 0.1) >= 0
+
+
+# -- smd_method: the toy ring's networks at the full profile's T grid ---------------------
+
+
+def test_smd_method_full_path(tiny_env):
+    """smd_method, profile full: smd.method_study (every network of the chapter: the kernel
+    grid, the n_eta variants and the continuation control) on the full profile's sizes,
+    shrunk to 2 training steps and a few evaluation points, with T = 2 (full only) and 5."""
+    from gmdiff import data
+    from gmdiff.papers import smd
+
+    cfg = Study.open("smd_method", "full").sizes
+    assert 2 in cfg["Ts"] and 2 not in Study.open("smd_method").sizes["Ts"]
+    tiny = {"Ts": [2, 5], "steps": 2, "control_steps": 2, "batch": 16, "n_x": 4, "n_y": 4,
+            "n_eta_eval": 4, "n_samples": 16, "n_etas_train": cfg["n_etas_train"][:2]}  # fmt: skip
+    assert tiny["n_etas_train"] == [1, 2]
+    study = smd.method_study({**cfg, **tiny}, data.ring2d(8, 2.0, 0.1), 0)
+    assert set(study["kl"]["T"]) == {2, 5} and set(study["sw"]["T"]) == {2, 5}
+    assert list(study["n_eta"]["n_eta"]) == [1, 2]
+    assert len(study["adequacy"]) == 2 * len(smd.METHOD_KERNELS) + len(smd.METHOD_KERNELS) - 1
+    for name, column in (("kl", "KL"), ("sw", "SW2"), ("control", "KL")):  # eta spread: NaN for exact kernels
+        assert torch.isfinite(torch.tensor(study[name][column].to_numpy(dtype=float))).all(), name
+    trained = study["kl"][study["kl"]["kernel"].isin(smd.METHOD_KERNELS)]
+    assert torch.isfinite(torch.tensor(trained["eta spread"].to_numpy(dtype=float))).all()
