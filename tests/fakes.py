@@ -31,3 +31,15 @@ def projection_features(shape, dim: int = 6, seed: int = 0):
 
     features.calls = []
     return features
+
+
+def fake_celeba(root, n: int = 6, seed: int = 0):
+    """A folder of n seeded random 178 x 218 JPEGs, the aligned CelebA images' size
+    (:func:`gmdiff.data.load_celeba64` crops and resizes them to 64 x 64); root is returned."""
+    from PIL import Image
+
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, size=(218, 178, 3), dtype=np.uint8)).save(root / f"{i:06d}.jpg")
+    return root

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from fakes import fake_mnist, projection_features
+from fakes import fake_celeba, fake_mnist, projection_features
 from test_data import fake_cifar
 
 from gmdiff import config, metrics, runs, zoo
@@ -222,6 +222,36 @@ def test_gm_sgm_tables_full_path(tiny_env, monkeypatch):
     ref = feats(real_images)
     assert table["GM-SGM"].iloc[1] == pytest.approx(
         metrics.frechet_distance_features(feats(x.clamp(-1, 1)), ref), rel=1e-9)
+
+
+def test_gm_sgm_tables_full_path_on_celeba64(tiny_env, monkeypatch):
+    """gm_sgm_tables, profile full with -p dataset celeba64 (App. A.2's CelebA-64, Tables 2
+    and 5): the dataset's sizes (sigma_max 90, NCSN++ at resolution 64), a GM-SGM model
+    trained on the user's image folder (read lazily, an ImageFolder) and its PC samples'
+    FID against the folder's images (S.images.frechet, a projection for Inception)."""
+    from gmdiff.papers import gm_sgm as G
+    from gmdiff.samplers import ve_pc
+
+    folder = fake_celeba(tiny_env / "celeba")
+    S = Study.open("gm_sgm_tables", "full", data_dir=folder, dataset="celeba64")
+    img_cfg = S["images"]
+    assert img_cfg["sigma_max"] == 90.0 and img_cfg["net_overrides"] == {"resolution": 64}
+    real_images, _ = S.images.load(img_cfg["n"])
+    assert real_images.shape == (6, 3, 64, 64)
+    tiny = {**TINY_NCSNPP, "attn_resolutions": [32]}  # (1, 2) at 64: resolutions 64 and 32
+    img_model = {"net": img_cfg["net"], "overrides": {**img_cfg["net_overrides"], **tiny},
+                 "precond": "edm", "sigma_data": img_cfg["sigma_data"]}  # fmt: skip
+    ve_img = {"name": "ve", "options": {"sigma_min": 0.01, "sigma_max": img_cfg["sigma_max"]}}
+    cfg = G.dsm_config(S.images.config, img_model, ve_img, {"name": "gm_sgm", "beta": 2.0}, steps=2, batch=2,
+                       lr=img_cfg["lr"], seed=0, ema_decay=img_cfg["ema_decay"], ema_rampup=0.05, warmup=0,
+                       device=S.device)  # fmt: skip
+    (run,) = runs.load_or_train_many([(cfg, f"gms-{S.images.name}")])
+    assert run.shape == (3, 64, 64) and run.cfg.data.options["data_dir"] == str(folder)
+    feats = projection_features((3, 64, 64))
+    monkeypatch.setattr("gmdiff.metrics.inception_features", feats)
+    fid = S.images.frechet(real_images, S.device)
+    table = G.sampler_table({"GM-SGM": G.sampler_run(ve_pc, run.denoiser, run.schedule, (3, 64, 64), 4)}, [2], fid, 0)
+    assert table["GM-SGM"].iloc[0] > 0 and feats.calls == [6, 4]
 
 
 # -- gmd_tables: GM-DDPM on CIFAR-10 (configs/gm_ddpm_cifar10.yaml), FID and IS ----------
