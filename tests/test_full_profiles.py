@@ -17,7 +17,7 @@ from fakes import fake_celeba, fake_mnist, projection_features
 from test_data import fake_cifar
 
 from gmdiff import config, metrics, runs, zoo
-from gmdiff.study import Study
+from gmdiff.study import CONFIG_DIR, Study
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -105,6 +105,9 @@ def test_gs_learning_dynamics_full_path(tiny_env, monkeypatch):
     from gmdiff.papers import gs_networks as gn
 
     S, folder = _mnist_study("gs_learning_dynamics", tiny_env, monkeypatch)
+    # the full run files as they are (not shrunk): every snapshot step lies in its run
+    full = {m: config.load_config(CONFIG_DIR / f"{S.models[m]}.yaml").train.steps for m in ("digits", "gmm")}
+    assert max(S["snapshot_steps"]) == full["digits"] and max(S["toy_snapshot_steps"]) <= full["gmm"]
     x, labels, shape = gn.digits_training_set(S)
     denoiser, snapshots = zoo.digits_edm(S, snapshot_steps=[0, 1, 2])  # full: up to 25,000
     _assert_zoo_mnist_run(S, folder)
