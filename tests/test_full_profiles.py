@@ -259,9 +259,11 @@ def test_gm_sgm_tables_full_path_on_celeba64(tiny_env, monkeypatch):
 
 # -- gmd_tables: GM-DDPM on CIFAR-10 (configs/gm_ddpm_cifar10.yaml), FID and IS ----------
 
+# the U-Net's middle block attends at its lowest resolution: three levels keep it at 8 x 8
 TINY_GMD = ["train.steps=2", "train.ema_rampup=0.05", "train.batch_size=4", "train.warmup_steps=0",
             "train.log_every=1", "train.ckpt_every=0", "train.device=cpu", "model.overrides.base.ch=8",
-            "model.overrides.base.ch_mult=[1]", "model.overrides.base.attn_resolutions=[]",
+            "model.overrides.base.ch_mult=[1,2,2]", "model.overrides.base.num_res_blocks=1",
+            "model.overrides.base.attn_resolutions=[]",
             "model.overrides.classifier_width=8", "schedule.options.T=6"]  # fmt: skip
 
 
