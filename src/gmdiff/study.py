@@ -29,7 +29,7 @@ A profile's entries are the chapter's sizes, except ``study``, the resolver's ow
     networks, whose one-thread steps are the fastest on 2 cores; see :mod:`gmdiff.threads`).
 ``models``
     ``{key: run file}``, the run configs (``configs/<file>.yaml``) of the models the chapter
-    trains or loads; the study sets their seed and data folder.
+    trains or loads; the study sets their seed and, for those of its data set, data folder.
 
 A profile may ``extends: <profile>``: its entries are merged over that profile's.
 Everything a profile needs from outside (the data folder, clean-fid's Inception weights,
