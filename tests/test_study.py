@@ -4,10 +4,9 @@ profiles name models of their own, and the study's metric is the library's."""
 
 from __future__ import annotations
 
-import gzip
-
 import pytest
 import torch
+from fakes import fake_mnist
 from test_data import fake_cifar
 
 from gmdiff import metrics
@@ -59,24 +58,36 @@ def test_a_profile_on_user_data_refuses_to_open_without_it(chapter, profile, tmp
         assert DATASETS[name].howto in str(err.value)  # says how to provide it
 
 
-def _fake_mnist(root):
-    root.mkdir(parents=True, exist_ok=True)
-    header = b"".join(int(v).to_bytes(4, "big") for v in (2051, 2, 28, 28))
-    with gzip.open(root / "train-images-idx3-ubyte.gz", "wb") as f:
-        f.write(header + bytes(2 * 28 * 28))
-    return root
-
-
 def test_fid_profiles_check_the_inception_weights_at_open(tmp_path, monkeypatch):
     monkeypatch.setenv("GMDIFF_INCEPTION_DIR", str(tmp_path / "no-weights"))
     cifar = fake_cifar(tmp_path / "cifar").parent
     with pytest.raises(FileNotFoundError, match="Inception weights"):
         Study.open("smd_tables", "full", data_dir=cifar)
     # a chapter that trains on MNIST but scores no samples needs no Inception weights
-    mnist = _fake_mnist(tmp_path / "mnist")
+    mnist = fake_mnist(tmp_path / "mnist")
     study = Study.open("gs_score_structure", "full", data_dir=mnist)
     assert study.images.metric == "FID" and study.images.overrides == [f'data.options.data_dir="{mnist}"']
     assert study.run_config("digits").data.options["data_dir"] == str(mnist)
+
+
+def test_a_model_of_other_data_keeps_its_own_data_section(tmp_path, monkeypatch, keep_threads):
+    """The full GS studies train on MNIST beside the zoo's toy GMM: the user's folder goes
+    to the MNIST model only (the GMM's loader takes no data_dir: it used to be refused)."""
+    from gmdiff import runs
+    from gmdiff.config import load_config
+    from gmdiff.study import CONFIG_DIR
+
+    monkeypatch.setattr("gmdiff.metrics.inception_weights_dir", lambda *a: tmp_path)  # gs_teleportation
+    mnist = fake_mnist(tmp_path / "mnist")
+    for chapter in ("gs_score_structure", "gs_learning_dynamics", "gs_teleportation"):
+        study = Study.open(chapter, "full", data_dir=mnist)
+        gmm = study.run_config("gmm", seed=3)
+        assert gmm.data.name == "low_rank_gmm" and "data_dir" not in gmm.data.options
+        own = load_config(CONFIG_DIR / "zoo/gmm_mlp_full.yaml").data.options
+        assert gmm.train.seed == 3 and gmm.data.options == own
+        sample, _ = runs.data_of(gmm)  # its loader accepts the options
+        assert sample(5, torch.Generator().manual_seed(0)).shape == (5, 16)
+        assert study.run_config("digits").data.options["data_dir"] == str(mnist)
 
 
 def test_the_full_profiles_train_models_of_their_own():

@@ -29,7 +29,7 @@ A profile's entries are the chapter's sizes, except ``study``, the resolver's ow
     networks, whose one-thread steps are the fastest on 2 cores; see :mod:`gmdiff.threads`).
 ``models``
     ``{key: run file}``, the run configs (``configs/<file>.yaml``) of the models the chapter
-    trains or loads; the study sets their seed and data folder.
+    trains or loads; the study sets their seed and, for those of its data set, data folder.
 
 A profile may ``extends: <profile>``: its entries are merged over that profile's.
 Everything a profile needs from outside (the data folder, clean-fid's Inception weights,
@@ -243,13 +243,17 @@ class Study:
 
     def run_config(self, model: str, *, seed: int | None = None) -> RunConfig:
         """The run config of the study's model ``model`` (``configs/<file>.yaml`` named in
-        ``models``), with this study's seed (or ``seed``) and data folder."""
+        ``models``), with this study's seed (or ``seed``) and, when it trains on the study's
+        data set, data folder (a model of other data, e.g. the zoo's toy GMM beside MNIST,
+        keeps its own data section)."""
         if model not in self.models:
             raise KeyError(f"{self.chapter} ({self.profile}) has no model {model!r}; known: {sorted(self.models)}")
+        path = CONFIG_DIR / f"{self.models[model]}.yaml"
         sets = [f"train.seed={self.seed if seed is None else seed}"]
-        if self.images is not None:
-            sets += self.images.overrides
-        return load_config(CONFIG_DIR / f"{self.models[model]}.yaml", sets)
+        cfg = load_config(path, sets)
+        if self.images is None or not self.images.overrides or cfg.data.name != self.images.name:
+            return cfg
+        return load_config(path, [*sets, *self.images.overrides])
 
     def cache_name(self, model: str) -> str:
         """The cache folder prefix of the model: its run file's name."""
