@@ -562,6 +562,17 @@ def _gm_ddpm_sample(per_coordinate: bool = False, **options):
 
 
 lib(
+    "ncsnpp-scale-by-sigma-under-edm",
+    "NCSN++ with scale_by_sigma wrapped in EDM's preconditioning",
+    lambda env: __import__("gmdiff.runs").runs.build(
+        __import__("gmdiff.cli").cli.load_config(
+            "configs/ncsnpp_cifar10_ve.yaml", ["model.precond=edm", "model.sigma_data=0.5"]
+        )
+    ),
+    "divides its output by exp(c_noise) (scale_by_sigma)",
+    "set model.overrides.scale_by_sigma: false",
+)
+lib(
     "gm-ddpm-variance",
     "`sample.options.variance: eq35` for gm_ddpm",
     lambda env: _gm_ddpm_sample(variance="eq35"),

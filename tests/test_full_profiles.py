@@ -238,7 +238,7 @@ def test_gm_sgm_tables_full_path_on_celeba64(tiny_env, monkeypatch):
     folder = fake_celeba(tiny_env / "celeba")
     S = Study.open("gm_sgm_tables", "full", data_dir=folder, dataset="celeba64")
     img_cfg = S["images"]
-    assert img_cfg["sigma_max"] == 90.0 and img_cfg["net_overrides"] == {"resolution": 64}
+    assert img_cfg["sigma_max"] == 90.0 and img_cfg["net_overrides"] == {"resolution": 64, "scale_by_sigma": False}
     real_images, _ = S.images.load(img_cfg["n"])
     assert real_images.shape == (6, 3, 64, 64)
     tiny = {**TINY_NCSNPP, "attn_resolutions": [32]}  # (1, 2) at 64: resolutions 64 and 32

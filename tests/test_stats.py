@@ -60,6 +60,7 @@ def test_a_number_finer_than_its_noise_is_not_printed():
     assert stats.fmt(-0.0004, 0.025, signed=True) == "+0.000"  # no "-0"
     assert stats.fmt_mean_ci([181.0, 187.0, 190.0]) == "186 ± 11"
     assert stats.fmt_mean_ci([0.0123, 0.0123, 0.0123]) == "0.0123"  # no spread: an exact value
+    assert stats.fmt_mean_ci([-7.79e-16, 2e-16, 0.0]) == "0"  # an exact zero's round-off
     assert stats.fmt_mean_ci([1.10462874884, 1.10462874890, 1.10462874878]) == "1.1"  # round-off spread
     assert stats.fmt_pm(0.120, 0.036) == "0.12 ± 0.04"
     assert stats.fmt_pm(0.0348, 0.0257, signed=True) == "+0.035 ± 0.026"

@@ -154,6 +154,13 @@ def models_of(cfg: RunConfig, schedule) -> tuple[nn.Module, nn.Module, Any]:
             "model.precond = 'vp' needs a VP schedule (schedule.name vp_linear, ddpm_linear "
             f"or ddpm_cosine), got schedule.name = {cfg.schedule.name!r}"
         )
+    if getattr(net_cfg, "scale_by_sigma", False) and cfg.model.precond != "score":
+        raise ValueError(
+            f"model.net = {cfg.model.net!r} divides its output by exp(c_noise) "
+            "(scale_by_sigma), which is sigma only under model.precond: score "
+            f"(c_noise = log sigma); under {cfg.model.precond!r} set "
+            "model.overrides.scale_by_sigma: false (the preconditioning scales the output)"
+        )
     if cfg.loss.name == "gm_ddpm" and not isinstance(net_cfg, nets.GMDDPMConfig):
         raise ValueError(
             f"loss.name = 'gm_ddpm' trains a GM-DDPM network (eps net + component classifier); "

@@ -148,11 +148,12 @@ def too_fine(text: str) -> list[tuple[str, str]]:
 def fmt_mean_ci(values: Sequence[float]) -> str:
     """ "mean ± half-width" of the 95 % t-interval over seeds, at its noise level; values
     that vary over the seeds by round-off only (a half-width under 1e-9 of max(1, |mean|):
-    an exact quantity) print alone, to three digits."""
+    an exact quantity) print alone, to three digits, and a mean within 1e-9 of 0 prints
+    as 0 (an exact zero's round-off, "-7.79e-16", says nothing)."""
     mean, _, high = t_interval(values)
     if high - mean > 1e-9 * max(1.0, abs(mean)):
         return fmt_pm(mean, high - mean)
-    return f"{mean:.3g}"
+    return "0" if abs(mean) < 1e-9 else f"{mean:.3g}"
 
 
 def paired_table(
