@@ -260,7 +260,7 @@ if len(img_seeds) > 1:
     for table in G.seed_summary(per_seed, S.images.metric):
         display(table)
 print(f"{len(img_seeds)} seed(s) in this run; paper: Table 1 above (CIFAR-10 FID) and App. A.5:")
-print(G.TEXT_NUMBERS[G.TEXT_NUMBERS["where"] == "A.5"].to_string(index=False))
+G.TEXT_NUMBERS[G.TEXT_NUMBERS["where"] == "A.5"].set_index("where")
 
 # %% [markdown]
 # **Controls** (seed `seed`): the EMA the tables use and the raw weights of the same
@@ -316,11 +316,17 @@ if G.LONG_RESULTS.is_file():
     print(f"stored run: profile {meta['profile']}, seeds {meta['seeds']}, commit {meta['commit']}, "
           f"{meta['date']};\ndigits part {meta['minutes']:.0f} minutes on {meta['machine']}, "
           f"models {meta['models']}")
+    print("training adequacy of every digits model:")
     display(runs.adequacy_table(long["adequacy"].to_dict("records"), ["model", "seed", "steps"]))
+    print("FD-digits of every seed (columns: PC iterations):")
     display(long["per_seed"].pivot_table(index=["model", "seed"], columns="iterations", values="FD")
             .round(0).astype(int))  # fmt: skip
-    for table in G.seed_summary(long["per_seed"], S.images.metric):
-        display(table)
+    mean_ci, paired = G.seed_summary(long["per_seed"], S.images.metric)
+    print("mean ± 95 % interval over the seeds:")
+    display(mean_ci)
+    print("paired against the SGM, seed by seed:")
+    display(paired)
+    print("controls: raw weights and twice the steps (columns: PC iterations):")
     display(long["controls"].pivot_table(index=["model", "training steps", "weights"],
                                          columns="iterations", values="FD").round(0).astype(int))
 else:

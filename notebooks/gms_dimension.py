@@ -185,9 +185,11 @@ axes[0].set_xlabel("PC iterations")
 axes[0].set_ylabel("SGM - GM-SGM relative FD")
 axes[0].set_title("gap (> 0: GM-SGM better)", fontsize=10)
 axes[0].legend(fontsize=9)
+dims = sorted(table["D"].unique())  # one colour per D in both panels, the line style per model
 for (D, model), g in table.groupby(["D", "model"]):
     m = g.groupby("iterations")["max |shell distance|"].mean()
-    axes[1].plot(m.index, m.values, "o-" if model == "SGM" else "s--", label=f"{model}, D = {D}")
+    axes[1].plot(m.index, m.values, "o-" if model == "SGM" else "s--", color=f"C{dims.index(D)}",
+                 label=f"{model}, D = {D}")
 axes[1].set_xscale("log")
 axes[1].set_yscale("log")
 axes[1].set_xlabel("PC iterations")
@@ -343,7 +345,7 @@ ls.join(comparison[["seeds", "difference [95 % CI]", "direction"]])
 # %%
 print(f"longer-training control, seed {meta['seeds'][0]}:\nrelative FD at {net['steps']:,} and "
       f"{net['steps'] * meta['sizes']['control']['longer']:,} steps (columns: PC iterations)")
-display(M.control_summary(long["control"]).round(3))
+display(M.control_summary(long["control"]).round(3) + 0.0)  # + 0.0: no "-0.000"
 print("excess / optimum of the same nets (columns: sigma)")
 M.excess_summary(long["control_excess"], by=["D", "steps", "model"])
 

@@ -76,6 +76,9 @@ top = gauss.eigenvalues[:10].sqrt()
 print(f"N = {x.shape[0]}, D = {x.shape[1]}, sqrt(lambda_max) = {top[0]:.2f}, "
       f"sqrt(tr Sigma) = {gauss.eigenvalues.sum().sqrt():.2f}")
 gmm_name = next(m for m in models if m.startswith("GMM"))  # per class when labels exist
+colour = {name: f"C{i}" for i, name in enumerate(models)}  # one colour per model in every figure
+colour |= {"Gaussian (Eq. 15)": colour["Gaussian"], "Gaussian (exact moments)": colour["Gaussian"],
+           "exact GMM": colour[gmm_name]}  # the same model, computed another way
 print("idealised models:", *models, sep="\n  ")
 
 # %% [markdown]
@@ -105,8 +108,8 @@ fig, axs = plt.subplots(1, 2, figsize=(8.2, 4), sharey=True)
 for ax, (q, title) in zip(axs, [("noise", r"queries $\sim\mathcal{N}(0,\sigma^2 I)$ (paper)"),
                                  ("data", r"queries $y_i + \sigma\epsilon$ (noised data)")]):
     for name, t in fuv[q].groupby("model", sort=False):
-        ax.plot(t["sigma"], t["FUV"], "o-", ms=3, label=name)
-        ax.fill_between(t["sigma"], t["FUV q25"], t["FUV q75"], alpha=0.15)
+        ax.plot(t["sigma"], t["FUV"], "o-", ms=3, color=colour[name], label=name)
+        ax.fill_between(t["sigma"], t["FUV q25"], t["FUV q75"], color=colour[name], alpha=0.15)
     for s in top:
         ax.axvline(float(s), color="grey", lw=0.5, ls=":")
     ax.axhline(0.01, color="k", lw=0.8, ls="--")
@@ -211,7 +214,7 @@ toy_fuv.pivot(index="sigma", columns="model", values="FUV")[list(toy_models)].ma
 # %% mystnb={"figure": {"caption": "The same measurement for the MLP trained on a Gaussian mixture with known score: FUV against the exact mixture score (how well the network learned), the Gaussian with the mixture's exact mean and covariance, and the isotropic model.", "name": "fig-gs-structure-toy"}, "image": {"alt": "Log-log plot of the MLP score's FUV against the noise level for three models, with a dashed line at 0.01."}}
 fig, ax = plt.subplots(figsize=(6.5, 3.8))
 for name, t in toy_fuv.groupby("model", sort=False):
-    ax.plot(t["sigma"], t["FUV"], "o-", ms=3, label=name)
+    ax.plot(t["sigma"], t["FUV"], "o-", ms=3, color=colour[name], label=name)
 ax.axhline(0.01, color="k", lw=0.8, ls="--")
 ax.set(xscale="log", yscale="log", xlabel=r"noise level $\sigma$",
        ylabel="FUV of the MLP score (Eq. 28)",
@@ -257,8 +260,8 @@ fig, axs = plt.subplots(1, 2, figsize=(8.2, 4))
 for ax, qty in zip(axs, ["x_t", "D"]):
     for name, t in dev[dev.quantity == qty].groupby("model", sort=False):
         t = t[(t["sigma"] > 0) & (t["step"] > 0)]  # step 0 is the shared start x_T
-        ax.plot(t["sigma"], t["MSE"], "o-", ms=3, label=name)
-        ax.fill_between(t["sigma"], t["q25"], t["q75"], alpha=0.15)
+        ax.plot(t["sigma"], t["MSE"], "o-", ms=3, color=colour[name], label=name)
+        ax.fill_between(t["sigma"], t["q25"], t["q75"], color=colour[name], alpha=0.15)
     ax.axhline(0.01, color="k", lw=0.8, ls="--")
     ax.set(xscale="log", yscale="log", xlabel=r"noise level $\sigma_t$ (sampling: right to left)",
            ylabel=f"MSE to the network's {'$x_t$' if qty == 'x_t' else '$D(x_t)$'}")

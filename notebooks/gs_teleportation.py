@@ -344,7 +344,7 @@ def at_skips(g: pd.DataFrame) -> str:
 
 glue("exact_seeds", "; ".join(f"seed {s}: {at_skips(g)}" for s, g in exact.groupby(level="seed")), display=False)
 glue("digits_skip10", f"{digit_table.set_index('skip').loc[10, f'{quality} change (%)']:.0f}%", display=False)
-across.round(1).set_index(["setting", "seed", "skip"])
+across.round(1).replace(-0.0, 0.0).set_index(["setting", "seed", "skip"])  # no "-0.0"
 
 # %% [markdown]
 # What differs from the paper: the data (a 16-dimensional toy mixture and 8x8 digits,

@@ -52,7 +52,14 @@ plotting.style()
 pd.set_option("display.precision", 3)
 cfg = Study.open("smd_method", profile).sizes
 ring = data.ring2d(8, 2.0, 0.1)  # configs/smd_toy.yaml's data
-cfg
+
+
+def e1(v: float) -> str:
+    """A spread's size to two digits; an exact 0 as 0."""
+    return "0" if v == 0 else f"{v:.1e}"
+
+
+pd.DataFrame({"size": list(cfg), f"profile {profile}": [str(v) for v in cfg.values()]}).set_index("size")
 
 # %% [markdown]
 # ## SMD-5: the model, and where it follows the authors' code
@@ -142,7 +149,7 @@ spread = kl[kl["kernel"].isin(smd.METHOD_KERNELS)].pivot_table(
     index=["T", "t"], columns="kernel", values="eta spread"
 )[list(smd.METHOD_KERNELS)]
 spread["exact between-mode spread"] = kl.groupby(["T", "t"])["posterior between-mode spread"].first()
-spread.map("{:.1e}".format)
+spread.map(e1)
 
 # %% mystnb={"figure": {"caption": "Per-step KL divergence from the exact reverse step to each trained kernel, for the longest chain: mean over $x_t$ with its standard error.", "name": "fig-smd-method-kl"}, "image": {"alt": "Log-scale plot of the per-step KL in nats against the step t, one line with error bars per kernel."}}
 fig, ax = plt.subplots(figsize=(7.5, 4.2))
@@ -195,7 +202,7 @@ plt.show()
 ctrl = study["control"]
 ctrl_kernels = ["start (min of 4)", "then SMD (Eq. 15)", "then SMD, min of 4 eta"]
 pd.concat({
-    "eta spread": ctrl.pivot_table(index="t", columns="kernel", values="eta spread")[ctrl_kernels].map("{:.1e}".format),
+    "eta spread": ctrl.pivot_table(index="t", columns="kernel", values="eta spread")[ctrl_kernels].map(e1),
     "KL": ctrl.pivot_table(index="t", columns="kernel", values="KL")[ctrl_kernels].round(3),
 }, axis=1)  # fmt: skip
 
@@ -254,7 +261,7 @@ timing.drop(columns="seconds").set_index("n_eta").round(2)
 # NBVAL_TOLERANCE abs=0.01  (measured: no change across three CPU kernel paths)
 n_eta = study["n_eta"].set_index("n_eta")
 n_eta.assign(**{"sum of KL": n_eta["sum of KL"].round(2),
-                "max eta spread": n_eta["max eta spread"].map("{:.1e}".format)})  # fmt: skip
+                "max eta spread": n_eta["max eta spread"].map(e1)})  # fmt: skip
 
 # %% [markdown]
 # Paired over the three seeds, 4 draws against 1 change the summed KL by

@@ -127,7 +127,7 @@ print("GM-DDPM's Alg. 2 takes all T = 50 steps)")
 summary["SW2"].unstack(["data", "NFE budget"]).map(lambda v: "-" if pd.isna(v) else f"{v:.2f}")
 
 # %% mystnb={"figure": {"caption": "SW2 against NFE on each toy data set, for the eps networks (left) and the score models (right): mean over the three seeds with 95 % t-intervals (the points of one NFE are set slightly apart); the black line is the floor, exact samples against the same references. GM-DDPM's ancestral sampler has one point, at NFE $=T=50$.", "name": "fig-x-benchmark-toy"}, "image": {"alt": "Pairs of log-log panels, one row per toy data set, of SW2 against NFE with error bars, one line per method and sampler, and a black floor line."}}
-from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 colors = dict(zip(B.METHODS, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
 marks = {"ancestral": "-o", "DDIM": ":s", "DPM-Solver": "--^", "PC": "-o", "Heun": "--^",
@@ -147,7 +147,7 @@ def plot_vs_nfe(ax, sub, value, nfes):
     ax.set(xscale="log", yscale="log", xticks=nfes, xlabel="NFE")
     ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # 0.1, 0.2, 0.5, 1, ...
     for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_formatter(ScalarFormatter())
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 0.05, 1, 20
         axis.set_minor_formatter(NullFormatter())
 
 
@@ -159,7 +159,7 @@ for row, name in enumerate(specs):
         ax.axhline(floor.loc[name, "SW2"], color="k", lw=0.8, label="exact samples")
         ax.set(ylabel="SW2", title=f"{name}: {family}")
 for col in range(2):
-    axs[-2 + col].legend(*axs[col].get_legend_handles_labels(), fontsize=7, ncols=2,
+    axs[-2 + col].legend(*axs[col].get_legend_handles_labels(), fontsize=9, ncols=2,
                         loc="upper center", bbox_to_anchor=(0.5, -0.25))  # fmt: skip
 plt.show()
 
@@ -328,7 +328,7 @@ for ax, (family, methods) in zip(axs, families.items(), strict=True):
     plot_vs_nfe(ax, images[images["method"].isin(methods)], "fd", img["nfes"])
     ax.axhline(img_floor["fd"], color="k", lw=0.8, label="real digits")
     ax.set(ylabel="FD-digits", title=f"8x8 digits: {family}")
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncols=2)
+    ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncols=2)
 plt.show()
 
 # %% [markdown]

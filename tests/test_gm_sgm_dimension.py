@@ -209,11 +209,13 @@ def test_excess_summary_and_ranges_read_the_seed_means():
     assert one.loc[(3, "SGM"), 1.0] == "1"
     r = M.excess_ranges(t)
     assert r == {
-        "large_sgm": "1.5-1.5",
-        "large_gmsgm": "15-15",
-        "small_sgm": "5.5-5.5",
-        "small_gmsgm": "55-55",
+        "large_sgm": "1.5 to 1.5",
+        "large_gmsgm": "15 to 15",
+        "small_sgm": "5.5 to 5.5",
+        "small_gmsgm": "55 to 55",
     }
+    t.loc[t["model"] == "GM-SGM", "excess / optimum"] *= 20  # 300 to 1,100: no exponent
+    assert M.excess_ranges(t)["small_gmsgm"] == "1100 to 1100"
 
 
 def test_control_summary_is_gm_sgm_minus_sgm_per_budget():

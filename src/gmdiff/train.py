@@ -452,7 +452,10 @@ class Trainer:
     def _train_step(self, step: int, batch: Tensor | None = None) -> Tensor:
         """One optimizer step; ``batch`` is this step's batch when a loader read it."""
         cfg = self.config
-        torch.manual_seed(step_seed(cfg.seed, step, "global"))
+        seed = step_seed(cfg.seed, step, "global")  # torch's global generators (dropout)
+        torch.default_generator.manual_seed(seed)  # what torch.manual_seed sets on the CPU,
+        if self.device.type == "cuda":  # without its ~0.2 ms of lazy seeding of CUDA, XPU
+            torch.cuda.manual_seed_all(seed)  # and MTIA (a stack trace each) on CPU runs
         g_data = torch.Generator().manual_seed(step_seed(cfg.seed, step, "data"))
         g_noise = torch.Generator(self.device).manual_seed(step_seed(cfg.seed, step, "noise"))
         with self._batches.rows():

@@ -570,16 +570,19 @@ def control_summary(control: pd.DataFrame, value: str = "relative FD") -> pd.Dat
 def excess_ranges(
     excess: pd.DataFrame, threshold: float = 0.5, value: str = "excess / optimum"
 ) -> dict[str, str]:
-    """ "min-max" (two significant digits) of ``value``'s mean over seeds, over D and the
-    sigmas of a band, per model: keys ``large_sgm`` / ``large_gmsgm`` (sigma >= ``threshold``)
-    and ``small_sgm`` / ``small_gmsgm`` (below), for prose."""
+    """ "min to max" (two significant digits, no exponent) of ``value``'s mean over seeds,
+    over D and the sigmas of a band, per model: keys ``large_sgm`` / ``large_gmsgm`` (sigma
+    >= ``threshold``) and ``small_sgm`` / ``small_gmsgm`` (below), for prose."""
+
+    def two(v: float) -> str:
+        return f"{float(f'{v:.2g}'):g}"  # 190, 17, 0.012
     mean = excess.groupby(["D", "model", "sigma"])[value].mean().reset_index()
     out = {}
     for band, rows in [("large", mean["sigma"] >= threshold), ("small", mean["sigma"] < threshold)]:
         for model, name in [("SGM", "sgm"), ("GM-SGM", "gmsgm")]:
             v = mean.loc[rows & (mean["model"] == model), value]
             if len(v):
-                out[f"{band}_{name}"] = f"{v.min():.2g}-{v.max():.2g}"
+                out[f"{band}_{name}"] = f"{two(v.min())} to {two(v.max())}"
     return out
 
 
