@@ -78,7 +78,8 @@ def times_table(data: dict) -> str:
         )
     walls = [v["wall_seconds"] for v in nbs.values() if "wall_seconds" in v]
     wall_total = f"**{sum(walls):.0f}**" if len(walls) == len(nbs) else "-"
-    lines.append(f"| **total** | | **{total:.0f}** ({total / 60:.1f} min) | {wall_total} | |")
+    label = "**total**" if workers == 1 else f"**sum** ({workers} at a time)"
+    lines.append(f"| {label} | | **{total:.0f}** ({total / 60:.1f} min) | {wall_total} | |")
     return "\n".join(lines)
 
 
