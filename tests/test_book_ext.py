@@ -57,6 +57,7 @@ PAGES = {
         'nb_execution_mode = "off"\n'
     ),
     "README.md": "# The small book\n",
+    "_config.yml": "repository:\n  url: https://example.org/gmdiff\n",
     "book/intro.md": (
         "# Intro\n\n```{claims-map}\n```\n\n```{verdict-tally}\n```\n\n"
         f"```{{toctree}}\ngm_sgm\nclaims\n../chap\n../notebooks/{CHAPTER}\n```\n"
@@ -228,8 +229,9 @@ def test_every_page_links_the_source_archive_of_its_commit(small_book):
         link = line[0].find("a")
         assert link.get_text() == "Download the source of this build"
         assert (page.parent / link["href"]).resolve() == archive.resolve(), page.name
-        assert f"commit {commit[:12]})" in " ".join(line[0].get_text().split())
-        assert "repository" not in line[0].get_text()  # the small book names none
+        text = " ".join(line[0].get_text().split())
+        assert text.endswith(f"of commit {commit[:12]}). The repository.")  # its _config.yml's
+        assert line[0].find_all("a")[-1]["href"] == "https://example.org/gmdiff"
 
 
 def test_the_archive_holds_the_commit_not_uncommitted_edits(tmp_path):
@@ -253,6 +255,7 @@ def test_the_archive_holds_the_commit_not_uncommitted_edits(tmp_path):
 
 def test_a_book_built_outside_git_has_no_archive_and_says_why(tmp_path):
     _make_book(tmp_path, git=False)
+    (tmp_path / "_config.yml").unlink()  # and it names no repository
     html = _build(tmp_path)
     assert list((html / "_downloads").glob("*.tar.gz")) == []
     for page in (html / "chap.html", html / "notebooks" / f"{CHAPTER}.html"):
@@ -260,6 +263,14 @@ def test_a_book_built_outside_git_has_no_archive_and_says_why(tmp_path):
         assert line.find("a") is None
         text = " ".join(line.get_text().split())
         assert text == "No source download: the build's commit is unknown (not a git checkout)."
+
+
+def test_the_repository_is_the_one_the_book_config_names(tmp_path):
+    assert book_ext.repository_url(tmp_path) == ""  # no _config.yml
+    (tmp_path / "_config.yml").write_text("title: t\nrepository:\n  branch: main\n")
+    assert book_ext.repository_url(tmp_path) == ""  # not Jupyter Book's default URL
+    (tmp_path / "_config.yml").write_text("repository:\n  url: https://example.org/r\n")
+    assert book_ext.repository_url(tmp_path) == "https://example.org/r"
 
 
 # --- chapters: papermill commands, cold time, files -----------------------------------
@@ -275,7 +286,7 @@ def test_a_chapter_page_shows_how_to_run_it_and_its_files(small_book):
     run = f"papermill notebooks/{CHAPTER}.py out.ipynb -p profile"
     assert commands == [f"{run} ci", f"{run} full -p data_dir <folder>"]
     text = " ".join(block.get_text(" ").split())
-    assert "(cold: 123 s on the 2-core CI machine (two chapters at a time))" in text
+    assert "cold: 123 s (2 min) on the 2-core CI machine (two chapters at a time). Its" in text
     links = {a.get_text(): (page.parent / a["href"]).resolve() for a in block.find_all("a")}
     assert list(links) == [f"{CHAPTER}.py", f"{CHAPTER}.ipynb"]
     for name, target in links.items():  # copies of the chapter's files

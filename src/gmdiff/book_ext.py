@@ -40,6 +40,7 @@ from collections import Counter
 from pathlib import Path
 from typing import ClassVar
 
+import yaml
 from docutils import nodes
 from docutils.parsers.rst import Directive, directives
 from docutils.statemachine import StringList
@@ -307,6 +308,15 @@ def source_html(stamp: dict[str, str], href: str | None, repository: str = "") -
     return f'<p class="source-download">{text}</p>'
 
 
+def repository_url(srcdir: str | Path) -> str:
+    """``repository.url`` of the book's ``_config.yml`` ("" when it names none). Read from
+    the file, not from the theme: Jupyter Book fills the theme's ``repository_url`` with its
+    own repository when the book names none."""
+    path = Path(srcdir) / "_config.yml"
+    book = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+    return ((book or {}).get("repository") or {}).get("url") or ""
+
+
 def _chapters(srcdir: Path) -> list[str]:
     """The chapters: ``notebooks/<chapter>.ipynb`` with its ``.py`` beside it."""
     found = sorted((srcdir / "notebooks").glob("*.ipynb"))
@@ -342,7 +352,9 @@ def cold_time(times: dict, chapter: str) -> str:
     workers = times.get("run", {}).get("workers", 1)
     at_a_time = {1: "one chapter", 2: "two chapters"}.get(workers, f"{workers} chapters")
     machine = f"the {cpus}-core CI machine" if cpus else "the CI machine"
-    return f"cold: {entry['seconds']:.0f} s on {machine} ({at_a_time} at a time)"
+    seconds = entry["seconds"]
+    minutes = f" ({seconds / 60:.0f} min)" if seconds >= 120 else ""
+    return f"cold: {seconds:.0f} s{minutes} on {machine} ({at_a_time} at a time)"
 
 
 def chapter_html(chapter: str, commands: list[str], cold: str, hrefs: dict[str, str]) -> str:
@@ -354,9 +366,8 @@ def chapter_html(chapter: str, commands: list[str], cold: str, hrefs: dict[str, 
         for suffix, h in hrefs.items()
     )
     return (
-        f'<div class="chapter-run"><p>Run this chapter from the repository root '
-        f"({cold or 'no cold time stored'}):<br/>{lines}"
-        f"Its files: {files}</p></div>"
+        f'<div class="chapter-run"><p>Run this chapter from the repository root:<br/>{lines}'
+        f"{html.escape(cold or 'no cold time stored')}. Its files: {files}</p></div>"
     )
 
 
@@ -367,6 +378,7 @@ def _stamp_config(app, config):
     srcdir = Path(app.srcdir)
     config.gmdiff_build_stamp = build_stamp(srcdir)
     config.gmdiff_commit = _git(srcdir, "rev-parse", "HEAD")
+    config.gmdiff_repository = repository_url(srcdir)
     path = srcdir / "results" / "notebook_times.json"
     times = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     config.gmdiff_chapters = {
@@ -381,9 +393,8 @@ def _stamp_page(app, pagename, templatename, context, doctree):
     config, pathto = app.config, context["pathto"]
     commit = config.gmdiff_commit
     href = pathto(f"_downloads/{archive_name(commit)}", 1) if commit else None
-    repository = context.get("theme_repository_url") or ""
     stamp = config.gmdiff_build_stamp
-    footer = stamp_html(stamp) + source_html(stamp, href, repository)
+    footer = stamp_html(stamp) + source_html(stamp, href, config.gmdiff_repository)
     context["theme_extra_footer"] = (context.get("theme_extra_footer") or "") + footer
     if pagename in config.gmdiff_chapters and "body" in context:
         commands, cold = config.gmdiff_chapters[pagename]
@@ -479,6 +490,7 @@ def setup(app):
     app.add_directive("verdict-tally", VerdictTally)
     app.add_config_value("gmdiff_build_stamp", {}, "html")
     app.add_config_value("gmdiff_commit", "", "html")
+    app.add_config_value("gmdiff_repository", "", "html")
     app.add_config_value("gmdiff_chapters", {}, "html")
     app.connect("config-inited", _stamp_config)
     app.connect("html-page-context", _stamp_page)
