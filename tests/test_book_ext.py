@@ -1,6 +1,7 @@
 """The book's Sphinx extension (gmdiff.book_ext) on a small book built in seconds: the build
-stamp, the claim anchors, the verdict tally and the claims map's colours in light and dark
-mode; and the table of contents' order (each paper's overview leads to its chapters).
+stamp, the source archive, the chapters' papermill commands, the claim anchors, the verdict
+tally and the claims map's colours in light and dark mode; and the table of contents' order
+(each paper's overview leads to its chapters).
 
 The small book is a git repository made for the test, with its own ``book/claims.yml``, so
 the commit the stamp must show and the counts the tally must show are known only here.
@@ -15,17 +16,20 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 from collections import Counter
 from pathlib import Path
 
+import nbformat
 import numpy
+import papermill  # noqa: F401 (first: its entry points import gmdiff.papermill_io)
 import pytest
 import torch
 import yaml
 from bs4 import BeautifulSoup
 
 import gmdiff
-from gmdiff import book_ext, ledger
+from gmdiff import book_ext, ledger, papermill_io
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -40,16 +44,23 @@ CLAIMS = [
     ("X-1", "not yet run"),
 ]
 
+#: The small book's chapter: a real chapter's name (its study's full profile trains on MNIST,
+#: which is not shipped), with a notebook of its own.
+CHAPTER = "gs_teleportation"
+
 PAGES = {
     "conf.py": (
-        'extensions = ["myst_parser", "gmdiff.book_ext"]\n'
+        'extensions = ["myst_nb", "gmdiff.book_ext"]\n'
         'html_theme = "sphinx_book_theme"\n'
         'root_doc = "book/intro"\n'
-        'exclude_patterns = ["_build"]\n'
+        'exclude_patterns = ["_build", "README.md"]\n'
+        'nb_execution_mode = "off"\n'
     ),
+    "README.md": "# The small book\n",
+    "_config.yml": "repository:\n  url: https://example.org/gmdiff\n",
     "book/intro.md": (
         "# Intro\n\n```{claims-map}\n```\n\n```{verdict-tally}\n```\n\n"
-        "```{toctree}\ngm_sgm\nclaims\n../chap\n```\n"
+        f"```{{toctree}}\ngm_sgm\nclaims\n../chap\n../notebooks/{CHAPTER}\n```\n"
     ),
     "book/gm_sgm.md": "# GM-SGM\n\n```{claims-table} GMS\n:brief:\n```\n",
     "book/claims.md": (
@@ -58,6 +69,23 @@ PAGES = {
         "(ledger-x)=\n## X\n\n```{claims-table} X\n```\n"
     ),
     "chap.md": "(chap)=\n# A chapter\n\nThe verdict: {claim}`GMS-2`.\n",
+    f"notebooks/{CHAPTER}.py": "# %% [markdown]\n# # Teleportation\n\n# %%\nprint(1)\n",
+    f"notebooks/{CHAPTER}.ipynb": nbformat.writes(
+        nbformat.v4.new_notebook(
+            cells=[
+                nbformat.v4.new_markdown_cell("# Teleportation\n\nText."),
+                nbformat.v4.new_code_cell("print(1)"),
+            ],
+            metadata={"language_info": {"name": "python"}},
+        )
+    ),
+    "results/notebook_times.json": json.dumps(
+        {
+            "machine": {"cpus": 2},
+            "notebooks": {f"notebooks/{CHAPTER}.py": {"seconds": 123.4}},
+            "run": {"workers": 2},
+        }
+    ),
 }
 
 
@@ -67,7 +95,8 @@ def _git(repo: Path, *args: str) -> str:
     ).stdout.strip()
 
 
-def _make_book(src: Path) -> None:
+def _make_book(src: Path, git: bool = True) -> None:
+    """The small book's files at ``src``, committed to a new git repository (``git``)."""
     for name, text in PAGES.items():
         (src / name).parent.mkdir(parents=True, exist_ok=True)
         (src / name).write_text(text, encoding="utf-8")
@@ -83,6 +112,8 @@ def _make_book(src: Path) -> None:
         for cid, v in CLAIMS
     ]
     (src / "book" / "claims.yml").write_text(yaml.safe_dump({"claims": rows}), encoding="utf-8")
+    if not git:
+        return
     _git(src, "init", "-q")
     _git(src, "add", ".")
     _git(src, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "small book")
@@ -91,7 +122,9 @@ def _make_book(src: Path) -> None:
 def _build(src: Path) -> Path:
     """Build (or update) the small book's HTML with warnings as errors."""
     out = src / "_build" / "html"
-    env = os.environ | {"PYTHONPATH": str(ROOT / "src")}
+    # no repository above the small book's folder counts as its checkout
+    ceiling = str(src.parent)
+    env = os.environ | {"PYTHONPATH": str(ROOT / "src"), "GIT_CEILING_DIRECTORIES": ceiling}
     proc = subprocess.run(
         [sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html", str(src), str(out)],
         check=False,
@@ -141,12 +174,16 @@ def test_stamp_reads_the_checkout_and_the_environment(tmp_path, monkeypatch):
     assert book_ext.build_stamp(bare)["commit"].startswith("unknown")
 
 
+def _pages(html: Path) -> list[Path]:
+    """The small book's pages: three in book/, the chapter, chap.md's and the search page."""
+    pages = sorted(html.glob("book/*.html")) + [html / "chap.html", html / "search.html"]
+    return [*pages, html / "notebooks" / f"{CHAPTER}.html"]
+
+
 def test_every_page_carries_the_stamp_of_its_build(small_book):
     src, html = small_book
     commit = _git(src, "rev-parse", "HEAD")
-    pages = sorted(html.glob("book/*.html")) + [html / "chap.html", html / "search.html"]
-    assert len(pages) == 5
-    for page in pages:
+    for page in _pages(html):
         stamp = _soup(page).select("p.build-stamp")
         assert len(stamp) == 1, page.name
         text = " ".join(stamp[0].get_text().split())
@@ -171,6 +208,126 @@ def test_an_update_build_restamps_the_pages_it_did_not_change(tmp_path):
     for page in ("book/intro.html", "book/claims.html", "chap.html"):
         stamp = _soup(html / page).select_one("p.build-stamp").get_text()
         assert second in stamp and first not in stamp, page
+
+
+# --- source archive ------------------------------------------------------------------
+
+
+def test_every_page_links_the_source_archive_of_its_commit(small_book):
+    src, html = small_book
+    commit = _git(src, "rev-parse", "HEAD")
+    archive = html / "_downloads" / f"gmdiff-{commit[:12]}.tar.gz"
+    with tarfile.open(archive, "r:gz") as tar:  # a valid tar.gz of the commit's files
+        names = tar.getnames()
+        readme = tar.extractfile(f"gmdiff-{commit[:12]}/README.md").read().decode()
+    assert readme == PAGES["README.md"]
+    assert f"gmdiff-{commit[:12]}/notebooks/{CHAPTER}.py" in names
+    assert not any("_build" in n for n in names)  # untracked output is not in it
+    for page in _pages(html):
+        line = _soup(page).select("p.source-download")
+        assert len(line) == 1, page.name
+        link = line[0].find("a")
+        assert link.get_text() == "Download the source of this build"
+        assert (page.parent / link["href"]).resolve() == archive.resolve(), page.name
+        text = " ".join(line[0].get_text().split())
+        assert text.endswith(f"of commit {commit[:12]}). The repository.")  # its _config.yml's
+        assert line[0].find_all("a")[-1]["href"] == "https://example.org/gmdiff"
+
+
+def test_the_archive_holds_the_commit_not_uncommitted_edits(tmp_path):
+    (tmp_path / "README.md").write_text("committed\n")
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
+    (tmp_path / "README.md").write_text("edited\n")
+    commit = _git(tmp_path, "rev-parse", "HEAD")
+    target = book_ext.write_source_archive(tmp_path, commit, tmp_path / "out")
+    assert target.name == f"gmdiff-{commit[:12]}.tar.gz"
+    with tarfile.open(target, "r:gz") as tar:
+        assert tar.extractfile(f"gmdiff-{commit[:12]}/README.md").read() == b"committed\n"
+    stamp = book_ext.build_stamp(tmp_path)  # the footer says the edits are not in it
+    line = book_ext.source_html(stamp, "x.tar.gz")
+    assert stamp["commit"].endswith(book_ext.DIRTY)
+    assert f"commit <code>{commit[:12]}</code>; the uncommitted changes are not in it" in line
+    with_repo = book_ext.source_html(stamp, "x.tar.gz", "https://example.org/gmdiff")
+    assert with_repo.endswith('<a href="https://example.org/gmdiff">The repository</a>.</p>')
+
+
+def test_a_book_built_outside_git_has_no_archive_and_says_why(tmp_path):
+    _make_book(tmp_path, git=False)
+    (tmp_path / "_config.yml").unlink()  # and it names no repository
+    html = _build(tmp_path)
+    assert list((html / "_downloads").glob("*.tar.gz")) == []
+    for page in (html / "chap.html", html / "notebooks" / f"{CHAPTER}.html"):
+        line = _soup(page).select_one("p.source-download")
+        assert line.find("a") is None
+        text = " ".join(line.get_text().split())
+        assert text == "No source download: the build's commit is unknown (not a git checkout)."
+
+
+def test_the_repository_is_the_one_the_book_config_names(tmp_path):
+    assert book_ext.repository_url(tmp_path) == ""  # no _config.yml
+    (tmp_path / "_config.yml").write_text("title: t\nrepository:\n  branch: main\n")
+    assert book_ext.repository_url(tmp_path) == ""  # not Jupyter Book's default URL
+    (tmp_path / "_config.yml").write_text("repository:\n  url: https://example.org/r\n")
+    assert book_ext.repository_url(tmp_path) == "https://example.org/r"
+
+
+# --- chapters: papermill commands, cold time, files -----------------------------------
+
+
+def test_a_chapter_page_shows_how_to_run_it_and_its_files(small_book):
+    src, html = small_book
+    page = html / "notebooks" / f"{CHAPTER}.html"
+    title = _soup(page).select_one("article h1")
+    block = title.find_next_sibling()
+    assert block is not None and "chapter-run" in block["class"]  # right under the title
+    commands = [c.get_text() for c in block.find_all("code")]
+    run = f"papermill notebooks/{CHAPTER}.py out.ipynb -p profile"
+    assert commands == [f"{run} ci", f"{run} full -p data_dir <folder>"]
+    text = " ".join(block.get_text(" ").split())
+    assert "cold: 123 s (2 min) on the 2-core CI machine (two chapters at a time). Its" in text
+    links = {a.get_text(): (page.parent / a["href"]).resolve() for a in block.find_all("a")}
+    assert list(links) == [f"{CHAPTER}.py", f"{CHAPTER}.ipynb"]
+    for name, target in links.items():  # copies of the chapter's files
+        assert target.parent == (html / "_downloads" / "notebooks").resolve()
+        assert target.read_bytes() == (src / "notebooks" / name).read_bytes()
+
+
+def test_pages_that_are_not_chapters_have_no_run_block(small_book):
+    _, html = small_book
+    others = [p for p in _pages(html) if p.parent.name != "notebooks"]
+    assert len(others) == 5
+    for page in others:
+        assert _soup(page).select("div.chapter-run") == [], page.name
+
+
+def test_papermill_commands_follow_the_studies():
+    run = "papermill notebooks/{}.py out.ipynb -p profile"
+    # exact computations: the full profile needs no data
+    assert book_ext.papermill_commands("gs_closed_forms") == [
+        run.format("gs_closed_forms") + " ci",
+        run.format("gs_closed_forms") + " full",
+    ]
+    # CIFAR-10 at paper scale: the reader's folder
+    assert book_ext.papermill_commands("gm_sgm_tables")[1].endswith(" full -p data_dir <folder>")
+    assert book_ext.papermill_commands("no_study") == [run.format("no_study") + " ci"]
+    # every parameter a command passes is one its chapter's parameters cell assigns (papermill
+    # refuses any other, gmdiff.papermill_io)
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        declared = papermill_io.declared_parameters(nbformat.read(nb, as_version=4))
+        for command in book_ext.papermill_commands(nb.stem):
+            assert set(re.findall(r"-p (\w+)", command)) <= set(declared), command
+
+
+def test_cold_time_reads_the_notebook_times():
+    times = json.loads((ROOT / "results" / "notebook_times.json").read_text(encoding="utf-8"))
+    seconds = times["notebooks"]["notebooks/gmd_forward.py"]["seconds"]
+    cold = book_ext.cold_time(times, "gmd_forward")
+    assert cold.startswith(f"cold: {seconds:.0f} s on the {times['machine']['cpus']}-core CI")
+    assert book_ext.cold_time(times, "no_such_chapter") == ""
+    one = {"notebooks": {"notebooks/a.py": {"seconds": 9.6}}, "run": {"workers": 1}}
+    assert book_ext.cold_time(one, "a") == "cold: 10 s on the CI machine (one chapter at a time)"
 
 
 # --- claim anchors -------------------------------------------------------------------

@@ -14,6 +14,13 @@ Loaded by ``_config.yml`` (``sphinx.extra_extensions``). It adds
 * ``{verdict-tally}`` - how many claims have each verdict, paper by paper (the intro);
 * a build stamp in every page's footer: the commit, its date, the build date and the
   versions of Python, torch, numpy and gmdiff, read from the environment at build time;
+* the source of that commit, ``git archive``-d at build time into
+  ``_downloads/gmdiff-<commit>.tar.gz`` and linked from every page's footer (with the
+  repository, when ``_config.yml`` names ``repository.url``);
+* on each chapter page (built from ``notebooks/<chapter>.ipynb``), under its title: the
+  papermill commands that run it (``ci`` and, where its study has one, ``full``), its cold
+  time from ``results/notebook_times.json`` and links to its ``.py`` and stored ``.ipynb``,
+  copied to ``_downloads/notebooks/``;
 * ``{errata-list} X-3`` - the errata, paper by paper;
 * the pybtex style ``gmdiff``: the bibliography labelled "Author et al., year", as the text
   cites it (``bibtex_reference_style: author_year``).
@@ -24,13 +31,16 @@ from __future__ import annotations
 import datetime
 import html
 import importlib
+import json
 import os
 import platform
+import shutil
 import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import ClassVar
 
+import yaml
 from docutils import nodes
 from docutils.parsers.rst import Directive, directives
 from docutils.statemachine import StringList
@@ -39,7 +49,7 @@ from pybtex.style.formatting.plain import Style as PlainStyle
 from pybtex.style.labels import BaseLabelStyle
 from sphinx import addnodes
 
-from gmdiff import ledger
+from gmdiff import ledger, study
 
 #: Cell colours of the map, one per verdict: blues for reproduced, oranges against, grey and
 #: white for no decision (a blue-orange scale reads under the common colour-vision
@@ -223,6 +233,10 @@ def _git(srcdir: Path, *args: str) -> str:
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
+#: What the stamp appends to a commit when tracked files differ from it.
+DIRTY = " + uncommitted changes"
+
+
 def build_stamp(srcdir: str | Path) -> dict[str, str]:
     """What built the book, read at build time: the commit of the checkout at ``srcdir``
     (with "+ uncommitted changes" when tracked files differ from it), its date, the build
@@ -237,8 +251,7 @@ def build_stamp(srcdir: str | Path) -> dict[str, str]:
     else:
         now = datetime.datetime.now(datetime.UTC)
     return {
-        "commit": (commit or "unknown (not a git checkout)")
-        + (" + uncommitted changes" if dirty else ""),
+        "commit": (commit or "unknown (not a git checkout)") + (DIRTY if dirty else ""),
         "commit_date": _git(srcdir, "log", "-1", "--format=%cs") or "unknown",
         "built": now.strftime("%Y-%m-%d %H:%M UTC"),
         "python": platform.python_version(),
@@ -258,16 +271,152 @@ def stamp_html(stamp: dict[str, str]) -> str:
     )
 
 
+def archive_name(commit: str) -> str:
+    """The source archive's file name: ``gmdiff-<first 12 digits of the commit>.tar.gz``."""
+    return f"gmdiff-{commit[:12]}.tar.gz"
+
+
+def write_source_archive(srcdir: str | Path, commit: str, folder: str | Path) -> Path:
+    """``git archive`` of ``commit`` (the files under ``gmdiff-<commit>/``) written as
+    :func:`archive_name` into ``folder``. It holds the commit only: uncommitted changes
+    that went into the build are not in it (the stamp says when there were some), so what
+    a reader downloads is always a state of the repository anyone can check out."""
+    name = archive_name(commit)
+    target = Path(folder) / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f"--prefix={name.removesuffix('.tar.gz')}/"
+    cmd = ["git", "-C", str(srcdir), "archive", "--format=tar.gz", prefix, "-o", str(target)]
+    subprocess.run([*cmd, commit], check=True, capture_output=True, timeout=120)
+    return target
+
+
+def source_html(stamp: dict[str, str], href: str | None, repository: str = "") -> str:
+    """The footer line under the stamp: the link to the build's source archive (``href``;
+    None when the build has none, and the line says why) and to the repository, if any."""
+    commit = stamp["commit"].removesuffix(DIRTY)
+    if href is None:
+        text = f"No source download: the build's commit is {html.escape(commit)}."
+    else:
+        text = (
+            f'<a href="{html.escape(href)}">Download the source of this build</a> '
+            f"(<code>git archive</code> of commit <code>{html.escape(commit[:12])}</code>"
+            + ("; the uncommitted changes are not in it" if stamp["commit"].endswith(DIRTY) else "")
+            + ")."
+        )
+    if repository:
+        text += f' <a href="{html.escape(repository)}">The repository</a>.'
+    return f'<p class="source-download">{text}</p>'
+
+
+def repository_url(srcdir: str | Path) -> str:
+    """``repository.url`` of the book's ``_config.yml`` ("" when it names none). Read from
+    the file, not from the theme: Jupyter Book fills the theme's ``repository_url`` with its
+    own repository when the book names none."""
+    path = Path(srcdir) / "_config.yml"
+    book = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+    return ((book or {}).get("repository") or {}).get("url") or ""
+
+
+def _chapters(srcdir: Path) -> list[str]:
+    """The chapters: ``notebooks/<chapter>.ipynb`` with its ``.py`` beside it."""
+    found = sorted((srcdir / "notebooks").glob("*.ipynb"))
+    return [p.stem for p in found if p.with_suffix(".py").is_file()]
+
+
+def papermill_commands(chapter: str) -> list[str]:
+    """The commands that run ``chapter`` from the repository root: the ``ci`` profile and,
+    where ``configs/studies/<chapter>.yaml`` has one, ``full``, with ``-p data_dir
+    <folder>`` where that profile trains on a data set that is not shipped (as
+    ``gmdiff.study.Study.open`` demands; other chapters have no use for the parameter)."""
+    run = f"papermill notebooks/{chapter}.py out.ipynb -p profile"
+    try:
+        full = study.read(chapter).get("full")
+    except KeyError:  # no study: the chapter has only its parameters cell's defaults
+        full = None
+    commands = [f"{run} ci"]
+    if full is not None:
+        data = (full.get("study") or {}).get("data")
+        needs_data = data is not None and bool(study.DATASETS[data].howto)
+        commands.append(f"{run} full" + (" -p data_dir <folder>" if needs_data else ""))
+    return commands
+
+
+def cold_time(times: dict, chapter: str) -> str:
+    """The chapter's cold time, "cold: N s on the 2-core CI machine (two chapters at a time)",
+    from the notebook times (``results/notebook_times.json``, as ``gmdiff.nbval_times``
+    writes them); "" when the chapter has none."""
+    entry = times.get("notebooks", {}).get(f"notebooks/{chapter}.py")
+    if entry is None:
+        return ""
+    cpus = times.get("machine", {}).get("cpus")
+    workers = times.get("run", {}).get("workers", 1)
+    at_a_time = {1: "one chapter", 2: "two chapters"}.get(workers, f"{workers} chapters")
+    machine = f"the {cpus}-core CI machine" if cpus else "the CI machine"
+    seconds = entry["seconds"]
+    minutes = f" ({seconds / 60:.0f} min)" if seconds >= 120 else ""
+    return f"cold: {seconds:.0f} s{minutes} on {machine} ({at_a_time} at a time)"
+
+
+def chapter_html(chapter: str, commands: list[str], cold: str, hrefs: dict[str, str]) -> str:
+    """The block under a chapter's title: how to run it, how long that took cold, and its
+    files (``hrefs``: suffix -> link)."""
+    lines = "".join(f"<code>{html.escape(c)}</code><br/>" for c in commands)
+    files = " · ".join(
+        f'<a href="{html.escape(h)}">{html.escape(chapter + suffix)}</a>'
+        for suffix, h in hrefs.items()
+    )
+    return (
+        f'<div class="chapter-run"><p>Run this chapter from the repository root:<br/>{lines}'
+        f"{html.escape(cold or 'no cold time stored')}. Its files: {files}</p></div>"
+    )
+
+
 def _stamp_config(app, config):
-    """The stamp as an HTML-rebuild config value: when it differs from the last build's,
-    Sphinx rewrites every page, so no page keeps an earlier build's stamp."""
-    config.gmdiff_build_stamp = stamp_html(build_stamp(app.srcdir))
+    """The stamp, the archived commit and the chapters' commands and times as HTML-rebuild
+    config values: when one differs from the last build's, Sphinx rewrites every page, so
+    no page keeps an earlier build's."""
+    srcdir = Path(app.srcdir)
+    config.gmdiff_build_stamp = build_stamp(srcdir)
+    config.gmdiff_commit = _git(srcdir, "rev-parse", "HEAD")
+    config.gmdiff_repository = repository_url(srcdir)
+    path = srcdir / "results" / "notebook_times.json"
+    times = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    config.gmdiff_chapters = {
+        f"notebooks/{ch}": [papermill_commands(ch), cold_time(times, ch)]
+        for ch in _chapters(srcdir)
+    }
 
 
 def _stamp_page(app, pagename, templatename, context, doctree):
-    """Append the stamp to the theme's footer (sphinx-book-theme's ``extra_footer``)."""
-    stamp = app.config.gmdiff_build_stamp
-    context["theme_extra_footer"] = (context.get("theme_extra_footer") or "") + stamp
+    """Append the stamp and the source line to the theme's footer (sphinx-book-theme's
+    ``extra_footer``); on a chapter page, put its block under the title."""
+    config, pathto = app.config, context["pathto"]
+    commit = config.gmdiff_commit
+    href = pathto(f"_downloads/{archive_name(commit)}", 1) if commit else None
+    stamp = config.gmdiff_build_stamp
+    footer = stamp_html(stamp) + source_html(stamp, href, config.gmdiff_repository)
+    context["theme_extra_footer"] = (context.get("theme_extra_footer") or "") + footer
+    if pagename in config.gmdiff_chapters and "body" in context:
+        commands, cold = config.gmdiff_chapters[pagename]
+        hrefs = {s: pathto(f"_downloads/{pagename}{s}", 1) for s in (".py", ".ipynb")}
+        block = chapter_html(pagename.removeprefix("notebooks/"), commands, cold, hrefs)
+        body = context["body"]
+        context["body"] = (
+            body.replace("</h1>", "</h1>" + block, 1) if "</h1>" in body else block + body
+        )
+
+
+def _write_downloads(app, exception):
+    """After an HTML build: the source archive and the chapters' files in ``_downloads``."""
+    if exception is not None or app.builder.format != "html":
+        return
+    downloads = Path(app.outdir) / "_downloads"
+    if app.config.gmdiff_commit:
+        write_source_archive(app.srcdir, app.config.gmdiff_commit, downloads)
+    (downloads / "notebooks").mkdir(parents=True, exist_ok=True)
+    for docname in app.config.gmdiff_chapters:
+        for suffix in (".py", ".ipynb"):
+            shutil.copy2(Path(app.srcdir) / f"{docname}{suffix}", downloads / f"{docname}{suffix}")
 
 
 class AuthorYearLabels(BaseLabelStyle):
@@ -319,7 +468,11 @@ tr[id^="claim-"]:target { outline: 2px solid #e66101; }
 tr[id^="claim-"] { scroll-margin-top: 5rem; }
 div.verdict-tally table { width: auto; }
 div.verdict-tally td:first-child { white-space: nowrap; }
-p.build-stamp { font-size: 0.8em; }
+p.build-stamp, p.source-download { font-size: 0.8em; margin-bottom: 0.3em; }
+div.chapter-run { font-size: 0.85em; border-left: 3px solid var(--pst-color-primary, #4393c3);
+  padding: 0.2em 0.8em; margin: 0.5em 0 1em; background: var(--pst-color-surface, #f5f5f5); }
+div.chapter-run p { margin: 0; }
+div.chapter-run code { white-space: pre-wrap; overflow-wrap: anywhere; }
 """
 
 
@@ -335,9 +488,13 @@ def setup(app):
     app.add_directive("claims-map", ClaimsMap)
     app.add_directive("errata-list", ErrataList)
     app.add_directive("verdict-tally", VerdictTally)
-    app.add_config_value("gmdiff_build_stamp", "", "html")
+    app.add_config_value("gmdiff_build_stamp", {}, "html")
+    app.add_config_value("gmdiff_commit", "", "html")
+    app.add_config_value("gmdiff_repository", "", "html")
+    app.add_config_value("gmdiff_chapters", {}, "html")
     app.connect("config-inited", _stamp_config)
     app.connect("html-page-context", _stamp_page)
     app.add_css_file("gmdiff-ledger.css")
     app.connect("build-finished", _write_css)
+    app.connect("build-finished", _write_downloads)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
