@@ -53,8 +53,8 @@
 profile = "ci"
 seed = 0
 data_dir = None
-seeds = [0, 1, 2]  # the seeds GMD-4's last table shows: this run's, the others' stored runs
-results_dir = ""  # where to store this seed's GMD-4 gaps (results/seeds for the stored runs)
+seeds = [0, 1, 2]  # GMD-4's last table: this run's seed and the stored runs'
+results_dir = ""  # results/seeds: store this seed's GMD-4 gaps there
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
