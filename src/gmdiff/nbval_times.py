@@ -90,8 +90,9 @@ def merge(
     wall: dict | None = None,
     run: dict | None = None,
 ) -> dict:
-    """The JSON at ``path`` (if any) updated with this run's notebooks; ``run`` (the
-    whole run's wall time and test files at a time) replaces the last run's."""
+    """The JSON at ``path`` (if any) updated with this run's notebooks; ``run`` (a whole
+    run's wall time and test files at a time) replaces the last whole run's, which a
+    partial run keeps."""
     data = json.loads(path.read_text()) if path.is_file() else {}
     notebooks = data.get("notebooks", {})
     for nb, s in seconds.items():
@@ -123,11 +124,12 @@ def pytest_sessionfinish(session) -> None:
     }
     path = Path(target)
     wall = {nb: end - start for nb, (start, end) in _span.items()}
-    run = {
-        "notebooks": len(_seconds),
-        "workers": int(getattr(session.config.option, "numprocesses", None) or 1),
-        "seconds": round(time.perf_counter() - _began[0], 1),
-    }
-    data = merge(path, _seconds, _cells, _failed, machine, wall, run)
+    data = merge(path, _seconds, _cells, _failed, machine, wall)
+    if len(_seconds) == len(data["notebooks"]):  # a whole run (not one chapter): its figures
+        data["run"] = {
+            "notebooks": len(_seconds),
+            "workers": int(getattr(session.config.option, "numprocesses", None) or 1),
+            "seconds": round(time.perf_counter() - _began[0], 1),
+        }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1) + "\n")
