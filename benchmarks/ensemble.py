@@ -8,7 +8,7 @@ The bank is configs/smd_toy.yaml's DDPM baseline (gmdiff.papers.smd.config_for, 
 batch 256. Each side trains ``steps`` steps of every member from a fresh initialisation
 (building the members included, writing nothing).
 
-``python -m benchmarks.ensemble [--ks 3 6] [--steps 40] [--repeats 5] [--out FILE]``
+``python -m benchmarks.ensemble [--ks 3 8] [--steps 40] [--repeats 11] [--out FILE]``
 prints one row per K (seconds of each side, the median ratio sequential / bank and its
 range); ``make bench`` writes results/bench_ensemble.json and the performance page
 renders it (benchmarks/render.py).
@@ -51,7 +51,7 @@ def bank_configs(k: int, steps: int) -> list:
     ]
 
 
-def bench_ensemble(ks=(3, 6), steps: int = 40, repeats: int = 5) -> list[dict]:
+def bench_ensemble(ks=(3, 8), steps: int = 40, repeats: int = 11) -> list[dict]:
     """One row per K: sequential Trainer fits vs one Bank fit of the same K configs."""
     rows = []
     with threads.using(1), torch.random.fork_rng(devices=[]):
@@ -83,9 +83,9 @@ def bench_ensemble(ks=(3, 6), steps: int = 40, repeats: int = 5) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ks", type=int, nargs="+", default=[3, 6])
+    parser.add_argument("--ks", type=int, nargs="+", default=[3, 8])
     parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     rows = bench_ensemble(args.ks, args.steps, args.repeats)

@@ -1,12 +1,13 @@
 """A bank of K runs that differ only in ``train.seed``, trained as one batched ensemble on
 the CPU (issue 27; :func:`gmdiff.runs.load_or_train_many` chooses it for the runs of a
-chapter's bank that qualify, ``$GMDIFF_BANK=serial`` turns it off): the members' parameters stacked along a leading axis
-(``torch.func.stack_module_state``), one forward and backward of the loss for all members
+chapter's bank that qualify, ``$GMDIFF_BANK=serial`` turns it off): the members'
+parameters stacked along a leading axis (``torch.func.stack_module_state``), one forward and backward of the loss for all members
 (``torch.func.functional_call`` under ``torch.vmap``), one AdamW over the stacked
-parameters. It saves the per-operator overhead of K separate steps, not their FLOPs: for
-K = 3 and 6 MLPs 3 x 128 at batch 256 on one thread of the project's 2-core EPYC, the bank
-took 1/1.5 to 1/1.7 of the time of K Trainer runs (``python -m benchmarks.ensemble``; the
-matmuls, which vmap turns into batched ``bmm``, are about half of a bank step there).
+parameters. It saves the per-operator overhead of K separate steps, not their FLOPs; how
+much, for K = 3 and 8 MLPs 3 x 128 at batch 256 on one thread, is measured by
+``python -m benchmarks.ensemble`` against K Trainer runs and shown on the performance page
+(the gain grows with K and shrank when the Trainer's own step got cheaper; vmap turns the
+matmuls into batched ``bmm``).
 
 A member is the run a single :class:`gmdiff.train.Trainer` trains from the same config,
 up to float round-off:
