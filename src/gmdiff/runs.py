@@ -515,19 +515,19 @@ def _train_to(run: Run, folder: Path, stops: list[int]) -> dict[int, nn.Module]:
             continue
         if stop == 0:  # the EMA before any step is the seeded initialisation
             folder.mkdir(parents=True, exist_ok=True)
-            atomic_write(snap, lambda f: torch.save(build(run.cfg).trained.state_dict(), f))
+            atomic_write(snap, lambda f: torch.save(build(cfg).trained.state_dict(), f))
             continue
         if stop in stops and _finished_at(folder) > stop:  # a snapshot asked for later:
             (folder / CHECKPOINT).unlink()  # retrain from step 0 (training is deterministic)
         if _finished_at(folder) < stop:
-            part = dataclasses.replace(run.cfg, train=dataclasses.replace(cfg.train, steps=stop))
+            part = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=stop))
             _fit(_trainer(build(part), folder))
         if stop in stops:
             load_checkpoint(folder / CHECKPOINT, run.trained, ema=True)
             atomic_write(snap, lambda f: torch.save(run.trained.state_dict(), f))
     load_checkpoint(folder / CHECKPOINT, run.trained, ema=True)
     for stop in stops:
-        snapshots[stop] = _frozen(build(run.cfg), folder / f"snapshot-{stop}.pt").denoiser
+        snapshots[stop] = _frozen(build(cfg), folder / f"snapshot-{stop}.pt").denoiser
     run.trained.eval().requires_grad_(False)
     return snapshots
 
